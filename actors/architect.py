@@ -1,0 +1,57 @@
+"""The Architect: recommendations, each decision with its rationale and the alternatives considered."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, Field
+
+from actors.base import BaseAgent
+from aigentflow.agents import AgentCall
+
+
+class Alternative(BaseModel):
+    option: str = Field(min_length=1)
+    why_not: str = Field(min_length=1)
+
+
+class Decision(BaseModel):
+    title: str = Field(min_length=1)
+    decision: str = Field(min_length=1)
+    rationale: str = Field(min_length=1)
+    alternatives: list[Alternative] = Field(min_length=1)
+    tasks: list[str] = Field(default_factory=list, description="Work breakdown task ids this decision shapes.")
+
+
+class ArchitectureRecommendations(BaseModel):
+    overview: str = Field(min_length=1)
+    decisions: list[Decision] = Field(min_length=1)
+    affected_components: list[str] = Field(default_factory=list)
+    risks: list[str] = Field(default_factory=list)
+
+
+class Architect(BaseAgent):
+    role = "architect"
+    output_model = ArchitectureRecommendations
+
+    def task_prompt(self, call: AgentCall) -> str:
+        return (
+            f"Feature request:\n\n{call.request}\n\nThe analyst's research:\n\n"
+            f"```json\n{json.dumps(call.inputs.get('research'), indent=2, sort_keys=True)}\n```\n\n"
+            f"The work breakdown:\n\n```json\n{json.dumps(call.inputs.get('plan'), indent=2, sort_keys=True)}\n```\n\n"
+            "Recommend how to build it."
+        )
+
+    def files(self, output: BaseModel, call: AgentCall) -> dict[str, str]:
+        assert isinstance(output, ArchitectureRecommendations)
+        parts = [f"# Architecture recommendations\n\n**Request:** {call.request}\n\n{output.overview}\n"]
+        for number, decision in enumerate(output.decisions, 1):
+            alternatives = "\n".join(f"- **{a.option}**: not chosen because {a.why_not}" for a in decision.alternatives)
+            shapes = f"\n\nShapes tasks: {', '.join(decision.tasks)}" if decision.tasks else ""
+            parts.append(
+                f"## {number}. {decision.title}\n\n**Decision:** {decision.decision}\n\n"
+                f"**Rationale:** {decision.rationale}\n\n**Alternatives considered:**\n\n{alternatives}{shapes}\n"
+            )
+        parts.append("## Affected components\n\n" + ("\n".join(f"- {c}" for c in output.affected_components) or "- (none)") + "\n")
+        parts.append("## Risks\n\n" + ("\n".join(f"- {r}" for r in output.risks) or "- (none)") + "\n")
+        return {"architecture.md": "\n".join(parts)}

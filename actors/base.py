@@ -1,0 +1,141 @@
+"""What every agent role shares: prompt composition, the structured model call, spans.
+
+A role subclasses ``BaseAgent`` with its output model, its task prompt, an optional deterministic
+finishing step and the files it writes. The class is plain Python (unit-testable without Ray);
+``factory.make_actor`` turns it into a Ray actor.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from aigentflow.agents import AgentCall, AgentResult
+from aigentflow.exceptions import RunFailure, RunPaused
+from aigentflow.models.client import CallRecord, ModelClient
+from aigentflow.prompts.compose import compose
+from aigentflow.tracing.spans import agent_span_name, model_span_name, new_span_id, trace_id_for
+
+
+def resolve_gate(gate: Any, run_id: str) -> Any:
+    """A callable raising ``RunPaused`` when the run must stop, from a callable or an actor handle."""
+    if gate is None or callable(gate) and not hasattr(gate, "check_controls"):
+        return gate
+
+    def check() -> None:
+        import ray
+
+        reason = ray.get(gate.check_controls.remote(run_id))
+        if reason:
+            raise RunPaused(reason)
+
+    return check
+
+
+class BaseAgent:
+    """An agent role: see the module docstring."""
+
+    role: ClassVar[str]
+    output_model: ClassVar[type[BaseModel]]
+    model_output: ClassVar[type[BaseModel] | None] = None
+    """What the model is asked for, when it is only part of the output (the rest is deterministic)."""
+
+    def task_prompt(self, call: AgentCall) -> str:
+        raise NotImplementedError
+
+    def finish(self, model_output: BaseModel, call: AgentCall) -> BaseModel:
+        """Combine the model's output with deterministic work; by default the model's output is it."""
+        return model_output
+
+    def files(self, output: BaseModel, call: AgentCall) -> dict[str, str]:
+        """The run outputs this role writes under ``.aigentflow/runs/<run_id>/``."""
+        return {}
+
+    def ping(self) -> str:
+        return self.role
+
+    def run(self, call: AgentCall, gate: Any = None) -> AgentResult:
+        started = time.time_ns()
+        span_id = new_span_id()
+        asked_for = self.model_output or self.output_model
+        prompt = compose(
+            call.layers,
+            role=self.role,
+            project_context=call.project_context,
+            task=self.task_prompt(call),
+            output_schema=asked_for,
+        )
+        client = ModelClient(call.model, gate=resolve_gate(gate, call.run_id), budget=call.budget)
+        try:
+            structured = client.call_structured(prompt.messages, asked_for, role=self.role, step=call.step)
+            output = self.finish(structured.output, call)
+        except (RunFailure, RunPaused) as exc:
+            calls = getattr(exc, "calls", [])
+            return AgentResult(
+                role=self.role,
+                output={},
+                spans=self._spans(call, span_id, started, calls, prompt.hash, "error", str(exc)),
+                calls=[c.cassette_entry() for c in calls],
+                input_tokens=sum(c.input_tokens for c in calls),
+                output_tokens=sum(c.output_tokens for c in calls),
+                cost_usd=sum(c.cost_usd for c in calls),
+                prompt_hashes=[c.prompt_hash for c in calls],
+                error=str(exc),
+                error_kind="paused" if isinstance(exc, RunPaused) else type(exc).__name__,
+            )
+        calls = structured.calls
+        return AgentResult(
+            role=self.role,
+            output=output.model_dump(mode="json"),
+            files=self.files(output, call),
+            spans=self._spans(call, span_id, started, calls, prompt.hash, "ok", None),
+            calls=[c.cassette_entry() for c in calls],
+            input_tokens=sum(c.input_tokens for c in calls),
+            output_tokens=sum(c.output_tokens for c in calls),
+            cost_usd=sum(c.cost_usd for c in calls),
+            prompt_hashes=[c.prompt_hash for c in calls],
+            warnings=[
+                f"{self.role}: prompt drift on attempt {c.attempt} (cassette recorded against {c.drift}, "
+                f"prompt is {c.prompt_hash})"
+                for c in calls
+                if c.drift
+            ],
+        )
+
+    def _spans(self, call: AgentCall, span_id: str, started: int, calls: list[CallRecord], phash: str,
+               status: str, error: str | None) -> list[dict[str, Any]]:
+        trace_id = trace_id_for(call.run_id)
+        ended = time.time_ns()
+        spans = [{
+            "span_id": span_id, "trace_id": trace_id, "parent_id": call.parent_span_id, "run_id": call.run_id,
+            "tenant_id": call.tenant_id, "name": agent_span_name(self.role), "kind": "agent",
+            "start_ns": started, "end_ns": ended, "status": status, "error": error,
+            "attributes": {
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": self.role,
+                "aigentflow.step": call.step, "aigentflow.attempt": call.attempt,
+                "aigentflow.prompt_hash": phash,
+                "gen_ai.usage.input_tokens": sum(c.input_tokens for c in calls),
+                "gen_ai.usage.output_tokens": sum(c.output_tokens for c in calls),
+                "aigentflow.cost_usd": sum(c.cost_usd for c in calls),
+            },
+        }]
+        cursor = started
+        for record in calls:
+            duration_ns = int(record.duration_s * 1e9)
+            spans.append({
+                "span_id": new_span_id(), "trace_id": trace_id, "parent_id": span_id, "run_id": call.run_id,
+                "tenant_id": call.tenant_id, "name": model_span_name(call.model.name), "kind": "model",
+                "start_ns": cursor, "end_ns": cursor + duration_ns, "status": "error" if record.error else "ok",
+                "error": record.error,
+                "attributes": {
+                    "gen_ai.operation.name": "chat", "gen_ai.request.model": call.model.name,
+                    "gen_ai.usage.input_tokens": record.input_tokens,
+                    "gen_ai.usage.output_tokens": record.output_tokens,
+                    "aigentflow.cost_usd": record.cost_usd, "aigentflow.prompt_hash": record.prompt_hash,
+                    "aigentflow.attempt": record.attempt, "aigentflow.prompt_drift": bool(record.drift),
+                },
+            })
+            cursor += duration_ns
+        return spans

@@ -1,0 +1,76 @@
+"""The Orchestrator: owns one run and drives it with the agent actors (rule-based routing).
+
+It is the run's owner: the only process that writes the run's rows and its trace segments. It holds
+the agents' handles, and answers ``check_controls`` from agents before each of their model calls
+(so it runs with a few threads: one drives, the others answer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aigentflow.agents import AgentCall, AgentResult
+from aigentflow.engine import EngineOptions, RunEngine, pause_reason
+from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused
+from aigentflow.paths import ProjectPaths
+from aigentflow.store.sqlite import SQLiteRunStore
+
+
+class Orchestrator:
+    role = "orchestrator"
+
+    def __init__(self, project_root: str, run_id: str, options: EngineOptions) -> None:
+        self.paths = ProjectPaths(Path(project_root))
+        self.run_id = run_id
+        self.options = options
+        self.handles: dict[str, Any] = {}
+
+    def _agent(self, role: str) -> Any:
+        if role not in self.handles:
+            from actors import agent_class
+            from actors.factory import make_actor
+
+            self.handles[role] = make_actor(agent_class(role), role=role, run_id=self.run_id)
+        return self.handles[role]
+
+    def _invoke(self, role: str, call: AgentCall) -> AgentResult:
+        import ray
+
+        me = ray.get_runtime_context().current_actor
+        return ray.get(self._agent(role).run.remote(call, me))
+
+    def drive(self, resume: bool = False) -> dict[str, Any]:
+        """Run to a stop; returns {state, error, outcome} (outcome: completed/paused/failed/waiting)."""
+        engine = RunEngine(self.paths, self.run_id, self._invoke, self.options)
+        try:
+            run = engine.drive(resume=resume)
+            outcome = "completed" if run.state == "COMPLETED" else "waiting"
+            return {"state": run.state, "error": run.error, "outcome": outcome}
+        except RunPaused as exc:
+            return {"state": "PAUSED", "error": str(exc), "outcome": "paused"}
+        except RunFailure as exc:
+            return {"state": "FAILED", "error": str(exc), "outcome": "failed"}
+        except AigentflowError as exc:
+            return {"state": engine.store.get_run(self.run_id).state, "error": str(exc), "outcome": "error",
+                    "exit_code": exc.exit_code}
+        finally:
+            self._release_agents()
+
+    def _release_agents(self) -> None:
+        import ray
+
+        for handle in self.handles.values():
+            ray.kill(handle, no_restart=True)
+        self.handles.clear()
+
+    def check_controls(self, run_id: str) -> str | None:
+        """Why agents of this run must not call their model now, or None. Reads the store afresh."""
+        store = SQLiteRunStore(self.paths.database, readonly=True)
+        try:
+            return pause_reason(store, store.get_run(run_id))
+        finally:
+            store.close()
+
+    def ping(self) -> str:
+        return self.role

@@ -1,0 +1,3 @@
+from aigentflow.cli.main import main
+
+main()

@@ -1,0 +1,60 @@
+"""The agent protocol: what the orchestrator sends an agent and what it gets back.
+
+An agent is a function of (task, context) -> (validated structured output, spans). It calls its model
+through litellm and never opens a store: everything it needs travels in ``AgentCall`` (prompt layers,
+project context, earlier outputs, the model spec with its cassette), and everything it produces comes
+back in ``AgentResult`` for the run's owner to persist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aigentflow.models.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    """One unit of work for an agent."""
+
+    run_id: str
+    step: str
+    attempt: int
+    request: str
+    project_context: str
+    layers: dict[str, str]
+    model: ModelSpec
+    inputs: dict[str, Any] = field(default_factory=dict)
+    parent_span_id: str | None = None
+    budget: int | None = None
+    tenant_id: str = "default"
+
+
+@dataclass
+class AgentResult:
+    """What an agent returns: its validated output, the files it wants written, spans and calls."""
+
+    role: str
+    output: dict[str, Any]
+    files: dict[str, str] = field(default_factory=dict)
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    prompt_hashes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    error_kind: str | None = None
+    """``paused`` when the gate stopped the agent, else the failure's class name."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Agent(Protocol):
+    role: str
+
+    def run(self, call: AgentCall, gate: Any = None) -> AgentResult: ...

@@ -1,0 +1,1 @@
+"""The ``aigentflow`` command line: one typer app per command group, composed in ``main``."""

@@ -1,0 +1,51 @@
+"""The root ``aigentflow`` command: command groups composed with ``add_typer``.
+
+Every command imports what it needs inside its function, so that ``aigentflow --help`` and
+``aigentflow status`` start fast and never import Ray or litellm.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from aigentflow import __version__
+from aigentflow.cli import admin_cmd, config_cmd, project_cmd, run_cmd, status_cmd, trace_cmd
+
+app = typer.Typer(
+    name="aigentflow",
+    help="Teams of AI agents that carry a feature request from analysis to merged code, on a laptop or a Ray cluster.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aigentflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """aigentflow: run a team of AI agents on a git repository."""
+
+
+app.command("init")(project_cmd.init)
+app.command("run")(run_cmd.run)
+app.command("resume")(run_cmd.resume)
+app.command("demo")(run_cmd.demo)
+app.command("status")(status_cmd.status)
+app.command("runs")(status_cmd.runs)
+app.command("trace")(trace_cmd.trace)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(admin_cmd.app, name="admin")
+
+
+def main() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    app()

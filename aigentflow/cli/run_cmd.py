@@ -1,0 +1,140 @@
+"""`aigentflow run`, `resume` and `demo`: the commands that start Ray and drive a run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aigentflow.cli.common import reports_errors
+
+DEMO_REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
+
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", help="litellm model name, e.g. openai/gpt-4o-mini or replay/demo.")]
+AddressOption = Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local single-node Ray).")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", "-c", help="Override a config key: KEY=VALUE (repeatable).")]
+
+
+def _echo(message: str) -> None:
+    typer.echo(message)
+
+
+def _overrides(model: str | None, address: str | None, sets: list[str] | None) -> dict[str, str]:
+    from aigentflow.exceptions import UsageError
+
+    overrides: dict[str, str] = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r} is not KEY=VALUE, e.g. --set model.temperature=0.2")
+        overrides[key.strip()] = value
+    if model:
+        overrides["model.name"] = model
+    if address:
+        overrides["run.ray_address"] = address
+    return overrides
+
+
+def _finish(outcome: object, paths: object) -> None:
+    from aigentflow.runner import EXIT_OK
+
+    code = outcome.exit_code  # type: ignore[attr-defined]
+    run_id = outcome.run_id  # type: ignore[attr-defined]
+    outputs = paths.run_dir(run_id)  # type: ignore[attr-defined]
+    if code == EXIT_OK:
+        typer.echo(f"Run {run_id} {outcome.state}. Outputs: {outputs}")  # type: ignore[attr-defined]
+        return
+    typer.echo(f"Run {run_id} stopped in {outcome.state}: {outcome.error}", err=True)  # type: ignore[attr-defined]
+    if outcome.state == "PAUSED":  # type: ignore[attr-defined]
+        typer.echo(f"Resume it with `aigentflow resume {run_id}`.", err=True)
+    raise typer.Exit(code)
+
+
+def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None) -> None:
+    from aigentflow.paths import locate_project
+    from aigentflow.runner import connect_ray, create_run, drive, engine_options
+
+    paths = locate_project(root)
+    run, spec = create_run(paths, request, overrides, record=record)
+    typer.echo(f"Run {run.id}: {run.request[:100]}")
+    typer.echo(f"Model {spec.name}; starting Ray..." if not run.settings["run"]["ray_address"]
+               else f"Model {spec.name}; connecting to Ray at {run.settings['run']['ray_address']}...")
+    connect_ray(run.settings["run"]["ray_address"] or None, include_dashboard=run.settings["run"]["include_dashboard"])
+    outcome = drive(paths, run, engine_options(run, spec, record), resume=False, show=_echo)
+    _finish(outcome, paths)
+
+
+@reports_errors
+def run(
+    request: Annotated[str, typer.Argument(help="The feature request, in plain words.")],
+    model: ModelOption = None,
+    address: AddressOption = None,
+    record: Annotated[str | None, typer.Option("--record", help="Write the model's replies to this cassette file as the run goes.")] = None,
+    sets: SetOption = None,
+) -> None:
+    """Carry a feature request through the agent team; outputs go to .aigentflow/runs/<run_id>/."""
+    start_run(Path.cwd(), request, _overrides(model, address, sets), record=os.path.abspath(record) if record else None)
+
+
+@reports_errors
+def resume(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix.")],
+    address: AddressOption = None,
+) -> None:
+    """Continue an interrupted or paused run from its last committed step."""
+    from aigentflow.engine import PAUSE_ALL
+    from aigentflow.exceptions import UsageError
+    from aigentflow.paths import locate_project
+    from aigentflow.runner import connect_ray, drive, engine_options, spec_for_existing_run
+    from aigentflow.statemachine import State, is_terminal
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    paths = locate_project()
+    store = SQLiteRunStore(paths.database)
+    try:
+        run = store.get_run(store.resolve_run_id(run_id))
+        paused_all = store.get_control(PAUSE_ALL, False, tenant_id=run.tenant_id)
+    finally:
+        store.close()
+    if is_terminal(State(run.state)):
+        raise UsageError(f"run {run.id} is {run.state}, which is final; start a new one with `aigentflow run`.")
+    if paused_all:
+        raise UsageError("emergency pause-all is on; lift it with `aigentflow admin emergency --resume-all` first.")
+    spec = spec_for_existing_run(paths, run)
+    typer.echo(f"Resuming run {run.id} from {run.state}...")
+    connect_ray(address or run.settings["run"]["ray_address"] or None,
+                include_dashboard=run.settings["run"]["include_dashboard"])
+    outcome = drive(paths, run, engine_options(run, spec, run.settings["model"].get("record") or None),
+                    resume=True, show=_echo)
+    _finish(outcome, paths)
+
+
+@reports_errors
+def demo(
+    directory: Annotated[Path | None, typer.Option("--dir", help="Where to create the sample project (default: a new temp dir).")] = None,
+    address: AddressOption = None,
+) -> None:
+    """Create a small sample project and run a real feature request on it, offline (replay model)."""
+    from importlib import resources
+
+    from aigentflow.cli.project_cmd import initialise
+    from aigentflow.exceptions import UsageError
+
+    target = Path(directory).resolve() if directory else Path(tempfile.mkdtemp(prefix="aigentflow-demo-"))
+    if target.exists() and any(target.iterdir()):
+        raise UsageError(f"{target} is not empty; give --dir a new or empty directory.")
+    sample = Path(str(resources.files("aigentflow") / "demo" / "sample"))
+    shutil.copytree(sample, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    git = ["git", "-c", "user.name=aigentflow demo", "-c", "user.email=demo@aigentflow.invalid", "-c", "core.hooksPath=/dev/null"]
+    subprocess.run([*git, "init", "-q", "-b", "main", str(target)], check=True)
+    subprocess.run([*git, "-C", str(target), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(target), "commit", "-q", "-m", "Sample project"], check=True)
+    initialise(target)
+    typer.echo(f"Sample project: {target}")
+    typer.echo(f"Request: {DEMO_REQUEST}")
+    start_run(target, DEMO_REQUEST, _overrides("replay/demo", address, None))

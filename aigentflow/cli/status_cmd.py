@@ -1,0 +1,126 @@
+"""`aigentflow status` and `aigentflow runs`: read the store only (no Ray, no litellm, no pydantic)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from aigentflow.cli.common import print_json, reports_errors
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _store() -> Any:
+    from aigentflow.paths import locate_project
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    return SQLiteRunStore(locate_project().database, readonly=True)
+
+
+def run_report(store: Any, run_id: str) -> dict[str, Any]:
+    """Everything `status` shows about one run, as data."""
+    run = store.get_run(run_id)
+    steps = store.steps(run.id)
+    done = [s for s in steps if s.status == "completed"]
+    return {
+        "run": {k: v for k, v in run.to_dict().items() if k not in ("settings",)},
+        "transitions": [t.to_dict() for t in store.transitions(run.id)],
+        "steps": [s.to_dict() for s in steps],
+        "artifacts": [a.to_dict() for a in store.artifacts(run.id)],
+        "totals": {
+            "input_tokens": sum(s.input_tokens for s in done),
+            "output_tokens": sum(s.output_tokens for s in done),
+            "cost_usd": round(sum(s.cost_usd for s in done), 6),
+            "model_calls": run.model_calls,
+        },
+    }
+
+
+@reports_errors
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="Run id or a unique prefix (default: the latest run).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """A run's state, transition history, each agent's result, tokens and cost."""
+    from aigentflow.exceptions import UnknownRun
+
+    store = _store()
+    try:
+        if run_id is None:
+            latest = store.list_runs(limit=1)
+            if not latest:
+                raise UnknownRun("this project has no runs yet; start one with `aigentflow run \"<request>\"`.")
+            run_id = latest[0].id
+        report = run_report(store, store.resolve_run_id(run_id))
+        paused_all = store.get_control("emergency.pause_all", False)
+    finally:
+        store.close()
+    report["emergency_pause_all"] = bool(paused_all)
+    if json_out:
+        print_json(report)
+        return
+    _print_report(report)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    run = report["run"]
+    console.print(f"[bold]Run {run['id']}[/bold]  state [bold]{run['state']}[/bold]  model {run['model']}")
+    console.print(f"Request: {run['request'][:200]}")
+    if run["error"]:
+        console.print(f"[red]Error:[/red] {run['error']}")
+    if report["emergency_pause_all"]:
+        console.print("[yellow]Emergency pause-all is ON: no run moves until `aigentflow admin emergency --resume-all`.[/yellow]")
+    timeline = Table("at", "from", "to", "event", "reason", title="Transitions")
+    for t in report["transitions"]:
+        timeline.add_row(t["at"], t["from_state"] or "", t["to_state"], t["event"], t["reason"] or "")
+    console.print(timeline)
+    steps = Table("step", "agent", "attempt", "status", "tokens in", "tokens out", "cost", "error", title="Agents")
+    for s in report["steps"]:
+        steps.add_row(s["step"], s["role"], str(s["attempt"]), s["status"], str(s["input_tokens"]),
+                      str(s["output_tokens"]), f"${s['cost_usd']:.4f}", (s["error"] or "")[:80])
+    console.print(steps)
+    totals = report["totals"]
+    console.print(f"Totals: {totals['input_tokens']} tokens in, {totals['output_tokens']} out, "
+                  f"${totals['cost_usd']:.4f}, {totals['model_calls']} model calls")
+    for artifact in report["artifacts"]:
+        console.print(f"  output: {artifact['path']}")
+
+
+@reports_errors
+def runs(
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    json_out: JsonOption = False,
+) -> None:
+    """The project's runs, newest first."""
+    store = _store()
+    try:
+        records = store.list_runs(limit=limit)
+        rows = []
+        for run in records:
+            steps = [s for s in store.steps(run.id) if s.status == "completed"]
+            rows.append({
+                "id": run.id, "state": run.state, "model": run.model, "created_at": run.created_at,
+                "request": run.request, "cost_usd": round(sum(s.cost_usd for s in steps), 6),
+                "tokens": sum(s.input_tokens + s.output_tokens for s in steps), "error": run.error,
+            })
+    finally:
+        store.close()
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No runs yet; start one with `aigentflow run \"<request>\"`.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run", "state", "created", "tokens", "cost", "request")
+    for row in rows:
+        table.add_row(row["id"], row["state"], row["created_at"], str(row["tokens"]), f"${row['cost_usd']:.4f}",
+                      row["request"][:60])
+    Console().print(table)

@@ -1,0 +1,297 @@
+"""The run engine: rule-based routing of one run through the state machine.
+
+It is the body of the Orchestrator actor, kept a plain class so that it can be tested without Ray.
+Each step: begin the step (idempotency key run/step/attempt), hand the agent everything it needs,
+write the files it returns, then commit the step's result, its artifacts and the next state in ONE
+transaction. A run killed anywhere resumes from the store: a committed step is never redone, an
+interrupted one is retried under the same key and overwrites the same files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aigentflow import hooks
+from aigentflow.agents import AgentCall, AgentResult
+from aigentflow.artifacts import render_summary, write_artifact
+from aigentflow.exceptions import RunFailure, RunPaused, UsageError
+from aigentflow.paths import ProjectPaths
+from aigentflow.redact import Redactor
+from aigentflow.statemachine import STATES, Event, Snapshot, State, enabled_states, fire, is_terminal
+from aigentflow.store.records import RunRecord, StepUsage
+from aigentflow.store.sqlite import SQLiteRunStore
+from aigentflow.tracing.spans import make_span, trace_id_for
+from aigentflow.tracing.writer import SegmentWriter
+
+PAUSE_ALL = "emergency.pause_all"
+Invoke = Callable[[str, AgentCall], AgentResult]
+
+
+@dataclass
+class EngineOptions:
+    """How the engine drives; plain data so that it travels to the Orchestrator actor."""
+
+    redactor: Redactor = field(default_factory=Redactor)
+    model_spec: Any = None
+    """The ``ModelSpec`` agents call (with its cassette, for replay models)."""
+    record_path: str | None = None
+    kill_driver_at: str | None = None
+    """Test-only: ``transition:N`` or ``step:NAME`` kills ``driver_pid`` there (crash-resume tests)."""
+    driver_pid: int | None = None
+
+
+def pause_reason(store: SQLiteRunStore, run: RunRecord) -> str | None:
+    """Why the run must stop at this boundary, if it must: the emergency switch or a pause request."""
+    if store.get_control(PAUSE_ALL, False, tenant_id=run.tenant_id):
+        return "emergency pause-all is on (`aigentflow admin emergency --resume-all` lifts it)"
+    if run.pause_requested:
+        return "a pause was requested (Ctrl-C)"
+    return None
+
+
+def root_span_id(run_id: str) -> str:
+    return trace_id_for(run_id)[:16]
+
+
+class RunEngine:
+    """Drives one run to COMPLETED, PAUSED, AWAITING_APPROVAL or FAILED; see the module docstring."""
+
+    def __init__(self, paths: ProjectPaths, run_id: str, invoke: Invoke, options: EngineOptions,
+                 gate: Any = None) -> None:
+        self.paths = paths
+        self.run_id = run_id
+        self.invoke = invoke
+        self.options = options
+        self.gate = gate
+        self.store = SQLiteRunStore(paths.database)
+        self.transitions_made = 0
+        run = self.store.get_run(run_id)
+        self.enabled = enabled_states(run.flags)
+        self.redactor = options.redactor
+        self.writer = SegmentWriter(paths.traces_dir, self.redactor, run.settings["trace"]["flush_every_spans"])
+        self.bus = hooks.EventBus(redactor=self.redactor, on_hook_error=self._hook_failed)
+        self.bus.subscribe(self._audit)
+        from aigentflow.hooks import build_user_hooks
+
+        for hook in build_user_hooks(_HookSpec(**h) for h in run.settings.get("hooks", [])):
+            self.bus.add_user_hook(hook)
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def _audit(self, event: hooks.Event) -> None:
+        self.store.append_audit(event.name, event.run_id, event.data, at=event.at, tenant_id=event.tenant_id)
+
+    def _hook_failed(self, hook: str, message: str, event: hooks.Event) -> None:
+        # Called from the hook worker thread: use a connection of its own.
+        store = SQLiteRunStore(self.paths.database)
+        try:
+            store.append_audit(hooks.HOOK_FAILED, event.run_id, {"hook": hook, "message": message, "event": event.name})
+        finally:
+            store.close()
+
+    def emit(self, name: str, run: RunRecord, **data: Any) -> None:
+        self.bus.emit(name, run.id, tenant_id=run.tenant_id, **data)
+
+    # -- driving ----------------------------------------------------------------------------------
+
+    def drive(self, *, resume: bool = False) -> RunRecord:
+        run = self.store.get_run(self.run_id)
+        self.store.claim(self.run_id, pid=self.options.driver_pid)
+        try:
+            if resume and run.state in (State.PAUSED, State.AWAITING_APPROVAL):
+                event = Event.RESUME if run.state == State.PAUSED else Event.APPROVE
+                run = self._move(run, event)
+            while not is_terminal(State(run.state)):
+                if run.state in (State.PAUSED, State.AWAITING_APPROVAL):
+                    return run
+                reason = pause_reason(self.store, run)
+                if reason:
+                    self._move(run, Event.PAUSE, reason=reason)
+                    raise RunPaused(f"run {run.id} paused before {run.state}: {reason}")
+                if run.state == State.CREATED:
+                    run = self._move(run, Event.ADVANCE)
+                    continue
+                run = self._execute(run)
+            return run
+        finally:
+            self.writer.flush()
+            self.bus.close()
+            self.store.release(self.run_id)
+
+    def _move(self, run: RunRecord, event: Event, reason: str | None = None, error: str | None = None) -> RunRecord:
+        snapshot = fire(Snapshot(State(run.state), _state_or_none(run.return_to)), event, enabled=self.enabled)
+        moved = self.store.transition(
+            run.id, expected_version=run.version, to_state=snapshot.state, return_to=snapshot.return_to,
+            event=event.value, reason=reason, error=error, terminal=is_terminal(snapshot.state),
+        )
+        self._after_transition(run, moved, reason)
+        return moved
+
+    def _after_transition(self, before: RunRecord, after: RunRecord, reason: str | None) -> None:
+        self.writer.add(make_span(
+            f"state {after.state}", "state", run_id=after.id, parent_id=root_span_id(after.id),
+            tenant_id=after.tenant_id,
+            attributes={"aigentflow.state.from": before.state, "aigentflow.state.to": after.state,
+                        **({"aigentflow.reason": reason} if reason else {})},
+        ))
+        self.emit(hooks.RUN_STATE_CHANGED, after, from_state=before.state, to_state=after.state, reason=reason)
+        if after.state == State.PAUSED:
+            self.emit(hooks.RUN_PAUSED, after, reason=reason)
+        elif after.state == State.FAILED:
+            self.emit(hooks.RUN_FAILED, after, error=after.error)
+        elif after.state == State.COMPLETED:
+            self.emit(hooks.RUN_FINISHED, after, state=after.state)
+        if is_terminal(State(after.state)):
+            self._root_span(after)
+        self.transitions_made += 1
+        self._maybe_kill_driver(f"transition:{self.transitions_made}")
+
+    def _root_span(self, run: RunRecord) -> None:
+        started = _iso_to_ns(run.created_at)
+        span = make_span("invoke_workflow aigentflow", "run", run_id=run.id, tenant_id=run.tenant_id,
+                         start_ns=started, end_ns=time.time_ns(),
+                         attributes={"aigentflow.request_chars": len(run.request), "aigentflow.state": run.state,
+                                     "gen_ai.request.model": run.model})
+        span["span_id"] = root_span_id(run.id)
+        if run.state != State.COMPLETED:
+            span["status"], span["error"] = "error", run.error or run.state
+        self.writer.add(span)
+
+    def _execute(self, run: RunRecord) -> RunRecord:
+        from actors import STEP_AGENTS
+
+        state = State(run.state)
+        step_name = STATES[state].step
+        if step_name not in STEP_AGENTS:
+            raise UsageError(
+                f"{state} is enabled by feature flags {', '.join(STATES[state].agent_flags)}, but this version "
+                "of aigentflow has no agent for it; disable the flag (`aigentflow config set flags.<name> false`)."
+            )
+        role = STEP_AGENTS[step_name][0]
+        step = self.store.begin_step(run.id, step_name, role, state)
+        budget = run.settings["model"]["max_calls_per_run"] - run.model_calls
+        call = AgentCall(
+            run_id=run.id, step=step_name, attempt=step.attempt, request=run.request,
+            project_context=self._project_context(), layers=self._layers(), model=self.options.model_spec,
+            inputs=self._inputs(step_name), parent_span_id=root_span_id(run.id), budget=max(budget, 0),
+            tenant_id=run.tenant_id,
+        )
+        self.emit(hooks.AGENT_STARTED, run, role=role, step=step_name, attempt=step.attempt)
+        result = self.invoke(role, call)
+        self.writer.extend(result.spans)
+        calls_made = len(result.calls)
+        if calls_made:
+            self.store.add_model_calls(run.id, calls_made)
+        for entry in result.calls:
+            self.emit(hooks.MODEL_CALLED, run, role=role, step=step_name, attempt=entry["attempt"],
+                      prompt_hash=entry["prompt_hash"], usage=entry["usage"])
+        for warning in result.warnings:
+            self.emit(hooks.AGENT_FINISHED, run, role=role, step=step_name, warning=warning)
+        self._record_cassette(result)
+        usage = StepUsage(result.input_tokens, result.output_tokens, result.cost_usd, calls_made, result.prompt_hashes)
+        if result.error_kind == "paused":
+            self.store.fail_step(step, result.error or "paused", usage)
+            self._move(self.store.get_run(run.id), Event.PAUSE, reason=result.error)
+            raise RunPaused(f"run {run.id} paused during {state}: {result.error}")
+        if not result.ok:
+            self.store.fail_step(step, result.error or "failed", usage)
+            failed = self._move(self.store.get_run(run.id), Event.FAIL, reason=f"{role} failed", error=result.error)
+            self.emit(hooks.AGENT_FINISHED, failed, role=role, step=step_name, status="failed", error=result.error)
+            raise RunFailure(f"run {run.id} failed in {state}: {result.error}")
+        return self._commit(self.store.get_run(run.id), step, role, result, usage)
+
+    def _commit(self, run: RunRecord, step: Any, role: str, result: AgentResult, usage: StepUsage) -> RunRecord:
+        run_dir = self.paths.run_dir(run.id)
+        output = self.redactor.redact(result.output)
+        artifacts = [
+            write_artifact(run_dir, run.id, step.step, name, self.redactor.redact_text(content))
+            for name, content in sorted(result.files.items())
+        ]
+        target = fire(Snapshot(State(run.state)), Event.ADVANCE, enabled=self.enabled)
+        if is_terminal(target.state):
+            steps = [s for s in self.store.steps(run.id) if s.key != step.key]
+            finished = [*steps, _completed(step, usage)]
+            names = [a.name for a in self.store.artifacts(run.id)] + [a.name for a in artifacts] + ["summary.md"]
+            summary = render_summary(run, self.store.transitions(run.id), finished, sorted(set(names)), target.state)
+            artifacts.append(write_artifact(run_dir, run.id, step.step, "summary.md", summary))
+        self._maybe_kill_driver(f"step:{step.step}")
+        moved = self.store.complete_step(
+            step, output=output, usage=usage, artifacts=artifacts, expected_version=run.version,
+            to_state=target.state, return_to=None, event=Event.ADVANCE.value, terminal=is_terminal(target.state),
+        )
+        self.emit(hooks.AGENT_FINISHED, moved, role=role, step=step.step, status="completed",
+                  input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=usage.cost_usd)
+        self._after_transition(run, moved, None)
+        return moved
+
+    # -- what agents get --------------------------------------------------------------------------
+
+    def _project_context(self) -> str:
+        from aigentflow.project import ProjectFacts, render_facts
+
+        project = self.store.get_project() or {"facts": {"name": self.paths.root.name}}
+        return render_facts(ProjectFacts.model_validate(project["facts"]))
+
+    def _layers(self) -> dict[str, str]:
+        from aigentflow.prompts.compose import load_layers
+
+        return load_layers(self.paths.prompts_dir)
+
+    def _inputs(self, step: str) -> dict[str, Any]:
+        outputs = {s.step: s.output for s in self.store.steps(self.run_id) if s.status == "completed"}
+        if step == "analyze":
+            from aigentflow.project import snapshot_repository
+
+            project = self.store.get_project() or {"facts": {}}
+            return {"facts": project["facts"],
+                    "snapshot": snapshot_repository(self.paths.root).model_dump(mode="json")}
+        inputs: dict[str, Any] = {"research": outputs.get("analyze")}
+        if step != "plan":
+            inputs["plan"] = outputs.get("plan")
+        return inputs
+
+    def _record_cassette(self, result: AgentResult) -> None:
+        if not self.options.record_path or not result.calls:
+            return
+        from pathlib import Path
+
+        from aigentflow.models.cassette import append_entries
+
+        entries = [self.redactor.redact(entry) for entry in result.calls]
+        append_entries(Path(self.options.record_path), entries, model=self.options.model_spec.name)
+
+    def _maybe_kill_driver(self, point: str) -> None:
+        if self.options.kill_driver_at == point and self.options.driver_pid:
+            self.writer.flush()
+            os.kill(self.options.driver_pid, signal.SIGKILL)
+            time.sleep(60)  # the driver is gone; Ray tears this process down with it
+
+
+@dataclass
+class _HookSpec:
+    event: str = "*"
+    command: str | None = None
+    entry_point: str | None = None
+    timeout_s: float = 10.0
+
+
+def _state_or_none(value: str | None) -> State | None:
+    return State(value) if value else None
+
+
+def _completed(step: Any, usage: StepUsage) -> Any:
+    from dataclasses import replace
+
+    return replace(step, status="completed", input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                   cost_usd=usage.cost_usd, model_calls=usage.model_calls)
+
+
+def _iso_to_ns(stamp: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(stamp).timestamp() * 1e9)

@@ -1,0 +1,226 @@
+"""Structured model calls through litellm: a prompt in, a validated pydantic object out.
+
+An invalid reply (not JSON, wrong schema, too large) is retried with the validation error fed back,
+``max_validation_retries`` times, then the step fails with a clear error. Each call is checked
+against the emergency gate and the run's call budget first, and produces a ``chat <model>`` span
+and a record (for cassettes) with its tokens, cost and prompt hash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from aigentflow.exceptions import CassetteMissError, ModelError, PromptDriftError, RunFailure, RunPaused
+from aigentflow.models.spec import ModelSpec, prompt_hash
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+Gate = Callable[[], None]
+"""Called before every model call; raises ``RunPaused`` when the run must stop."""
+
+
+@dataclass
+class CallRecord:
+    """One model call: what a cassette stores, and what its span reports."""
+
+    role: str
+    step: str
+    attempt: int
+    prompt_hash: str
+    response: Any
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_s: float
+    drift: str | None = None
+    error: str | None = None
+
+    def cassette_entry(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "step": self.step,
+            "attempt": self.attempt,
+            "prompt_hash": self.prompt_hash,
+            "response": self.response,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+        }
+
+
+@dataclass
+class StructuredResult:
+    output: BaseModel
+    calls: list[CallRecord] = field(default_factory=list)
+
+
+def extract_json(text: str) -> Any:
+    """The JSON object in a reply: the whole text, a fenced block, or the outermost braces."""
+    stripped = text.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", stripped, re.DOTALL)
+    candidates = [stripped]
+    if fenced:
+        candidates.append(fenced.group(1).strip())
+    start, end = stripped.find("{"), stripped.rfind("}")
+    if 0 <= start < end:
+        candidates.append(stripped[start : end + 1])
+    last_error: Exception | None = None
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError as exc:
+            last_error = exc
+    raise ValueError(f"the reply is not JSON ({last_error})")
+
+
+class ModelClient:
+    """Calls one model for one agent; see the module docstring."""
+
+    def __init__(self, spec: ModelSpec, *, gate: Gate | None = None, budget: int | None = None) -> None:
+        self.spec = spec
+        self.gate = gate
+        self.budget = budget
+        self.calls_made = 0
+        import litellm
+
+        litellm.suppress_debug_info = True
+        self._litellm = litellm
+        if spec.is_replay:
+            from aigentflow.models.replay import replay_provider
+
+            if spec.cassette is None:
+                raise ModelError(f"model {spec.name}: no cassette was loaded for it")
+            replay_provider().load(spec.cassette_name, spec.cassette)
+
+    def call_structured(
+        self, messages: list[dict[str, Any]], schema: type[BaseModel], *, role: str, step: str
+    ) -> StructuredResult:
+        """The validated output; a failure carries the calls made so far as ``exc.calls``."""
+        result_calls: list[CallRecord] = []
+        try:
+            return self._call_structured(messages, schema, role=role, step=step, result_calls=result_calls)
+        except (RunFailure, RunPaused) as exc:
+            exc.calls = result_calls  # type: ignore[attr-defined]
+            raise
+
+    def _call_structured(
+        self, messages: list[dict[str, Any]], schema: type[BaseModel], *, role: str, step: str,
+        result_calls: list[CallRecord],
+    ) -> StructuredResult:
+        conversation = list(messages)
+        attempts = 1 + self.spec.max_validation_retries
+        last_problem = ""
+        for attempt in range(1, attempts + 1):
+            record, text = self._call(conversation, role=role, step=step, attempt=attempt)
+            result_calls.append(record)
+            try:
+                if len(text.encode()) > self.spec.max_reply_bytes:
+                    raise ValueError(
+                        f"the reply is {len(text.encode())} bytes, over the limit of {self.spec.max_reply_bytes}"
+                    )
+                output = schema.model_validate(extract_json(text))
+                return StructuredResult(output=output, calls=result_calls)
+            except (ValueError, ValidationError) as exc:
+                last_problem = _describe_problem(exc)
+                record.error = last_problem
+                conversation = [
+                    *conversation,
+                    {"role": "assistant", "content": text[:20_000]},
+                    {
+                        "role": "user",
+                        "content": "Your reply could not be used: "
+                        + last_problem
+                        + "\nReply again with only one JSON object that matches the schema.",
+                    },
+                ]
+        raise ModelError(
+            f"{role}: the model's reply did not match {schema.__name__} after {attempts} attempts; "
+            f"last problem: {last_problem}"
+        )
+
+    def _call(self, messages: list[dict[str, Any]], *, role: str, step: str, attempt: int) -> tuple[CallRecord, str]:
+        if self.gate is not None:
+            self.gate()
+        if self.budget is not None and self.calls_made >= self.budget:
+            raise ModelError(
+                f"{role}: the run's model-call budget is used up ({self.budget} calls left at the start of "
+                "this step); raise model.max_calls_per_run to allow more."
+            )
+        self.calls_made += 1
+        litellm = self._litellm
+        phash = prompt_hash(messages)
+        started = time.perf_counter()
+        try:
+            response = litellm.completion(
+                model=self.spec.name,
+                messages=messages,
+                temperature=self.spec.temperature,
+                timeout=self.spec.timeout_s,
+                metadata={
+                    "aigentflow": {"role": role, "step": step, "attempt": attempt, "strict": self.spec.replay_strict}
+                },
+            )
+        except Exception as exc:  # litellm maps every provider failure onto its own exception types
+            raise _model_failure(self.spec.name, role, exc) from None
+        duration = time.perf_counter() - started
+        text = response.choices[0].message.content or ""
+        usage = getattr(response, "usage", None)
+        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        fingerprint = getattr(response, "system_fingerprint", None) or ""
+        drift = fingerprint.split(":", 1)[1] if fingerprint.startswith("replay-drift:") else None
+        try:
+            parsed: Any = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = text
+        record = CallRecord(
+            role=role, step=step, attempt=attempt, prompt_hash=phash, response=parsed,
+            input_tokens=input_tokens, output_tokens=output_tokens,
+            cost_usd=self._cost(response, input_tokens, output_tokens), duration_s=duration, drift=drift,
+        )
+        return record, text
+
+    def _cost(self, response: Any, input_tokens: int, output_tokens: int) -> float:
+        """Cost from litellm's cost map; a replayed call costs what the recorded model would have."""
+        litellm = self._litellm
+        model = self.spec.name
+        if self.spec.is_replay:
+            model = str((self.spec.cassette or {}).get("model") or "")
+            if not model or model.startswith("replay/"):
+                return 0.0
+            try:
+                prompt_cost, completion_cost = litellm.cost_per_token(
+                    model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens
+                )
+                return float(prompt_cost + completion_cost)
+            except Exception:  # a model missing from the cost map costs "unknown", recorded as 0
+                return 0.0
+        try:
+            return float(litellm.completion_cost(completion_response=response))
+        except Exception:  # not every model is in the cost map
+            return 0.0
+
+
+def _describe_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()[:10]]
+        return "it broke the schema: " + "; ".join(parts)
+    return str(exc)
+
+
+def _model_failure(model: str, role: str, exc: Exception) -> ModelError:
+    from aigentflow.models.replay import DRIFT_MARKER, MISS_MARKER
+
+    text = str(exc)
+    if MISS_MARKER in text:
+        return CassetteMissError(text.split(" - ", 1)[-1])
+    if DRIFT_MARKER in text:
+        return PromptDriftError(text.split(" - ", 1)[-1])
+    kind = type(exc).__name__
+    return ModelError(f"{role}: the call to {model} failed ({kind}): {text[:500]}")

@@ -1,0 +1,108 @@
+"""The replay provider: a litellm ``CustomLLM`` that serves ``replay/<cassette>`` offline.
+
+It answers from a cassette's recorded exchanges, matched by (role, step, attempt) sent in the call's
+metadata, and never invents an answer: a request with no entry fails with an error naming the agent
+and the missing entry. It compares the prompt it receives with the hash the entry was recorded
+against; drift is a warning (reported back through the response's ``system_fingerprint``) or, in
+strict mode, an error.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm  # noqa: E402
+from litellm import CustomLLM  # noqa: E402
+from litellm.llms.custom_llm import CustomLLMError  # noqa: E402
+
+from aigentflow.models.cassette import EntryKey, find_entry, response_text  # noqa: E402
+from aigentflow.models.spec import prompt_hash  # noqa: E402
+
+PROVIDER = "replay"
+DRIFT_PREFIX = "replay-drift:"
+MISS_MARKER = "no recorded answer"
+DRIFT_MARKER = "prompt drift"
+
+_INJECTED = {
+    "rate_limit": (429, "injected rate limit (429)"),
+    "server_error": (503, "injected server error (503)"),
+    "timeout": (408, "injected timeout"),
+}
+
+
+class ReplayProvider(CustomLLM):
+    """Serves recorded answers; cassettes are loaded into it by name before calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cassettes: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, name: str, cassette: dict[str, Any]) -> None:
+        with self._lock:
+            self._cassettes[name] = cassette
+
+    def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,  # type: ignore[override]
+                   model_response: Any, print_verbose: Any, encoding: Any, api_key: Any, logging_obj: Any,
+                   optional_params: dict, acompletion: Any = None, litellm_params: Any = None,
+                   logger_fn: Any = None, headers: Any = None, timeout: Any = None, client: Any = None) -> Any:
+        meta = ((litellm_params or {}).get("metadata") or {}).get("aigentflow") or {}
+        cassette = self._cassettes.get(model)
+        if cassette is None:
+            raise CustomLLMError(status_code=404, message=f"replay: cassette {model!r} is not loaded")
+        key = EntryKey(str(meta.get("role", "?")), str(meta.get("step", "?")), int(meta.get("attempt", 1)))
+        entry = find_entry(cassette, key)
+        if entry is None:
+            raise CustomLLMError(
+                status_code=404,
+                message=f"replay/{model}: {MISS_MARKER} for agent {key.role!r} ({key.describe()}); "
+                f"record one with --record, or add the entry to the cassette",
+            )
+        if entry.get("error"):
+            status, text = _INJECTED.get(str(entry["error"]), (500, f"injected error {entry['error']}"))
+            raise CustomLLMError(status_code=status, message=f"replay/{model}: {text}")
+        received = prompt_hash(messages)
+        recorded = entry.get("prompt_hash")
+        drifted = bool(recorded) and recorded != received
+        if drifted and meta.get("strict"):
+            raise CustomLLMError(
+                status_code=409,
+                message=f"replay/{model}: {DRIFT_MARKER} for agent {key.role!r} ({key.describe()}): "
+                f"recorded against {recorded}, got {received}; re-record the cassette",
+            )
+        usage = entry.get("usage") or {}
+        text = response_text(entry)
+        model_response.choices[0].message.content = text
+        model_response.model = f"{PROVIDER}/{model}"
+        model_response.system_fingerprint = f"{DRIFT_PREFIX}{recorded}" if drifted else "replay"
+        prompt_tokens = int(usage.get("input_tokens", sum(len(str(m.get("content", ""))) // 4 for m in messages)))
+        completion_tokens = int(usage.get("output_tokens", len(text) // 4))
+        model_response.usage = litellm.Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+        return model_response
+
+
+_provider: ReplayProvider | None = None
+_register_lock = threading.Lock()
+
+
+def replay_provider() -> ReplayProvider:
+    """This process's replay provider, registered with litellm on first use."""
+    global _provider
+    with _register_lock:
+        if _provider is None:
+            _provider = ReplayProvider()
+            others = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != PROVIDER]
+            litellm.custom_provider_map = [*others, {"provider": PROVIDER, "custom_handler": _provider}]
+            # litellm reads the map when a provider is first resolved; refresh its registry.
+            from litellm.utils import custom_llm_setup
+
+            custom_llm_setup()
+        return _provider

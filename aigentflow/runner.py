@@ -1,0 +1,228 @@
+"""The driver side of a run: create it, connect to Ray, start its Orchestrator, show progress.
+
+This is what ``aigentflow run``, ``resume`` and ``demo`` (and ``jobs/run.py`` on a cluster) call.
+The driver writes the run's creation; from then on the Orchestrator actor owns the run, and the
+driver only reads the store to show progress. Ctrl-C asks the run to pause at its next step
+boundary; a second Ctrl-C stops it at once, leaving it PAUSED and resumable either way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aigentflow.exceptions import RunPaused, UsageError
+from aigentflow.paths import ProjectPaths
+from aigentflow.statemachine import STATES, Event, Snapshot, State, enabled_states, fire, is_terminal
+from aigentflow.store.records import RunRecord
+from aigentflow.store.sqlite import SQLiteRunStore, StaleRun
+
+EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
+RUNTIME_ENV_VARS = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+KILL_DRIVER_ENV = "AIGENTFLOW_TEST_KILL_DRIVER_AT"
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    state: str
+    error: str | None
+    exit_code: int
+
+
+def connect_ray(address: str | None, *, include_dashboard: bool = False) -> None:
+    """Connect to the cluster at ``address``, or start a local single-node Ray bound to 127.0.0.1."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": dict(RUNTIME_ENV_VARS)}
+    try:
+        if address:
+            ray.init(address=address, namespace="aigentflow", runtime_env=runtime_env, log_to_driver=False)
+        else:
+            ray.init(
+                _node_ip_address="127.0.0.1", include_dashboard=include_dashboard, namespace="aigentflow",
+                runtime_env=runtime_env, log_to_driver=False,
+            )
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise UsageError(f"could not connect to {where}: {exc}. Check the address, or leave --address out "
+                         "to start Ray locally.") from None
+
+
+def check_request(request: str, max_chars: int) -> str:
+    text = request.strip()
+    if not text:
+        raise UsageError("the feature request is empty; say what you want built, e.g. "
+                         "`aigentflow run \"Add due dates to tasks\"`.")
+    if len(request) > max_chars:
+        raise UsageError(f"the feature request is {len(request)} characters, over the limit of {max_chars} "
+                         "(run.max_request_chars); summarise it, or raise the limit.")
+    return text
+
+
+def preflight_agents(flags: Mapping[str, Any]) -> None:
+    """Refuse a flag set that enables a state this version has no agent for."""
+    from actors import STEP_AGENTS
+
+    for state in sorted(enabled_states(flags)):
+        step = STATES[state].step
+        if step not in STEP_AGENTS:
+            raise UsageError(
+                f"{state} is enabled by {' / '.join(STATES[state].agent_flags)}, but this version of aigentflow "
+                f"has no agent for it yet; turn it off (`aigentflow config set flags.{STATES[state].agent_flags[0]} false`) "
+                "or use the mvp preset."
+            )
+
+
+def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
+               record: str | None = None) -> tuple[RunRecord, Any]:
+    """Validate everything a run needs, then record it (CREATED). Returns the run and its ModelSpec."""
+    from aigentflow.config import load_config
+    from aigentflow.models.names import build_model_spec
+    from aigentflow.redact import Redactor
+
+    config = load_config(paths.root, overrides)
+    settings = config.settings
+    text = check_request(request, settings.run.max_request_chars)
+    preflight_agents(config.flags)
+    spec = build_model_spec(settings.model.model_dump(), paths.cassettes_dir, record=bool(record))
+    redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
+    store = SQLiteRunStore(paths.database)
+    try:
+        project = store.get_project()
+        if project is None:
+            raise UsageError(f"{paths.database} has no project yet; run `aigentflow init` first.")
+        run = store.create_run(
+            project_id=project["id"], request=redactor.redact_text(text), model=spec.name,
+            settings=settings.model_dump(mode="json"), flags=dict(config.flags), tenant_id=settings.run.tenant,
+        )
+        store.append_audit("run.created", run.id, {"model": spec.name, "request_chars": len(text)},
+                           tenant_id=run.tenant_id)
+    finally:
+        store.close()
+    return run, spec
+
+
+def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
+    from aigentflow.engine import EngineOptions
+    from aigentflow.redact import Redactor
+
+    return EngineOptions(
+        redactor=Redactor.from_environment(extra_patterns=run.settings["trace"]["redact_patterns"]),
+        model_spec=spec, record_path=record, kill_driver_at=os.environ.get(KILL_DRIVER_ENV) or None,
+        driver_pid=os.getpid(),
+    )
+
+
+def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
+    from aigentflow.models.names import build_model_spec
+
+    return build_model_spec(run.settings["model"], paths.cassettes_dir, record=bool(run.settings["model"].get("record")))
+
+
+def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None) -> Outcome:
+    """Start the run's Orchestrator actor and wait for it, showing progress; handles Ctrl-C."""
+    import ray
+
+    from actors.factory import make_actor
+    from actors.orchestrator import Orchestrator
+
+    orchestrator = make_actor(Orchestrator, str(paths.root), run.id, options, role="orchestrator",
+                              run_id=run.id, max_concurrency=4)
+    pending = orchestrator.drive.remote(resume)
+    watcher = ProgressWatcher(paths, run.id, show)
+    interrupts = 0
+    result: dict[str, Any] | None = None
+    while result is None:
+        try:
+            ready, _ = ray.wait([pending], timeout=0.2)
+            watcher.poll()
+            if ready:
+                result = ray.get(pending)
+        except KeyboardInterrupt:
+            interrupts += 1
+            if interrupts == 1:
+                _store_call(paths, lambda s: s.request_pause(run.id))
+                watcher.say("Pausing at the next step boundary (Ctrl-C again to stop now)...")
+            else:
+                ray.kill(orchestrator, no_restart=True)
+                force_pause(paths, run.id, "stopped by a second Ctrl-C")
+                result = {"state": "PAUSED", "error": "stopped by Ctrl-C", "outcome": "paused"}
+    watcher.poll()
+    ray.kill(orchestrator, no_restart=True)
+    code = {"completed": EXIT_OK, "waiting": EXIT_PAUSED, "failed": EXIT_FAILED}.get(result["outcome"])
+    if result["outcome"] == "paused":
+        code = EXIT_INTERRUPTED if interrupts else EXIT_PAUSED
+    if result["outcome"] == "error":
+        code = int(result.get("exit_code", EXIT_FAILED))
+    return Outcome(run.id, result["state"], result.get("error"), EXIT_FAILED if code is None else code)
+
+
+def force_pause(paths: ProjectPaths, run_id: str, reason: str) -> None:
+    """Move a run whose owner is gone to PAUSED (compare-and-set, retried if it moved meanwhile)."""
+    store = SQLiteRunStore(paths.database)
+    try:
+        for _ in range(5):
+            run = store.get_run(run_id)
+            if is_terminal(State(run.state)) or run.state == State.PAUSED:
+                return
+            snapshot = fire(Snapshot(State(run.state), None), Event.PAUSE, enabled=enabled_states(run.flags))
+            try:
+                store.transition(run_id, expected_version=run.version, to_state=snapshot.state,
+                                 return_to=snapshot.return_to, event=Event.PAUSE.value, reason=reason)
+                store.append_audit("run.paused", run_id, {"reason": reason}, tenant_id=run.tenant_id)
+                return
+            except StaleRun:
+                time.sleep(0.05)
+    finally:
+        store.close()
+
+
+def _store_call(paths: ProjectPaths, action: Any) -> Any:
+    store = SQLiteRunStore(paths.database)
+    try:
+        return action(store)
+    finally:
+        store.close()
+
+
+class ProgressWatcher:
+    """Reads the store (never Ray) and reports each new transition and finished step."""
+
+    def __init__(self, paths: ProjectPaths, run_id: str, show: Any) -> None:
+        self.paths = paths
+        self.run_id = run_id
+        self.show = show
+        self.seen_seq = 0
+        self.seen_steps: set[tuple[str, int]] = set()
+
+    def say(self, message: str) -> None:
+        if self.show:
+            self.show(message)
+
+    def poll(self) -> None:
+        if not self.show:
+            return
+        store = SQLiteRunStore(self.paths.database, readonly=True)
+        try:
+            for step in store.steps(self.run_id):
+                if step.status != "started" and (step.step, step.attempt) not in self.seen_steps:
+                    self.seen_steps.add((step.step, step.attempt))
+                    self.say(f"  {step.role} {step.status} {step.step}: {step.input_tokens} tokens in, "
+                             f"{step.output_tokens} out, ${step.cost_usd:.4f}")
+            for transition in store.transitions(self.run_id):
+                if transition.seq > self.seen_seq:
+                    self.seen_seq = transition.seq
+                    note = f" ({transition.reason})" if transition.reason else ""
+                    self.say(f"{transition.from_state or '-'} -> {transition.to_state}{note}")
+        finally:
+            store.close()
+
+
+def paused_error(outcome: Outcome) -> RunPaused:
+    return RunPaused(outcome.error or f"run {outcome.run_id} paused")

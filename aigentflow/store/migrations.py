@@ -1,0 +1,102 @@
+"""The state database's schema, as an ordered list of migrations. Append; never edit a shipped one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: projects, runs, the transition log, steps, artifacts, audit, controls.
+    """
+    CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        name TEXT NOT NULL,
+        facts_json TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        project_id TEXT NOT NULL REFERENCES projects(id),
+        request TEXT NOT NULL,
+        model TEXT NOT NULL,
+        state TEXT NOT NULL,
+        return_to TEXT,
+        version INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT,
+        error TEXT,
+        settings_json TEXT NOT NULL,
+        flags_json TEXT NOT NULL,
+        owner_pid INTEGER,
+        owner_host TEXT,
+        heartbeat_at TEXT,
+        pause_requested INTEGER NOT NULL DEFAULT 0,
+        model_calls INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_tenant ON runs(tenant_id, created_at);
+    CREATE TABLE transitions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        event TEXT NOT NULL,
+        reason TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX transitions_by_run ON transitions(run_id, seq);
+    CREATE TRIGGER transitions_append_only_update BEFORE UPDATE ON transitions
+        BEGIN SELECT RAISE(ABORT, 'transitions are append-only'); END;
+    CREATE TRIGGER transitions_append_only_delete BEFORE DELETE ON transitions
+        BEGIN SELECT RAISE(ABORT, 'transitions are append-only'); END;
+    CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        step TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        role TEXT NOT NULL,
+        state TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('started', 'completed', 'failed')),
+        output_json TEXT,
+        error TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        model_calls INTEGER NOT NULL DEFAULT 0,
+        prompt_hashes_json TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (run_id, step, attempt)
+    );
+    CREATE TABLE artifacts (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        step TEXT NOT NULL,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        run_id TEXT,
+        event TEXT NOT NULL,
+        at TEXT NOT NULL,
+        data_json TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_run ON audit(run_id, seq);
+    CREATE TABLE controls (
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, key)
+    );
+    """,
+]
+
+LATEST_VERSION = len(MIGRATIONS)

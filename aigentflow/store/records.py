@@ -1,0 +1,125 @@
+"""Typed records of the run store. Plain dataclasses: ``aigentflow status`` must import fast."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a feature request through the state machine."""
+
+    id: str
+    tenant_id: str
+    project_id: str
+    request: str
+    model: str
+    state: str
+    return_to: str | None
+    version: int
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    error: str | None
+    settings: dict[str, Any]
+    flags: dict[str, Any]
+    owner_pid: int | None
+    owner_host: str | None
+    heartbeat_at: str | None
+    pause_requested: bool
+    model_calls: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """One entry of a run's append-only event log."""
+
+    seq: int
+    run_id: str
+    from_state: str | None
+    to_state: str
+    event: str
+    reason: str | None
+    at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One execution of a step; (run_id, step, attempt) is its idempotency key."""
+
+    run_id: str
+    step: str
+    attempt: int
+    role: str
+    state: str
+    status: str  # started | completed | failed
+    output: dict[str, Any] | None
+    error: str | None
+    started_at: str
+    finished_at: str | None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    prompt_hashes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.run_id, self.step, self.attempt)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A file a step wrote under ``.aigentflow/runs/<run_id>/``."""
+
+    run_id: str
+    step: str
+    name: str
+    path: str
+    sha256: str
+    bytes: int
+    created_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One lifecycle event, as written by the built-in audit-log hook."""
+
+    seq: int
+    tenant_id: str
+    run_id: str | None
+    event: str
+    at: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepUsage:
+    """What a step's model calls consumed."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    prompt_hashes: list[str] = field(default_factory=list)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

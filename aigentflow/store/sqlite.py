@@ -1,0 +1,452 @@
+"""The run store on SQLite: WAL mode, synchronous=FULL, explicit write transactions.
+
+Only the process that owns a run writes its rows; ``status`` and friends only read. Every write
+that moves a run is a compare-and-set on ``runs.version``, so two processes that both believe they
+own a run cannot both move it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aigentflow.exceptions import StoreError, UnknownRun
+from aigentflow.store.migrations import LATEST_VERSION, MIGRATIONS
+from aigentflow.store.records import (
+    ArtifactRecord,
+    AuditRecord,
+    RunRecord,
+    StepRecord,
+    StepUsage,
+    TransitionRecord,
+    dumps,
+)
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class StaleRun(StoreError):
+    """The run moved under us (another process changed it): nothing was written."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_run_id() -> str:
+    """Sortable and short: ``YYMMDD-HHMMSS-xxxx``; commands accept any unique prefix."""
+    return time.strftime("%y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+class SQLiteRunStore:
+    """The run store. ``SQLiteRunStore(path)`` opens (and migrates, if ``create``) the database."""
+
+    def __init__(self, path: Path | str, *, create: bool = False, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StoreError(f"no state database at {self.path}; run `aigentflow init` first.")
+        self._readonly = readonly
+        try:
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+            version = self._user_version()
+        except sqlite3.DatabaseError as exc:
+            raise self._explain(exc) from None
+        if version > LATEST_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this aigentflow knows "
+                f"({LATEST_VERSION}); upgrade aigentflow."
+            )
+        if version < LATEST_VERSION:
+            if readonly:
+                raise StoreError(f"{self.path} needs a schema upgrade; run any writing command (e.g. `aigentflow init`).")
+            self.migrate()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _explain(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"the state database {self.path} is locked by another process ({text}); wait for it "
+                "to finish or stop it, then retry. Nothing was changed."
+            )
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return StoreError(
+                f"the state database {self.path} is corrupted ({text}). Move it aside (keep it for "
+                "recovery) and run `aigentflow init` to start a fresh one."
+            )
+        return StoreError(f"state database {self.path}: {text}")
+
+    def _user_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._readonly:
+            raise StoreError("this store was opened read-only")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._explain(exc) from None
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise self._explain(exc) from None
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._explain(exc) from None
+
+    def migrate(self) -> int:
+        """Apply the migrations this database lacks; returns the schema version."""
+        with self._write() as conn:
+            version = self._user_version()
+            for index in range(version, LATEST_VERSION):
+                for statement in _split_statements(MIGRATIONS[index]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={index + 1}")
+        return LATEST_VERSION
+
+    def schema_version(self) -> int:
+        return self._user_version()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- projects -------------------------------------------------------------------------------
+
+    def upsert_project(self, name: str, facts: dict[str, Any], tenant_id: str = "default") -> str:
+        """Record (or refresh) the project's facts; a database holds one project."""
+        stamp = now_iso()
+        with self._write() as conn:
+            row = conn.execute("SELECT id FROM projects LIMIT 1").fetchone()
+            if row:
+                conn.execute(
+                    "UPDATE projects SET name=?, facts_json=?, updated_at=? WHERE id=?",
+                    (name, dumps(facts), stamp, row["id"]),
+                )
+                return str(row["id"])
+            project_id = "p-" + secrets.token_hex(4)
+            conn.execute(
+                "INSERT INTO projects VALUES (?,?,?,?,?,?)",
+                (project_id, tenant_id, name, dumps(facts), stamp, stamp),
+            )
+            return project_id
+
+    def get_project(self) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM projects LIMIT 1")
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["facts"] = json.loads(row.pop("facts_json"))
+        return row
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        project_id: str,
+        request: str,
+        model: str,
+        settings: dict[str, Any],
+        flags: dict[str, Any],
+        tenant_id: str = "default",
+    ) -> RunRecord:
+        run_id = new_run_id()
+        stamp = now_iso()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO runs (id, tenant_id, project_id, request, model, state, version, created_at,"
+                " updated_at, settings_json, flags_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, tenant_id, project_id, request, model, "CREATED", 0, stamp, stamp,
+                 dumps(settings), dumps(flags)),
+            )
+            conn.execute(
+                "INSERT INTO transitions (tenant_id, run_id, from_state, to_state, event, reason, at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (tenant_id, run_id, None, "CREATED", "CREATE", None, stamp),
+            )
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
+        if not rows:
+            raise UnknownRun(f"no run {run_id!r} in this project; `aigentflow runs` lists them.")
+        return _run_from_row(rows[0])
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The full id of the run whose id starts with ``prefix`` (it must be unique)."""
+        rows = self._query("SELECT id FROM runs WHERE id LIKE ? ORDER BY id", (prefix.replace("%", "") + "%",))
+        if not rows:
+            raise UnknownRun(f"no run matches {prefix!r}; `aigentflow runs` lists the runs of this project.")
+        if len(rows) > 1 and rows[0]["id"] != prefix:
+            ids = ", ".join(r["id"] for r in rows[:5])
+            raise UnknownRun(f"{prefix!r} matches several runs ({ids}); give more of the id.")
+        return str(rows[0]["id"])
+
+    def list_runs(self, limit: int = 50, tenant_id: str | None = None) -> list[RunRecord]:
+        if tenant_id:
+            rows = self._query(
+                "SELECT * FROM runs WHERE tenant_id=? ORDER BY created_at DESC, id DESC LIMIT ?", (tenant_id, limit)
+            )
+        else:
+            rows = self._query("SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT ?", (limit,))
+        return [_run_from_row(r) for r in rows]
+
+    def transition(
+        self,
+        run_id: str,
+        *,
+        expected_version: int,
+        to_state: str,
+        return_to: str | None,
+        event: str,
+        reason: str | None = None,
+        error: str | None = None,
+        terminal: bool = False,
+    ) -> RunRecord:
+        """Move the run (compare-and-set on ``version``) and append to its transition log."""
+        with self._write() as conn:
+            self._move(conn, run_id, expected_version, to_state, return_to, event, reason, error, terminal)
+        return self.get_run(run_id)
+
+    def _move(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        expected_version: int,
+        to_state: str,
+        return_to: str | None,
+        event: str,
+        reason: str | None,
+        error: str | None,
+        terminal: bool,
+    ) -> None:
+        row = conn.execute("SELECT state, version, tenant_id FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise UnknownRun(f"no run {run_id!r}")
+        if row["version"] != expected_version:
+            raise StaleRun(
+                f"run {run_id} changed underneath (version {row['version']}, expected {expected_version}); "
+                "another process is driving it."
+            )
+        stamp = now_iso()
+        conn.execute(
+            "UPDATE runs SET state=?, return_to=?, version=version+1, updated_at=?, error=COALESCE(?, error),"
+            " finished_at=CASE WHEN ? THEN ? ELSE finished_at END,"
+            " pause_requested=CASE WHEN ?='PAUSED' THEN 0 ELSE pause_requested END WHERE id=?",
+            (to_state, return_to, stamp, error, 1 if terminal else 0, stamp, to_state, run_id),
+        )
+        conn.execute(
+            "INSERT INTO transitions (tenant_id, run_id, from_state, to_state, event, reason, at) VALUES (?,?,?,?,?,?,?)",
+            (row["tenant_id"], run_id, row["state"], to_state, event, reason, stamp),
+        )
+
+    def transitions(self, run_id: str) -> list[TransitionRecord]:
+        rows = self._query("SELECT * FROM transitions WHERE run_id=? ORDER BY seq", (run_id,))
+        return [
+            TransitionRecord(r["seq"], r["run_id"], r["from_state"], r["to_state"], r["event"], r["reason"], r["at"])
+            for r in rows
+        ]
+
+    def request_pause(self, run_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET pause_requested=1 WHERE id=?", (run_id,))
+
+    def claim(self, run_id: str, pid: int | None = None, host: str | None = None) -> None:
+        """Record which process drives the run now (its heartbeat shows it is alive)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET owner_pid=?, owner_host=?, heartbeat_at=? WHERE id=?",
+                (pid or os.getpid(), host or socket.gethostname(), now_iso(), run_id),
+            )
+
+    def release(self, run_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET owner_pid=NULL, owner_host=NULL WHERE id=?", (run_id,))
+
+    def add_model_calls(self, run_id: str, count: int) -> int:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET model_calls=model_calls+? WHERE id=?", (count, run_id))
+            return int(conn.execute("SELECT model_calls FROM runs WHERE id=?", (run_id,)).fetchone()[0])
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def begin_step(self, run_id: str, step: str, role: str, state: str, *, new_attempt: bool = False) -> StepRecord:
+        """The step's record to work on: a completed one is returned as is (never redone); an
+        interrupted one is retried under the same key; otherwise attempt 1 (or the next after a
+        failure when ``new_attempt``) is started."""
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT * FROM steps WHERE run_id=? AND step=? ORDER BY attempt", (run_id, step)
+            ).fetchall()
+            for row in rows:
+                if row["status"] == "completed":
+                    return _step_from_row(row)
+            if rows and rows[-1]["status"] == "started":
+                return _step_from_row(rows[-1])
+            if rows and not new_attempt:
+                return _step_from_row(rows[-1])
+            attempt = (rows[-1]["attempt"] + 1) if rows else 1
+            tenant = conn.execute("SELECT tenant_id FROM runs WHERE id=?", (run_id,)).fetchone()["tenant_id"]
+            conn.execute(
+                "INSERT INTO steps (run_id, step, attempt, tenant_id, role, state, status, started_at)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, step, attempt, tenant, role, state, "started", now_iso()),
+            )
+            row = conn.execute(
+                "SELECT * FROM steps WHERE run_id=? AND step=? AND attempt=?", (run_id, step, attempt)
+            ).fetchone()
+            return _step_from_row(row)
+
+    def complete_step(
+        self,
+        step: StepRecord,
+        *,
+        output: dict[str, Any],
+        usage: StepUsage,
+        artifacts: list[ArtifactRecord],
+        expected_version: int,
+        to_state: str,
+        return_to: str | None = None,
+        event: str = "ADVANCE",
+        terminal: bool = False,
+    ) -> RunRecord:
+        """One transaction: the step's result, its artifacts, and the run's next state."""
+        stamp = now_iso()
+        with self._write() as conn:
+            updated = conn.execute(
+                "UPDATE steps SET status='completed', output_json=?, error=NULL, finished_at=?, input_tokens=?,"
+                " output_tokens=?, cost_usd=?, model_calls=?, prompt_hashes_json=?"
+                " WHERE run_id=? AND step=? AND attempt=? AND status!='completed'",
+                (dumps(output), stamp, usage.input_tokens, usage.output_tokens, usage.cost_usd,
+                 usage.model_calls, dumps(usage.prompt_hashes), *step.key),
+            ).rowcount
+            if updated != 1:
+                raise StaleRun(f"step {step.key} is already completed; nothing was written twice.")
+            tenant = conn.execute("SELECT tenant_id FROM runs WHERE id=?", (step.run_id,)).fetchone()["tenant_id"]
+            for art in artifacts:
+                conn.execute(
+                    "INSERT INTO artifacts VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id, name) DO UPDATE SET"
+                    " step=excluded.step, path=excluded.path, sha256=excluded.sha256, bytes=excluded.bytes,"
+                    " created_at=excluded.created_at",
+                    (art.run_id, tenant, art.step, art.name, art.path, art.sha256, art.bytes, stamp),
+                )
+            self._move(conn, step.run_id, expected_version, to_state, return_to, event, None, None, terminal)
+        return self.get_run(step.run_id)
+
+    def fail_step(self, step: StepRecord, error: str, usage: StepUsage | None = None) -> None:
+        usage = usage or StepUsage()
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE steps SET status='failed', error=?, finished_at=?, input_tokens=?, output_tokens=?,"
+                " cost_usd=?, model_calls=?, prompt_hashes_json=? WHERE run_id=? AND step=? AND attempt=?",
+                (error, now_iso(), usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.model_calls,
+                 dumps(usage.prompt_hashes), *step.key),
+            )
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        rows = self._query("SELECT * FROM steps WHERE run_id=? ORDER BY started_at, step, attempt", (run_id,))
+        return [_step_from_row(r) for r in rows]
+
+    def artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        rows = self._query("SELECT * FROM artifacts WHERE run_id=? ORDER BY created_at, name", (run_id,))
+        return [
+            ArtifactRecord(r["run_id"], r["step"], r["name"], r["path"], r["sha256"], r["bytes"], r["created_at"])
+            for r in rows
+        ]
+
+    # -- audit and controls ---------------------------------------------------------------------
+
+    def append_audit(self, event: str, run_id: str | None, data: dict[str, Any], *, at: str | None = None,
+                     tenant_id: str = "default") -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO audit (tenant_id, run_id, event, at, data_json) VALUES (?,?,?,?,?)",
+                (tenant_id, run_id, event, at or now_iso(), dumps(data)),
+            )
+
+    def audit(self, run_id: str | None = None) -> list[AuditRecord]:
+        if run_id:
+            rows = self._query("SELECT * FROM audit WHERE run_id=? ORDER BY seq", (run_id,))
+        else:
+            rows = self._query("SELECT * FROM audit ORDER BY seq")
+        return [
+            AuditRecord(r["seq"], r["tenant_id"], r["run_id"], r["event"], r["at"], json.loads(r["data_json"]))
+            for r in rows
+        ]
+
+    def set_control(self, key: str, value: Any, tenant_id: str = "default") -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO controls VALUES (?,?,?,?) ON CONFLICT(tenant_id, key) DO UPDATE SET"
+                " value=excluded.value, updated_at=excluded.updated_at",
+                (tenant_id, key, dumps(value), now_iso()),
+            )
+
+    def get_control(self, key: str, default: Any = None, tenant_id: str = "default") -> Any:
+        rows = self._query("SELECT value FROM controls WHERE tenant_id=? AND key=?", (tenant_id, key))
+        return json.loads(rows[0]["value"]) if rows else default
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (``BEGIN ... END;``) whole."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.strip().splitlines():
+        current.append(line)
+        candidate = "\n".join(current).strip()
+        if candidate.endswith(";") and sqlite3.complete_statement(candidate):
+            statements.append(candidate)
+            current = []
+    if "\n".join(current).strip():
+        statements.append("\n".join(current).strip())
+    return statements
+
+
+def _run_from_row(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"], tenant_id=row["tenant_id"], project_id=row["project_id"], request=row["request"],
+        model=row["model"], state=row["state"], return_to=row["return_to"], version=row["version"],
+        created_at=row["created_at"], updated_at=row["updated_at"], finished_at=row["finished_at"],
+        error=row["error"], settings=json.loads(row["settings_json"]), flags=json.loads(row["flags_json"]),
+        owner_pid=row["owner_pid"], owner_host=row["owner_host"], heartbeat_at=row["heartbeat_at"],
+        pause_requested=bool(row["pause_requested"]), model_calls=row["model_calls"],
+    )
+
+
+def _step_from_row(row: sqlite3.Row) -> StepRecord:
+    return StepRecord(
+        run_id=row["run_id"], step=row["step"], attempt=row["attempt"], role=row["role"], state=row["state"],
+        status=row["status"], output=json.loads(row["output_json"]) if row["output_json"] else None,
+        error=row["error"], started_at=row["started_at"], finished_at=row["finished_at"],
+        input_tokens=row["input_tokens"], output_tokens=row["output_tokens"], cost_usd=row["cost_usd"],
+        model_calls=row["model_calls"], prompt_hashes=json.loads(row["prompt_hashes_json"]),
+    )
