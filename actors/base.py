@@ -42,6 +42,12 @@ class BaseAgent:
     model_output: ClassVar[type[BaseModel] | None] = None
     """What the model is asked for, when it is only part of the output (the rest is deterministic)."""
 
+    def __init__(self) -> None:
+        # Pay the model library's import (seconds) when the actor starts, not in its first step.
+        import litellm
+
+        litellm.suppress_debug_info = True
+
     def task_prompt(self, call: AgentCall) -> str:
         raise NotImplementedError
 

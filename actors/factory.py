@@ -1,30 +1,38 @@
 """The one factory that turns a plain agent class into a Ray actor.
 
-Names, namespace, restarts, task retries and concurrency are set here and nowhere else, so that the
-dashboard's actor list reads as the agent team (``<role>:<run_id>``) and every role survives a
-crashed worker the same way.
+Names, namespace, restarts, task retries and concurrency are set here and nowhere else. Agent
+actors are named by role and version (``analyst@0.1.0``) and detached, so that on a running cluster
+they are created once and reused by every run (creating an actor costs about 0.65 s here, plus the
+model library's import); each run's Orchestrator is named by its run (``orchestrator:<run_id>``).
+The dashboard's actor list so reads as the agent team.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from aigentflow import __version__
+
 NAMESPACE = "aigentflow"
 MAX_RESTARTS = 3
 MAX_TASK_RETRIES = 3
 
 
-def actor_name(role: str, run_id: str) -> str:
-    return f"{role}:{run_id}"
+def agent_actor_name(role: str) -> str:
+    return f"{role}@{__version__}"
 
 
-def make_actor(cls: type, *args: Any, role: str, run_id: str, max_concurrency: int = 1,
-               lifetime: str | None = None, **kwargs: Any) -> Any:
-    """Create (or, if it is still alive, reuse) the named actor of ``cls`` for this run."""
+def orchestrator_actor_name(run_id: str) -> str:
+    return f"orchestrator:{run_id}"
+
+
+def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detached: bool = False,
+               **kwargs: Any) -> Any:
+    """Create (or, if one of that name is alive, reuse) a named actor of ``cls``."""
     import ray
 
     options: dict[str, Any] = {
-        "name": actor_name(role, run_id),
+        "name": name,
         "namespace": NAMESPACE,
         "get_if_exists": True,
         "max_restarts": MAX_RESTARTS,
@@ -33,6 +41,13 @@ def make_actor(cls: type, *args: Any, role: str, run_id: str, max_concurrency: i
         # Agents wait on models, not CPUs: they must not hold a core each on a 2-core laptop.
         "num_cpus": 0,
     }
-    if lifetime:
-        options["lifetime"] = lifetime
+    if detached:
+        options["lifetime"] = "detached"
     return ray.remote(cls).options(**options).remote(*args, **kwargs)
+
+
+def agent_actor(role: str) -> Any:
+    from actors import agent_class
+
+    # Several runs may share one agent: let it serve a few calls at once.
+    return make_actor(agent_class(role), name=agent_actor_name(role), max_concurrency=8, detached=True)

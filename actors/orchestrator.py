@@ -28,11 +28,16 @@ class Orchestrator:
 
     def _agent(self, role: str) -> Any:
         if role not in self.handles:
-            from actors import agent_class
-            from actors.factory import make_actor
+            from actors.factory import agent_actor
 
-            self.handles[role] = make_actor(agent_class(role), role=role, run_id=self.run_id)
+            self.handles[role] = agent_actor(role)
         return self.handles[role]
+
+    def warm_up(self, roles: list[str]) -> None:
+        """Start the run's agents together (each start imports the model library, seconds each)."""
+        import ray
+
+        ray.get([self._agent(role).ping.remote() for role in roles])
 
     def _invoke(self, role: str, call: AgentCall) -> AgentResult:
         import ray
@@ -43,6 +48,7 @@ class Orchestrator:
     def drive(self, resume: bool = False) -> dict[str, Any]:
         """Run to a stop; returns {state, error, outcome} (outcome: completed/paused/failed/waiting)."""
         engine = RunEngine(self.paths, self.run_id, self._invoke, self.options)
+        self.warm_up(engine.roles_needed())
         try:
             run = engine.drive(resume=resume)
             outcome = "completed" if run.state == "COMPLETED" else "waiting"
@@ -54,15 +60,6 @@ class Orchestrator:
         except AigentflowError as exc:
             return {"state": engine.store.get_run(self.run_id).state, "error": str(exc), "outcome": "error",
                     "exit_code": exc.exit_code}
-        finally:
-            self._release_agents()
-
-    def _release_agents(self) -> None:
-        import ray
-
-        for handle in self.handles.values():
-            ray.kill(handle, no_restart=True)
-        self.handles.clear()
 
     def check_controls(self, run_id: str) -> str | None:
         """Why agents of this run must not call their model now, or None. Reads the store afresh."""

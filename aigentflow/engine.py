@@ -25,7 +25,7 @@ from aigentflow.redact import Redactor
 from aigentflow.statemachine import STATES, Event, Snapshot, State, enabled_states, fire, is_terminal
 from aigentflow.store.records import RunRecord, StepUsage
 from aigentflow.store.sqlite import SQLiteRunStore
-from aigentflow.tracing.spans import make_span, trace_id_for
+from aigentflow.tracing.spans import make_span, new_span_id, trace_id_for
 from aigentflow.tracing.writer import SegmentWriter
 
 PAUSE_ALL = "emergency.pause_all"
@@ -81,6 +81,13 @@ class RunEngine:
         for hook in build_user_hooks(_HookSpec(**h) for h in run.settings.get("hooks", [])):
             self.bus.add_user_hook(hook)
 
+    def roles_needed(self) -> list[str]:
+        """The agent roles this run's enabled states use."""
+        from actors import STEP_AGENTS
+
+        steps = [STATES[state].step for state in sorted(self.enabled)]
+        return [STEP_AGENTS[step][0] for step in steps if step in STEP_AGENTS]
+
     # -- events -----------------------------------------------------------------------------------
 
     def _audit(self, event: hooks.Event) -> None:
@@ -123,22 +130,32 @@ class RunEngine:
             self.bus.close()
             self.store.release(self.run_id)
 
-    def _move(self, run: RunRecord, event: Event, reason: str | None = None, error: str | None = None) -> RunRecord:
+    def _move(self, run: RunRecord, event: Event, reason: str | None = None, error: str | None = None,
+              state_span: tuple[str, int] | None = None) -> RunRecord:
         snapshot = fire(Snapshot(State(run.state), _state_or_none(run.return_to)), event, enabled=self.enabled)
         moved = self.store.transition(
             run.id, expected_version=run.version, to_state=snapshot.state, return_to=snapshot.return_to,
             event=event.value, reason=reason, error=error, terminal=is_terminal(snapshot.state),
         )
-        self._after_transition(run, moved, reason)
+        self._after_transition(run, moved, reason, state_span)
         return moved
 
-    def _after_transition(self, before: RunRecord, after: RunRecord, reason: str | None) -> None:
-        self.writer.add(make_span(
-            f"state {after.state}", "state", run_id=after.id, parent_id=root_span_id(after.id),
-            tenant_id=after.tenant_id,
-            attributes={"aigentflow.state.from": before.state, "aigentflow.state.to": after.state,
-                        **({"aigentflow.reason": reason} if reason else {})},
-        ))
+    def _after_transition(self, before: RunRecord, after: RunRecord, reason: str | None,
+                          state_span: tuple[str, int] | None = None) -> None:
+        """Trace and announce a transition; ``state_span`` (id, start) closes the span of the state left."""
+        attributes = {"aigentflow.state.from": before.state, "aigentflow.state.to": after.state,
+                      **({"aigentflow.reason": reason} if reason else {})}
+        if state_span:
+            span = make_span(f"state {before.state}", "state", run_id=after.id, parent_id=root_span_id(after.id),
+                             tenant_id=after.tenant_id, attributes=attributes, start_ns=state_span[1],
+                             end_ns=time.time_ns())
+            span["span_id"] = state_span[0]
+        else:
+            span = make_span(f"transition {before.state} -> {after.state}", "transition", run_id=after.id,
+                             parent_id=root_span_id(after.id), tenant_id=after.tenant_id, attributes=attributes)
+        if after.state == State.FAILED:
+            span["status"], span["error"] = "error", after.error
+        self.writer.add(span)
         self.emit(hooks.RUN_STATE_CHANGED, after, from_state=before.state, to_state=after.state, reason=reason)
         if after.state == State.PAUSED:
             self.emit(hooks.RUN_PAUSED, after, reason=reason)
@@ -174,11 +191,12 @@ class RunEngine:
             )
         role = STEP_AGENTS[step_name][0]
         step = self.store.begin_step(run.id, step_name, role, state)
+        state_span = (new_span_id(), time.time_ns())
         budget = run.settings["model"]["max_calls_per_run"] - run.model_calls
         call = AgentCall(
             run_id=run.id, step=step_name, attempt=step.attempt, request=run.request,
             project_context=self._project_context(), layers=self._layers(), model=self.options.model_spec,
-            inputs=self._inputs(step_name), parent_span_id=root_span_id(run.id), budget=max(budget, 0),
+            inputs=self._inputs(step_name), parent_span_id=state_span[0], budget=max(budget, 0),
             tenant_id=run.tenant_id,
         )
         self.emit(hooks.AGENT_STARTED, run, role=role, step=step_name, attempt=step.attempt)
@@ -196,16 +214,18 @@ class RunEngine:
         usage = StepUsage(result.input_tokens, result.output_tokens, result.cost_usd, calls_made, result.prompt_hashes)
         if result.error_kind == "paused":
             self.store.fail_step(step, result.error or "paused", usage)
-            self._move(self.store.get_run(run.id), Event.PAUSE, reason=result.error)
+            self._move(self.store.get_run(run.id), Event.PAUSE, reason=result.error, state_span=state_span)
             raise RunPaused(f"run {run.id} paused during {state}: {result.error}")
         if not result.ok:
             self.store.fail_step(step, result.error or "failed", usage)
-            failed = self._move(self.store.get_run(run.id), Event.FAIL, reason=f"{role} failed", error=result.error)
+            failed = self._move(self.store.get_run(run.id), Event.FAIL, reason=f"{role} failed", error=result.error,
+                                state_span=state_span)
             self.emit(hooks.AGENT_FINISHED, failed, role=role, step=step_name, status="failed", error=result.error)
             raise RunFailure(f"run {run.id} failed in {state}: {result.error}")
-        return self._commit(self.store.get_run(run.id), step, role, result, usage)
+        return self._commit(self.store.get_run(run.id), step, role, result, usage, state_span)
 
-    def _commit(self, run: RunRecord, step: Any, role: str, result: AgentResult, usage: StepUsage) -> RunRecord:
+    def _commit(self, run: RunRecord, step: Any, role: str, result: AgentResult, usage: StepUsage,
+                state_span: tuple[str, int]) -> RunRecord:
         run_dir = self.paths.run_dir(run.id)
         output = self.redactor.redact(result.output)
         artifacts = [
@@ -226,7 +246,7 @@ class RunEngine:
         )
         self.emit(hooks.AGENT_FINISHED, moved, role=role, step=step.step, status="completed",
                   input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=usage.cost_usd)
-        self._after_transition(run, moved, None)
+        self._after_transition(run, moved, None, state_span)
         return moved
 
     # -- what agents get --------------------------------------------------------------------------

@@ -106,7 +106,9 @@ class Redactor:
     _CACHEABLE_LENGTH = 256
 
     def __init__(self, values: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
-        self.values: tuple[str, ...] = tuple(sorted({v for v in values if v}, key=len, reverse=True))
+        # Longest first, so that a value containing a shorter one is replaced whole.
+        unique_values = {value for value in values if value}
+        self.values: tuple[str, ...] = tuple(sorted(unique_values, key=len, reverse=True))
         self.extra_patterns: tuple[str, ...] = tuple(patterns)
         self._compile()
 
@@ -136,7 +138,6 @@ class Redactor:
         self._alphanumeric_rules = tuple(
             rule for name, rule in zip(KEY_PATTERNS, rules) if name in _ALPHANUMERIC_SHAPES
         )
-        # Longest first, so that a value containing a shorter one is replaced whole.
         self._known = re.compile("|".join(map(re.escape, self.values))) if self.values else None
         self._extra = tuple(re.compile(pattern) for pattern in self.extra_patterns)
         self._cache: dict[str, str] = {}
@@ -150,7 +151,8 @@ class Redactor:
         self._compile()
 
     def __repr__(self) -> str:
-        return f"Redactor({len(self.values)} known values, {len(self.extra_patterns)} extra patterns)"
+        known, extra = len(self.values), len(self.extra_patterns)
+        return f"Redactor({known} known values, {extra} extra patterns)"
 
     def redact_text(self, text: str) -> str:
         """``text`` with every known secret value and secret-shaped substring replaced."""

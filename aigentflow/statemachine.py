@@ -74,10 +74,18 @@ def _working(flags: tuple[str, ...], step: str, description: str) -> StateSpec:
 
 STATES: dict[State, StateSpec] = {
     State.CREATED: StateSpec(Kind.INITIAL, (), None, "The run exists; no step has started."),
-    State.ANALYZING: _working(("agents.analyst",), "analyze", "The analyst turns the request into requirements."),
-    State.PLANNING: _working(("agents.projectManager",), "plan", "The project manager splits the work into tasks."),
-    State.ARCHITECTING: _working(("agents.architect",), "architect", "The architect designs the technical solution."),
-    State.DESIGNING: _working(("agents.uiDesigner",), "design", "The UI designer designs the user interface."),
+    State.ANALYZING: _working(
+        ("agents.analyst",), "analyze", "The analyst turns the request into requirements."
+    ),
+    State.PLANNING: _working(
+        ("agents.projectManager",), "plan", "The project manager splits the work into tasks."
+    ),
+    State.ARCHITECTING: _working(
+        ("agents.architect",), "architect", "The architect designs the technical solution."
+    ),
+    State.DESIGNING: _working(
+        ("agents.uiDesigner",), "design", "The UI designer designs the user interface."
+    ),
     State.BUILDING: _working(
         ("agents.frontendDev", "agents.backendDev"), "build", "The developers write the code."
     ),
@@ -118,9 +126,7 @@ def _as_state(value: object, what: str) -> State:
     try:
         return State(value)
     except ValueError:
-        raise UsageError(
-            f"unknown {what} {value!r}: use one of {', '.join(State)}"
-        ) from None
+        raise UsageError(f"unknown {what} {value!r}: use one of {', '.join(State)}") from None
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,8 @@ def _remembered_state(snapshot: Snapshot, enabled: frozenset[State]) -> State:
 
 
 def _skips_no_enabled_state(source: State, target: State, enabled: frozenset[State]) -> str | None:
-    """From FIXING only to TESTING; else to a later enabled pipeline state or COMPLETED, skipping only disabled states."""
+    """From FIXING only to TESTING; else to a later enabled pipeline state or COMPLETED, skipping no
+    enabled state."""
     if source is State.FIXING:
         return None if target is State.TESTING else f"FIXING can only ADVANCE to TESTING, not {target}"
     start = _pipeline_index(source) + 1
@@ -321,7 +328,7 @@ def describe() -> list[dict]:
             "event": str(spec.event),
             "sources": [str(state) for state in State if state in spec.sources],
             "target": str(spec.target_text),
-            "guard": spec.guard.__doc__ if spec.guard is not None else None,
+            "guard": " ".join((spec.guard.__doc__ or spec.guard.__name__).split()) if spec.guard else None,
             "remembers_source": spec.remembers_source,
             "description": spec.description,
         }

@@ -79,10 +79,10 @@ def _print_report(report: dict[str, Any]) -> None:
     for t in report["transitions"]:
         timeline.add_row(t["at"], t["from_state"] or "", t["to_state"], t["event"], t["reason"] or "")
     console.print(timeline)
-    steps = Table("step", "agent", "attempt", "status", "tokens in", "tokens out", "cost", "error", title="Agents")
+    steps = Table("step", "agent", "try", "status", "tokens in/out", "cost", "error", title="Agents")
     for s in report["steps"]:
-        steps.add_row(s["step"], s["role"], str(s["attempt"]), s["status"], str(s["input_tokens"]),
-                      str(s["output_tokens"]), f"${s['cost_usd']:.4f}", (s["error"] or "")[:80])
+        steps.add_row(s["step"], s["role"], str(s["attempt"]), s["status"],
+                      f"{s['input_tokens']}/{s['output_tokens']}", f"${s['cost_usd']:.4f}", (s["error"] or "")[:200])
     console.print(steps)
     totals = report["totals"]
     console.print(f"Totals: {totals['input_tokens']} tokens in, {totals['output_tokens']} out, "
@@ -119,8 +119,10 @@ def runs(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("run", "state", "created", "tokens", "cost", "request")
+    table = Table("run", "state", "created (UTC)", "tokens", "cost", "request")
+    table.columns[0].no_wrap = True
+    table.columns[5].max_width = 40
     for row in rows:
-        table.add_row(row["id"], row["state"], row["created_at"], str(row["tokens"]), f"${row['cost_usd']:.4f}",
-                      row["request"][:60])
+        table.add_row(row["id"], row["state"], row["created_at"][:19].replace("T", " "), str(row["tokens"]),
+                      f"${row['cost_usd']:.4f}", row["request"][:80])
     Console().print(table)

@@ -1,7 +1,8 @@
 """Reading spans while runs are still writing them: no lock is ever taken that blocks a writer.
 
-Spans come from the compacted ``traces.duckdb`` (attached read-only, skipped while a compactor
-holds it) and from the Parquet segments not yet compacted, each span once.
+Spans come from the compacted ``traces.duckdb`` (attached read-only, skipped while another
+process holds it for writing) and from the Parquet segments not yet compacted, each span once.
+A reader holds ``compact.lock`` shared, which only keeps a compactor from starting mid-read.
 """
 
 from __future__ import annotations
@@ -40,10 +41,13 @@ def read_spans(trace_dir: Path, run_id: str | None = None) -> list[dict[str, Any
             try:
                 rows = _query(connection, trace_dir, run_id)
                 break
-            except duckdb.IOException:
+            except duckdb.IOException as exc:
                 # A compactor deleted a segment between listing and reading: list again.
                 if attempt == _READ_ATTEMPTS - 1:
-                    raise
+                    raise StoreError(
+                        f"could not read the trace segments in {trace_dir}: {exc}. Move the "
+                        "file it names out of the segments directory and read again."
+                    ) from None
                 time.sleep(0.02 * (attempt + 1))
             finally:
                 connection.close()
@@ -88,9 +92,9 @@ def _attach_compacted(connection: Any, database: Path) -> bool:
         return False
     try:
         connection.execute(f"ATTACH '{sql_literal(database)}' AS compacted (READ_ONLY)")
-    except duckdb.IOException:
-        return False
     except duckdb.Error as exc:
+        if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+            return False
         raise StoreError(
             f"{database} could not be read as a trace database ({exc}). Move it aside and "
             "re-run; spans not yet compacted are still in the segments directory."
@@ -105,7 +109,7 @@ def _attach_compacted(connection: Any, database: Path) -> bool:
 def span_tree(spans: Iterable[Mapping[str, Any]]) -> list[SpanNode]:
     """Spans nested under their parents; spans whose parent is unknown are roots."""
     ordered = sorted(spans, key=lambda s: (s["start_ns"], s["end_ns"]))
-    nodes: dict[str, SpanNode] = {s["span_id"]: SpanNode(span=dict(s), children=[]) for s in ordered}
+    nodes = {s["span_id"]: SpanNode(span=dict(s), children=[]) for s in ordered}
     roots: list[SpanNode] = []
     for node in nodes.values():
         parent = nodes.get(node["span"].get("parent_id") or "")

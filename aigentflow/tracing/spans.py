@@ -12,11 +12,9 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Literal, TypedDict
+from typing import TypedDict
 
 AttributeValue = str | int | float | bool
-SpanKind = Literal["run", "state", "agent", "model", "command", "hook", "tool", "intervention"]
-SpanStatus = Literal["ok", "error"]
 
 SPAN_FIELDS = (
     "span_id", "trace_id", "parent_id", "run_id", "tenant_id", "name", "kind",
@@ -36,7 +34,11 @@ PROMPT_HASH = "aigentflow.prompt_hash"
 
 
 class Span(TypedDict):
-    """One finished (or running) unit of work; times are ``time.time_ns()``."""
+    """One unit of work; times are ``time.time_ns()``, status is "ok" or "error".
+
+    ``kind`` is one of "run", "state", "agent", "model", "command", "hook", "tool",
+    "intervention" (open-ended: readers treat an unknown kind like any other).
+    """
 
     span_id: str
     trace_id: str
@@ -62,7 +64,7 @@ def new_span_id() -> str:
 
 
 def trace_id_for(run_id: str) -> str:
-    """The 128-bit trace id (32 hex characters) of a run: the same run id always gives the same one."""
+    """The 128-bit trace id (32 hex characters) of a run, the same for every call."""
     return hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:32]
 
 
@@ -87,7 +89,7 @@ def make_span(
     start_ns: int | None = None,
     end_ns: int | None = None,
 ) -> Span:
-    """A span with a fresh id; ``end_ns`` defaults to ``start_ns`` (an instant, like a transition)."""
+    """A span with a fresh id; ``end_ns`` defaults to ``start_ns`` (an instant: a transition)."""
     start = time.time_ns() if start_ns is None else start_ns
     return Span(
         span_id=new_span_id(),

@@ -43,9 +43,11 @@ COLUMN_TYPES: dict[str, str] = {
 }
 _TEXT_FIELDS = tuple(n for n, t in COLUMN_TYPES.items() if t == "VARCHAR" and n != "attributes")
 _OPTIONAL_FIELDS = ("parent_id", "error")
+_TIME_FIELDS = ("start_ns", "end_ns")
+_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 _ROWS_STRUCT = "[{" + ", ".join(f'"{n}": "{t}"' for n, t in COLUMN_TYPES.items()) + "}]"
-# One JSON array parameter unnested into rows: ~100x faster than inserting row by row.
-_SELECT_ROWS = f"SELECT unnest(from_json(?::JSON, '{_ROWS_STRUCT}'), recursive := true)"
+# One JSON array parameter unnested into rows: some 50x faster than inserting row by row.
+_SELECT_ROWS = f"SELECT unnest(row) FROM (SELECT unnest(from_json(?, '{_ROWS_STRUCT}')) AS row)"
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -110,51 +112,66 @@ class SegmentWriter:
         attributes = span.get("attributes") or {}
         if not isinstance(attributes, Mapping):
             raise TypeError(f"attributes must be a mapping, not {type(attributes).__name__}")
+        redactor = self.redactor
         row: dict[str, Any] = {}
         for field in _TEXT_FIELDS:
             value = span.get(field) if field in _OPTIONAL_FIELDS else span[field]
-            if value is not None and not isinstance(value, str):
+            if value is None:
+                if field not in _OPTIONAL_FIELDS:
+                    raise TypeError(f"span field {field!r} must be a string, not None")
+            elif not isinstance(value, str):
                 raise TypeError(f"span field {field!r} must be a string")
-            row[field] = _valid_utf8(self._clean(value))
-        for field in ("start_ns", "end_ns"):
+            elif redactor is not None:
+                value = redactor.redact_text(value)
+            row[field] = value
+        for field in _TIME_FIELDS:
             value = span[field]
             if type(value) is not int or value not in _INT64:
                 raise TypeError(f"span field {field!r} must be an int of nanoseconds")
             row[field] = value
-        clean_attributes = self.redactor.redact(dict(attributes)) if self.redactor else attributes
-        row["attributes"] = _valid_utf8(json.dumps(clean_attributes, ensure_ascii=False, allow_nan=False))
+        clean = redactor.redact(dict(attributes)) if redactor is not None else attributes
+        row["attributes"] = _encode_json(clean)
         return row
 
-    def _clean(self, text: str | None) -> str | None:
-        if text is None or self.redactor is None:
-            return text
-        return self.redactor.redact_text(text)
-
     def flush(self) -> Path | None:
-        """Write the queued spans as one segment and return its path (None when nothing was queued)."""
+        """Write the queued spans as one segment; its path, or None when nothing was queued."""
         with self._lock:
             rows, self._rows = self._rows, []
-            if not rows:
+            payload = self._payload(rows)
+            if payload is None:
                 return None
             directory = segments_dir(self.trace_dir)
             directory.mkdir(parents=True, exist_ok=True)
             name = f"{time.time_ns():020d}-{self._writer_tag}-{self.segments_written:06d}"
             final = directory / f"{name}{SEGMENT_SUFFIX}"
             temporary = directory / f".{name}{SEGMENT_SUFFIX}.tmp"
-            connection = self._connect()
             try:
-                connection.execute(
+                self._connect().execute(
                     f"COPY ({_SELECT_ROWS}) TO '{sql_literal(temporary)}' (FORMAT PARQUET)",
-                    [json.dumps(rows, ensure_ascii=False)],
+                    [payload],
                 )
                 os.replace(temporary, final)
             except BaseException:
                 temporary.unlink(missing_ok=True)
-                self._rows = rows + self._rows  # keep them for the next flush
+                self._rows = rows + self._rows  # kept for the next flush
                 raise
             self.segments_written += 1
             self.spans_written += len(rows)
             return final
+
+    def _payload(self, rows: list[dict[str, Any]]) -> str | None:
+        """The rows as one JSON array; rows DuckDB would refuse (lone surrogates) are dropped."""
+        if not rows:
+            return None
+        payload = _encode_json(rows)
+        try:
+            payload.encode("utf-8")
+        except UnicodeEncodeError:
+            valid = [row for row in rows if _is_valid_utf8(_encode_json(row))]
+            self.dropped_spans += len(rows) - len(valid)
+            rows[:] = valid
+            return self._payload(rows)
+        return payload
 
     def _connect(self) -> Any:
         if self._connection is None:
@@ -174,11 +191,12 @@ class SegmentWriter:
                     self._connection = None
 
 
-def _valid_utf8(text: str | None) -> str | None:
-    """``text`` itself; raises ValueError on lone surrogates, which DuckDB would refuse mid-flush."""
-    if text is not None:
+def _is_valid_utf8(text: str) -> bool:
+    try:
         text.encode("utf-8")
-    return text
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def sql_literal(path: Path) -> str:
@@ -187,7 +205,9 @@ def sql_literal(path: Path) -> str:
 
 
 @contextmanager
-def compaction_lock(trace_dir: Path, *, shared: bool = False, wait_s: float | None = None) -> Iterator[bool]:
+def compaction_lock(
+    trace_dir: Path, *, shared: bool = False, wait_s: float | None = None
+) -> Iterator[bool]:
     """Hold ``compact.lock``: exclusive for the compactor, shared for readers.
 
     Yields whether the lock is held; with ``wait_s`` it gives up after that long and yields False.
@@ -242,7 +262,7 @@ def _connect_for_writing(database: Path, wait_s: float) -> Any:
 
 
 def compact(trace_dir: Path, wait_s: float = 10.0) -> int:
-    """Merge the segments of ``trace_dir`` into ``traces.duckdb``; return how many spans were merged.
+    """Merge the segments of ``trace_dir`` into ``traces.duckdb``; how many spans were merged.
 
     One compactor at a time (an flock on ``compact.lock``); concurrent writers are never blocked.
     """

@@ -1,0 +1,110 @@
+"""Shared fixtures: one real Ray head for the whole session, real git repositories, the CLI as a
+subprocess. Only the model is a stand-in: the replay provider, reached through litellm."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+DEMO_REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "core.hooksPath=/dev/null"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Ray head node on 127.0.0.1 for the session; CLI runs connect to it with --address."""
+    port = _free_port()
+    logs = tmp_path_factory.mktemp("ray") / "head.log"
+    head = subprocess.Popen(
+        [_bin("ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--include-dashboard=false", "--disable-usage-stats", "--num-cpus=2"],
+        stdout=logs.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    )
+    address = f"127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import ray; ray.init(address='{address}', log_to_driver=False); print('up')"],
+            capture_output=True, text=True, timeout=60,
+        )
+        if "up" in probe.stdout:
+            break
+        if head.poll() is not None:
+            raise RuntimeError(f"ray head exited: {logs.read_text()[-2000:]}")
+        time.sleep(1)
+    else:
+        raise RuntimeError(f"ray head did not come up: {logs.read_text()[-2000:]}")
+    yield address
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+
+
+def make_sample_repo(target: Path) -> Path:
+    """A copy of the demo's sample project, committed to a fresh git repository."""
+    sample = Path(str(resources.files("aigentflow") / "demo" / "sample"))
+    shutil.copytree(sample, target, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    subprocess.run([*GIT, "init", "-q", "-b", "main", str(target)], check=True)
+    subprocess.run([*GIT, "-C", str(target), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(target), "commit", "-q", "-m", "sample"], check=True)
+    return target
+
+
+@pytest.fixture
+def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty user config dir, so that the developer's own config never leaks into a test."""
+    home = tmp_path / "user-config"
+    home.mkdir()
+    monkeypatch.setenv("AIGENTFLOW_CONFIG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def sample_repo(tmp_path: Path, user_config: Path) -> Path:
+    """The sample project, committed and initialised (`aigentflow init`)."""
+    repo = make_sample_repo(tmp_path / "project")
+    from aigentflow.cli.project_cmd import initialise
+
+    initialise(repo)
+    return repo
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGENTFLOW_TEST_")}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env.update(extra)
+    return env
+
+
+def aigentflow(*args: str, cwd: Path, timeout: float = 240, env: dict[str, str] | None = None,
+               input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed `aigentflow` command as a user would."""
+    return subprocess.run(
+        [_bin("aigentflow"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env=env or cli_env(), input=input,
+    )

@@ -1,0 +1,230 @@
+"""The run engine in-process (no Ray): the same engine the Orchestrator actor runs, driven with the
+agent classes called directly. Real SQLite, real files, real git; the model is the replay cassette."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from actors import agent_class
+from aigentflow.engine import PAUSE_ALL, RunEngine
+from aigentflow.exceptions import RunFailure, RunPaused, UsageError
+from aigentflow.paths import ProjectPaths
+from aigentflow.runner import create_run, engine_options
+from aigentflow.store.sqlite import SQLiteRunStore
+from tests.conftest import DEMO_REQUEST
+
+OUTPUT_FILES = {"research.md", "work_breakdown.json", "work_breakdown.md", "architecture.md", "summary.md"}
+
+
+class Interrupted(BaseException):
+    """Stands in for the process dying mid-step (not an error the engine handles)."""
+
+
+def agents_invoker(interrupt_at: str | None = None, before_call=None):
+    agents: dict = {}
+
+    def invoke(role, call):
+        if call.step == interrupt_at:
+            raise Interrupted(call.step)
+        if before_call:
+            before_call(call)
+        agents.setdefault(role, agent_class(role)())
+        return agents[role].run(call, gate)
+
+    gate = None
+    return invoke
+
+
+def start(repo: Path, request: str = DEMO_REQUEST, **overrides: str):
+    paths = ProjectPaths(repo)
+    run, spec = create_run(paths, request, {"model.name": "replay/demo", **overrides})
+    return paths, run, spec
+
+
+def drive(paths, run, spec, invoke=None, *, resume=False, gate=None, record=None):
+    engine = RunEngine(paths, run.id, invoke or agents_invoker(), engine_options(run, spec, record), gate=gate)
+    return engine.drive(resume=resume)
+
+
+def store_of(paths) -> SQLiteRunStore:
+    return SQLiteRunStore(paths.database)
+
+
+def test_mvp_run_writes_each_output_once(sample_repo: Path) -> None:
+    paths, run, spec = start(sample_repo)
+    final = drive(paths, run, spec)
+    assert final.state == "COMPLETED"
+    store = store_of(paths)
+    assert [t.to_state for t in store.transitions(run.id)] == [
+        "CREATED", "ANALYZING", "PLANNING", "ARCHITECTING", "COMPLETED"]
+    assert {p.name for p in paths.run_dir(run.id).iterdir()} == OUTPUT_FILES
+    assert sorted(a.name for a in store.artifacts(run.id)) == sorted(OUTPUT_FILES)
+    steps = {s.step: s for s in store.steps(run.id)}
+    assert set(steps) == {"analyze", "plan", "architect"}
+    assert steps["plan"].model_calls == 2, "the demo's first plan has a cycle and is retried"
+    assert all(s.status == "completed" and s.input_tokens > 0 for s in steps.values())
+    plan = json.loads((paths.run_dir(run.id) / "work_breakdown.json").read_text())
+    assert [t["id"] for t in plan["tasks"]] == ["T1", "T2", "T3", "T4", "T5"]
+    assert "Due dates" in (paths.run_dir(run.id) / "architecture.md").read_text() or \
+        "due date" in (paths.run_dir(run.id) / "architecture.md").read_text()
+    summary = (paths.run_dir(run.id) / "summary.md").read_text()
+    assert "COMPLETED" in summary and "project_manager" in summary
+    events = [a.event for a in store.audit(run.id)]
+    assert events[0] == "run.created" and events[-1] == "run.finished"
+    assert events.count("model.called") == 4
+
+
+def test_disabled_agent_state_is_skipped(sample_repo: Path) -> None:
+    paths, run, spec = start(sample_repo, **{"flags.agents.architect": "false"})
+    assert drive(paths, run, spec).state == "COMPLETED"
+    assert [t.to_state for t in store_of(paths).transitions(run.id)] == [
+        "CREATED", "ANALYZING", "PLANNING", "COMPLETED"]
+    assert not (paths.run_dir(run.id) / "architecture.md").exists()
+
+
+def test_enabling_an_agent_this_version_lacks_is_refused(sample_repo: Path) -> None:
+    with pytest.raises(UsageError, match="TESTING.*agents.tester"):
+        start(sample_repo, **{"flags.agents.tester": "true"})
+    assert store_of(ProjectPaths(sample_repo)).list_runs() == [], "a refused run is not recorded"
+
+
+def test_interrupted_step_resumes_under_same_key_and_outputs_exist_once(sample_repo: Path) -> None:
+    paths, run, spec = start(sample_repo)
+    with pytest.raises(Interrupted):
+        drive(paths, run, spec, agents_invoker(interrupt_at="plan"))
+    store = store_of(paths)
+    assert store.get_run(run.id).state == "PLANNING"
+    assert [(s.step, s.status) for s in store.steps(run.id)] == [("analyze", "completed"), ("plan", "started")]
+    research_before = (paths.run_dir(run.id) / "research.md").read_text()
+
+    final = drive(paths, store.get_run(run.id), spec, resume=True)
+    assert final.state == "COMPLETED"
+    steps = store.steps(run.id)
+    assert sorted((s.step, s.attempt, s.status) for s in steps) == [
+        ("analyze", 1, "completed"), ("architect", 1, "completed"), ("plan", 1, "completed")]
+    assert (paths.run_dir(run.id) / "research.md").read_text() == research_before
+    assert {p.name for p in paths.run_dir(run.id).iterdir()} == OUTPUT_FILES
+    assert len(store.artifacts(run.id)) == len(OUTPUT_FILES)
+    analyst_calls = [a for a in store.audit(run.id) if a.event == "model.called" and a.data["role"] == "analyst"]
+    assert len(analyst_calls) == 1, "the completed analyze step was not repeated"
+
+
+def test_emergency_pause_all_stops_at_the_next_boundary_and_resume_completes(sample_repo: Path) -> None:
+    paths, run, spec = start(sample_repo)
+    store = store_of(paths)
+    store.set_control(PAUSE_ALL, True)
+    with pytest.raises(RunPaused, match="pause-all"):
+        drive(paths, run, spec)
+    paused = store.get_run(run.id)
+    assert (paused.state, paused.return_to) == ("PAUSED", "CREATED")
+    assert store.steps(run.id) == []
+    store.set_control(PAUSE_ALL, False)
+    assert drive(paths, paused, spec, resume=True).state == "COMPLETED"
+
+
+def test_pause_is_checked_before_every_model_call(sample_repo: Path) -> None:
+    paths, run, spec = start(sample_repo)
+    store = store_of(paths)
+
+    def gate() -> None:
+        if store.get_control(PAUSE_ALL, False):
+            raise RunPaused("emergency pause-all is on")
+
+    def pause_during_plan(call) -> None:
+        if call.step == "plan":
+            store.set_control(PAUSE_ALL, True)
+
+    agents: dict = {}
+
+    def invoke(role, call):
+        pause_during_plan(call)
+        agents.setdefault(role, agent_class(role)())
+        return agents[role].run(call, gate)
+
+    with pytest.raises(RunPaused):
+        drive(paths, run, spec, invoke)
+    paused = store.get_run(run.id)
+    assert (paused.state, paused.return_to) == ("PAUSED", "PLANNING")
+    plan_calls = [a for a in store.audit(run.id) if a.event == "model.called" and a.data["role"] == "project_manager"]
+    assert plan_calls == [], "no model call was made once the pause was on"
+    store.set_control(PAUSE_ALL, False)
+    assert drive(paths, paused, spec, resume=True).state == "COMPLETED"
+
+
+def _project_cassette(paths: ProjectPaths, name: str, drop_role: str | None = None, replace: dict | None = None) -> None:
+    from importlib import resources
+
+    shipped = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())
+    entries = [e for e in shipped["entries"] if e["role"] != drop_role]
+    for entry in entries:
+        key = (entry["role"], entry["attempt"])
+        if replace and key in replace:
+            entry["response"] = replace[key]
+    paths.cassettes_dir.mkdir(parents=True, exist_ok=True)
+    (paths.cassettes_dir / f"{name}.json").write_text(json.dumps({**shipped, "entries": entries}))
+
+
+def test_missing_cassette_entry_fails_the_run_clearly_and_keeps_earlier_work(sample_repo: Path) -> None:
+    paths = ProjectPaths(sample_repo)
+    _project_cassette(paths, "no-architect", drop_role="architect")
+    paths, run, spec = start(sample_repo, **{"model.name": "replay/no-architect"})
+    with pytest.raises(RunFailure, match="architect"):
+        drive(paths, run, spec)
+    store = store_of(paths)
+    failed = store.get_run(run.id)
+    assert failed.state == "FAILED"
+    assert "no recorded answer" in failed.error and "architect" in failed.error
+    assert {s.step: s.status for s in store.steps(run.id)} == {
+        "analyze": "completed", "plan": "completed", "architect": "failed"}
+    assert (paths.run_dir(run.id) / "work_breakdown.json").exists()
+
+
+def test_reply_that_never_matches_the_schema_fails_after_bounded_retries(sample_repo: Path) -> None:
+    paths = ProjectPaths(sample_repo)
+    _project_cassette(paths, "broken-plan", replace={
+        ("project_manager", 1): "this is not JSON at all",
+        ("project_manager", 2): {"tasks": "not a list"},
+    })
+    cassette = json.loads((paths.cassettes_dir / "broken-plan.json").read_text())
+    cassette["entries"].append({"role": "project_manager", "step": "plan", "attempt": 3, "response": "{" * 10})
+    (paths.cassettes_dir / "broken-plan.json").write_text(json.dumps(cassette))
+    paths, run, spec = start(sample_repo, **{"model.name": "replay/broken-plan"})
+    with pytest.raises(RunFailure, match="WorkBreakdown after 3 attempts"):
+        drive(paths, run, spec)
+    store = store_of(paths)
+    assert store.get_run(run.id).state == "FAILED"
+    plan = [s for s in store.steps(run.id) if s.step == "plan"][0]
+    assert plan.status == "failed" and plan.model_calls == 3
+
+
+def test_user_hooks_see_events_and_a_failing_hook_never_breaks_the_run(sample_repo: Path) -> None:
+    log = sample_repo.parent / "events.jsonl"
+    (sample_repo / ".aigentflow" / "config.toml").write_text(
+        f'[[hooks]]\nevent = "run.*"\ncommand = "cat >> {log}; echo >> {log}"\n\n'
+        '[[hooks]]\nevent = "run.finished"\ncommand = "echo broken >&2; exit 7"\n'
+    )
+    paths, run, spec = start(sample_repo)
+    assert drive(paths, run, spec).state == "COMPLETED"
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert [e["name"] for e in events if e["name"] == "run.state_changed"][:1] == ["run.state_changed"]
+    assert events[-1]["name"] == "run.finished" and events[-1]["run_id"] == run.id
+    failures = [a for a in store_of(paths).audit(run.id) if a.event == "hook.failed"]
+    assert failures and "exit" in failures[0].data["message"] and "7" in failures[0].data["message"]
+
+
+def test_record_then_strict_replay_reproduces_the_run(sample_repo: Path) -> None:
+    recorded = sample_repo.parent / "recorded.json"
+    paths, run, spec = start(sample_repo)
+    drive(paths, run, spec, record=str(recorded))
+    cassette = json.loads(recorded.read_text())
+    assert len(cassette["entries"]) == 4
+    assert all(e["prompt_hash"].startswith("sha256:") for e in cassette["entries"])
+
+    paths, run2, spec2 = start(sample_repo, **{"model.name": f"replay/{recorded}", "model.replay_strict": "true"})
+    assert drive(paths, run2, spec2).state == "COMPLETED"
+    first = json.loads((paths.run_dir(run.id) / "work_breakdown.json").read_text())
+    second = json.loads((paths.run_dir(run2.id) / "work_breakdown.json").read_text())
+    assert first == second
