@@ -56,8 +56,11 @@ class Analyst(BaseAgent):
     def finish(self, model_output: BaseModel, call: AgentCall) -> Research:
         assert isinstance(model_output, AnalystNotes)
         facts = call.inputs.get("facts") or {}
-        known = {f["path"] for f in (call.inputs.get("snapshot") or {}).get("files", [])}
-        unknown = [p for p in model_output.relevant_files if known and p not in known]
+        snapshot = call.inputs.get("snapshot") or {}
+        known = {f["path"] for f in snapshot.get("files", [])}
+        # A truncated listing does not name every file, so absence from it proves nothing.
+        complete = bool(known) and len(known) >= snapshot.get("total_files", len(known))
+        unknown = [p for p in model_output.relevant_files if complete and p not in known]
         return Research(
             request=call.request,
             languages=facts.get("languages", {}),

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aigentflow.exceptions import ConfigError
+
 REDACTED = "[REDACTED]"
 
 MIN_SECRET_VALUE_LENGTH = 8
@@ -99,6 +101,16 @@ def _redact_assignment(match: re.Match[str]) -> str:
     return text[match.start() : match.end("separator")] + quote + REDACTED + quote
 
 
+def _compile_extra(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"redaction pattern {pattern!r} is not a valid regular expression ({exc}); fix or "
+            "remove it"
+        ) from None
+
+
 class Redactor:
     """Replaces known secret values and secret-shaped text with ``[REDACTED]``."""
 
@@ -139,7 +151,7 @@ class Redactor:
             rule for name, rule in zip(KEY_PATTERNS, rules) if name in _ALPHANUMERIC_SHAPES
         )
         self._known = re.compile("|".join(map(re.escape, self.values))) if self.values else None
-        self._extra = tuple(re.compile(pattern) for pattern in self.extra_patterns)
+        self._extra = tuple(_compile_extra(pattern) for pattern in self.extra_patterns)
         self._cache: dict[str, str] = {}
 
     def __getstate__(self) -> dict[str, Any]:

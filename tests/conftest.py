@@ -17,6 +17,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Ray reads these at import: keep local clusters on loopback and present Ray's own auth token.
+from aigentflow.runner import prepare_ray_environment  # noqa: E402
+
+prepare_ray_environment("127.0.0.1")
 
 DEMO_REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "core.hooksPath=/dev/null"]
@@ -48,7 +52,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while time.time() < deadline:
         probe = subprocess.run(
             [sys.executable, "-c", f"import ray; ray.init(address='{address}', log_to_driver=False); print('up')"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, env=os.environ.copy(),
         )
         if "up" in probe.stdout:
             break

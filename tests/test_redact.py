@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from aigentflow.exceptions import ConfigError
 from aigentflow.redact import REDACTED, Redactor, looks_secret_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -77,11 +78,11 @@ def test_pem_private_key_blocks_are_redacted_whole(redactor: Redactor) -> None:
     [
         ("password=hunter2 user=bob", f"password={REDACTED} user=bob"),
         ("export GITHUB_TOKEN=abc123xyz", f"export GITHUB_TOKEN={REDACTED}"),
-        ('{"api_key": "my secret value", "model": "gpt"}', f'{{"api_key": "{REDACTED}", "model": "gpt"}}'),
+        ('{"api_key": "my secret", "n": 1}', f'{{"api_key": "{REDACTED}", "n": 1}}'),
         ("client_secret: 's3cr3t v@lue'", f"client_secret: '{REDACTED}'"),
         ("apiKey=abcdef&x=1", f"apiKey={REDACTED}&x=1"),
         ("SESSION_COOKIE = zzz999", f"SESSION_COOKIE = {REDACTED}"),
-        ("https://deploy:pa55word@git.example.com/repo", f"https://{REDACTED}@git.example.com/repo"),
+        ("https://deploy:pa55word@git.example.com/r", f"https://{REDACTED}@git.example.com/r"),
     ],
 )
 def test_secret_assignments_are_redacted(redactor: Redactor, text: str, expected: str) -> None:
@@ -137,6 +138,11 @@ def test_extra_values_and_patterns() -> None:
     )
     redacted = redactor.redact_text("use internal-db-pass for TICKET-123456 and TICKET-12")
     assert redacted == f"use {REDACTED} for {REDACTED} and TICKET-12"
+
+
+def test_an_invalid_extra_pattern_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"TICKET-\("):
+        Redactor.from_environment(env={}, extra_patterns=[r"TICKET-("])
 
 
 def test_longer_known_values_are_replaced_first() -> None:
@@ -201,10 +207,8 @@ def test_long_text_is_redacted_too(redactor: Redactor) -> None:
 
 
 def test_importing_redact_loads_only_the_standard_library() -> None:
-    code = (
-        "import sys; import aigentflow.redact; "
-        "print(sorted(m for m in ('duckdb', 'pydantic', 'ray', 'litellm', 'rich') if m in sys.modules))"
-    )
+    heavy = ("duckdb", "pydantic", "ray", "litellm", "rich")
+    code = f"import sys, aigentflow.redact; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )

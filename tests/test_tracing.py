@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -40,26 +42,25 @@ SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 def run_spans(run_id: str = "run-1") -> list[Span]:
     """A small run: run -> state -> agent -> two model calls, plus a failed command."""
     collected: list[Span] = []
-    with span(f"run {run_id}", "run", run_id=run_id, sink=collected.append) as root:
-        with span("state PLANNING", "state", run_id=run_id, parent_id=root["span_id"],
-                  sink=collected.append, attributes={"aigentflow.state.from": "ANALYZING",
-                                                     "aigentflow.state.to": "PLANNING"}) as state:
-            with span(agent_span_name("planner"), "agent", run_id=run_id,
-                      parent_id=state["span_id"], sink=collected.append,
-                      attributes={"gen_ai.agent.name": "planner"}) as agent:
+    traced = functools.partial(span, run_id=run_id, sink=collected.append)
+    transition = {"aigentflow.state.from": "ANALYZING", "aigentflow.state.to": "PLANNING"}
+    usage = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.output_tokens": 100,
+        "aigentflow.cost_usd": 0.25,
+    }
+    with traced(f"run {run_id}", "run") as root:
+        root_id = root["span_id"]
+        with traced("state PLANNING", "state", parent_id=root_id, attributes=transition) as state:
+            with traced(agent_span_name("planner"), "agent", parent_id=state["span_id"]) as agent:
                 for tokens_in in (1000, 500):
-                    with span(model_span_name("gpt-4o-mini"), "model", run_id=run_id,
-                              parent_id=agent["span_id"], sink=collected.append) as call:
-                        call["attributes"].update({
-                            "gen_ai.operation.name": "chat",
-                            "gen_ai.request.model": "gpt-4o-mini",
-                            "gen_ai.usage.input_tokens": tokens_in,
-                            "gen_ai.usage.output_tokens": 100,
-                            "aigentflow.cost_usd": 0.25,
-                        })
+                    model = model_span_name("gpt-4o-mini")
+                    with traced(model, "model", parent_id=agent["span_id"]) as call:
+                        call["attributes"].update(usage)
+                        call["attributes"]["gen_ai.usage.input_tokens"] = tokens_in
         with pytest.raises(RuntimeError):
-            with span("command pytest", "command", run_id=run_id, parent_id=root["span_id"],
-                      sink=collected.append):
+            with traced("command pytest", "command", parent_id=root_id):
                 raise RuntimeError("3 tests failed")
     return collected
 
@@ -117,7 +118,9 @@ def test_round_trip_keeps_every_field_and_builds_the_tree(tmp_path: Path) -> Non
     assert summary["spans"] == 6 and summary["errors"] == 1
     assert (summary["input_tokens"], summary["output_tokens"]) == (1500, 200)
     assert summary["cost_usd"] == pytest.approx(0.5)
-    assert summary["duration_ms"] == pytest.approx((root["span"]["end_ns"] - root["span"]["start_ns"]) / 1e6)
+    run_span = root["span"]
+    run_ms = (run_span["end_ns"] - run_span["start_ns"]) / 1e6
+    assert summary["duration_ms"] == pytest.approx(run_ms)
 
 
 def test_usage_repeated_on_a_parent_is_counted_once() -> None:
@@ -150,14 +153,17 @@ def test_planted_secrets_never_reach_disk_or_readers(tmp_path: Path) -> None:
     env = {"OPENAI_API_KEY": "canary-env-key-5d41402a", "DEPLOY_PASSWORD": "canary-pw-7c4a8d09"}
     redactor = Redactor.from_environment(env)
     marker = "visible-marker-3f2a9c"  # proves the byte search can see plain text at all
+    attributes = {
+        "prompt": f"{marker} use canary-env-key-5d41402a",
+        "password": "canary-pw-7c4a8d09",
+        "note": "key sk-AbCdEfGhIjKlMnOpQrStUvWx0123",
+    }
     planted = make_span(
-        "invoke_agent coder canary-env-key-5d41402a", "agent", run_id="run-1",
-        attributes={"prompt": f"{marker} use canary-env-key-5d41402a", "password": "canary-pw-7c4a8d09",
-                    "note": "key sk-AbCdEfGhIjKlMnOpQrStUvWx0123"},
+        "invoke_agent coder canary-env-key-5d41402a", "agent", run_id="run-1", attributes=attributes
     )
     planted["status"], planted["error"] = "error", "login failed with canary-pw-7c4a8d09"
     write(tmp_path, [planted], redactor)
-    secrets = [b"canary-env-key-5d41402a", b"canary-pw-7c4a8d09", b"sk-AbCdEfGhIjKlMnOpQrStUvWx0123"]
+    secrets = [b"canary-env-key-5d41402a", b"canary-pw-7c4a8d09", b"sk-AbCdEfGhIjKlMnOpQrStUvWx01"]
 
     def assert_clean(files: list[Path]) -> None:
         data = b"".join(path.read_bytes() for path in files)
@@ -175,11 +181,12 @@ def test_planted_secrets_never_reach_disk_or_readers(tmp_path: Path) -> None:
 def test_unserialisable_spans_are_counted_not_raised(tmp_path: Path) -> None:
     good = make_span("good", "hook", run_id="r")
     bad_time = {**make_span("bad time", "hook", run_id="r"), "start_ns": "yesterday"}
-    bad_attribute = make_span("bad attribute", "hook", run_id="r", attributes={"x": object()})  # type: ignore[dict-item]
+    unserialisable: dict = {"x": object()}
+    bad_attribute = make_span("bad attribute", "hook", run_id="r", attributes=unserialisable)
     surrogate = make_span("bad \udc80 text", "hook", run_id="r")
     missing = {"name": "no ids"}
     with SegmentWriter(tmp_path, None, flush_every=2) as writer:
-        writer.extend([bad_time, good, bad_attribute, surrogate, missing])  # type: ignore[list-item]
+        writer.extend([bad_time, good, bad_attribute, surrogate, missing])
     assert (writer.spans_written, writer.dropped_spans) == (1, 4)
     assert [s["name"] for s in read_spans(tmp_path)] == ["good"]
 
@@ -290,8 +297,9 @@ def test_trace_command_prints_the_tree(project: Path) -> None:
     write(project / ".aigentflow" / "traces", run_spans("run-1"))
     result = CliRunner().invoke(trace_app(), ["trace", "run-1"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for text in ("run run-1", "invoke_agent planner", "chat gpt-4o-mini", "tokens 1000 in / 100 out",
-                 "$0.2500", "error: RuntimeError: 3 tests failed", "6 spans"):
+    expected = ("run run-1", "invoke_agent planner", "chat gpt-4o-mini", "tokens 1000 in / 100 out",
+                "$0.2500", "error: RuntimeError: 3 tests failed", "6 spans")
+    for text in expected:
         assert text in result.output
 
 
@@ -327,6 +335,7 @@ def test_readers_see_every_span_once_while_writing_and_compacting_go_on(tmp_path
     def compact_repeatedly() -> None:
         while not stop.is_set():
             compact(tmp_path)
+            time.sleep(0.005)
 
     compactor = threading.Thread(target=compact_repeatedly)
     compactor.start()

@@ -4,7 +4,8 @@ A cassette is ``{"version": 1, "model": <model it was recorded with>, "entries":
 is matched by (role, step, attempt), where ``attempt`` counts the model calls of one step (2 is the
 retry after a reply that broke the schema), and carries the hash of the prompt it was recorded
 against, the reply (``response``: a JSON object, or a string used verbatim) and its token usage.
-An entry may instead carry ``error`` (``rate_limit``, ``server_error``, ``timeout``) to inject a
+An entry may add ``delay_s`` (seconds to wait before answering, to replay a model's latency) or
+instead carry ``error`` (``rate_limit``, ``server_error``, ``timeout``) to inject a
 transient failure.
 """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -62,6 +63,8 @@ class ReplayProvider(CustomLLM):
                 message=f"replay/{model}: {MISS_MARKER} for agent {key.role!r} ({key.describe()}); "
                 f"record one with --record, or add the entry to the cassette",
             )
+        if entry.get("delay_s"):
+            time.sleep(float(entry["delay_s"]))  # recorded latency, for realistic timing in tests and demos
         if entry.get("error"):
             status, text = _INJECTED.get(str(entry["error"]), (500, f"injected error {entry['error']}"))
             raise CustomLLMError(status_code=status, message=f"replay/{model}: {text}")

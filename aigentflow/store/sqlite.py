@@ -203,7 +203,8 @@ class SQLiteRunStore:
 
     def resolve_run_id(self, prefix: str) -> str:
         """The full id of the run whose id starts with ``prefix`` (it must be unique)."""
-        rows = self._query("SELECT id FROM runs WHERE id LIKE ? ORDER BY id", (prefix.replace("%", "") + "%",))
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._query("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id", (escaped + "%",))
         if not rows:
             raise UnknownRun(f"no run matches {prefix!r}; `aigentflow runs` lists the runs of this project.")
         if len(rows) > 1 and rows[0]["id"] != prefix:
@@ -315,7 +316,10 @@ class SQLiteRunStore:
             if rows and not new_attempt:
                 return _step_from_row(rows[-1])
             attempt = (rows[-1]["attempt"] + 1) if rows else 1
-            tenant = conn.execute("SELECT tenant_id FROM runs WHERE id=?", (run_id,)).fetchone()["tenant_id"]
+            owner = conn.execute("SELECT tenant_id FROM runs WHERE id=?", (run_id,)).fetchone()
+            if owner is None:
+                raise UnknownRun(f"no run {run_id!r}")
+            tenant = owner["tenant_id"]
             conn.execute(
                 "INSERT INTO steps (run_id, step, attempt, tenant_id, role, state, status, started_at)"
                 " VALUES (?,?,?,?,?,?,?,?)",
@@ -367,7 +371,8 @@ class SQLiteRunStore:
         with self._write() as conn:
             conn.execute(
                 "UPDATE steps SET status='failed', error=?, finished_at=?, input_tokens=?, output_tokens=?,"
-                " cost_usd=?, model_calls=?, prompt_hashes_json=? WHERE run_id=? AND step=? AND attempt=?",
+                " cost_usd=?, model_calls=?, prompt_hashes_json=? WHERE run_id=? AND step=? AND attempt=?"
+                " AND status!='completed'",
                 (error, now_iso(), usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.model_calls,
                  dumps(usage.prompt_hashes), *step.key),
             )

@@ -1,0 +1,181 @@
+"""Per-step orchestration overhead of a real run on a real Ray head (replay model, so models cost ~0).
+
+Starts a Ray head on 127.0.0.1 in its own process group (killed at the end), runs the MVP pipeline
+once to warm the agent actors, then N more times. Per measured run: wall time of `drive`, model
+time (sum of the `chat ...` spans), completed steps; overhead per step = (wall - model) / steps.
+`orchestrator_start_ms` is the time from calling `drive` to the run's first transition after
+CREATED: creating the per-run Orchestrator actor plus looking up the warm agents.
+
+Prints one JSON line: {"benchmark": "step_overhead", "runs": N, "steps_per_run": 3,
+"overhead_per_step_ms_p50": ..., "overhead_per_step_ms_p95": ..., "run_wall_s_p50": ...,
+"cold_first_run_s": ..., "ray_start_s": ..., "target_ms": 20}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from cli_latency import DEMO_REQUEST, make_sample_repo, percentile
+
+TARGET_MS = 20
+TIME_LIMIT_S = 170
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def ray_head(log_file: Path) -> Iterator[str]:
+    """A Ray head on 127.0.0.1 in its own process group; yields its address, kills the group after."""
+    port = free_port()
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", "--include-dashboard=false", "--disable-usage-stats", "--num-cpus=2"],
+        stdout=log_file.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+def connect_when_up(address: str, log_file: Path, deadline: float) -> None:
+    """Connect this process to the head as soon as its GCS answers."""
+    import ray
+
+    from aigentflow.exceptions import UsageError
+    from aigentflow.runner import connect_ray
+
+    host, port = address.split(":")
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                pass
+            connect_ray(address)
+            return
+        except (OSError, UsageError) as exc:
+            if ray.is_initialized():
+                ray.shutdown()
+            if time.time() > deadline:
+                raise SystemExit(f"ray head at {address} did not come up ({exc}): {log_file.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+
+def iso_seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def measure_run(paths: Any) -> dict[str, float]:
+    """Create and drive one replay run; its wall time, model time, steps and Orchestrator start."""
+    from aigentflow.runner import create_run, drive, engine_options
+    from aigentflow.store.sqlite import SQLiteRunStore
+    from aigentflow.tracing.reader import read_spans
+
+    run, spec = create_run(paths, DEMO_REQUEST, {"model.name": "replay/demo"})
+    options = engine_options(run, spec)
+    called_at = time.time()
+    started = time.perf_counter()
+    outcome = drive(paths, run, options, resume=False)
+    wall_s = time.perf_counter() - started
+    if outcome.state != "COMPLETED":
+        raise SystemExit(f"run {run.id} ended in {outcome.state}: {outcome.error}")
+    store = SQLiteRunStore(paths.database, readonly=True)
+    try:
+        steps = sum(1 for step in store.steps(run.id) if step.status == "completed")
+        first_move = next(t for t in store.transitions(run.id) if t.from_state == "CREATED")
+    finally:
+        store.close()
+    model_ns = sum(span["end_ns"] - span["start_ns"] for span in read_spans(paths.traces_dir, run.id)
+                   if span["name"].startswith("chat "))
+    return {"wall_s": wall_s, "model_s": model_ns / 1e9, "steps": steps,
+            "orchestrator_start_s": max(0.0, iso_seconds(first_move.at) - called_at)}
+
+
+def run(runs: int) -> dict[str, object]:
+    """Start Ray, run the pipeline 1 + ``runs`` times in a temp project; return the measurements."""
+    import ray
+
+    from aigentflow.cli.project_cmd import initialise
+    from aigentflow.paths import locate_project
+
+    deadline = time.time() + TIME_LIMIT_S
+    with tempfile.TemporaryDirectory(prefix="aigentflow-step-bench-") as directory:
+        config_home = Path(directory) / "user-config"
+        config_home.mkdir()
+        os.environ.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "AIGENTFLOW_CONFIG_HOME": str(config_home)})
+        repo = make_sample_repo(Path(directory) / "project")
+        initialise(repo)
+        paths = locate_project(repo)
+        log_file = Path(directory) / "ray-head.log"
+        started = time.perf_counter()
+        with ray_head(log_file) as address:
+            try:
+                connect_when_up(address, log_file, deadline)
+                ray_start_s = time.perf_counter() - started
+                cold = measure_run(paths)
+                measured = []
+                for _ in range(runs):
+                    if time.time() > deadline:
+                        raise SystemExit(f"over the {TIME_LIMIT_S} s budget after {len(measured)} runs")
+                    measured.append(measure_run(paths))
+            finally:
+                ray.shutdown()
+    per_step_ms = [(m["wall_s"] - m["model_s"]) / m["steps"] * 1000 for m in measured]
+    per_step_excl_start_ms = [(m["wall_s"] - m["model_s"] - m["orchestrator_start_s"]) / m["steps"] * 1000
+                              for m in measured]
+    return {
+        "benchmark": "step_overhead",
+        "runs": runs,
+        "steps_per_run": int(median(m["steps"] for m in measured)),
+        "overhead_per_step_ms_p50": round(percentile(per_step_ms, 50), 1),
+        "overhead_per_step_ms_p95": round(percentile(per_step_ms, 95), 1),
+        "overhead_per_step_excl_orchestrator_start_ms_p50": round(percentile(per_step_excl_start_ms, 50), 1),
+        "orchestrator_start_ms_p50": round(percentile([m["orchestrator_start_s"] * 1000 for m in measured], 50), 1),
+        "model_ms_per_run_p50": round(percentile([m["model_s"] * 1000 for m in measured], 50), 1),
+        "run_wall_s_p50": round(percentile([m["wall_s"] for m in measured], 50), 3),
+        "run_wall_s_p95": round(percentile([m["wall_s"] for m in measured], 95), 3),
+        "cold_first_run_s": round(cold["wall_s"], 3),
+        "ray_start_s": round(ray_start_s, 2),
+        "target_ms": TARGET_MS,
+    }
+
+
+def _out_of_time(signum: int, frame: Any) -> None:
+    raise TimeoutError(f"step_overhead took over {TIME_LIMIT_S + 10} s; the Ray head is being stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="measured runs after the warm-up run")
+    arguments = parser.parse_args()
+    # A hung run must not outlive the budget: the alarm unwinds through ray_head's cleanup.
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(TIME_LIMIT_S + 10)
+    print(json.dumps(run(arguments.runs)))
+
+
+if __name__ == "__main__":
+    main()
