@@ -173,7 +173,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
             interrupts += 1
             if interrupts == 1:
                 _store_call(paths, lambda s: s.request_pause(run.id))
-                watcher.say("Pausing at the next step boundary (Ctrl-C again to stop now)...")
+                watcher.say("Pausing before the next model call or step (Ctrl-C again to stop now)...")
             else:
                 ray.kill(orchestrator, no_restart=True)
                 force_pause(paths, run.id, "stopped by a second Ctrl-C")

@@ -105,11 +105,11 @@ def test_kill_9_then_resume_gives_each_output_once_and_the_same_result(
 
 
 def _slow_cassette(repo: Path, delay_s: float) -> str:
-    """The demo cassette with a slow plan step, so a signal lands while a step is running."""
+    """The demo cassette with a slow last model call in the plan step, so a signal lands during it."""
     shipped = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())
     for entry in shipped["entries"]:
-        if entry["role"] == "project_manager":
-            entry["delay_s"] = delay_s / 2
+        if entry["role"] == "project_manager" and entry["attempt"] == 2:
+            entry["delay_s"] = delay_s
     target = repo / ".aigentflow" / "cassettes" / "slow.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(shipped))
@@ -133,9 +133,10 @@ def _wait_for_state(repo: Path, state: str, timeout: float = 60) -> dict:
 
 
 def test_ctrl_c_pauses_at_the_step_boundary_and_resume_completes(sample_repo: Path, ray_address: str) -> None:
-    model = _slow_cassette(sample_repo, delay_s=6)
+    model = _slow_cassette(sample_repo, delay_s=8)
     process = _start_run(sample_repo, ray_address, model)
     run = _wait_for_state(sample_repo, "PLANNING")
+    time.sleep(2)  # the plan step's last model call is under way
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stdout + stderr
@@ -149,7 +150,7 @@ def test_ctrl_c_pauses_at_the_step_boundary_and_resume_completes(sample_repo: Pa
 
 
 def test_second_ctrl_c_stops_now_and_the_step_is_retried_under_its_key(sample_repo: Path, ray_address: str) -> None:
-    model = _slow_cassette(sample_repo, delay_s=20)
+    model = _slow_cassette(sample_repo, delay_s=30)
     process = _start_run(sample_repo, ray_address, model)
     run = _wait_for_state(sample_repo, "PLANNING")
     process.send_signal(signal.SIGINT)

@@ -79,11 +79,16 @@ def _print_report(report: dict[str, Any]) -> None:
     for t in report["transitions"]:
         timeline.add_row(t["at"], t["from_state"] or "", t["to_state"], t["event"], t["reason"] or "")
     console.print(timeline)
-    steps = Table("step", "agent", "try", "status", "tokens in/out", "cost", "error", title="Agents")
+    steps = Table("step", "agent", "try", "status", "tokens in/out", "cost", title="Agents")
+    for column in steps.columns:
+        column.no_wrap = True
     for s in report["steps"]:
         steps.add_row(s["step"], s["role"], str(s["attempt"]), s["status"],
-                      f"{s['input_tokens']}/{s['output_tokens']}", f"${s['cost_usd']:.4f}", (s["error"] or "")[:200])
+                      f"{s['input_tokens']}/{s['output_tokens']}", f"${s['cost_usd']:.4f}")
     console.print(steps)
+    for s in report["steps"]:
+        if s["error"]:
+            console.print(f"[red]{s['step']} ({s['role']}) failed:[/red] {s['error']}")
     totals = report["totals"]
     console.print(f"Totals: {totals['input_tokens']} tokens in, {totals['output_tokens']} out, "
                   f"${totals['cost_usd']:.4f}, {totals['model_calls']} model calls")
