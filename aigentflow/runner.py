@@ -57,20 +57,64 @@ def prepare_ray_environment(address: str | None, env: dict[str, str] | None = No
         env.setdefault("RAY_AUTH_MODE", "token")
 
 
+def _split_host_port(address: str) -> tuple[str, int] | None:
+    host, _, port = address.split("://")[-1].rstrip("/").rpartition(":")
+    return (host.strip("[]"), int(port)) if host and port.isdigit() else None
+
+
+def _answers(address: str, timeout_s: float = 3.0) -> bool:
+    """Whether something listens at the GCS address (one TCP connect, no Ray involved)."""
+    import socket
+
+    parsed = _split_host_port(address)
+    if parsed is None:
+        return False
+    try:
+        with socket.create_connection(parsed, timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def running_local_cluster() -> str | None:
+    """The address of a live cluster started on this machine with `ray start`, if any.
+
+    Ray itself would try the last recorded address even when that cluster is gone, and retry for
+    minutes; only a loopback address that answers is used here.
+    """
+    import tempfile
+    from pathlib import Path
+
+    record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    try:
+        address = record.read_text().strip().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    parsed = _split_host_port(address)
+    if parsed is None or parsed[0] not in LOOPBACK_HOSTS:
+        return None
+    return address if _answers(address, timeout_s=0.5) else None
+
+
 def connect_ray(address: str | None, *, include_dashboard: bool = False) -> None:
-    """Connect to the cluster at ``address``, or start a local single-node Ray bound to 127.0.0.1."""
+    """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``, or a live local cluster), else start
+    a local single-node Ray bound to 127.0.0.1."""
     prepare_ray_environment(address)
     import ray
 
     if ray.is_initialized():
         return
+    address = address or os.environ.get("RAY_ADDRESS") or running_local_cluster()
+    if address and not address.startswith(("ray://", "http://", "https://")) and not _answers(address):
+        raise UsageError(f"nothing answers at the Ray address {address}; check it (`ray status` on the head "
+                         "node), or leave --address out to start Ray locally.")
     runtime_env = {"env_vars": dict(RUNTIME_ENV_VARS)}
     try:
         if address:
             ray.init(address=address, namespace="aigentflow", runtime_env=runtime_env, log_to_driver=False)
         else:
             ray.init(
-                _node_ip_address="127.0.0.1", include_dashboard=include_dashboard, namespace="aigentflow",
+                address="local", _node_ip_address="127.0.0.1", include_dashboard=include_dashboard, namespace="aigentflow",
                 runtime_env=runtime_env, log_to_driver=False,
             )
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:

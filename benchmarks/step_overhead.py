@@ -25,12 +25,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from statistics import median
-from typing import Any
 
+from aigentflow.paths import ProjectPaths
 from cli_latency import DEMO_REQUEST, make_sample_repo, percentile
 
 TARGET_MS = 20
@@ -54,7 +54,8 @@ def ray_head(log_file: Path, time_limit_s: float) -> Iterator[tuple[str, subproc
 
     port = free_port()
     address = f"127.0.0.1:{port}"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # No drain on SIGTERM: with the detached agent actors alive it would wait its full 30 s.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     prepare_ray_environment(address, env)
     head = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
@@ -75,12 +76,15 @@ def ray_head(log_file: Path, time_limit_s: float) -> Iterator[tuple[str, subproc
         yield address, head
     finally:
         watchdog.cancel()
-        os.killpg(head.pid, signal.SIGTERM)
+        # SIGTERM to `ray start` alone: it stops its children itself (the group is the fallback).
+        head.terminate()
         try:
             head.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+            head.kill()
             head.wait()
+        with suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
 
 
 def connect_when_up(address: str, head: subprocess.Popen[bytes], log_file: Path) -> None:
@@ -104,7 +108,7 @@ def iso_seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
-def measure_run(paths: Any) -> dict[str, float]:
+def measure_run(paths: ProjectPaths) -> dict[str, float]:
     """Create and drive one replay run; its wall time, model time, steps and Orchestrator start."""
     from aigentflow.runner import create_run, drive, engine_options
     from aigentflow.store.sqlite import SQLiteRunStore
@@ -153,12 +157,10 @@ def run(runs: int) -> dict[str, object]:
                 measured = []
                 for _ in range(runs):
                     measured.append(measure_run(paths))
-                print(f"runs done at {time.time() - started_at:.1f} s", file=sys.stderr)
             finally:
                 ray = sys.modules.get("ray")
                 if ray is not None and ray.is_initialized():
                     ray.shutdown()
-                print(f"shutdown done at {time.time() - started_at:.1f} s", file=sys.stderr)
     per_step_ms = [(m["wall_s"] - m["model_s"]) / m["steps"] * 1000 for m in measured]
     per_step_excl_start_ms = [(m["wall_s"] - m["model_s"] - m["orchestrator_start_s"]) / m["steps"] * 1000
                               for m in measured]

@@ -69,16 +69,35 @@ def start_run(root: Path, request: str, overrides: dict[str, str], record: str |
     _finish(outcome, paths)
 
 
+def _request_text(request: str | None, request_file: Path | None) -> str:
+    import sys
+
+    from aigentflow.exceptions import UsageError
+
+    if (request is None) == (request_file is None):
+        raise UsageError("give the feature request either as an argument or with --file PATH (or --file - for stdin).")
+    if request_file is None:
+        return request or ""
+    if str(request_file) == "-":
+        return sys.stdin.read()
+    try:
+        return request_file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the request file {request_file}: {exc}") from None
+
+
 @reports_errors
 def run(
-    request: Annotated[str, typer.Argument(help="The feature request, in plain words.")],
+    request: Annotated[str | None, typer.Argument(help="The feature request, in plain words.")] = None,
+    request_file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the request from a file ('-': stdin).")] = None,
     model: ModelOption = None,
     address: AddressOption = None,
     record: Annotated[str | None, typer.Option("--record", help="Write the model's replies to this cassette file as the run goes.")] = None,
     sets: SetOption = None,
 ) -> None:
     """Carry a feature request through the agent team; outputs go to .aigentflow/runs/<run_id>/."""
-    start_run(Path.cwd(), request, _overrides(model, address, sets), record=os.path.abspath(record) if record else None)
+    text = _request_text(request, request_file)
+    start_run(Path.cwd(), text, _overrides(model, address, sets), record=os.path.abspath(record) if record else None)
 
 
 @reports_errors

@@ -1,0 +1,66 @@
+"""The newcomer's first command, and the promise that secrets reach no trace, log, store or prompt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_REQUEST, aigentflow, cli_env
+
+pytestmark = pytest.mark.ray
+
+ENV_CANARY = "sk-canaryOPENAIkey0123456789abcdefABCDEF"
+TOKEN_CANARY = "canary-service-token-9f8e7d6c5b4a"
+REQUEST_CANARY = "ghp_" + "C4n4ryT0k3n" * 3 + "abc"
+
+
+def test_demo_runs_end_to_end_offline(tmp_path: Path, user_config: Path) -> None:
+    target = tmp_path / "demo"
+    result = aigentflow("demo", "--dir", str(target), cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "ARCHITECTING -> COMPLETED" in result.stdout
+    runs = json.loads(aigentflow("runs", "--json", cwd=target).stdout)
+    assert len(runs) == 1 and runs[0]["state"] == "COMPLETED" and runs[0]["request"] == DEMO_REQUEST
+    run_dir = target / ".aigentflow" / "runs" / runs[0]["id"]
+    assert str(run_dir) in result.stdout, "the demo says where its outputs are"
+    assert "overdue" in (run_dir / "work_breakdown.md").read_text()
+    assert "## Decision" not in (run_dir / "architecture.md").read_text()
+    sample_tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=target,
+                                  capture_output=True, text=True, timeout=120)
+    assert sample_tests.returncode == 0, sample_tests.stdout
+    again = aigentflow("demo", "--dir", str(target), cwd=tmp_path)
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def _files_containing(root: Path, needles: list[str]) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path}: {n}" for n in needles if n.encode() in data]
+    return found
+
+
+def test_planted_secrets_reach_no_store_trace_output_prompt_or_log(sample_repo: Path, ray_address: str) -> None:
+    env = cli_env(OPENAI_API_KEY=ENV_CANARY, MY_SERVICE_TOKEN=TOKEN_CANARY)
+    recorded = sample_repo.parent / "prompts-seen.json"
+    request = f"{DEMO_REQUEST}. Use the token {REQUEST_CANARY} for the API."
+    demo_cassette = json.loads(Path(sys.modules["aigentflow"].__file__).parent.joinpath("cassettes", "demo.json").read_text())
+    (sample_repo / ".aigentflow" / "cassettes").mkdir(exist_ok=True)
+    (sample_repo / ".aigentflow" / "cassettes" / "demo.json").write_text(json.dumps(demo_cassette))
+    result = aigentflow("run", request, "--model", "replay/demo", "--address", ray_address,
+                        "--record", str(recorded), cwd=sample_repo, env=env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    needles = [ENV_CANARY, TOKEN_CANARY, REQUEST_CANARY]
+    assert _files_containing(sample_repo / ".aigentflow", needles) == []
+    assert _files_containing(recorded.parent, needles) == [], "the recorded cassette shows what the model saw"
+    assert not any(n in result.stdout + result.stderr for n in needles)
+    report = aigentflow("status", "--json", cwd=sample_repo, env=env)
+    assert "[REDACTED]" in json.loads(report.stdout)["run"]["request"]
+    ray_logs = Path("/tmp/ray/session_latest/logs")
+    if ray_logs.is_dir():
+        assert _files_containing(ray_logs, [ENV_CANARY, TOKEN_CANARY]) == []
