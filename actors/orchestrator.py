@@ -7,6 +7,7 @@ the agents' handles, and answers ``check_controls`` from agents before each of t
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ class Orchestrator:
         self.run_id = run_id
         self.options = options
         self.handles: dict[str, Any] = {}
+        self._controls_lock = threading.Lock()
+        self._controls_store: SQLiteRunStore | None = None
 
     def _agent(self, role: str) -> Any:
         if role not in self.handles:
@@ -63,11 +66,10 @@ class Orchestrator:
 
     def check_controls(self, run_id: str) -> str | None:
         """Why agents of this run must not call their model now, or None. Reads the store afresh."""
-        store = SQLiteRunStore(self.paths.database, readonly=True)
-        try:
-            return pause_reason(store, store.get_run(run_id))
-        finally:
-            store.close()
+        with self._controls_lock:
+            if self._controls_store is None:
+                self._controls_store = SQLiteRunStore(self.paths.database, readonly=True)
+            return pause_reason(self._controls_store, self._controls_store.get_run(run_id))
 
     def ping(self) -> str:
         return self.role

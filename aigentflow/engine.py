@@ -29,6 +29,8 @@ from aigentflow.tracing.spans import make_span, new_span_id, trace_id_for
 from aigentflow.tracing.writer import SegmentWriter
 
 PAUSE_ALL = "emergency.pause_all"
+TRACE_FLUSH_INTERVAL_S = 1.0
+"""A running run's spans reach disk at the first step boundary after this long (readers see them)."""
 Invoke = Callable[[str, AgentCall], AgentResult]
 
 
@@ -70,6 +72,8 @@ class RunEngine:
         self.gate = gate
         self.store = SQLiteRunStore(paths.database)
         self.transitions_made = 0
+        self._cache: dict[str, Any] = {}
+        self._last_flush = time.monotonic()
         run = self.store.get_run(run_id)
         self.enabled = enabled_states(run.flags)
         self.redactor = options.redactor
@@ -166,6 +170,9 @@ class RunEngine:
         if is_terminal(State(after.state)):
             self._root_span(after)
         self.transitions_made += 1
+        if time.monotonic() - self._last_flush > TRACE_FLUSH_INTERVAL_S or is_terminal(State(after.state)):
+            self.writer.flush()
+            self._last_flush = time.monotonic()
         self._maybe_kill_driver(f"transition:{self.transitions_made}")
 
     def _root_span(self, run: RunRecord) -> None:
@@ -252,15 +259,19 @@ class RunEngine:
     # -- what agents get --------------------------------------------------------------------------
 
     def _project_context(self) -> str:
-        from aigentflow.project import ProjectFacts, render_facts
+        if "context" not in self._cache:
+            from aigentflow.project import ProjectFacts, render_facts
 
-        project = self.store.get_project() or {"facts": {"name": self.paths.root.name}}
-        return render_facts(ProjectFacts.model_validate(project["facts"]))
+            project = self.store.get_project() or {"facts": {"name": self.paths.root.name}}
+            self._cache["context"] = render_facts(ProjectFacts.model_validate(project["facts"]))
+        return self._cache["context"]
 
     def _layers(self) -> dict[str, str]:
-        from aigentflow.prompts.compose import load_layers
+        if "layers" not in self._cache:
+            from aigentflow.prompts.compose import load_layers
 
-        return load_layers(self.paths.prompts_dir)
+            self._cache["layers"] = load_layers(self.paths.prompts_dir)
+        return self._cache["layers"]
 
     def _inputs(self, step: str) -> dict[str, Any]:
         outputs = {s.step: s.output for s in self.store.steps(self.run_id) if s.status == "completed"}

@@ -21,7 +21,6 @@ from aigentflow.store.records import RunRecord
 from aigentflow.store.sqlite import SQLiteRunStore, StaleRun
 
 EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
-RUNTIME_ENV_VARS = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 KILL_DRIVER_ENV = "AIGENTFLOW_TEST_KILL_DRIVER_AT"
 
 
@@ -108,14 +107,13 @@ def connect_ray(address: str | None, *, include_dashboard: bool = False) -> None
     if address and not address.startswith(("ray://", "http://", "https://")) and not _answers(address):
         raise UsageError(f"nothing answers at the Ray address {address}; check it (`ray status` on the head "
                          "node), or leave --address out to start Ray locally.")
-    runtime_env = {"env_vars": dict(RUNTIME_ENV_VARS)}
     try:
         if address:
-            ray.init(address=address, namespace="aigentflow", runtime_env=runtime_env, log_to_driver=False)
+            ray.init(address=address, namespace="aigentflow", log_to_driver=False)
         else:
             ray.init(
-                address="local", _node_ip_address="127.0.0.1", include_dashboard=include_dashboard, namespace="aigentflow",
-                runtime_env=runtime_env, log_to_driver=False,
+                address="local", _node_ip_address="127.0.0.1", include_dashboard=include_dashboard,
+                namespace="aigentflow", log_to_driver=False,
             )
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
@@ -155,11 +153,13 @@ def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], 
     from aigentflow.models.names import build_model_spec
     from aigentflow.redact import Redactor
 
+    if record:
+        overrides = {**overrides, "model.record": os.path.abspath(record)}
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
     preflight_agents(config.flags)
-    spec = build_model_spec(settings.model.model_dump(), paths.cassettes_dir, record=bool(record))
+    spec = build_model_spec(settings.model.model_dump(), paths.cassettes_dir, record=bool(settings.model.record))
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
     store = SQLiteRunStore(paths.database)
     try:
@@ -178,12 +178,14 @@ def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], 
 
 
 def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
+    """How the Orchestrator drives ``run``; recording goes to ``record`` or the run's ``model.record``."""
     from aigentflow.engine import EngineOptions
     from aigentflow.redact import Redactor
 
     return EngineOptions(
         redactor=Redactor.from_environment(extra_patterns=run.settings["trace"]["redact_patterns"]),
-        model_spec=spec, record_path=record, kill_driver_at=os.environ.get(KILL_DRIVER_ENV) or None,
+        model_spec=spec, record_path=record or run.settings["model"].get("record") or None,
+        kill_driver_at=os.environ.get(KILL_DRIVER_ENV) or None,
         driver_pid=os.getpid(),
     )
 
@@ -268,6 +270,7 @@ class ProgressWatcher:
         self.run_id = run_id
         self.show = show
         self.seen_seq = 0
+        self.seen_audit = 0
         self.seen_steps: set[tuple[str, int]] = set()
 
     def say(self, message: str) -> None:
@@ -284,6 +287,13 @@ class ProgressWatcher:
                     self.seen_steps.add((step.step, step.attempt))
                     self.say(f"  {step.role} {step.status} {step.step}: {step.input_tokens} tokens in, "
                              f"{step.output_tokens} out, ${step.cost_usd:.4f}")
+            for entry in store.audit(self.run_id):
+                if entry.seq > self.seen_audit:
+                    self.seen_audit = entry.seq
+                    if entry.data.get("warning"):
+                        self.say(f"  warning: {entry.data['warning']}")
+                    elif entry.event == "hook.failed":
+                        self.say(f"  warning: hook {entry.data.get('hook')} failed: {entry.data.get('message')}")
             for transition in store.transitions(self.run_id):
                 if transition.seq > self.seen_seq:
                     self.seen_seq = transition.seq

@@ -65,7 +65,7 @@ def start_run(root: Path, request: str, overrides: dict[str, str], record: str |
     typer.echo(f"Model {spec.name}; starting Ray..." if not run.settings["run"]["ray_address"]
                else f"Model {spec.name}; connecting to Ray at {run.settings['run']['ray_address']}...")
     connect_ray(run.settings["run"]["ray_address"] or None, include_dashboard=run.settings["run"]["include_dashboard"])
-    outcome = drive(paths, run, engine_options(run, spec, record), resume=False, show=_echo)
+    outcome = drive(paths, run, engine_options(run, spec), resume=False, show=_echo)
     _finish(outcome, paths)
 
 
@@ -131,8 +131,7 @@ def resume(
     typer.echo(f"Resuming run {run.id} from {run.state}...")
     connect_ray(address or run.settings["run"]["ray_address"] or None,
                 include_dashboard=run.settings["run"]["include_dashboard"])
-    outcome = drive(paths, run, engine_options(run, spec, run.settings["model"].get("record") or None),
-                    resume=True, show=_echo)
+    outcome = drive(paths, run, engine_options(run, spec), resume=True, show=_echo)
     _finish(outcome, paths)
 
 

@@ -63,6 +63,19 @@ def status(
     _print_report(report)
 
 
+def result_line(step: str, output: dict[str, Any]) -> str:
+    """A one-line digest of an agent's result, for people."""
+    if step == "analyze":
+        return str(output.get("notes", {}).get("summary", ""))[:160]
+    if step == "plan":
+        tasks = output.get("tasks", [])
+        return f"{len(tasks)} tasks, {sum(t.get('estimate_hours', 0) for t in tasks):g} hours estimated"
+    if step == "architect":
+        decisions = output.get("decisions", [])
+        return f"{len(decisions)} decisions: " + "; ".join(d.get("title", "") for d in decisions)[:160]
+    return ", ".join(sorted(output))[:160]
+
+
 def _print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -86,6 +99,9 @@ def _print_report(report: dict[str, Any]) -> None:
         steps.add_row(s["step"], s["role"], str(s["attempt"]), s["status"],
                       f"{s['input_tokens']}/{s['output_tokens']}", f"${s['cost_usd']:.4f}")
     console.print(steps)
+    for s in report["steps"]:
+        if s["status"] == "completed" and s["output"]:
+            console.print(f"  [bold]{s['role']}[/bold]: {result_line(s['step'], s['output'])}")
     for s in report["steps"]:
         if s["error"]:
             console.print(f"[red]{s['step']} ({s['role']}) failed:[/red] {s['error']}")
