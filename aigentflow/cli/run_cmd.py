@@ -7,11 +7,15 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aigentflow.cli.common import reports_errors
+
+if TYPE_CHECKING:
+    from aigentflow.paths import ProjectPaths
+    from aigentflow.runner import Outcome
 
 DEMO_REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
 
@@ -40,19 +44,15 @@ def _overrides(model: str | None, address: str | None, sets: list[str] | None) -
     return overrides
 
 
-def _finish(outcome: object, paths: object) -> None:
-    from aigentflow.runner import EXIT_OK
-
-    code = outcome.exit_code  # type: ignore[attr-defined]
-    run_id = outcome.run_id  # type: ignore[attr-defined]
-    outputs = paths.run_dir(run_id)  # type: ignore[attr-defined]
-    if code == EXIT_OK:
-        typer.echo(f"Run {run_id} {outcome.state}. Outputs: {outputs}")  # type: ignore[attr-defined]
+def _finish(outcome: Outcome, paths: ProjectPaths) -> None:
+    """Say how the run ended and where its outputs are; exit with the outcome's code."""
+    if outcome.exit_code == 0:
+        typer.echo(f"Run {outcome.run_id} {outcome.state}. Outputs: {paths.run_dir(outcome.run_id)}")
         return
-    typer.echo(f"Run {run_id} stopped in {outcome.state}: {outcome.error}", err=True)  # type: ignore[attr-defined]
-    if outcome.state == "PAUSED":  # type: ignore[attr-defined]
-        typer.echo(f"Resume it with `aigentflow resume {run_id}`.", err=True)
-    raise typer.Exit(code)
+    typer.echo(f"Run {outcome.run_id} stopped in {outcome.state}: {outcome.error}", err=True)
+    if outcome.state == "PAUSED":
+        typer.echo(f"Resume it with `aigentflow resume {outcome.run_id}`.", err=True)
+    raise typer.Exit(outcome.exit_code)
 
 
 def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None) -> None:
@@ -62,9 +62,9 @@ def start_run(root: Path, request: str, overrides: dict[str, str], record: str |
     paths = locate_project(root)
     run, spec = create_run(paths, request, overrides, record=record)
     typer.echo(f"Run {run.id}: {run.request[:100]}")
-    typer.echo(f"Model {spec.name}; starting Ray..." if not run.settings["run"]["ray_address"]
-               else f"Model {spec.name}; connecting to Ray at {run.settings['run']['ray_address']}...")
-    connect_ray(run.settings["run"]["ray_address"] or None, include_dashboard=run.settings["run"]["include_dashboard"])
+    address = run.settings["run"]["ray_address"] or None
+    typer.echo(f"Model {spec.name}; " + (f"connecting to Ray at {address}..." if address else "starting Ray..."))
+    connect_ray(address, include_dashboard=run.settings["run"]["include_dashboard"])
     outcome = drive(paths, run, engine_options(run, spec), resume=False, show=_echo)
     _finish(outcome, paths)
 
