@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class RunEngine:
         self.store = SQLiteRunStore(paths.database)
         self.transitions_made = 0
         self._cache: dict[str, Any] = {}
-        self._last_flush = time.monotonic()
+        self._stop_flushing = threading.Event()
         run = self.store.get_run(run_id)
         self.enabled = enabled_states(run.flags)
         self.redactor = options.redactor
@@ -110,9 +111,16 @@ class RunEngine:
 
     # -- driving ----------------------------------------------------------------------------------
 
+    def _flush_periodically(self) -> None:
+        """Off the step path: spans reach disk within a second, so `aigentflow trace` follows a run."""
+        while not self._stop_flushing.wait(TRACE_FLUSH_INTERVAL_S):
+            self.writer.flush()
+
     def drive(self, *, resume: bool = False) -> RunRecord:
         run = self.store.get_run(self.run_id)
         self.store.claim(self.run_id, pid=self.options.driver_pid)
+        flusher = threading.Thread(target=self._flush_periodically, name="trace-flush", daemon=True)
+        flusher.start()
         try:
             if resume and run.state in (State.PAUSED, State.AWAITING_APPROVAL):
                 event = Event.RESUME if run.state == State.PAUSED else Event.APPROVE
@@ -130,6 +138,8 @@ class RunEngine:
                 run = self._execute(run)
             return run
         finally:
+            self._stop_flushing.set()
+            flusher.join()
             self.writer.flush()
             self.bus.close()
             self.store.release(self.run_id)
@@ -170,9 +180,8 @@ class RunEngine:
         if is_terminal(State(after.state)):
             self._root_span(after)
         self.transitions_made += 1
-        if time.monotonic() - self._last_flush > TRACE_FLUSH_INTERVAL_S or is_terminal(State(after.state)):
+        if is_terminal(State(after.state)):
             self.writer.flush()
-            self._last_flush = time.monotonic()
         self._maybe_kill_driver(f"transition:{self.transitions_made}")
 
     def _root_span(self, run: RunRecord) -> None:

@@ -196,7 +196,8 @@ def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     return build_model_spec(run.settings["model"], paths.cassettes_dir, record=bool(run.settings["model"].get("record")))
 
 
-def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None) -> Outcome:
+def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None,
+          on_state: Any = None) -> Outcome:
     """Start the run's Orchestrator actor and wait for it, showing progress; handles Ctrl-C."""
     import ray
 
@@ -206,7 +207,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     orchestrator = make_actor(Orchestrator, str(paths.root), run.id, options,
                               name=orchestrator_actor_name(run.id), max_concurrency=4)
     pending = orchestrator.drive.remote(resume)
-    watcher = ProgressWatcher(paths, run.id, show)
+    watcher = ProgressWatcher(paths, run.id, show, on_state)
     interrupts = 0
     result: dict[str, Any] | None = None
     while result is None:
@@ -265,10 +266,11 @@ def _store_call(paths: ProjectPaths, action: Any) -> Any:
 class ProgressWatcher:
     """Reads the store (never Ray) and reports each new transition and finished step."""
 
-    def __init__(self, paths: ProjectPaths, run_id: str, show: Any) -> None:
+    def __init__(self, paths: ProjectPaths, run_id: str, show: Any, on_state: Any = None) -> None:
         self.paths = paths
         self.run_id = run_id
         self.show = show
+        self.on_state = on_state
         self.seen_seq = 0
         self.seen_audit = 0
         self.seen_steps: set[tuple[str, int]] = set()
@@ -299,6 +301,8 @@ class ProgressWatcher:
                     self.seen_seq = transition.seq
                     note = f" ({transition.reason})" if transition.reason else ""
                     self.say(f"{transition.from_state or '-'} -> {transition.to_state}{note}")
+                    if self.on_state:
+                        self.on_state(transition.to_state)
         finally:
             store.close()
 

@@ -15,12 +15,10 @@ import argparse
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 TARGET_P95_MS = 250
@@ -38,12 +36,9 @@ def bench_env(config_home: Path) -> dict[str, str]:
 
 def make_sample_repo(target: Path) -> Path:
     """A copy of the demo's sample project, committed to a fresh git repository."""
-    sample = Path(str(resources.files("aigentflow") / "demo" / "sample"))
-    shutil.copytree(sample, target, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
-    subprocess.run([*GIT, "init", "-q", "-b", "main", str(target)], check=True)
-    subprocess.run([*GIT, "-C", str(target), "add", "-A"], check=True)
-    subprocess.run([*GIT, "-C", str(target), "commit", "-q", "-m", "sample"], check=True)
-    return target
+    from aigentflow.demo import create_sample_project
+
+    return create_sample_project(target)
 
 
 def percentile(values: list[float], pct: float) -> float:

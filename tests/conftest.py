@@ -4,14 +4,12 @@ subprocess. Only the model is a stand-in: the replay provider, reached through l
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,8 @@ from aigentflow.runner import prepare_ray_environment  # noqa: E402
 
 prepare_ray_environment("127.0.0.1")
 
-DEMO_REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
+from aigentflow.demo import DEMO_REQUEST, create_sample_project  # noqa: E402,F401
+
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "core.hooksPath=/dev/null"]
 
 
@@ -71,12 +70,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def make_sample_repo(target: Path) -> Path:
     """A copy of the demo's sample project, committed to a fresh git repository."""
-    sample = Path(str(resources.files("aigentflow") / "demo" / "sample"))
-    shutil.copytree(sample, target, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
-    subprocess.run([*GIT, "init", "-q", "-b", "main", str(target)], check=True)
-    subprocess.run([*GIT, "-C", str(target), "add", "-A"], check=True)
-    subprocess.run([*GIT, "-C", str(target), "commit", "-q", "-m", "sample"], check=True)
-    return target
+    return create_sample_project(target)
 
 
 @pytest.fixture

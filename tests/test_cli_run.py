@@ -137,6 +137,9 @@ def test_ctrl_c_pauses_at_the_step_boundary_and_resume_completes(sample_repo: Pa
     process = _start_run(sample_repo, ray_address, model)
     run = _wait_for_state(sample_repo, "PLANNING")
     time.sleep(2)  # the plan step's last model call is under way
+    live = aigentflow("trace", run["id"], "--json", cwd=sample_repo)
+    assert live.returncode == 0, "the trace is readable while the run writes it"
+    assert "invoke_agent analyst" in [s["name"] for s in json.loads(live.stdout)["spans"]]
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stdout + stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,20 +10,34 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aigentflow.cli.common import reports_errors
+from aigentflow.demo import DEMO_REQUEST
 
 if TYPE_CHECKING:
     from aigentflow.paths import ProjectPaths
     from aigentflow.runner import Outcome
 
-DEMO_REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
 
 ModelOption = Annotated[str | None, typer.Option("--model", "-m", help="litellm model name, e.g. openai/gpt-4o-mini or replay/demo.")]
 AddressOption = Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local single-node Ray).")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", "-c", help="Override a config key: KEY=VALUE (repeatable).")]
 
 
-def _echo(message: str) -> None:
-    typer.echo(message)
+def drive_with_progress(paths: ProjectPaths, run: object, options: object, *, resume: bool) -> Outcome:
+    """Drive the run with live progress: a line per transition and step, a spinner on the state."""
+    from rich.console import Console
+
+    from aigentflow.runner import drive
+    from aigentflow.statemachine import STATES, State
+
+    console = Console(highlight=False)
+
+    def describe(state: str) -> str:
+        step = STATES[State(state)].step
+        return f"[bold]{state}[/bold]" + (f": {step} step running..." if step else "")
+
+    with console.status("Starting the orchestrator...") as spinner:
+        return drive(paths, run, options, resume=resume, show=console.print,  # type: ignore[arg-type]
+                     on_state=lambda state: spinner.update(describe(state)))
 
 
 def _overrides(model: str | None, address: str | None, sets: list[str] | None) -> dict[str, str]:
@@ -57,7 +69,7 @@ def _finish(outcome: Outcome, paths: ProjectPaths) -> None:
 
 def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None) -> None:
     from aigentflow.paths import locate_project
-    from aigentflow.runner import connect_ray, create_run, drive, engine_options
+    from aigentflow.runner import connect_ray, create_run, engine_options
 
     paths = locate_project(root)
     run, spec = create_run(paths, request, overrides, record=record)
@@ -65,7 +77,7 @@ def start_run(root: Path, request: str, overrides: dict[str, str], record: str |
     address = run.settings["run"]["ray_address"] or None
     typer.echo(f"Model {spec.name}; " + (f"connecting to Ray at {address}..." if address else "starting Ray..."))
     connect_ray(address, include_dashboard=run.settings["run"]["include_dashboard"])
-    outcome = drive(paths, run, engine_options(run, spec), resume=False, show=_echo)
+    outcome = drive_with_progress(paths, run, engine_options(run, spec), resume=False)
     _finish(outcome, paths)
 
 
@@ -109,7 +121,7 @@ def resume(
     from aigentflow.engine import PAUSE_ALL
     from aigentflow.exceptions import UsageError
     from aigentflow.paths import locate_project
-    from aigentflow.runner import connect_ray, drive, engine_options, spec_for_existing_run
+    from aigentflow.runner import connect_ray, engine_options, spec_for_existing_run
     from aigentflow.statemachine import State, is_terminal
     from aigentflow.store.sqlite import SQLiteRunStore
 
@@ -131,7 +143,7 @@ def resume(
     typer.echo(f"Resuming run {run.id} from {run.state}...")
     connect_ray(address or run.settings["run"]["ray_address"] or None,
                 include_dashboard=run.settings["run"]["include_dashboard"])
-    outcome = drive(paths, run, engine_options(run, spec), resume=True, show=_echo)
+    outcome = drive_with_progress(paths, run, engine_options(run, spec), resume=True)
     _finish(outcome, paths)
 
 
@@ -162,20 +174,14 @@ def demo(
     address: AddressOption = None,
 ) -> None:
     """Create a small sample project and run a real feature request on it, offline (replay model)."""
-    from importlib import resources
-
     from aigentflow.cli.project_cmd import initialise
+    from aigentflow.demo import create_sample_project
     from aigentflow.exceptions import UsageError
 
     target = Path(directory).resolve() if directory else Path(tempfile.mkdtemp(prefix="aigentflow-demo-"))
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} is not empty; give --dir a new or empty directory.")
-    sample = Path(str(resources.files("aigentflow") / "demo" / "sample"))
-    shutil.copytree(sample, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
-    git = ["git", "-c", "user.name=aigentflow demo", "-c", "user.email=demo@aigentflow.invalid", "-c", "core.hooksPath=/dev/null"]
-    subprocess.run([*git, "init", "-q", "-b", "main", str(target)], check=True)
-    subprocess.run([*git, "-C", str(target), "add", "-A"], check=True)
-    subprocess.run([*git, "-C", str(target), "commit", "-q", "-m", "Sample project"], check=True)
+    create_sample_project(target)
     initialise(target)
     typer.echo(f"Sample project: {target}")
     typer.echo(f"Request: {DEMO_REQUEST}")

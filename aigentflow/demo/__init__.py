@@ -1,0 +1,22 @@
+"""The demo's sample project (package data under ``sample/``) and how to lay it out as a git repo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+DEMO_REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
+GIT = ["git", "-c", "user.name=aigentflow demo", "-c", "user.email=demo@aigentflow.invalid",
+       "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false"]
+
+
+def create_sample_project(target: Path) -> Path:
+    """Copy the sample project to ``target`` and commit it to a new git repository there."""
+    sample = Path(str(resources.files("aigentflow") / "demo" / "sample"))
+    shutil.copytree(sample, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    subprocess.run([*GIT, "init", "-q", "-b", "main", str(target)], check=True)
+    subprocess.run([*GIT, "-C", str(target), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(target), "commit", "-q", "-m", "Sample project"], check=True)
+    return target
