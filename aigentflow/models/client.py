@@ -87,6 +87,7 @@ class ModelClient:
         self.gate = gate
         self.budget = budget
         self.calls_made = 0
+        self._litellm_model = spec.name
         import litellm
 
         litellm.suppress_debug_info = True
@@ -96,7 +97,9 @@ class ModelClient:
 
             if spec.cassette is None:
                 raise ModelError(f"model {spec.name}: no cassette was loaded for it")
-            replay_provider().load(spec.cassette_name, spec.cassette)
+            # Loaded under a key of its content: runs replaying different cassettes of the same name
+            # through one shared agent actor never answer from each other's.
+            self._litellm_model = "replay/" + replay_provider().load(spec.cassette_name, spec.cassette)
 
     def call_structured(
         self, messages: list[dict[str, Any]], schema: type[BaseModel], *, role: str, step: str
@@ -158,7 +161,7 @@ class ModelClient:
         started = time.perf_counter()
         try:
             response = litellm.completion(
-                model=self.spec.name,
+                model=self._litellm_model,
                 messages=messages,
                 temperature=self.spec.temperature,
                 timeout=self.spec.timeout_s,

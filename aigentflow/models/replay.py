@@ -9,6 +9,8 @@ strict mode, an error.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 import time
@@ -27,6 +29,7 @@ PROVIDER = "replay"
 DRIFT_PREFIX = "replay-drift:"
 MISS_MARKER = "no recorded answer"
 DRIFT_MARKER = "prompt drift"
+KEY_SEPARATOR = "@"
 
 _INJECTED = {
     "rate_limit": (429, "injected rate limit (429)"),
@@ -43,9 +46,13 @@ class ReplayProvider(CustomLLM):
         self._cassettes: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def load(self, name: str, cassette: dict[str, Any]) -> None:
+    def load(self, name: str, cassette: dict[str, Any]) -> str:
+        """Hold ``cassette``; returns the key to call it by (``replay/<key>``): name and content hash."""
+        digest = hashlib.sha256(json.dumps(cassette, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        key = f"{name}{KEY_SEPARATOR}{digest}"
         with self._lock:
-            self._cassettes[name] = cassette
+            self._cassettes.setdefault(key, cassette)
+        return key
 
     def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,  # type: ignore[override]
                    model_response: Any, print_verbose: Any, encoding: Any, api_key: Any, logging_obj: Any,
@@ -53,6 +60,7 @@ class ReplayProvider(CustomLLM):
                    logger_fn: Any = None, headers: Any = None, timeout: Any = None, client: Any = None) -> Any:
         meta = ((litellm_params or {}).get("metadata") or {}).get("aigentflow") or {}
         cassette = self._cassettes.get(model)
+        model = model.rsplit(KEY_SEPARATOR, 1)[0]  # the cassette's name, for messages
         if cassette is None:
             raise CustomLLMError(status_code=404, message=f"replay: cassette {model!r} is not loaded")
         key = EntryKey(str(meta.get("role", "?")), str(meta.get("step", "?")), int(meta.get("attempt", 1)))
