@@ -216,7 +216,11 @@ class RunEngine:
             tenant_id=run.tenant_id,
         )
         self.emit(hooks.AGENT_STARTED, run, role=role, step=step_name, attempt=step.attempt)
-        result = self.invoke(role, call)
+        try:
+            result = self.invoke(role, call)
+        except Exception as exc:  # a crashed agent (after Ray's restarts and retries) fails the step, recorded
+            result = AgentResult(role=role, output={}, error=f"the {role} agent crashed: {type(exc).__name__}: "
+                                 f"{str(exc)[:2000]}", error_kind="crash")
         self.writer.extend(result.spans)
         calls_made = len(result.calls)
         if calls_made:

@@ -146,9 +146,19 @@ def preflight_agents(flags: Mapping[str, Any]) -> None:
             )
 
 
-def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
-               record: str | None = None) -> tuple[RunRecord, Any]:
-    """Validate everything a run needs, then record it (CREATED). Returns the run and its ModelSpec."""
+@dataclass
+class RunPlan:
+    """A run validated and ready to record: nothing is written until ``record_run``."""
+
+    request: str
+    settings: Any
+    flags: dict[str, Any]
+    spec: Any
+
+
+def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
+             record: str | None = None) -> RunPlan:
+    """Check everything a run needs (config, request, flags, model, cassette) without recording it."""
     from aigentflow.config import load_config
     from aigentflow.models.names import build_model_spec
     from aigentflow.redact import Redactor
@@ -161,20 +171,32 @@ def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], 
     preflight_agents(config.flags)
     spec = build_model_spec(settings.model.model_dump(), paths.cassettes_dir, record=bool(settings.model.record))
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
+    return RunPlan(redactor.redact_text(text), settings, dict(config.flags), spec)
+
+
+def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
+    """Record the planned run as CREATED."""
     store = SQLiteRunStore(paths.database)
     try:
         project = store.get_project()
         if project is None:
             raise UsageError(f"{paths.database} has no project yet; run `aigentflow init` first.")
         run = store.create_run(
-            project_id=project["id"], request=redactor.redact_text(text), model=spec.name,
-            settings=settings.model_dump(mode="json"), flags=dict(config.flags), tenant_id=settings.run.tenant,
+            project_id=project["id"], request=plan.request, model=plan.spec.name,
+            settings=plan.settings.model_dump(mode="json"), flags=plan.flags, tenant_id=plan.settings.run.tenant,
         )
-        store.append_audit("run.created", run.id, {"model": spec.name, "request_chars": len(text)},
+        store.append_audit("run.created", run.id, {"model": plan.spec.name, "request_chars": len(plan.request)},
                            tenant_id=run.tenant_id)
     finally:
         store.close()
-    return run, spec
+    return run
+
+
+def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
+               record: str | None = None) -> tuple[RunRecord, Any]:
+    """Validate everything a run needs, then record it (CREATED). Returns the run and its ModelSpec."""
+    plan = plan_run(paths, request, overrides, record=record)
+    return record_run(paths, plan), plan.spec
 
 
 def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
@@ -215,7 +237,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
             ready, _ = ray.wait([pending], timeout=0.2)
             watcher.poll()
             if ready:
-                result = ray.get(pending)
+                result = _result_or_crash(paths, run.id, pending)
         except KeyboardInterrupt:
             interrupts += 1
             if interrupts == 1:
@@ -233,6 +255,19 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     if result["outcome"] == "error":
         code = int(result.get("exit_code", EXIT_FAILED))
     return Outcome(run.id, result["state"], result.get("error"), EXIT_FAILED if code is None else code)
+
+
+def _result_or_crash(paths: ProjectPaths, run_id: str, pending: Any) -> dict[str, Any]:
+    """The Orchestrator's answer; if it died for good, the run stays where the store says, resumable."""
+    import ray
+
+    try:
+        return ray.get(pending)
+    except ray.exceptions.RayError as exc:
+        state = _store_call(paths, lambda s: s.get_run(run_id).state)
+        return {"state": state, "outcome": "error", "exit_code": EXIT_FAILED,
+                "error": f"the orchestrator stopped unexpectedly ({type(exc).__name__}); the run is still {state} "
+                         f"and `aigentflow resume {run_id}` continues it. Cause: {str(exc)[:500]}"}
 
 
 def force_pause(paths: ProjectPaths, run_id: str, reason: str) -> None:

@@ -123,3 +123,11 @@ def test_status_and_runs_never_import_ray_or_litellm(sample_repo: Path) -> None:
         modules = {line.rsplit("|", 1)[-1].strip() for line in probe.stderr.splitlines() if "|" in line}
         assert "ray" not in modules and "litellm" not in modules, command
         assert "aigentflow.cli.main" in modules
+
+
+def test_a_ray_address_that_does_not_answer_fails_fast_and_records_nothing(sample_repo: Path) -> None:
+    started = time.monotonic()
+    result = aigentflow("run", DEMO_REQUEST, "--address", "127.0.0.1:1", cwd=sample_repo)
+    assert result.returncode == 2 and "nothing answers at the Ray address 127.0.0.1:1" in result.stderr
+    assert time.monotonic() - started < 30
+    assert json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout) == []

@@ -68,16 +68,23 @@ def _finish(outcome: Outcome, paths: ProjectPaths) -> None:
 
 
 def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None) -> None:
+    """Check the run, connect to Ray, record the run, drive it. Nothing is recorded if a check fails
+    or Ray cannot be reached."""
     from aigentflow.paths import locate_project
-    from aigentflow.runner import connect_ray, create_run, engine_options
+    from aigentflow.runner import connect_ray, engine_options, plan_run, record_run
 
     paths = locate_project(root)
-    run, spec = create_run(paths, request, overrides, record=record)
+    plan = plan_run(paths, request, overrides, record=record)
+    address = plan.settings.run.ray_address or None
+    typer.echo(f"Model {plan.spec.name}; " + (f"connecting to Ray at {address}..." if address else "starting Ray..."))
+    try:
+        connect_ray(address, include_dashboard=plan.settings.run.include_dashboard)
+    except KeyboardInterrupt:
+        typer.echo("Interrupted before the run started; nothing was recorded.", err=True)
+        raise typer.Exit(130) from None
+    run = record_run(paths, plan)
     typer.echo(f"Run {run.id}: {run.request[:100]}")
-    address = run.settings["run"]["ray_address"] or None
-    typer.echo(f"Model {spec.name}; " + (f"connecting to Ray at {address}..." if address else "starting Ray..."))
-    connect_ray(address, include_dashboard=run.settings["run"]["include_dashboard"])
-    outcome = drive_with_progress(paths, run, engine_options(run, spec), resume=False)
+    outcome = drive_with_progress(paths, run, engine_options(run, plan.spec), resume=False)
     _finish(outcome, paths)
 
 
