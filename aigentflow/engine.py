@@ -64,13 +64,11 @@ def root_span_id(run_id: str) -> str:
 class RunEngine:
     """Drives one run to COMPLETED, PAUSED, AWAITING_APPROVAL or FAILED; see the module docstring."""
 
-    def __init__(self, paths: ProjectPaths, run_id: str, invoke: Invoke, options: EngineOptions,
-                 gate: Any = None) -> None:
+    def __init__(self, paths: ProjectPaths, run_id: str, invoke: Invoke, options: EngineOptions) -> None:
         self.paths = paths
         self.run_id = run_id
         self.invoke = invoke
         self.options = options
-        self.gate = gate
         self.store = SQLiteRunStore(paths.database)
         self.transitions_made = 0
         self._cache: dict[str, Any] = {}

@@ -31,6 +31,9 @@ def bench_env(config_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIGENTFLOW_")}
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     env["AIGENTFLOW_CONFIG_HOME"] = str(config_home)
+    # As on a user's machine: Python caches compiled modules (pip also compiles them at install).
+    # Some sandboxes set PYTHONDONTWRITEBYTECODE, which recompiles every module on every start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

@@ -23,18 +23,16 @@ class Interrupted(BaseException):
     """Stands in for the process dying mid-step (not an error the engine handles)."""
 
 
-def agents_invoker(interrupt_at: str | None = None, before_call=None):
+def agents_invoker(interrupt_at: str | None = None):
+    """Calls the agent classes in-process, as their actors would; can die at one step."""
     agents: dict = {}
 
     def invoke(role, call):
         if call.step == interrupt_at:
             raise Interrupted(call.step)
-        if before_call:
-            before_call(call)
         agents.setdefault(role, agent_class(role)())
-        return agents[role].run(call, gate)
+        return agents[role].run(call, None)
 
-    gate = None
     return invoke
 
 
@@ -44,8 +42,8 @@ def start(repo: Path, request: str = DEMO_REQUEST, **overrides: str):
     return paths, run, spec
 
 
-def drive(paths, run, spec, invoke=None, *, resume=False, gate=None, record=None):
-    engine = RunEngine(paths, run.id, invoke or agents_invoker(), engine_options(run, spec, record), gate=gate)
+def drive(paths, run, spec, invoke=None, *, resume=False, record=None):
+    engine = RunEngine(paths, run.id, invoke or agents_invoker(), engine_options(run, spec, record))
     return engine.drive(resume=resume)
 
 
@@ -228,3 +226,22 @@ def test_record_then_strict_replay_reproduces_the_run(sample_repo: Path) -> None
     first = json.loads((paths.run_dir(run.id) / "work_breakdown.json").read_text())
     second = json.loads((paths.run_dir(run2.id) / "work_breakdown.json").read_text())
     assert first == second
+
+
+def test_an_agent_that_crashes_fails_its_step_with_the_cause_recorded(sample_repo: Path) -> None:
+    paths, run, spec = start(sample_repo)
+    healthy = agents_invoker()
+
+    def invoke(role, call):
+        if role == "architect":
+            raise RuntimeError("worker died: out of memory")
+        return healthy(role, call)
+
+    with pytest.raises(RunFailure, match="architect agent crashed"):
+        drive(paths, run, spec, invoke)
+    store = store_of(paths)
+    failed = store.get_run(run.id)
+    assert failed.state == "FAILED" and "out of memory" in failed.error
+    architect = [s for s in store.steps(run.id) if s.step == "architect"][0]
+    assert architect.status == "failed" and "out of memory" in architect.error
+    assert (paths.run_dir(run.id) / "work_breakdown.json").exists(), "earlier outputs are kept"
