@@ -245,3 +245,11 @@ def test_an_agent_that_crashes_fails_its_step_with_the_cause_recorded(sample_rep
     architect = [s for s in store.steps(run.id) if s.step == "architect"][0]
     assert architect.status == "failed" and "out of memory" in architect.error
     assert (paths.run_dir(run.id) / "work_breakdown.json").exists(), "earlier outputs are kept"
+
+
+def test_the_shipped_demo_cassette_matches_todays_prompts(sample_repo: Path) -> None:
+    """Strict replay fails on any prompt drift: after changing a prompt layer or an output schema,
+    refresh the hashes with `python -m aigentflow.demo.rerecord`."""
+    paths, run, spec = start(sample_repo, **{"model.replay_strict": "true"})
+    final = drive(paths, run, spec)
+    assert final.state == "COMPLETED", final.error

@@ -55,7 +55,7 @@ def test_sample_project_facts(tmp_path: Path) -> None:
 
     facts = detect_facts(repo)
 
-    assert facts.name == "sample"
+    assert facts.name == "tasks-demo", "the name the manifest declares, not the directory's"
     assert facts.primary_language == "Python"
     assert facts.languages == {"Python": 4}
     assert facts.package_manager == "pip"
@@ -83,7 +83,7 @@ def test_facts_hold_no_absolute_paths_and_do_not_depend_on_location(tmp_path: Pa
 def test_render_facts_names_the_essentials(tmp_path: Path) -> None:
     rendered = render_facts(detect_facts(sample_copy(tmp_path / "sample")))
 
-    assert rendered.startswith("## Project: sample\n")
+    assert rendered.startswith("## Project: tasks-demo\n")
     for expected in ("Python (4 files)", "pip", "`python -m pytest`", "tasks", "1 test file\n"):
         assert expected in rendered
     assert str(tmp_path) not in rendered
