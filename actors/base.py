@@ -73,7 +73,7 @@ class BaseAgent:
             task=self.task_prompt(call),
             output_schema=asked_for,
         )
-        client = ModelClient(call.model, gate=resolve_gate(gate, call.run_id), budget=call.budget)
+        client = ModelClient(call.model, gate=resolve_gate(gate, call.run_id), budget=call.budget, run_id=call.run_id)
         try:
             structured = client.call_structured(prompt.messages, asked_for, role=self.role, step=call.step)
             output = self.finish(structured.output, call)
@@ -83,11 +83,12 @@ class BaseAgent:
                 role=self.role,
                 output={},
                 spans=self._spans(call, span_id, started, calls, prompt.hash, "error", str(exc)),
-                calls=[c.cassette_entry() for c in calls],
+                calls=[c.cassette_entry() for c in calls if not c.transient],
+                model_calls=len(calls),
                 input_tokens=sum(c.input_tokens for c in calls),
                 output_tokens=sum(c.output_tokens for c in calls),
                 cost_usd=sum(c.cost_usd for c in calls),
-                prompt_hashes=[c.prompt_hash for c in calls],
+                prompt_hashes=[c.prompt_hash for c in calls if not c.transient],
                 error=str(exc),
                 error_kind="paused" if isinstance(exc, RunPaused) else type(exc).__name__,
             )
@@ -97,11 +98,12 @@ class BaseAgent:
             output=output.model_dump(mode="json"),
             files=self.files(output, call),
             spans=self._spans(call, span_id, started, calls, prompt.hash, "ok", None),
-            calls=[c.cassette_entry() for c in calls],
+            calls=[c.cassette_entry() for c in calls if not c.transient],
+            model_calls=len(calls),
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             cost_usd=sum(c.cost_usd for c in calls),
-            prompt_hashes=[c.prompt_hash for c in calls],
+            prompt_hashes=[c.prompt_hash for c in calls if not c.transient],
             warnings=[
                 f"{self.role}: prompt drift on attempt {c.attempt} (cassette recorded against {c.drift}, "
                 f"prompt is {c.prompt_hash})"

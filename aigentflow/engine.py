@@ -220,7 +220,7 @@ class RunEngine:
             result = AgentResult(role=role, output={}, error=f"the {role} agent crashed: {type(exc).__name__}: "
                                  f"{str(exc)[:2000]}", error_kind="crash")
         self.writer.extend(result.spans)
-        calls_made = len(result.calls)
+        calls_made = result.model_calls
         if calls_made:
             self.store.add_model_calls(run.id, calls_made)
         for entry in result.calls:

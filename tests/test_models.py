@@ -94,12 +94,12 @@ def test_missing_entry_names_the_agent_role_and_step() -> None:
 
 def test_injected_errors_raise_model_error_naming_the_kind() -> None:
     with pytest.raises(ModelError) as rate_limited:
-        ask(client_for([entry(None, error="rate_limit")]))
+        ask(client_for([entry(None, error="rate_limit")], retry_backoff_s=0.01))
     assert "RateLimitError" in str(rate_limited.value) and "rate limit" in str(rate_limited.value)
     assert not isinstance(rate_limited.value, CassetteMissError)
 
     with pytest.raises(ModelError) as server_error:
-        ask(client_for([entry(None, error="server_error")]))
+        ask(client_for([entry(None, error="server_error")], retry_backoff_s=0.01))
     assert "server error" in str(server_error.value) and "503" in str(server_error.value)
 
 

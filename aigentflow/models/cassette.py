@@ -5,8 +5,8 @@ is matched by (role, step, attempt), where ``attempt`` counts the model calls of
 retry after a reply that broke the schema), and carries the hash of the prompt it was recorded
 against, the reply (``response``: a JSON object, or a string used verbatim) and its token usage.
 An entry may add ``delay_s`` (seconds to wait before answering, to replay a model's latency) or
-instead carry ``error`` (``rate_limit``, ``server_error``, ``timeout``) to inject a
-transient failure.
+carry ``error`` (``rate_limit``, ``server_error``, ``timeout``) to inject a transient failure: on
+every try, or with ``error_times: N`` on the first N tries of each run (then ``response`` answers).
 """
 
 from __future__ import annotations

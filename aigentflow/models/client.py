@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import time
 from collections.abc import Callable
@@ -42,6 +43,8 @@ class CallRecord:
     duration_s: float
     drift: str | None = None
     error: str | None = None
+    transient: bool = False
+    """The call failed transiently (rate limit, 5xx, timeout) and was retried: no reply to keep."""
 
     def cassette_entry(self) -> dict[str, Any]:
         return {
@@ -82,8 +85,10 @@ def extract_json(text: str) -> Any:
 class ModelClient:
     """Calls one model for one agent; see the module docstring."""
 
-    def __init__(self, spec: ModelSpec, *, gate: Gate | None = None, budget: int | None = None) -> None:
+    def __init__(self, spec: ModelSpec, *, gate: Gate | None = None, budget: int | None = None,
+                 run_id: str = "") -> None:
         self.spec = spec
+        self.run_id = run_id
         self.gate = gate
         self.budget = budget
         self.calls_made = 0
@@ -120,7 +125,7 @@ class ModelClient:
         attempts = 1 + self.spec.max_validation_retries
         last_problem = ""
         for attempt in range(1, attempts + 1):
-            record, text = self._call(conversation, role=role, step=step, attempt=attempt)
+            record, text = self._call(conversation, role=role, step=step, attempt=attempt, log=result_calls)
             result_calls.append(record)
             try:
                 if len(text.encode()) > self.spec.max_reply_bytes:
@@ -147,30 +152,44 @@ class ModelClient:
             f"last problem: {last_problem}"
         )
 
-    def _call(self, messages: list[dict[str, Any]], *, role: str, step: str, attempt: int) -> tuple[CallRecord, str]:
-        if self.gate is not None:
-            self.gate()
-        if self.budget is not None and self.calls_made >= self.budget:
-            raise ModelError(
-                f"{role}: the run's model-call budget is used up ({self.budget} calls left at the start of "
-                "this step); raise model.max_calls_per_run to allow more."
-            )
-        self.calls_made += 1
-        litellm = self._litellm
+    def _call(self, messages: list[dict[str, Any]], *, role: str, step: str, attempt: int,
+              log: list[CallRecord]) -> tuple[CallRecord, str]:
+        """One model call, retried with backoff while it fails transiently; each try is logged and
+        counts against the budget."""
         phash = prompt_hash(messages)
-        started = time.perf_counter()
-        try:
-            response = litellm.completion(
-                model=self._litellm_model,
-                messages=messages,
-                temperature=self.spec.temperature,
-                timeout=self.spec.timeout_s,
-                metadata={
-                    "aigentflow": {"role": role, "step": step, "attempt": attempt, "strict": self.spec.replay_strict}
-                },
-            )
-        except Exception as exc:  # litellm maps every provider failure onto its own exception types
-            raise _model_failure(self.spec.name, role, exc) from None
+        for retry in range(self.spec.max_transient_retries + 1):
+            if self.gate is not None:
+                self.gate()
+            if self.budget is not None and self.calls_made >= self.budget:
+                raise ModelError(
+                    f"{role}: the run's model-call budget is used up ({self.budget} calls left at the start of "
+                    "this step); raise model.max_calls_per_run to allow more."
+                )
+            self.calls_made += 1
+            started = time.perf_counter()
+            try:
+                response = self._litellm.completion(
+                    model=self._litellm_model,
+                    messages=messages,
+                    temperature=self.spec.temperature,
+                    timeout=self.spec.timeout_s,
+                    metadata={"aigentflow": {"role": role, "step": step, "attempt": attempt, "run_id": self.run_id,
+                                             "strict": self.spec.replay_strict}},
+                )
+                break
+            except Exception as exc:  # litellm maps every provider failure onto its own exception types
+                if not self._transient(exc):
+                    raise _model_failure(self.spec.name, role, exc) from None
+                log.append(CallRecord(role=role, step=step, attempt=attempt, prompt_hash=phash, response=None,
+                                      input_tokens=0, output_tokens=0, cost_usd=0.0,
+                                      duration_s=time.perf_counter() - started,
+                                      error=f"{type(exc).__name__}: {str(exc)[:300]}", transient=True))
+                if retry == self.spec.max_transient_retries:
+                    raise ModelError(
+                        f"{role}: the call to {self.spec.name} kept failing transiently ({type(exc).__name__}) "
+                        f"after {retry + 1} tries; last error: {str(exc)[:300]}"
+                    ) from None
+                time.sleep(self.spec.retry_backoff_s * (2**retry) * random.uniform(0.8, 1.2))
         duration = time.perf_counter() - started
         text = response.choices[0].message.content or ""
         usage = getattr(response, "usage", None)
@@ -188,6 +207,12 @@ class ModelClient:
             cost_usd=self._cost(response, input_tokens, output_tokens), duration_s=duration, drift=drift,
         )
         return record, text
+
+    def _transient(self, exc: Exception) -> bool:
+        litellm = self._litellm
+        transient = (litellm.RateLimitError, litellm.ServiceUnavailableError, litellm.Timeout,
+                     litellm.InternalServerError, litellm.BadGatewayError, litellm.APIConnectionError)
+        return isinstance(exc, transient)
 
     def _cost(self, response: Any, input_tokens: int, output_tokens: int) -> float:
         """Cost from litellm's cost map; a replayed call costs what the recorded model would have."""

@@ -50,5 +50,7 @@ def build_model_spec(model_settings: dict[str, Any], cassettes_dir: Path | None,
         max_reply_bytes=model_settings["max_reply_bytes"],
         replay_strict=model_settings["replay_strict"],
         record=record,
+        max_transient_retries=model_settings.get("max_transient_retries", 3),
+        retry_backoff_s=model_settings.get("retry_backoff_s", 1.0),
         cassette=cassette,
     )

@@ -44,6 +44,7 @@ class ReplayProvider(CustomLLM):
     def __init__(self) -> None:
         super().__init__()
         self._cassettes: dict[str, dict[str, Any]] = {}
+        self._failures: dict[tuple[str, str, str, str, int], int] = {}
         self._lock = threading.Lock()
 
     def load(self, name: str, cassette: dict[str, Any]) -> str:
@@ -53,6 +54,16 @@ class ReplayProvider(CustomLLM):
         with self._lock:
             self._cassettes.setdefault(key, cassette)
         return key
+
+    def _still_failing(self, entry: dict[str, Any], meta: dict[str, Any], cassette: str) -> bool:
+        """An injected error fails every try, or only the first ``error_times`` tries of a run."""
+        times = entry.get("error_times")
+        if times is None:
+            return True
+        key = (cassette, str(meta.get("run_id", "")), entry["role"], entry["step"], int(entry.get("attempt", 1)))
+        with self._lock:
+            self._failures[key] = self._failures.get(key, 0) + 1
+            return self._failures[key] <= int(times)
 
     def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,  # type: ignore[override]
                    model_response: Any, print_verbose: Any, encoding: Any, api_key: Any, logging_obj: Any,
@@ -73,7 +84,7 @@ class ReplayProvider(CustomLLM):
             )
         if entry.get("delay_s"):
             time.sleep(float(entry["delay_s"]))  # recorded latency, for realistic timing in tests and demos
-        if entry.get("error"):
+        if entry.get("error") and self._still_failing(entry, meta, model):
             status, text = _INJECTED.get(str(entry["error"]), (500, f"injected error {entry['error']}"))
             raise CustomLLMError(status_code=status, message=f"replay/{model}: {text}")
         received = prompt_hash(messages)

@@ -21,6 +21,8 @@ class ModelSpec:
     max_reply_bytes: int = 1_000_000
     replay_strict: bool = False
     record: bool = False
+    max_transient_retries: int = 3
+    retry_backoff_s: float = 1.0
     cassette: dict[str, Any] | None = field(default=None, compare=False)
 
     @property

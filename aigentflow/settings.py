@@ -1,0 +1,123 @@
+"""The configuration's sections: one pydantic model each, every field with a one-line description.
+
+``config.py`` merges the layers and validates them against these models.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from aigentflow import flags as feature_flags
+from aigentflow.exceptions import ConfigError
+
+
+class ModelSettings(BaseModel):
+    """How agents call the model (through litellm)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("replay/demo", description="litellm model name, provider/model.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_validation_retries: int = Field(
+        2, ge=0, le=10, description="Retries when a reply breaks the expected schema."
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Seconds one model call may take.")
+    max_calls_per_run: int = Field(200, ge=1, description="Budget of model calls per run.")
+    replay_strict: bool = Field(False, description="Replay: prompt drift is an error.")
+    max_reply_bytes: int = Field(1_000_000, gt=0, description="Largest model reply accepted.")
+    record: str = Field("", description='Cassette path to record model calls into ("" = off).')
+    max_transient_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a call that failed transiently (rate limit, 5xx, timeout)."
+    )
+    retry_backoff_s: float = Field(
+        1.0, ge=0, le=60, description="First wait before such a retry; doubles each time, with jitter."
+    )
+
+
+class RunSettings(BaseModel):
+    """How a run is executed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_request_chars: int = Field(100_000, ge=1, description="Longest feature request accepted.")
+    ray_address: str = Field("", description='Ray cluster address ("" = a local instance).')
+    include_dashboard: bool = Field(False, description="Start the Ray dashboard with a local Ray.")
+    step_timeout_s: float = Field(900.0, gt=0, description="Seconds one run step may take.")
+    tenant: str = Field("default", description="Tenant the runs are recorded under.")
+
+
+class TraceSettings(BaseModel):
+    """How spans are written to the trace store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flush_every_spans: int = Field(256, ge=1, description="Spans buffered before a flush.")
+    redact_patterns: list[str] = Field(
+        default_factory=list, description="Extra regexes whose matches are redacted from traces."
+    )
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"redact pattern {pattern!r} does not compile: {exc}") from None
+        return patterns
+
+
+class FlagSettings(BaseModel):
+    """Feature flags: a rollout preset plus per-flag overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str = Field("mvp", description="Rollout preset the flags start from.")
+    overrides: dict[str, bool | int] = Field(
+        default_factory=dict, description="Per-flag values on top of the preset."
+    )
+
+    @model_validator(mode="after")
+    def _flags_resolve(self) -> FlagSettings:
+        try:
+            feature_flags.resolve_flags(self.preset, self.overrides)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class HookConfig(BaseModel):
+    """A command or Python function called on run events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field("*", description='Event name the hook runs on, or "*" for every event.')
+    command: str | None = Field(None, description="Shell command; gets the event as JSON on stdin.")
+    entry_point: str | None = Field(None, description='Python function as "module:function".')
+    timeout_s: float = Field(10.0, gt=0, description="Seconds the hook may take.")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> HookConfig:
+        if (self.command is None) == (self.entry_point is None):
+            raise ValueError("a hook needs exactly one of `command` or `entry_point`")
+        if self.entry_point is not None:
+            module, _, function = self.entry_point.partition(":")
+            if not module or not function:
+                raise ValueError(
+                    f"entry_point {self.entry_point!r} must look like 'module:function'"
+                )
+        return self
+
+
+class Settings(BaseModel):
+    """The whole validated configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelSettings = Field(default_factory=ModelSettings, description="Model calls.")
+    run: RunSettings = Field(default_factory=RunSettings, description="Run execution.")
+    trace: TraceSettings = Field(default_factory=TraceSettings, description="Tracing.")
+    flags: FlagSettings = Field(default_factory=FlagSettings, description="Feature flags.")
+    hooks: list[HookConfig] = Field(default_factory=list, description="Event hooks.")
