@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aigentflow.exceptions import RunPaused, UsageError
+from aigentflow.exceptions import UsageError
 from aigentflow.paths import ProjectPaths
 from aigentflow.ray_connect import (  # noqa: F401  (the driver's way in; re-exported for callers)
     connect_ray,
@@ -256,7 +256,3 @@ class ProgressWatcher:
                         self.on_state(transition.to_state)
         finally:
             store.close()
-
-
-def paused_error(outcome: Outcome) -> RunPaused:
-    return RunPaused(outcome.error or f"run {outcome.run_id} paused")

@@ -6,7 +6,6 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -38,7 +37,3 @@ def reports_errors(func: F) -> F:
 def print_json(data: Any) -> None:
     """Machine-readable output for ``--json``: one JSON document on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def project_option_default() -> Path:
-    return Path.cwd()
