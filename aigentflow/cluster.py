@@ -100,7 +100,7 @@ def _owned_session(session_id: int, gcs_port: int) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             return pids if pid < 0 else []
-        if f"port={gcs_port}" in cmdline or f"{HOST}:{gcs_port}" in cmdline:
+        if any(arg.endswith((f"port={gcs_port}", f"{HOST}:{gcs_port}")) for arg in cmdline.split()):
             return pids
     return []
 
@@ -180,6 +180,8 @@ def up(*, port: int | None = None, dashboard_port: int | None = None, num_cpus: 
     current = status(state_file)
     if current is not None and current.running:
         return current
+    if current is not None:  # recorded but not answering: stop what is left of it before replacing it
+        _stop_session(current.session_id, current.gcs_port, timeout_s=5.0)
     if num_cpus is not None and num_cpus < 1:
         raise UsageError(f"--num-cpus {num_cpus} must be at least 1.")
     gcs_port, ui_port = _check_port(port, "--port"), _check_port(dashboard_port, "--dashboard-port")
@@ -238,13 +240,11 @@ def _stop_session(session_id: int, gcs_port: int, timeout_s: float = 20.0) -> bo
                 pass
         deadline = time.monotonic() + wait_s
         while members and time.monotonic() < deadline:
-            if session_id in _started:
-                _started[session_id].poll()
             time.sleep(0.1)
             members = _session_pids(session_id) or []
         if not members:
             break
-    if session_id in _started:
+    if session_id in _started:  # reap our own child, the head's `ray start`
         _started.pop(session_id).wait(timeout=5)
     return True
 

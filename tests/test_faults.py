@@ -1,0 +1,73 @@
+"""Faults a cluster has: an agent actor killed in the middle of its call is restarted by Ray, the
+call is retried under the same step key, and the run completes with no step recorded twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import aigentflow, cli_env
+from tests.test_cli_run import _start_run, _wait_for_state, status_of
+
+pytestmark = pytest.mark.ray
+
+KILL_AGENT = """
+import os, signal, sys
+from aigentflow.ray_connect import prepare_ray_environment
+prepare_ray_environment(sys.argv[1])
+import ray
+ray.init(address=sys.argv[1], namespace="aigentflow", log_to_driver=False)
+from actors.factory import agent_actor_name
+agent = ray.get_actor(agent_actor_name(sys.argv[2]), namespace="aigentflow")
+if sys.argv[3] == "ray.kill":
+    ray.kill(agent, no_restart=False)
+else:
+    pid = ray.get(agent.__ray_call__.remote(lambda self: os.getpid()))
+    os.kill(pid, signal.SIGKILL)
+print("killed")
+"""
+
+
+def _slow_architect(repo: Path, delay_s: float) -> str:
+    cassette = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())
+    for entry in cassette["entries"]:
+        if entry["role"] == "architect":
+            entry["delay_s"] = delay_s
+    target = repo / ".aigentflow" / "cassettes" / "slow-architect.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(cassette))
+    return "replay/slow-architect"
+
+
+@pytest.mark.parametrize("how", ["ray.kill", "SIGKILL"])
+def test_agent_killed_mid_call_is_restarted_and_the_step_retried_once(
+    sample_repo: Path, ray_address: str, how: str
+) -> None:
+    process = _start_run(sample_repo, ray_address, _slow_architect(sample_repo, delay_s=4))
+    run = _wait_for_state(sample_repo, "ARCHITECTING")
+    time.sleep(1)  # the architect's model call is under way
+    killer = subprocess.run([sys.executable, "-c", KILL_AGENT, ray_address, "architect", how],
+                            capture_output=True, text=True, timeout=60, env=cli_env())
+    assert "killed" in killer.stdout, killer.stderr
+    stdout, stderr = process.communicate(timeout=180)
+    assert process.returncode == 0, stdout + stderr
+    report = status_of(sample_repo, run["id"])
+    assert report["run"]["state"] == "COMPLETED"
+    assert sorted((s["step"], s["attempt"], s["status"]) for s in report["steps"]) == [
+        ("analyze", 1, "completed"), ("architect", 1, "completed"), ("plan", 1, "completed")]
+    assert sorted(a["name"] for a in report["artifacts"]).count("architecture.md") == 1
+    from datetime import datetime
+
+    architect = next(s for s in report["steps"] if s["step"] == "architect")
+    took = (datetime.fromisoformat(architect["finished_at"]) - datetime.fromisoformat(architect["started_at"]))
+    assert took.total_seconds() > 4.5, "the killed call was retried in full after the restart"
+    run_dir = sample_repo / ".aigentflow" / "runs" / run["id"]
+    assert "Store due dates as ISO strings" in (run_dir / "architecture.md").read_text()
