@@ -27,7 +27,7 @@ def orchestrator_actor_name(run_id: str) -> str:
 
 
 def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detached: bool = False,
-               **kwargs: Any) -> Any:
+               scheduling_strategy: Any = None, **kwargs: Any) -> Any:
     """Create (or, if one of that name is alive, reuse) a named actor of ``cls``."""
     import ray
 
@@ -43,7 +43,19 @@ def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detac
     }
     if detached:
         options["lifetime"] = "detached"
+    if scheduling_strategy is not None:
+        options["scheduling_strategy"] = scheduling_strategy
     return ray.remote(cls).options(**options).remote(*args, **kwargs)
+
+
+def orchestrator_actor(cls: type, *args: Any, run_id: str) -> Any:
+    """The run's owner, pinned to the driver's node: the run's SQLite and trace files live there."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return make_actor(cls, *args, name=orchestrator_actor_name(run_id), max_concurrency=4,
+                      scheduling_strategy=here)
 
 
 def agent_actor(role: str) -> Any:

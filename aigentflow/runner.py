@@ -139,11 +139,10 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     """Start the run's Orchestrator actor and wait for it, showing progress; handles Ctrl-C."""
     import ray
 
-    from actors.factory import make_actor, orchestrator_actor_name
+    from actors.factory import orchestrator_actor
     from actors.orchestrator import Orchestrator
 
-    orchestrator = make_actor(Orchestrator, str(paths.root), run.id, options,
-                              name=orchestrator_actor_name(run.id), max_concurrency=4)
+    orchestrator = orchestrator_actor(Orchestrator, str(paths.root), run.id, options, run_id=run.id)
     pending = orchestrator.drive.remote(resume)
     watcher = ProgressWatcher(paths, run.id, show, on_state)
     interrupts = 0
