@@ -54,7 +54,7 @@ def _answers(address: str, timeout_s: float = 3.0) -> bool:
 
 
 def running_local_cluster() -> str | None:
-    """The address of a live cluster started on this machine with `ray start`, if any.
+    """The address of a live cluster started on this machine (`aigentflow cluster up`, else `ray start`).
 
     Ray itself would try the last recorded address even when that cluster is gone, and retry for
     minutes; only a loopback address that answers is used here.
@@ -62,6 +62,11 @@ def running_local_cluster() -> str | None:
     import tempfile
     from pathlib import Path
 
+    from aigentflow.cluster import recorded_local_cluster
+
+    recorded = recorded_local_cluster()  # started by `aigentflow cluster up`
+    if recorded:
+        return recorded
     record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
     try:
         address = record.read_text().strip().splitlines()[0]

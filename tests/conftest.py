@@ -36,15 +36,20 @@ def _bin(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Ray head node on 127.0.0.1 for the session; CLI runs connect to it with --address."""
-    port = _free_port()
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real Ray head node on 127.0.0.1 for the session, with its dashboard (the job server):
+    (GCS address, dashboard URL). CLI runs connect to it with --address."""
+    port, dashboard_port = _free_port(), _free_port()
     logs = tmp_path_factory.mktemp("ray") / "head.log"
     head = subprocess.Popen(
         [_bin("ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--include-dashboard=false", "--disable-usage-stats", "--num-cpus=2"],
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+         f"--metrics-export-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+         f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats", "--num-cpus=2"],
         stdout=logs.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+             # as in an activated virtualenv: jobs run `aigentflow` from the head's PATH
+             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
     )
     address = f"127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -60,12 +65,40 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         time.sleep(1)
     else:
         raise RuntimeError(f"ray head did not come up: {logs.read_text()[-2000:]}")
-    yield address
+    dashboard = f"http://127.0.0.1:{dashboard_port}"
+    yield address, dashboard
     os.killpg(head.pid, signal.SIGTERM)
     try:
         head.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(head.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def ray_address(ray_head: tuple[str, str]) -> str:
+    return ray_head[0]
+
+
+@pytest.fixture(scope="session")
+def ray_dashboard(ray_head: tuple[str, str]) -> str:
+    """The session head's dashboard URL, once its job server answers."""
+    import urllib.error
+    import urllib.request
+
+    url = ray_head[1]
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/api/version", timeout=5) as response:
+                if response.status == 200:
+                    return url
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):  # up, and asking for Ray's auth token
+                return url
+            time.sleep(1)
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"the Ray dashboard at {url} never answered")
 
 
 def make_sample_repo(target: Path) -> Path:

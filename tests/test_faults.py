@@ -4,8 +4,6 @@ call is retried under the same step key, and the run completes with no step reco
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aigentflow, cli_env
+from tests.conftest import cli_env
 from tests.test_cli_run import _start_run, _wait_for_state, status_of
 
 pytestmark = pytest.mark.ray

@@ -11,7 +11,7 @@ import os
 import typer
 
 from aigentflow import __version__
-from aigentflow.cli import admin_cmd, config_cmd, project_cmd, run_cmd, status_cmd, trace_cmd
+from aigentflow.cli import admin_cmd, cluster_cmd, config_cmd, jobs_cmd, project_cmd, run_cmd, status_cmd, trace_cmd
 
 app = typer.Typer(
     name="aigentflow",
@@ -44,6 +44,10 @@ app.command("runs")(status_cmd.runs)
 app.command("trace")(trace_cmd.trace)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(admin_cmd.app, name="admin")
+app.add_typer(cluster_cmd.app, name="cluster")
+app.command("dashboard")(cluster_cmd.dashboard)
+app.add_typer(jobs_cmd.submit_app, name="submit")
+app.add_typer(jobs_cmd.jobs_app, name="jobs")
 
 
 def main() -> None:

@@ -1,0 +1,41 @@
+"""Runs as Ray jobs: `aigentflow submit run` through Ray's JobSubmissionClient (with Ray's token
+authentication), then `aigentflow jobs list|logs|stop`, against the session's real Ray head."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_REQUEST, aigentflow
+
+pytestmark = pytest.mark.ray
+
+
+def test_submit_a_run_as_a_job_wait_for_it_and_follow_it(sample_repo: Path, ray_dashboard: str) -> None:
+    submitted = aigentflow("submit", "run", DEMO_REQUEST, "--address", ray_dashboard, "--model", "replay/demo",
+                           "--wait", "--timeout", "240", cwd=sample_repo, timeout=300)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "ARCHITECTING -> COMPLETED" in submitted.stdout, "the job's log is printed"
+    assert "SUCCEEDED" in submitted.stdout
+    runs = json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout)
+    assert len(runs) == 1 and runs[0]["state"] == "COMPLETED", "the job ran in the project's directory"
+
+    listed = aigentflow("jobs", "list", "--address", ray_dashboard, "--json", cwd=sample_repo)
+    assert listed.returncode == 0, listed.stderr
+    mine = [j for j in json.loads(listed.stdout) if j["metadata"].get("project") == str(sample_repo)]
+    assert len(mine) == 1 and mine[0]["status"] == "SUCCEEDED"
+    logs = aigentflow("jobs", "logs", mine[0]["job_id"], "--address", ray_dashboard, cwd=sample_repo)
+    assert logs.returncode == 0 and runs[0]["id"] in logs.stdout
+
+
+def test_job_commands_name_what_is_wrong(sample_repo: Path, ray_dashboard: str) -> None:
+    unknown = aigentflow("jobs", "logs", "no-such-job", "--address", ray_dashboard, cwd=sample_repo)
+    assert unknown.returncode == 2 and "no-such-job" in unknown.stderr and "jobs list" in unknown.stderr
+    stop = aigentflow("jobs", "stop", "no-such-job", "--address", ray_dashboard, cwd=sample_repo)
+    assert stop.returncode == 2 and "no-such-job" in stop.stderr
+    nobody = aigentflow("jobs", "list", "--address", "http://127.0.0.1:1", cwd=sample_repo)
+    assert nobody.returncode == 2 and "no Ray job server answers at http://127.0.0.1:1" in nobody.stderr
+    not_http = aigentflow("jobs", "list", "--address", "127.0.0.1:6379", cwd=sample_repo)
+    assert not_http.returncode == 2 and "dashboard's URL" in not_http.stderr
