@@ -83,7 +83,7 @@ def _ray_initialised() -> bool:
         return False
     try:
         return bool(ray.is_initialized())
-    except Exception:  # a half-imported or torn-down ray
+    except Exception:  # noqa: BLE001 - a half-imported or torn-down ray
         return False
 
 
@@ -110,7 +110,7 @@ def _active_instruments() -> dict[str, Any] | None:
             if _instruments is None and not _unavailable:
                 try:
                     _instruments = _create_instruments()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - metrics must never break the caller
                     _unavailable = True
                     log.debug("metrics disabled in this process: %s: %s", type(exc).__name__, exc)
     return _instruments
@@ -120,7 +120,7 @@ def is_active() -> bool:
     """Whether this process records metrics (Ray is initialised here and the metrics exist)."""
     try:
         return _active_instruments() is not None
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort
         return False
 
 
@@ -144,7 +144,7 @@ def _record(name: str, value: Any, **tags: Any) -> None:
                 instruments[name].inc(number, labels)
         else:
             instruments[name].observe(max(number, 0.0), labels)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - metrics must never break the caller
         log.debug("metric %s not recorded: %s: %s", name, type(exc).__name__, exc)
 
 

@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 def _python(code: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env=env or os.environ.copy())
+                          timeout=timeout, cwd=REPO, check=False, env=env or os.environ.copy())
 
 
 def _scrape(port: int) -> str:
