@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigentflow import hooks
+from aigentflow import hooks, metrics
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.artifacts import render_summary, write_artifact
 from aigentflow.exceptions import RunFailure, RunPaused, UsageError
@@ -139,6 +139,7 @@ class RunEngine:
             self._stop_flushing.set()
             flusher.join()
             self.writer.flush()
+            metrics.record_dropped_spans(self.writer.dropped_spans)
             self.bus.close()
             self.store.release(self.run_id)
 
@@ -178,6 +179,9 @@ class RunEngine:
         if is_terminal(State(after.state)):
             self._root_span(after)
         self.transitions_made += 1
+        metrics.record_transition(before.state, after.state)
+        if is_terminal(State(after.state)):
+            metrics.record_run_finished(after.state)
         if is_terminal(State(after.state)):
             self.writer.flush()
         self._maybe_kill_driver(f"transition:{self.transitions_made}")
@@ -214,11 +218,15 @@ class RunEngine:
             tenant_id=run.tenant_id,
         )
         self.emit(hooks.AGENT_STARTED, run, role=role, step=step_name, attempt=step.attempt)
+        invoked = time.perf_counter()
         try:
             result = self.invoke(role, call)
         except Exception as exc:  # a crashed agent (after Ray's restarts and retries) fails the step, recorded
             result = AgentResult(role=role, output={}, error=f"the {role} agent crashed: {type(exc).__name__}: "
                                  f"{str(exc)[:2000]}", error_kind="crash")
+        outcome = "paused" if result.error_kind == "paused" else "ok" if result.ok else "failed"
+        metrics.record_agent_call(role, outcome, time.perf_counter() - invoked)
+        metrics.record_step(step_name, (time.time_ns() - state_span[1]) / 1e9)
         self.writer.extend(result.spans)
         calls_made = result.model_calls
         if calls_made:

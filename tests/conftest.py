@@ -36,18 +36,20 @@ def _bin(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A real Ray head node on 127.0.0.1 for the session, with its dashboard (the job server):
-    (GCS address, dashboard URL). CLI runs connect to it with --address."""
-    port, dashboard_port = _free_port(), _free_port()
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """A real Ray head node on 127.0.0.1 for the session, with its dashboard (the job server) and
+    its Prometheus endpoint: (GCS address, dashboard URL, metrics URL). CLI runs connect to it with
+    --address."""
+    port, dashboard_port, metrics_port = _free_port(), _free_port(), _free_port()
     logs = tmp_path_factory.mktemp("ray") / "head.log"
     head = subprocess.Popen(
         [_bin("ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-         f"--metrics-export-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+         f"--metrics-export-port={metrics_port}", f"--ray-client-server-port={_free_port()}",
          f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats", "--num-cpus=2"],
         stdout=logs.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+             "RAY_metrics_report_interval_ms": "1000",
              # as in an activated virtualenv: jobs run `aigentflow` from the head's PATH
              "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
     )
@@ -65,8 +67,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         time.sleep(1)
     else:
         raise RuntimeError(f"ray head did not come up: {logs.read_text()[-2000:]}")
-    dashboard = f"http://127.0.0.1:{dashboard_port}"
-    yield address, dashboard
+    yield address, f"http://127.0.0.1:{dashboard_port}", f"http://127.0.0.1:{metrics_port}/metrics"
     os.killpg(head.pid, signal.SIGTERM)
     try:
         head.wait(timeout=30)
@@ -75,12 +76,18 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
 
 
 @pytest.fixture(scope="session")
-def ray_address(ray_head: tuple[str, str]) -> str:
+def ray_address(ray_head: tuple[str, str, str]) -> str:
     return ray_head[0]
 
 
 @pytest.fixture(scope="session")
-def ray_dashboard(ray_head: tuple[str, str]) -> str:
+def ray_metrics(ray_head: tuple[str, str, str]) -> str:
+    """The session head's Prometheus endpoint."""
+    return ray_head[2]
+
+
+@pytest.fixture(scope="session")
+def ray_dashboard(ray_head: tuple[str, str, str]) -> str:
     """The session head's dashboard URL, once its job server answers."""
     import urllib.error
     import urllib.request

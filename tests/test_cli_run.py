@@ -203,3 +203,25 @@ def test_a_failing_model_step_exits_1_and_status_shows_why(sample_repo: Path, ra
     report = status_of(sample_repo, run["id"])
     assert report["run"]["state"] == "FAILED" and "architect" in report["run"]["error"]
     assert (sample_repo / ".aigentflow" / "runs" / run["id"] / "work_breakdown.json").exists()
+
+
+def test_a_run_shows_in_the_prometheus_metrics_ray_exports(sample_repo: Path, ray_address: str, ray_metrics: str) -> None:
+    import re
+    import urllib.request
+
+    assert run_cli(sample_repo, ray_address).returncode == 0
+    wanted = {
+        "agent call": r'ray_aigentflow_agent_calls_total\{[^}]*outcome="ok"[^}]*role="project_manager"[^}]*\} (\d+)',
+        "tokens": r'ray_aigentflow_model_tokens_total\{[^}]*direction="input"[^}]*model="replay/demo"[^}]*\} (\d+)',
+        "finished": r'ray_aigentflow_runs_finished_total\{[^}]*state="COMPLETED"[^}]*\} (\d+)',
+        "transition": r'ray_aigentflow_run_transitions_total\{[^}]*from_state="PLANNING"[^}]*to_state="ARCHITECTING"',
+    }
+    deadline, found = time.time() + 60, {}
+    while time.time() < deadline and len(found) < len(wanted):
+        with urllib.request.urlopen(ray_metrics, timeout=10) as response:
+            text = response.read().decode()
+        found = {name: m for name, pattern in wanted.items() if (m := re.search(pattern, text))}
+        time.sleep(1)
+    assert set(found) == set(wanted), f"missing from {ray_metrics}: {set(wanted) - set(found)}"
+    input_tokens = sum(float(m.group(1)) for m in re.finditer(wanted["tokens"], text))  # one series per worker
+    assert input_tokens >= 13320, "at least this run's input tokens are counted"

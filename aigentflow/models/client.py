@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from aigentflow import metrics
 from aigentflow.exceptions import CassetteMissError, ModelError, PromptDriftError, RunFailure, RunPaused
 from aigentflow.models.spec import ModelSpec, prompt_hash
 
@@ -178,7 +179,10 @@ class ModelClient:
                 )
                 break
             except Exception as exc:  # litellm maps every provider failure onto its own exception types
-                if not self._transient(exc):
+                transient = self._transient(exc)
+                metrics.record_model_call(self.spec.name, "transient_error" if transient else "error",
+                                          seconds=time.perf_counter() - started)
+                if not transient:
                     raise _model_failure(self.spec.name, role, exc) from None
                 log.append(CallRecord(role=role, step=step, attempt=attempt, prompt_hash=phash, response=None,
                                       input_tokens=0, output_tokens=0, cost_usd=0.0,
@@ -206,6 +210,7 @@ class ModelClient:
             input_tokens=input_tokens, output_tokens=output_tokens,
             cost_usd=self._cost(response, input_tokens, output_tokens), duration_s=duration, drift=drift,
         )
+        metrics.record_model_call(self.spec.name, "ok", input_tokens, output_tokens, record.cost_usd, seconds=duration)
         return record, text
 
     def _transient(self, exc: Exception) -> bool:
