@@ -27,7 +27,7 @@ def orchestrator_actor_name(run_id: str) -> str:
 
 
 def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detached: bool = False,
-               scheduling_strategy: Any = None, **kwargs: Any) -> Any:
+               scheduling_strategy: Any = None, resources: dict[str, float] | None = None, **kwargs: Any) -> Any:
     """Create (or, if one of that name is alive, reuse) a named actor of ``cls``."""
     import ray
 
@@ -45,6 +45,8 @@ def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detac
         options["lifetime"] = "detached"
     if scheduling_strategy is not None:
         options["scheduling_strategy"] = scheduling_strategy
+    if resources:
+        options["resources"] = resources
     return ray.remote(cls).options(**options).remote(*args, **kwargs)
 
 
@@ -58,8 +60,10 @@ def orchestrator_actor(cls: type, *args: Any, run_id: str) -> Any:
                       scheduling_strategy=here)
 
 
-def agent_actor(role: str) -> Any:
+def agent_actor(role: str, resource: str = "") -> Any:
+    """The shared actor of ``role``; with ``resource``, only on nodes that offer that custom resource."""
     from actors import agent_class
 
     # Several runs may share one agent: let it serve a few calls at once.
-    return make_actor(agent_class(role), name=agent_actor_name(role), max_concurrency=8, detached=True)
+    return make_actor(agent_class(role), name=agent_actor_name(role), max_concurrency=8, detached=True,
+                      resources={resource: 0.01} if resource else None)

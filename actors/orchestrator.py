@@ -33,7 +33,7 @@ class Orchestrator:
         if role not in self.handles:
             from actors.factory import agent_actor
 
-            self.handles[role] = agent_actor(role)
+            self.handles[role] = agent_actor(role, self.options.agent_resource)
         return self.handles[role]
 
     def warm_up(self, roles: list[str]) -> None:
@@ -46,7 +46,12 @@ class Orchestrator:
         import ray
 
         me = ray.get_runtime_context().current_actor
-        return ray.get(self._agent(role).run.remote(call, me))
+        pending = self._agent(role).run.remote(call, me)
+        try:
+            return ray.get(pending, timeout=call.timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            ray.cancel(pending)
+            raise TimeoutError(f"the {role} step took longer than run.step_timeout_s ({call.timeout_s:g} s)") from None
 
     def drive(self, resume: bool = False) -> dict[str, Any]:
         """Run to a stop; returns {state, error, outcome} (outcome: completed/paused/failed/waiting)."""

@@ -29,6 +29,8 @@ class AgentCall:
     parent_span_id: str | None = None
     budget: int | None = None
     tenant_id: str = "default"
+    timeout_s: float | None = None
+    """How long the step may take (``run.step_timeout_s``); the Orchestrator stops waiting then."""
 
 
 @dataclass

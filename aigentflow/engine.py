@@ -46,6 +46,8 @@ class EngineOptions:
     kill_driver_at: str | None = None
     """Test-only: ``transition:N`` or ``step:NAME`` kills ``driver_pid`` there (crash-resume tests)."""
     driver_pid: int | None = None
+    agent_resource: str = ""
+    """A custom Ray resource agent actors need (``run.agent_resource``)."""
 
 
 def pause_reason(store: SQLiteRunStore, run: RunRecord) -> str | None:
@@ -215,7 +217,7 @@ class RunEngine:
             run_id=run.id, step=step_name, attempt=step.attempt, request=run.request,
             project_context=self._project_context(), layers=self._layers(), model=self.options.model_spec,
             inputs=self._inputs(step_name), parent_span_id=state_span[0], budget=max(budget, 0),
-            tenant_id=run.tenant_id,
+            tenant_id=run.tenant_id, timeout_s=run.settings["run"]["step_timeout_s"],
         )
         self.emit(hooks.AGENT_STARTED, run, role=role, step=step_name, attempt=step.attempt)
         invoked = time.perf_counter()

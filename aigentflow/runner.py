@@ -124,6 +124,7 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
         redactor=Redactor.from_environment(extra_patterns=run.settings["trace"]["redact_patterns"]),
         model_spec=spec, record_path=record or run.settings["model"].get("record") or None,
         kill_driver_at=os.environ.get(KILL_DRIVER_ENV) or None,
+        agent_resource=run.settings["run"].get("agent_resource", ""),
         driver_pid=os.getpid(),
     )
 

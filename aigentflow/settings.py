@@ -44,7 +44,10 @@ class RunSettings(BaseModel):
     max_request_chars: int = Field(100_000, ge=1, description="Longest feature request accepted.")
     ray_address: str = Field("", description='Ray cluster address ("" = a local instance).')
     include_dashboard: bool = Field(False, description="Start the Ray dashboard with a local Ray.")
-    step_timeout_s: float = Field(900.0, gt=0, description="Seconds one run step may take.")
+    step_timeout_s: float = Field(900.0, gt=0, description="Seconds one agent step may take; then it fails.")
+    agent_resource: str = Field(
+        "", description='A custom Ray resource the agent actors need, to keep them on chosen nodes ("" = any).'
+    )
     tenant: str = Field("default", description="Tenant the runs are recorded under.")
 
 

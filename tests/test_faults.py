@@ -69,3 +69,17 @@ def test_agent_killed_mid_call_is_restarted_and_the_step_retried_once(
     assert took.total_seconds() > 4.5, "the killed call was retried in full after the restart"
     run_dir = sample_repo / ".aigentflow" / "runs" / run["id"]
     assert "Store due dates as ISO strings" in (run_dir / "architecture.md").read_text()
+
+
+def test_a_step_that_outlives_its_timeout_fails_clearly(sample_repo: Path, ray_address: str) -> None:
+    from tests.conftest import DEMO_REQUEST, aigentflow
+
+    model = _slow_architect(sample_repo, delay_s=8)
+    result = aigentflow("run", DEMO_REQUEST, "--model", model, "--address", ray_address,
+                        "--set", "run.step_timeout_s=2", cwd=sample_repo)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "took longer than run.step_timeout_s (2 s)" in result.stderr
+    runs = json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout)
+    report = status_of(sample_repo, runs[0]["id"])
+    assert report["run"]["state"] == "FAILED"
+    assert {s["step"]: s["status"] for s in report["steps"]}["architect"] == "failed"
