@@ -18,8 +18,9 @@ MAX_RESTARTS = 3
 MAX_TASK_RETRIES = 3
 
 
-def agent_actor_name(role: str) -> str:
-    return f"{role}@{__version__}"
+def agent_actor_name(role: str, resource: str = "") -> str:
+    """``analyst@0.1.0``; agents kept to nodes with a custom resource are a separate actor per resource."""
+    return f"{role}@{__version__}" + (f"[{resource}]" if resource else "")
 
 
 def orchestrator_actor_name(run_id: str) -> str:
@@ -65,5 +66,5 @@ def agent_actor(role: str, resource: str = "") -> Any:
     from actors import agent_class
 
     # Several runs may share one agent: let it serve a few calls at once.
-    return make_actor(agent_class(role), name=agent_actor_name(role), max_concurrency=8, detached=True,
+    return make_actor(agent_class(role), name=agent_actor_name(role, resource), max_concurrency=8, detached=True,
                       resources={resource: 0.01} if resource else None)

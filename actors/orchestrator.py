@@ -13,9 +13,16 @@ from typing import Any
 
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.engine import EngineOptions, RunEngine, pause_reason
-from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused
+from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageError
 from aigentflow.paths import ProjectPaths
 from aigentflow.store.sqlite import SQLiteRunStore
+
+
+AGENT_START_TIMEOUT_S = 120.0
+
+
+class AgentsUnavailable(UsageError):
+    """The run's agents could not be started on this cluster."""
 
 
 class Orchestrator:
@@ -36,11 +43,26 @@ class Orchestrator:
             self.handles[role] = agent_actor(role, self.options.agent_resource)
         return self.handles[role]
 
-    def warm_up(self, roles: list[str]) -> None:
-        """Start the run's agents together (each start imports the model library, seconds each)."""
+    def warm_up(self, roles: list[str], timeout_s: float = AGENT_START_TIMEOUT_S) -> None:
+        """Start the run's agents together (each start imports the model library, seconds each).
+
+        An agent that cannot start in time (no node offers what it needs, a node that never came up)
+        is a clear error, not a run that waits forever."""
         import ray
 
-        ray.get([self._agent(role).ping.remote() for role in roles])
+        pending = {self._agent(role).ping.remote(): role for role in roles}
+        ready, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+        if waiting:
+            late = ", ".join(sorted(pending[ref] for ref in waiting))
+            for role in {pending[ref] for ref in waiting}:  # do not leave them queued on the cluster
+                ray.kill(self.handles.pop(role), no_restart=True)
+            need = f"nodes offering the resource {self.options.agent_resource!r} (run.agent_resource)" \
+                if self.options.agent_resource else "a node with room for them"
+            raise AgentsUnavailable(
+                f"the {late} agent(s) did not start within {timeout_s:g} s; they need {need}. Cluster "
+                f"resources now: {ray.available_resources()}"
+            )
+        ray.get(ready)
 
     def _invoke(self, role: str, call: AgentCall) -> AgentResult:
         import ray
@@ -56,8 +78,8 @@ class Orchestrator:
     def drive(self, resume: bool = False) -> dict[str, Any]:
         """Run to a stop; returns {state, error, outcome} (outcome: completed/paused/failed/waiting)."""
         engine = RunEngine(self.paths, self.run_id, self._invoke, self.options)
-        self.warm_up(engine.roles_needed())
         try:
+            self.warm_up(engine.roles_needed(), self.options.agent_start_timeout_s)
             run = engine.drive(resume=resume)
             outcome = "completed" if run.state == "COMPLETED" else "waiting"
             return {"state": run.state, "error": run.error, "outcome": outcome}

@@ -48,6 +48,8 @@ class EngineOptions:
     driver_pid: int | None = None
     agent_resource: str = ""
     """A custom Ray resource agent actors need (``run.agent_resource``)."""
+    agent_start_timeout_s: float = 120.0
+    """How long agents may take to start before the run stops with a clear error."""
 
 
 def pause_reason(store: SQLiteRunStore, run: RunRecord) -> str | None:

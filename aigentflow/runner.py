@@ -125,6 +125,7 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
         model_spec=spec, record_path=record or run.settings["model"].get("record") or None,
         kill_driver_at=os.environ.get(KILL_DRIVER_ENV) or None,
         agent_resource=run.settings["run"].get("agent_resource", ""),
+        agent_start_timeout_s=run.settings["run"].get("agent_start_timeout_s", 120.0),
         driver_pid=os.getpid(),
     )
 

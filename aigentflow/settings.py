@@ -45,6 +45,9 @@ class RunSettings(BaseModel):
     ray_address: str = Field("", description='Ray cluster address ("" = a local instance).')
     include_dashboard: bool = Field(False, description="Start the Ray dashboard with a local Ray.")
     step_timeout_s: float = Field(900.0, gt=0, description="Seconds one agent step may take; then it fails.")
+    agent_start_timeout_s: float = Field(
+        120.0, gt=0, description="Seconds the run's agents may take to start before the run stops."
+    )
     agent_resource: str = Field(
         "", description='A custom Ray resource the agent actors need, to keep them on chosen nodes ("" = any).'
     )

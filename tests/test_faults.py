@@ -83,3 +83,18 @@ def test_a_step_that_outlives_its_timeout_fails_clearly(sample_repo: Path, ray_a
     report = status_of(sample_repo, runs[0]["id"])
     assert report["run"]["state"] == "FAILED"
     assert {s["step"]: s["status"] for s in report["steps"]}["architect"] == "failed"
+
+
+def test_agents_that_cannot_start_anywhere_fail_fast_and_leave_the_run_resumable(
+    sample_repo: Path, ray_address: str
+) -> None:
+    from tests.conftest import DEMO_REQUEST, aigentflow
+
+    result = aigentflow("run", DEMO_REQUEST, "--model", "replay/demo", "--address", ray_address,
+                        "--set", "run.agent_resource=gpu-node-that-never-came-up",
+                        "--set", "run.agent_start_timeout_s=5", cwd=sample_repo, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "did not start within 5 s" in result.stderr and "gpu-node-that-never-came-up" in result.stderr
+    runs = json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout)
+    report = status_of(sample_repo, runs[0]["id"])
+    assert report["run"]["state"] == "CREATED" and report["steps"] == [], "nothing half-written"
