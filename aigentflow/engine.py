@@ -124,6 +124,9 @@ class RunEngine:
         flusher = threading.Thread(target=self._flush_periodically, name="trace-flush", daemon=True)
         flusher.start()
         try:
+            if resume and run.pause_requested:  # asked for by an interrupted driver; resuming overrides it
+                self.store.clear_pause_request(self.run_id)
+                run = self.store.get_run(self.run_id)
             if resume and run.state in (State.PAUSED, State.AWAITING_APPROVAL):
                 event = Event.RESUME if run.state == State.PAUSED else Event.APPROVE
                 run = self._move(run, event)

@@ -149,21 +149,26 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     watcher = ProgressWatcher(paths, run.id, show, on_state)
     interrupts = 0
     result: dict[str, Any] | None = None
-    while result is None:
-        try:
-            ready, _ = ray.wait([pending], timeout=0.2)
-            watcher.poll()
-            if ready:
-                result = _result_or_crash(paths, run.id, pending)
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts == 1:
-                _store_call(paths, lambda s: s.request_pause(run.id))
-                watcher.say("Pausing before the next model call or step (Ctrl-C again to stop now)...")
-            else:
-                ray.kill(orchestrator, no_restart=True)
-                force_pause(paths, run.id, "stopped by a second Ctrl-C")
-                result = {"state": "PAUSED", "error": "stopped by Ctrl-C", "outcome": "paused"}
+    sigterm = _SigtermAsInterrupt()
+    try:
+        while result is None:
+            try:
+                ready, _ = ray.wait([pending], timeout=0.2)
+                watcher.poll()
+                if ready:
+                    result = _result_or_crash(paths, run.id, pending)
+            except KeyboardInterrupt:
+                interrupts += 1
+                if interrupts == 1 and not sigterm.received:
+                    _store_call(paths, lambda s: s.request_pause(run.id))
+                    watcher.say("Pausing before the next model call or step (Ctrl-C again to stop now)...")
+                else:
+                    why = "stopped (SIGTERM)" if sigterm.received else "stopped by a second Ctrl-C"
+                    ray.kill(orchestrator, no_restart=True)
+                    force_pause(paths, run.id, why)
+                    result = {"state": "PAUSED", "error": why, "outcome": "paused"}
+    finally:
+        sigterm.restore()
     watcher.poll()
     ray.kill(orchestrator, no_restart=True)
     code = {"completed": EXIT_OK, "waiting": EXIT_PAUSED, "failed": EXIT_FAILED}.get(result["outcome"])
@@ -172,6 +177,31 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     if result["outcome"] == "error":
         code = int(result.get("exit_code", EXIT_FAILED))
     return Outcome(run.id, result["state"], result.get("error"), EXIT_FAILED if code is None else code)
+
+
+class _SigtermAsInterrupt:
+    """While a run is driven, SIGTERM (e.g. `aigentflow jobs stop`) stops it at once, as a second
+    Ctrl-C would, leaving it PAUSED and resumable. (Ray re-raises interrupts as plain
+    KeyboardInterrupt, so the signal is remembered here rather than in the exception's type.)"""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.received = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def _result_or_crash(paths: ProjectPaths, run_id: str, pending: Any) -> dict[str, Any]:
@@ -200,6 +230,7 @@ def force_pause(paths: ProjectPaths, run_id: str, reason: str) -> None:
                 store.transition(run_id, expected_version=run.version, to_state=snapshot.state,
                                  return_to=snapshot.return_to, event=Event.PAUSE.value, reason=reason)
                 store.append_audit("run.paused", run_id, {"reason": reason}, tenant_id=run.tenant_id)
+                store.release(run_id)  # its owner is gone: nobody drives it until `aigentflow resume`
                 return
             except StaleRun:
                 time.sleep(0.05)

@@ -39,3 +39,33 @@ def test_job_commands_name_what_is_wrong(sample_repo: Path, ray_dashboard: str) 
     assert nobody.returncode == 2 and "no Ray job server answers at http://127.0.0.1:1" in nobody.stderr
     not_http = aigentflow("jobs", "list", "--address", "127.0.0.1:6379", cwd=sample_repo)
     assert not_http.returncode == 2 and "dashboard's URL" in not_http.stderr
+
+
+def test_a_stopped_job_leaves_its_run_paused_and_resume_completes_it(
+    sample_repo: Path, ray_address: str, ray_dashboard: str
+) -> None:
+    import time
+
+    from tests.test_cli_run import _slow_cassette, _wait_for_state, status_of
+
+    model = _slow_cassette(sample_repo, delay_s=30)
+    submitted = aigentflow("submit", "run", DEMO_REQUEST, "--address", ray_dashboard, "--model", model,
+                           "--json", cwd=sample_repo)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["job_id"]
+    run = _wait_for_state(sample_repo, "PLANNING", timeout=120)
+    stopped = aigentflow("jobs", "stop", job_id, "--address", ray_dashboard, cwd=sample_repo)
+    assert stopped.returncode == 0 and "stopping" in stopped.stdout
+    deadline = time.time() + 60
+    while time.time() < deadline and status_of(sample_repo, run["id"])["run"]["state"] != "PAUSED":
+        time.sleep(0.5)
+    report = status_of(sample_repo, run["id"])
+    assert (report["run"]["state"], report["run"]["return_to"]) == ("PAUSED", "PLANNING")
+    assert "SIGTERM" in [t for t in report["transitions"] if t["to_state"] == "PAUSED"][0]["reason"]
+    cassette = sample_repo / ".aigentflow" / "cassettes" / "slow.json"
+    cassette.write_text(cassette.read_text().replace('"delay_s": 30', '"delay_s": 0'))
+    resumed = aigentflow("resume", run["id"], "--address", ray_address, cwd=sample_repo, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    final = status_of(sample_repo, run["id"])
+    assert final["run"]["state"] == "COMPLETED"
+    assert sorted((s["step"], s["attempt"]) for s in final["steps"]) == [("analyze", 1), ("architect", 1), ("plan", 1)]

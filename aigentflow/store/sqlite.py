@@ -281,6 +281,10 @@ class SQLiteRunStore:
         with self._write() as conn:
             conn.execute("UPDATE runs SET pause_requested=1 WHERE id=?", (run_id,))
 
+    def clear_pause_request(self, run_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET pause_requested=0 WHERE id=?", (run_id,))
+
     def claim(self, run_id: str, pid: int | None = None, host: str | None = None) -> None:
         """Record which process drives the run now (its heartbeat shows it is alive)."""
         with self._write() as conn:
