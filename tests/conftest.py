@@ -4,9 +4,11 @@ subprocess. Only the model is a stand-in: the replay provider, reached through l
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from collections.abc import Iterator
@@ -42,11 +44,15 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     --address."""
     port, dashboard_port, metrics_port = _free_port(), _free_port(), _free_port()
     logs = tmp_path_factory.mktemp("ray") / "head.log"
+    # A temp dir of its own (short: Ray's socket paths must fit in 107 bytes), so that no other Ray
+    # instance on this machine is ever mistaken for it, nor it for them.
+    temp_dir = tempfile.mkdtemp(prefix="afray-", dir="/tmp")
     head = subprocess.Popen(
         [_bin("ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
          f"--metrics-export-port={metrics_port}", f"--ray-client-server-port={_free_port()}",
-         f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats", "--num-cpus=2"],
+         f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats", "--num-cpus=2",
+         f"--temp-dir={temp_dir}"],
         stdout=logs.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
              "RAY_metrics_report_interval_ms": "1000",
@@ -73,6 +79,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         head.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(head.pid, signal.SIGKILL)
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

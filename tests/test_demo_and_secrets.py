@@ -19,10 +19,20 @@ REQUEST_CANARY = "ghp_" + "C4n4ryT0k3n" * 3 + "abc"
 
 
 def test_demo_runs_end_to_end_offline(tmp_path: Path, user_config: Path) -> None:
+    """As a newcomer runs it: no cluster anywhere, so the demo starts its own local Ray."""
+    import shutil
+    import tempfile
+
     target = tmp_path / "demo"
-    result = aigentflow("demo", "--dir", str(target), cwd=tmp_path, timeout=300)
+    own_tmp = tempfile.mkdtemp(prefix="afdemo-", dir="/tmp")  # no other Ray instance is found there
+    try:
+        result = aigentflow("demo", "--dir", str(target), cwd=tmp_path, timeout=300,
+                            env={k: v for k, v in cli_env(TMPDIR=own_tmp).items() if k != "RAY_ADDRESS"})
+    finally:
+        shutil.rmtree(own_tmp, ignore_errors=True)
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "ARCHITECTING -> COMPLETED" in result.stdout
+    assert "ARCHITECTING -> COMPLETED" in result.stdout and "Started a local Ray instance" in result.stderr + result.stdout
+    assert "warning" not in result.stdout, "the shipped cassette matches today's prompts"
     runs = json.loads(aigentflow("runs", "--json", cwd=target).stdout)
     assert len(runs) == 1 and runs[0]["state"] == "COMPLETED" and runs[0]["request"] == DEMO_REQUEST
     run_dir = target / ".aigentflow" / "runs" / runs[0]["id"]
