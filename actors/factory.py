@@ -15,7 +15,11 @@ from aigentflow import __version__
 
 NAMESPACE = "aigentflow"
 MAX_RESTARTS = 3
-MAX_TASK_RETRIES = 3
+# A call to an actor that is down (its node crashed, its process was killed) is retried until the
+# actor is back (Ray restarts it elsewhere once the GCS declares the node dead, which takes longer
+# than a few quick retries), bounded by MAX_RESTARTS and by the run's step timeout. Exceptions
+# raised by the agent's own code are never retried by Ray.
+MAX_TASK_RETRIES = -1
 
 
 def agent_actor_name(role: str, resource: str = "") -> str:
