@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -66,11 +67,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_watchdog(limit_s: float) -> threading.Timer:
+def start_watchdog(limit_s: float, ray_tmp: str) -> threading.Timer:
     """After ``limit_s``, kill this session's processes (the cluster) and exit: a stuck Ray call never returns."""
     def out_of_time() -> None:
         sys.stderr.write(f"multinode_driver: over {limit_s:.0f} s; killing the cluster and exiting\n")
         kill_session(os.getsid(0))
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         os._exit(124)
 
     watchdog = threading.Timer(limit_s, out_of_time)
@@ -204,18 +206,22 @@ def faulted_run(cluster: Any, paths: Any, model: str, graceful: bool) -> dict[st
         raise SystemExit(f"the architect runs on {victim_id}, which is not a worker node of this cluster")
     removed_at = time.monotonic()
     cluster.remove_node(victim, allow_graceful=graceful)
+    dead: dict[str, float | None] = {}
+    watcher = threading.Thread(target=lambda: dead.update(s=seconds_until_dead(victim_id, removed_at, 60)),
+                               daemon=True)
+    watcher.start()
     driver.join(timeout=90)
     if driver.is_alive():
         raise SystemExit(f"run {run.id} did not finish within 90 s of the node's removal")
     outcome = result["outcome"]
     finished_s = time.monotonic() - removed_at
-    dead_s = seconds_until_dead(victim_id, removed_at, timeout_s=60)
+    watcher.join(timeout=60)
     steps = read_store(paths, lambda s: [{"step": x.step, "attempt": x.attempt, "status": x.status}
                                          for x in s.steps(run.id)])
     return {"run_id": run.id, "state": outcome.state, "error": outcome.error, "removed_node": victim_id,
             "architect_node_after": node_after_fault("architect"), "steps": steps,
             "outputs": output_hashes(paths.run_dir(run.id)),
-            "finished_after_removal_s": round(finished_s, 2), "node_declared_dead_after_s": dead_s}
+            "finished_after_removal_s": round(finished_s, 2), "node_declared_dead_after_s": dead.get("s")}
 
 
 def main() -> int:
@@ -226,11 +232,17 @@ def main() -> int:
                         help="how the architect's node goes: SIGTERM (graceful) or SIGKILL (crash)")
     parser.add_argument("--time-limit-s", type=float, default=120.0, help="then the watchdog kills everything")
     arguments = parser.parse_args()
-    start_watchdog(arguments.time_limit_s)
+    if os.getsid(0) != os.getpid():  # the cleanup kills this session: it must be one of its own
+        child = subprocess.Popen([sys.executable, __file__, *sys.argv[1:]], start_new_session=True)
+        try:
+            return child.wait()
+        finally:
+            kill_session(child.pid)
     started = time.monotonic()
     workdir = arguments.workdir.resolve()
     # Ray's own files, seen by no other Ray instance here; short, as its socket paths must be (107 bytes).
     ray_tmp = tempfile.mkdtemp(prefix="afmn-", dir="/tmp")
+    start_watchdog(arguments.time_limit_s, ray_tmp)
     os.environ.update(RAY_TMPDIR=ray_tmp, RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
                       RAY_USAGE_STATS_ENABLED="0", LITELLM_LOCAL_MODEL_COST_MAP="True")
     os.environ.pop("RAY_ADDRESS", None)
