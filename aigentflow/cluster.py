@@ -73,7 +73,7 @@ def port_answers(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def _session_pids(session_id: int) -> list[int] | None:
+def session_pids(session_id: int) -> list[int] | None:
     """Live pids whose session is ``session_id``; None where there is no /proc (then: its process group)."""
     if not Path("/proc/self/stat").exists():
         try:
@@ -94,7 +94,7 @@ def _session_pids(session_id: int) -> list[int] | None:
 
 def _owned_session(session_id: int, gcs_port: int) -> list[int]:
     """The session's live pids, if one of them is the cluster at ``gcs_port`` (guards against pid reuse)."""
-    pids = _session_pids(session_id) or []
+    pids = session_pids(session_id) or []
     for pid in pids:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -241,7 +241,7 @@ def _stop_session(session_id: int, gcs_port: int, timeout_s: float = 20.0) -> bo
         deadline = time.monotonic() + wait_s
         while members and time.monotonic() < deadline:
             time.sleep(0.1)
-            members = _session_pids(session_id) or []
+            members = session_pids(session_id) or []
         if not members:
             break
     if session_id in _started:  # reap our own child, the head's `ray start`

@@ -39,16 +39,10 @@ REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
 
 
 def session_pids(session_id: int) -> list[int]:
-    """Live pids whose session is ``session_id`` (this driver's and every Ray process it started)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[3]) == session_id and fields[0] != "Z":
-                pids.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    return pids
+    """Live pids whose session is ``session_id``."""
+    from aigentflow.cluster import session_pids as live_session_pids
+
+    return live_session_pids(session_id) or []
 
 
 def kill_session(session_id: int) -> None:

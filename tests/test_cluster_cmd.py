@@ -130,7 +130,7 @@ def test_up_status_connect_down_leaves_other_ray_running(
     assert code == 0 and f"Stopped the Ray head at {address}" in out
     assert not recorded_cluster.exists()
     assert not cluster.port_answers(int(address.rsplit(":", 1)[1]))
-    assert not cluster._session_pids(started["session_id"])
+    assert not cluster.session_pids(started["session_id"])
     assert other.poll() is None and cluster.port_answers(other_port), "down stopped another Ray instance"
 
     code, out = invoke("cluster", "status")
