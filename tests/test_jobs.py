@@ -69,3 +69,23 @@ def test_a_stopped_job_leaves_its_run_paused_and_resume_completes_it(
     final = status_of(sample_repo, run["id"])
     assert final["run"]["state"] == "COMPLETED"
     assert sorted((s["step"], s["attempt"]) for s in final["steps"]) == [("analyze", 1), ("architect", 1), ("plan", 1)]
+
+
+def test_ray_job_submit_runs_jobs_run_py_from_the_working_dir(sample_repo: Path, ray_dashboard: str) -> None:
+    """The documented `ray job submit --working-dir . -- python jobs/run.py ...`, with Ray's own CLI."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    checkout = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", ray_dashboard,
+         "--working-dir", str(checkout), "--", "python", "jobs/run.py", DEMO_REQUEST,
+         "--project", str(sample_repo), "--model", "replay/demo"],
+        capture_output=True, text=True, timeout=300, env=cli_env(), cwd=checkout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "ARCHITECTING -> COMPLETED" in result.stdout and "succeeded" in result.stdout.lower()
+    runs = json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout)
+    assert len(runs) == 1 and runs[0]["state"] == "COMPLETED"
