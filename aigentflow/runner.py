@@ -2,8 +2,8 @@
 
 This is what ``aigentflow run``, ``resume`` and ``demo`` (and ``jobs/run.py`` on a cluster) call.
 The driver writes the run's creation; from then on the Orchestrator actor owns the run, and the
-driver only reads the store to show progress. Ctrl-C asks the run to pause at its next step
-boundary; a second Ctrl-C stops it at once, leaving it PAUSED and resumable either way.
+driver only reads the store to show progress. Ctrl-C asks the run to pause before its next model
+call or step; a second Ctrl-C (or SIGTERM) stops it at once, leaving it PAUSED and resumable either way.
 """
 
 from __future__ import annotations
