@@ -66,11 +66,9 @@ def free_port() -> int:
 
 def port_answers(port: int, timeout_s: float = 0.5) -> bool:
     """Whether something accepts a TCP connection at 127.0.0.1:``port``."""
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+    from aigentflow.ray_connect import answers
+
+    return answers(f"{HOST}:{port}", timeout_s)
 
 
 def session_pids(session_id: int) -> list[int] | None:
@@ -154,7 +152,7 @@ def http_status(url: str, timeout_s: float = 2.0) -> int | None:
 
 
 def _ray_environment() -> dict[str, str]:
-    from aigentflow.runner import prepare_ray_environment
+    from aigentflow.ray_connect import prepare_ray_environment
 
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)

@@ -84,8 +84,9 @@ class RunEngine:
         self.bus = hooks.EventBus(redactor=self.redactor, on_hook_error=self._hook_failed)
         self.bus.subscribe(self._audit)
         from aigentflow.hooks import build_user_hooks
+        from aigentflow.settings import HookConfig
 
-        for hook in build_user_hooks(_HookSpec(**h) for h in run.settings.get("hooks", [])):
+        for hook in build_user_hooks(HookConfig(**h) for h in run.settings.get("hooks", [])):
             self.bus.add_user_hook(hook)
 
     def roles_needed(self) -> list[str]:
@@ -327,14 +328,6 @@ class RunEngine:
             self.writer.flush()
             os.kill(self.options.driver_pid, signal.SIGKILL)
             time.sleep(60)  # the driver is gone; Ray tears this process down with it
-
-
-@dataclass
-class _HookSpec:
-    event: str = "*"
-    command: str | None = None
-    entry_point: str | None = None
-    timeout_s: float = 10.0
 
 
 def _state_or_none(value: str | None) -> State | None:

@@ -39,7 +39,7 @@ def _split_host_port(address: str) -> tuple[str, int] | None:
     return (host.strip("[]"), int(port)) if host and port.isdigit() else None
 
 
-def _answers(address: str, timeout_s: float = 3.0) -> bool:
+def answers(address: str, timeout_s: float = 3.0) -> bool:
     """Whether something listens at the GCS address (one TCP connect, no Ray involved)."""
     import socket
 
@@ -75,7 +75,7 @@ def running_local_cluster() -> str | None:
     parsed = _split_host_port(address)
     if parsed is None or parsed[0] not in LOOPBACK_HOSTS:
         return None
-    return address if _answers(address, timeout_s=0.5) else None
+    return address if answers(address, timeout_s=0.5) else None
 
 
 def connect_ray(address: str | None, *, include_dashboard: bool = False) -> None:
@@ -87,7 +87,7 @@ def connect_ray(address: str | None, *, include_dashboard: bool = False) -> None
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or running_local_cluster()
-    if address and not address.startswith(("ray://", "http://", "https://")) and not _answers(address):
+    if address and not address.startswith(("ray://", "http://", "https://")) and not answers(address):
         raise UsageError(f"nothing answers at the Ray address {address}; check it (`ray status` on the head "
                          "node), or leave --address out to start Ray locally.")
     try:

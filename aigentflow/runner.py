@@ -16,11 +16,6 @@ from typing import Any
 
 from aigentflow.exceptions import UsageError
 from aigentflow.paths import ProjectPaths
-from aigentflow.ray_connect import (  # noqa: F401  (the driver's way in; re-exported for callers)
-    connect_ray,
-    prepare_ray_environment,
-    running_local_cluster,
-)
 from aigentflow.statemachine import STATES, Event, Snapshot, State, enabled_states, fire, is_terminal
 from aigentflow.store.records import RunRecord
 from aigentflow.store.sqlite import SQLiteRunStore, StaleRun

@@ -50,7 +50,7 @@ def ray_head(log_file: Path, time_limit_s: float) -> Iterator[tuple[str, subproc
     A watchdog kills the group and this process after ``time_limit_s``: a driver stuck inside Ray's
     C++ client never returns to Python, so a signal handler would not be enough.
     """
-    from aigentflow.runner import prepare_ray_environment
+    from aigentflow.ray_connect import prepare_ray_environment
 
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -89,7 +89,7 @@ def ray_head(log_file: Path, time_limit_s: float) -> Iterator[tuple[str, subproc
 
 def connect_when_up(address: str, head: subprocess.Popen[bytes], log_file: Path) -> None:
     """Connect this process to the head as soon as its GCS port accepts connections."""
-    from aigentflow.runner import connect_ray, prepare_ray_environment
+    from aigentflow.ray_connect import connect_ray, prepare_ray_environment
 
     prepare_ray_environment(address)  # before the first `import ray`: keeps the client on loopback
     host, port = address.split(":")

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from aigentflow.exceptions import AigentflowError
     from aigentflow.paths import locate_project
-    from aigentflow.runner import connect_ray, create_run, drive, engine_options
+    from aigentflow.ray_connect import connect_ray
+    from aigentflow.runner import create_run, drive, engine_options
 
     try:
         paths = locate_project(arguments.project)

@@ -18,7 +18,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Ray reads these at import: keep local clusters on loopback and present Ray's own auth token.
-from aigentflow.runner import prepare_ray_environment  # noqa: E402
+from aigentflow.ray_connect import prepare_ray_environment  # noqa: E402
 
 prepare_ray_environment("127.0.0.1")
 

@@ -7,12 +7,12 @@ import json
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import cli_env
+from tests.multinode_driver import write_slow_cassette
 from tests.test_cli_run import _start_run, _wait_for_state, status_of
 
 pytestmark = pytest.mark.ray
@@ -34,22 +34,11 @@ print("killed")
 """
 
 
-def _slow_architect(repo: Path, delay_s: float) -> str:
-    cassette = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())
-    for entry in cassette["entries"]:
-        if entry["role"] == "architect":
-            entry["delay_s"] = delay_s
-    target = repo / ".aigentflow" / "cassettes" / "slow-architect.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(cassette))
-    return "replay/slow-architect"
-
-
 @pytest.mark.parametrize("how", ["ray.kill", "SIGKILL"])
 def test_agent_killed_mid_call_is_restarted_and_the_step_retried_once(
     sample_repo: Path, ray_address: str, how: str
 ) -> None:
-    process = _start_run(sample_repo, ray_address, _slow_architect(sample_repo, delay_s=4))
+    process = _start_run(sample_repo, ray_address, write_slow_cassette(sample_repo, delay_s=4))
     run = _wait_for_state(sample_repo, "ARCHITECTING")
     time.sleep(1)  # the architect's model call is under way
     killer = subprocess.run([sys.executable, "-c", KILL_AGENT, ray_address, "architect", how],
@@ -74,7 +63,7 @@ def test_agent_killed_mid_call_is_restarted_and_the_step_retried_once(
 def test_a_step_that_outlives_its_timeout_fails_clearly(sample_repo: Path, ray_address: str) -> None:
     from tests.conftest import DEMO_REQUEST, aigentflow
 
-    model = _slow_architect(sample_repo, delay_s=8)
+    model = write_slow_cassette(sample_repo, delay_s=8)
     result = aigentflow("run", DEMO_REQUEST, "--model", model, "--address", ray_address,
                         "--set", "run.step_timeout_s=2", cwd=sample_repo)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from aigentflow.runner import prepare_ray_environment
+from aigentflow.ray_connect import prepare_ray_environment
 
 REPO = Path(__file__).resolve().parents[1]
 SCRAPE_TIMEOUT_S = 60
@@ -92,7 +92,7 @@ def metrics_head() -> Iterator[MetricsHead]:
 
 
 RECORDING_DRIVER = """
-    from aigentflow.runner import prepare_ray_environment
+    from aigentflow.ray_connect import prepare_ray_environment
     prepare_ray_environment({address!r})
     import ray
 
@@ -198,7 +198,7 @@ def test_without_ray_recording_is_a_silent_no_op_and_ray_is_never_imported() -> 
 
 def test_with_ray_imported_but_not_initialised_recording_is_a_no_op() -> None:
     checked = _python("""
-        from aigentflow.runner import prepare_ray_environment
+        from aigentflow.ray_connect import prepare_ray_environment
         prepare_ray_environment("127.0.0.1")
         import ray
         from aigentflow import metrics

@@ -71,7 +71,8 @@ def start_run(root: Path, request: str, overrides: dict[str, str], record: str |
     """Check the run, connect to Ray, record the run, drive it. Nothing is recorded if a check fails
     or Ray cannot be reached."""
     from aigentflow.paths import locate_project
-    from aigentflow.runner import connect_ray, engine_options, plan_run, record_run
+    from aigentflow.ray_connect import connect_ray
+    from aigentflow.runner import engine_options, plan_run, record_run
 
     paths = locate_project(root)
     plan = plan_run(paths, request, overrides, record=record)
@@ -128,7 +129,8 @@ def resume(
     from aigentflow.engine import PAUSE_ALL
     from aigentflow.exceptions import UsageError
     from aigentflow.paths import locate_project
-    from aigentflow.runner import connect_ray, engine_options, spec_for_existing_run
+    from aigentflow.ray_connect import connect_ray
+    from aigentflow.runner import engine_options, spec_for_existing_run
     from aigentflow.statemachine import State, is_terminal
     from aigentflow.store.sqlite import SQLiteRunStore
 
