@@ -24,7 +24,9 @@ from aigentflow import flags as feature_flags
 from aigentflow.exceptions import ConfigError
 from aigentflow.paths import ProjectPaths, user_config_dir
 from aigentflow.settings import (  # noqa: F401  (re-exported: the settings models live there)
+    BuildSettings,
     FlagSettings,
+    GitSettings,
     HookConfig,
     ModelSettings,
     RunSettings,
@@ -43,6 +45,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "model": ModelSettings,
     "run": RunSettings,
     "trace": TraceSettings,
+    "git": GitSettings,
+    "build": BuildSettings,
 }
 _FLAG_PREFIX = "flags."
 _PRESET_KEY = "flags.preset"

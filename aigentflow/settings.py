@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -94,6 +95,38 @@ class FlagSettings(BaseModel):
         return self
 
 
+class GitSettings(BaseModel):
+    """Branches, worktrees and merges."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    integration_branch: str = Field(
+        "", description='Branch finished runs merge into ("" = the branch checked out at `aigentflow init`).'
+    )
+    merge_style: Literal["merge", "ff", "ff-only"] = Field(
+        "merge", description="feature -> integration: merge (always a merge commit), ff (when possible), ff-only."
+    )
+    tag_prefix: str = Field("v", description="Prefix of release tags (v1.2.3).")
+
+
+class BuildSettings(BaseModel):
+    """How tasks are built and tested: commands, sandbox limits, parallelism."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    test_command: str = Field("", description='Command running the project\'s tests ("" = detected at init).')
+    ci_command: str = Field("", description='The project\'s CI command, run as a merge gate ("" = none).')
+    timeout_s: float = Field(600.0, gt=0, description="Seconds one sandboxed command may take.")
+    memory_mb: int = Field(2048, ge=16, description="Memory limit of one sandboxed command, MiB.")
+    max_processes: int = Field(256, ge=4, description="Processes one sandboxed command may run at once.")
+    max_output_kb: int = Field(1024, ge=1, description="Output kept from one sandboxed command, KiB (then killed).")
+    network: bool = Field(False, description="Let sandboxed commands use the network.")
+    task_cpus: float = Field(1.0, ge=0, description="CPUs each build task reserves on the cluster.")
+    task_resource: str = Field(
+        "", description='Custom Ray resource build tasks need ("" = none), e.g. to keep them on builder nodes.'
+    )
+
+
 class HookConfig(BaseModel):
     """A command or Python function called on run events."""
 
@@ -126,4 +159,6 @@ class Settings(BaseModel):
     run: RunSettings = Field(default_factory=RunSettings, description="Run execution.")
     trace: TraceSettings = Field(default_factory=TraceSettings, description="Tracing.")
     flags: FlagSettings = Field(default_factory=FlagSettings, description="Feature flags.")
+    git: GitSettings = Field(default_factory=GitSettings, description="Branches and merges.")
+    build: BuildSettings = Field(default_factory=BuildSettings, description="Building and testing tasks.")
     hooks: list[HookConfig] = Field(default_factory=list, description="Event hooks.")

@@ -41,6 +41,7 @@ def initialise(path: Path, *, git_init: bool = False) -> dict:
         target = paths.state_dir / name
         if not target.exists():
             target.write_text(text)
+    _record_integration_branch(paths)
     store = SQLiteRunStore(paths.database, create=True)
     try:
         facts = detect_facts(root)
@@ -50,6 +51,18 @@ def initialise(path: Path, *, git_init: bool = False) -> dict:
         store.close()
     project["state_dir"] = str(paths.state_dir)
     return project
+
+
+def _record_integration_branch(paths) -> None:
+    """The branch checked out now becomes ``git.integration_branch``, unless one is configured."""
+    from aigentflow.config import load_config, set_value
+
+    if load_config(paths.root).get("git.integration_branch"):
+        return
+    branch = subprocess.run(["git", "symbolic-ref", "--quiet", "--short", "HEAD"], cwd=paths.root,
+                            capture_output=True, text=True).stdout.strip()
+    if branch:
+        set_value(paths.config_file, "git.integration_branch", branch)
 
 
 @reports_errors
