@@ -55,14 +55,26 @@ def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detac
     return ray.remote(cls).options(**options).remote(*args, **kwargs)
 
 
-def orchestrator_actor(cls: type, *args: Any, run_id: str) -> Any:
-    """The run's owner, pinned to the driver's node: the run's SQLite and trace files live there."""
+def this_node() -> Any:
+    """A scheduling strategy that keeps an actor or task on the caller's node (hard affinity)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+
+
+def orchestrator_actor(cls: type, *args: Any, run_id: str) -> Any:
+    """The run's owner, pinned to the driver's node: the run's SQLite and trace files live there."""
     return make_actor(cls, *args, name=orchestrator_actor_name(run_id), max_concurrency=4,
-                      scheduling_strategy=here)
+                      scheduling_strategy=this_node())
+
+
+def git_agent_actor(project_root: str, run_id: str, test_kill_in_merge: str | None = None) -> Any:
+    """The run's Git Agent, on the caller's node (the repository's); a few calls at once (threads)."""
+    from actors.git_agent import GitAgent
+
+    return make_actor(GitAgent, project_root, test_kill_in_merge, name=f"git_agent:{run_id}", max_concurrency=8,
+                      scheduling_strategy=this_node())
 
 
 def agent_actor(role: str, resource: str = "") -> Any:

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from actors import WORKFLOW_STEPS
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.engine import EngineOptions, RunEngine, pause_reason
 from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageError
@@ -35,13 +36,36 @@ class Orchestrator:
         self.handles: dict[str, Any] = {}
         self._controls_lock = threading.Lock()
         self._controls_store: SQLiteRunStore | None = None
+        self._flags: dict[str, Any] | None = None
 
-    def _agent(self, role: str) -> Any:
+    def agent(self, role: str) -> Any:
+        """The handle of ``role``'s actor (started on first use)."""
+        if role == "git_agent":
+            return self.git_agent()
         if role not in self.handles:
             from actors.factory import agent_actor
 
             self.handles[role] = agent_actor(role, self.options.agent_resource)
         return self.handles[role]
+
+    def git_agent(self) -> Any:
+        """This run's Git Agent, on this (the repository's) node."""
+        if "git_agent" not in self.handles:
+            from actors.factory import git_agent_actor
+
+            self.handles["git_agent"] = git_agent_actor(str(self.paths.root), self.run_id,
+                                                        self.options.test_kill_in_merge)
+        return self.handles["git_agent"]
+
+    @property
+    def flags(self) -> dict[str, Any]:
+        if self._flags is None:
+            store = SQLiteRunStore(self.paths.database, readonly=True)
+            try:
+                self._flags = store.get_run(self.run_id).flags
+            finally:
+                store.close()
+        return self._flags
 
     def warm_up(self, roles: list[str], timeout_s: float = AGENT_START_TIMEOUT_S) -> None:
         """Start the run's agents together (each start imports the model library, seconds each).
@@ -50,7 +74,7 @@ class Orchestrator:
         is a clear error, not a run that waits forever."""
         import ray
 
-        pending = {self._agent(role).ping.remote(): role for role in roles}
+        pending = {self.agent(role).ping.remote(): role for role in roles}
         ready, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
         if waiting:
             late = ", ".join(sorted(pending[ref] for ref in waiting))
@@ -67,8 +91,12 @@ class Orchestrator:
     def _invoke(self, role: str, call: AgentCall) -> AgentResult:
         import ray
 
+        if call.step in WORKFLOW_STEPS:
+            from actors.workflow import BuildWorkflow, MergeWorkflow
+
+            return (BuildWorkflow if call.step == "build" else MergeWorkflow)(self, call).run()
         me = ray.get_runtime_context().current_actor
-        pending = self._agent(role).run.remote(call, me)
+        pending = self.agent(role).run.remote(call, me)
         try:
             return ray.get(pending, timeout=call.timeout_s)
         except ray.exceptions.GetTimeoutError:

@@ -30,6 +30,8 @@ from aigentflow.tracing.spans import make_span, new_span_id, trace_id_for
 from aigentflow.tracing.writer import SegmentWriter
 
 PAUSE_ALL = "emergency.pause_all"
+NEEDS_APPROVAL = "needs_approval"
+"""``AgentResult.error_kind`` of a step that stops for a human (a conflict it could not resolve, ...)."""
 TRACE_FLUSH_INTERVAL_S = 1.0
 """A running run's spans reach disk at the first step boundary after this long (readers see them)."""
 Invoke = Callable[[str, AgentCall], AgentResult]
@@ -50,6 +52,10 @@ class EngineOptions:
     """A custom Ray resource agent actors need (``run.agent_resource``)."""
     agent_start_timeout_s: float = 120.0
     """How long agents may take to start before the run stops with a clear error."""
+    test_kill_in_merge: str | None = None
+    """Test-only: the Git Agent SIGKILLs itself at this point of a branch move (``gitops.merge``)."""
+    test_force_remote_build: bool = False
+    """Test-only: build tasks act as if their node lacked the repository (the git-bundle path)."""
 
 
 def pause_reason(store: SQLiteRunStore, run: RunRecord) -> str | None:
@@ -94,7 +100,8 @@ class RunEngine:
         from actors import STEP_AGENTS
 
         steps = [STATES[state].step for state in sorted(self.enabled)]
-        return [STEP_AGENTS[step][0] for step in steps if step in STEP_AGENTS]
+        roles = [STEP_AGENTS[step][0] for step in steps if step in STEP_AGENTS]
+        return roles + ["git_agent"] if "developer" in roles and "git_agent" not in roles else roles
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -250,6 +257,8 @@ class RunEngine:
             self.store.fail_step(step, result.error or "paused", usage)
             self._move(self.store.get_run(run.id), Event.PAUSE, reason=result.error, state_span=state_span)
             raise RunPaused(f"run {run.id} paused during {state}: {result.error}")
+        if result.error_kind == NEEDS_APPROVAL:
+            return self._await_approval(run, step, role, result, usage, state_span)
         if not result.ok:
             self.store.fail_step(step, result.error or "failed", usage)
             failed = self._move(self.store.get_run(run.id), Event.FAIL, reason=f"{role} failed", error=result.error,
@@ -257,6 +266,21 @@ class RunEngine:
             self.emit(hooks.AGENT_FINISHED, failed, role=role, step=step_name, status="failed", error=result.error)
             raise RunFailure(f"run {run.id} failed in {state}: {result.error}")
         return self._commit(self.store.get_run(run.id), step, role, result, usage, state_span)
+
+    def _await_approval(self, run: RunRecord, step: Any, role: str, result: AgentResult, usage: StepUsage,
+                        state_span: tuple[str, int]) -> RunRecord:
+        """A step that needs a human: its evidence is written, the run waits in AWAITING_APPROVAL.
+
+        `aigentflow resume` (APPROVE) runs the step again; what it finished stays done (git remembers)."""
+        run_dir = self.paths.run_dir(run.id)
+        written = [write_artifact(run_dir, run.id, step.step, name, self.redactor.redact_text(content))
+                   for name, content in sorted(result.files.items())]
+        reason = self.redactor.redact_text(result.error or "a human must decide")
+        evidence = ", ".join(a.path for a in written)
+        self.store.fail_step(step, f"{reason} (evidence: {evidence})" if evidence else reason, usage)
+        self.emit(hooks.AGENT_FINISHED, run, role=role, step=step.step, status="needs_approval", error=reason,
+                  evidence=[a.name for a in written])
+        return self._move(self.store.get_run(run.id), Event.AWAIT_APPROVAL, reason=reason, state_span=state_span)
 
     def _commit(self, run: RunRecord, step: Any, role: str, result: AgentResult, usage: StepUsage,
                 state_span: tuple[str, int]) -> RunRecord:
@@ -311,7 +335,21 @@ class RunEngine:
         inputs: dict[str, Any] = {"research": outputs.get("analyze")}
         if step != "plan":
             inputs["plan"] = outputs.get("plan")
+        if step in ("build", "merge"):
+            inputs.update(self._build_inputs(outputs))
         return inputs
+
+    def _build_inputs(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        from aigentflow.settings import BuildSettings, GitSettings
+
+        settings = self.store.get_run(self.run_id).settings
+        git = {**GitSettings().model_dump(), **settings.get("git", {})}
+        build = {**BuildSettings().model_dump(), **settings.get("build", {})}
+        if not build["test_command"]:
+            project = self.store.get_project() or {"facts": {}}
+            build["test_command"] = project["facts"].get("test_command") or ""
+        return {"architecture": outputs.get("architect"), "build": outputs.get("build"),
+                "settings": {"git": git, "build": build}}
 
     def _record_cassette(self, result: AgentResult) -> None:
         if not self.options.record_path or not result.calls:

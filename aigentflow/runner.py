@@ -122,6 +122,8 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
         agent_resource=run.settings["run"].get("agent_resource", ""),
         agent_start_timeout_s=run.settings["run"].get("agent_start_timeout_s", 120.0),
         driver_pid=os.getpid(),
+        test_kill_in_merge=os.environ.get("AIGENTFLOW_TEST_KILL_IN_MERGE") or None,
+        test_force_remote_build=os.environ.get("AIGENTFLOW_TEST_FORCE_REMOTE_BUILD") == "1",
     )
 
 

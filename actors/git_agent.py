@@ -1,0 +1,142 @@
+"""The Git Agent: owns every mutation of the user's repository during a run.
+
+One per run, on the repository's node (next to the run's Orchestrator). It makes the feature branch
+and the task worktrees, commits a task's work, takes a remote task's commits back from a bundle,
+predicts and performs merges, and prepares the scratch worktree a conflict is resolved in. It runs a
+few calls at once (threads); ``RepoLock`` serialises the mutations, across processes too. Everything
+goes through ``aigentflow.gitops`` (hooks off, no prompts, checked names, ``--`` before paths).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aigentflow.gitops import names
+from aigentflow.gitops.bundle import create_bundle, fetch_bundle
+from aigentflow.gitops.merge import MergeConflict, is_ancestor, merge_into, predict
+from aigentflow.gitops.runner import Git
+from aigentflow.gitops.worktrees import Worktrees, commit_all
+
+SNAPSHOT_MAX_FILE = 20_000
+SNAPSHOT_MAX_TOTAL = 120_000
+
+
+class GitAgent:
+    role = "git_agent"
+
+    def __init__(self, project_root: str, test_kill_in_merge: str | None = None) -> None:
+        if test_kill_in_merge:  # crash tests: this process dies at that point of a merge
+            import os
+
+            os.environ["AIGENTFLOW_TEST_KILL_IN_MERGE"] = test_kill_in_merge
+        self.root = Path(project_root)
+        self.git = Git(self.root)
+        self.trees = Worktrees(self.root)
+
+    def ping(self) -> str:
+        return self.role
+
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    # -- branches and worktrees -------------------------------------------------------------------
+
+    def prepare_feature(self, run_id: str, integration: str) -> dict[str, str]:
+        branch = self.trees.ensure_feature(run_id, integration)
+        return {"branch": branch, "head": self.git.rev(f"refs/heads/{branch}") or ""}
+
+    def task_worktree(self, run_id: str, task_id: str) -> dict[str, Any]:
+        wt = self.trees.ensure_task(run_id, task_id)
+        return {"path": str(wt.path), "branch": wt.branch, "head": wt.head, "reattached": wt.reattached}
+
+    def task_state(self, run_id: str, task_id: str) -> dict[str, Any]:
+        """Where a task stands in git: its last commit by this run, and whether the feature has it."""
+        branch, feature = names.task_branch(run_id, task_id), names.feature_branch(run_id)
+        head = self.git.rev(f"refs/heads/{branch}")
+        if head is None:
+            return {"commit": None, "merged": False}
+        base = self.git.out("merge-base", head, f"refs/heads/{feature}")
+        committed = head if head != base else None
+        return {"commit": committed, "merged": bool(committed) and is_ancestor(self.git, head, f"refs/heads/{feature}")}
+
+    def snapshot(self, worktree: str) -> dict[str, str]:
+        """The worktree's tracked text files a developer should see, within a size budget."""
+        wt = Git(worktree)
+        files, total = {}, 0
+        for rel in wt.out("ls-files", "-z").split("\0"):
+            path = Path(worktree) / rel
+            if not rel or path.is_symlink() or not path.is_file() or path.stat().st_size > SNAPSHOT_MAX_FILE:
+                continue
+            try:
+                text = path.read_text()
+            except (UnicodeDecodeError, OSError):
+                continue
+            if total + len(text) > SNAPSHOT_MAX_TOTAL:
+                break
+            files[rel], total = text, total + len(text)
+        return files
+
+    def commit_task(self, worktree: str, message: str, trailers: dict[str, str]) -> str | None:
+        return commit_all(Path(worktree), message, trailers)
+
+    def task_bundle(self, run_id: str, task_id: str) -> bytes:
+        return create_bundle(self.git, names.task_branch(run_id, task_id))
+
+    def accept_bundle(self, run_id: str, task_id: str, data: bytes, worktree: str) -> str:
+        """Bring a remote task's commits into its branch (and worktree): a fast-forward only."""
+        branch = names.task_branch(run_id, task_id)
+        incoming = f"refs/aigentflow/incoming/{names.component(run_id)}/{names.component(task_id)}"
+        commit = fetch_bundle(self.git, data, branch, incoming)
+        with self.git.lock():
+            Git(worktree).run("merge", "--ff-only", "--quiet", commit)
+            self.git.run("update-ref", "-d", incoming)
+        return commit
+
+    # -- merges -----------------------------------------------------------------------------------
+
+    def changed_paths(self, base: str, ref: str) -> list[str]:
+        return [p for p in self.git.out("diff", "--name-only", "-z", base, ref, "--").split("\0") if p]
+
+    def predict(self, target: str, source: str) -> dict[str, Any]:
+        prediction = predict(self.git, target, source)
+        return {"clean": prediction.clean, **prediction.evidence()}
+
+    def merge(self, target: str, source: str, message: str, trailers: dict[str, str],
+              style: str = "merge") -> dict[str, Any]:
+        """Merge, or report the conflict with its evidence (nothing changed then)."""
+        try:
+            outcome = merge_into(self.git, target, source, message=message, trailers=trailers, style=style)  # type: ignore[arg-type]
+        except MergeConflict as exc:
+            return {"conflict": exc.prediction.evidence()}
+        return {"target": outcome.target, "old": outcome.old, "new": outcome.new, "kind": outcome.kind}
+
+    def resolution_worktree(self, run_id: str, label: str, target: str, source: str) -> dict[str, Any]:
+        """A scratch worktree on a resolve branch at ``target`` with ``source`` merged in, conflicts and all."""
+        branch = names.resolve_branch(run_id, label)
+        path = self.trees.path_for(run_id, f"resolve-{label}")
+        if self.git.rev(f"refs/heads/{branch}"):  # a retried resolution starts over from the target
+            self.trees.remove(path, branch=branch)
+        wt = self.trees.ensure(path, branch, target)
+        merged = Git(wt.path).run("merge", "--no-ff", "--no-commit", "--quiet", self.git.rev(source) or source,
+                                  check=False)
+        conflicted = [p for p in Git(wt.path).out("diff", "--name-only", "--diff-filter=U", "-z").split("\0") if p]
+        files = {p: (wt.path / p).read_text(errors="replace") for p in conflicted if (wt.path / p).is_file()}
+        return {"path": str(wt.path), "branch": branch, "conflicted": conflicted, "files": files,
+                "clean": merged.returncode == 0}
+
+    def commit_resolution(self, worktree: str, message: str, trailers: dict[str, str]) -> str:
+        """Commit the merge in progress in a resolution worktree (its parents: target and source)."""
+        wt = Git(worktree)
+        with self.git.lock():
+            wt.run("add", "--all", "--", ".")
+            args = ["commit", "--quiet", "--no-verify", "-m", message]
+            for key, value in trailers.items():
+                args += ["--trailer", f"{key}: {value}"]
+            wt.run(*args)
+        return wt.out("rev-parse", "HEAD")
+
+    def remove_worktree(self, worktree: str, branch: str | None = None) -> None:
+        self.trees.remove(Path(worktree), branch=branch)

@@ -1,0 +1,160 @@
+"""One task of a work breakdown, built: edits applied in its worktree, its tests run in the sandbox.
+
+On the repository's node the Git Agent commits the result afterwards (it owns every mutation of the
+user's repository); elsewhere the task commits in its scratch clone and returns a bundle.
+
+``execute_task`` is the body of the Ray task each work-breakdown task runs as (``actors.workflow``
+makes it remote). It works in the task's worktree when it runs on the repository's node; anywhere
+else it receives the task branch as a git bundle, works in a scratch clone, commits there and sends
+the new commits back as a bundle, so no shared filesystem is assumed. Everything it did comes back
+in a ``TaskOutcome`` for the run's owner to record. No Ray or model imports here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aigentflow.gitops.runner import Git
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """What a build task needs; plain data (it travels to whichever node runs the task)."""
+
+    run_id: str
+    task_id: str
+    title: str
+    worktree: str
+    branch: str
+    base: str
+    """The commit the worktree started from (a remote task's bundle holds only what is after it)."""
+    repo_node_id: str
+    test_command: str
+    limits: dict[str, Any]
+    network: bool = False
+    commit_message: str = ""
+    trailers: dict[str, str] = field(default_factory=dict)
+    force_remote: bool = False
+    """Test-only: behave as a node without the repository even on its node."""
+
+
+@dataclass
+class TaskOutcome:
+    task_id: str
+    status: str
+    """``passed``, ``failed`` (tests), ``refused`` (an edit broke the guard), ``error`` (no change)."""
+    detail: str = ""
+    changed: list[str] = field(default_factory=list)
+    commit: str | None = None
+    tests: dict[str, Any] | None = None
+    node_id: str = ""
+    remote: bool = False
+    bundle: bytes | None = None
+    duration_s: float = 0.0
+    started_ns: int = 0
+    ended_ns: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able, without the bundle bytes (what the step's output keeps)."""
+        data = asdict(self)
+        data.pop("bundle")
+        return data
+
+
+def limits_from_settings(build: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox ``Limits`` fields from the ``build`` settings section."""
+    return {"timeout_s": float(build["timeout_s"]), "memory_bytes": int(build["memory_mb"]) * 1024 * 1024,
+            "max_processes": int(build["max_processes"]), "max_output_bytes": int(build["max_output_kb"]) * 1024}
+
+
+def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bool = False) -> dict[str, Any]:
+    """Run ``command`` in ``root`` through the sandboxed executor; its record (``ok``, output, isolation)."""
+    from aigentflow.sandbox import Limits, Sandbox
+
+    result = Sandbox(root, limits=Limits(**limits), network=network).run(command)
+    return {**result.to_record(), "ok": result.ok, "summary": result.summary()}
+
+
+def execute_task(spec: BuildSpec, change: dict[str, Any], node_id: str,
+                 fetch_bundle: Callable[[], bytes] | None = None) -> TaskOutcome:
+    """Apply ``change`` (the developer's output) in the task's worktree, test it, commit it.
+
+    ``fetch_bundle`` gives the task branch as a bundle when this node lacks the repository."""
+    from aigentflow.edits import EditRefused, FileEdit, apply_edits
+    from aigentflow.gitops.bundle import clone_bundle, create_bundle
+    from aigentflow.gitops.worktrees import commit_all
+
+    started, clock = time.time_ns(), time.perf_counter()
+    outcome = TaskOutcome(spec.task_id, "error", node_id=node_id, started_ns=started)
+    local = node_id == spec.repo_node_id and Path(spec.worktree).is_dir() and not spec.force_remote
+    scratch: Path | None = None
+    try:
+        if local:
+            workdir = Path(spec.worktree)
+        else:
+            if fetch_bundle is None:
+                outcome.detail = "this node has no copy of the repository and no way to fetch one"
+                return outcome
+            scratch = Path(tempfile.mkdtemp(prefix=f"af-{spec.task_id}-"))
+            workdir = scratch / "clone"
+            clone_bundle(fetch_bundle(), workdir, spec.branch)
+            outcome.remote = True
+        try:
+            edits = [FileEdit.model_validate(e) for e in change.get("edits", [])]
+            outcome.changed = apply_edits(workdir, edits)
+        except EditRefused as exc:
+            outcome.status, outcome.detail = "refused", str(exc)
+            return outcome
+        if spec.test_command:
+            outcome.tests = run_in_sandbox(workdir, spec.test_command, spec.limits, spec.network)
+            outcome.status = "passed" if outcome.tests["ok"] else "failed"
+            outcome.detail = outcome.tests["summary"]
+        else:
+            outcome.status, outcome.detail = "passed", "no test command configured: the task is untested"
+        if outcome.remote:  # a scratch clone: commit here and send the commits back (the Git Agent fetches them)
+            message = spec.commit_message or f"{spec.task_id}: {spec.title}"
+            outcome.commit = commit_all(workdir, message, spec.trailers)
+            if outcome.commit:
+                outcome.bundle = create_bundle(Git(workdir), spec.branch, since=spec.base or None)
+        return outcome
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        outcome.ended_ns = time.time_ns()
+        outcome.duration_s = time.perf_counter() - clock
+
+
+def render_build_report(run_id: str, feature: str, outcomes: dict[str, dict[str, Any]],
+                        conflicts: list[dict[str, Any]], overlaps: list[dict[str, Any]]) -> str:
+    """``build_report.md``: each task's result, where it ran, its tests, and any conflicts."""
+    lines = [f"# Build of run {run_id}\n", f"Feature branch: `{feature}`\n", "| Task | Status | Merged | Commit | "
+             "Tests | Ran on |", "|---|---|---|---|---|---|"]
+    for task_id in sorted(outcomes, key=_task_order):
+        o = outcomes[task_id]
+        where = ("remote node (bundle)" if o.get("remote") else "repository node") if o.get("node_id") else "-"
+        tests = (o.get("tests") or {}).get("summary", o.get("detail", "")).replace("|", "\\|")[:120]
+        lines.append(f"| {task_id} | {o['status']} | {'yes' if o.get('merged') else 'no'} | "
+                     f"{(o.get('commit') or '-')[:10]} | {tests} | {where} |")
+    if overlaps:
+        lines.append("\n## Overlapping edits between parallel tasks\n")
+        lines += [f"- `{o['path']}`: {', '.join(o['tasks'])}" for o in overlaps]
+    if conflicts:
+        lines.append("\n## Conflicts\n")
+        for c in conflicts:
+            lines.append(f"- {c['source']} into {c['target']}: {', '.join(c['paths'])} -> {c['resolution']}")
+    return "\n".join(lines) + "\n"
+
+
+def _task_order(task_id: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in task_id if ch.isdigit())
+    return (int(digits) if digits else 0, task_id)

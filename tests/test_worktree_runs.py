@@ -1,0 +1,173 @@
+"""Runs that build in parallel worktrees and merge, as a user runs them: `aigentflow run` against the
+session's Ray head, a real git repository, real sandboxed test commands, replayed models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aigentflow.gitops import names
+from aigentflow.store.sqlite import SQLiteRunStore
+from tests.conftest import aigentflow, cli_env
+from tests.worktree_project import (
+    TEST_COMMAND,
+    both_functions,
+    conflicting,
+    eight_tasks,
+    git,
+    make_project,
+    worktree_flags,
+)
+
+pytestmark = pytest.mark.ray
+
+REQUEST = "Add value functions to calc"
+
+
+@pytest.fixture
+def project(tmp_path: Path, user_config: Path) -> Path:
+    return make_project(tmp_path / "calc")
+
+
+def run(project: Path, address: str, model: str, *extra: str, env: dict[str, str] | None = None):
+    return aigentflow("run", REQUEST, "--model", model, "--address", address, *worktree_flags(), *extra,
+                      cwd=project, env=env, timeout=300)
+
+
+def the_run(project: Path) -> tuple[dict, dict[str, dict]]:
+    store = SQLiteRunStore(project / ".aigentflow" / "state.db", readonly=True)
+    try:
+        record = store.list_runs(1)[0]
+        steps = {f"{s.step}#{s.attempt}": {"status": s.status, "output": s.output, "error": s.error}
+                 for s in store.steps(record.id)}
+        return record.to_dict(), steps
+    finally:
+        store.close()
+
+
+def trailers(project: Path, ref: str) -> list[dict[str, str]]:
+    out = git(project, "log", "--format=%H%x00%(trailers:only,unfold)%x01", ref)
+    result = []
+    for chunk in out.split("\x01"):
+        sha, _, text = chunk.strip().partition("\x00")
+        if sha:
+            result.append({"sha": sha, **{k.strip(): v.strip() for k, _, v in
+                                          (line.partition(":") for line in text.splitlines()) if k}})
+    return result
+
+
+def test_eight_parallel_tasks_each_in_a_worktree_all_merged_with_history(project: Path, ray_address: str) -> None:
+    model = eight_tasks(project.parent / "eight.json")
+    result = run(project, ray_address, model)
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    assert record["state"] == "COMPLETED"
+    build = steps["build#1"]["output"]
+    tasks = build["tasks"]
+    assert sorted(tasks) == [f"T{i}" for i in range(1, 9)]
+    assert all(t["status"] == "passed" and t["merged"] for t in tasks.values())
+    # each task had its own worktree under .aigentflow/worktrees/<run>/ on its own branch
+    worktrees = {t["worktree"] for t in tasks.values()}
+    assert len(worktrees) == 8
+    assert all(Path(w).is_relative_to(project / ".aigentflow" / "worktrees" / record["id"]) for w in worktrees)
+    assert all(t["tests"]["isolation"] for t in tasks.values())
+    # they ran side by side: some build tasks overlapped in time
+    spans = sorted((t["started_ns"], t["ended_ns"]) for t in tasks.values())
+    assert any(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1))
+    # T5 needs T1: it started after T1 was built, from a feature head that had T1
+    assert tasks["T5"]["started_ns"] >= tasks["T1"]["ended_ns"]
+    # history: every task commit is on main, with the run, task and agent as trailers
+    on_main = trailers(project, "main")
+    task_commits = {c["Aigentflow-Task"]: c for c in on_main if "Aigentflow-Task" in c and len(
+        git(project, "log", "-1", "--format=%P", c["sha"]).split()) == 1}
+    assert sorted(task_commits) == [f"T{i}" for i in range(1, 9)]
+    assert all(c["Aigentflow-Run"] == record["id"] and c["Aigentflow-Agent"] == "developer"
+               for c in task_commits.values())
+    head = on_main[0]
+    assert head["Aigentflow-Run"] == record["id"] and head.get("Aigentflow-Agent") == "git_agent"
+    assert git(project, "rev-parse", "main^2") == git(project, "rev-parse", names.feature_branch(record["id"]))
+    # the user's checkout moved with main: the files are there, the tree is clean, the tests pass
+    assert git(project, "status", "--porcelain") == ""
+    assert all((project / "calc" / f"mod_{i}.py").exists() for i in range(1, 9))
+    import subprocess
+
+    tests = subprocess.run(TEST_COMMAND.split(), cwd=project, capture_output=True, text=True)
+    assert tests.returncode == 0 and "Ran 9 tests" in tests.stderr, tests.stderr
+    report = (project / ".aigentflow" / "runs" / record["id"] / "build_report.md").read_text()
+    assert "| T8 | passed | yes |" in report
+    assert steps["merge#1"]["output"]["merge"]["kind"] == "merge"
+
+
+def test_conflict_predicted_then_resolved_by_the_resolver_with_tests_passing(project: Path,
+                                                                             ray_address: str) -> None:
+    model = conflicting(project.parent / "resolved.json", both_functions())
+    result = run(project, ray_address, model)
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    build = steps["build#1"]["output"]
+    [conflict] = build["conflicts"]
+    assert conflict["paths"] == ["calc/app.py"] and conflict["source"].endswith("/task/T2")
+    assert conflict["resolution"] == "resolved" and conflict["tests"]["ok"]
+    assert any("def one" in h["ours"] and "def two" in h["theirs"] for h in conflict["hunks"])
+    # the overlap was seen as soon as T2 came back, before any merge of it
+    assert build["overlaps"] == [{"path": "calc/app.py", "tasks": ["T1", "T2"], "conflict_predicted": True}]
+    assert record["state"] == "COMPLETED"
+    app = (project / "calc" / "app.py").read_text()
+    assert "def one" in app and "def two" in app and "<<<<<<<" not in app
+    resolved = [c for c in trailers(project, "main") if c.get("Aigentflow-Agent") == "merge_resolver"]
+    assert len(resolved) == 1
+
+
+def test_a_resolver_that_claims_success_without_passing_tests_never_merges(project: Path,
+                                                                           ray_address: str) -> None:
+    only_one = 'def greet():\n    return "hello"\n\n\ndef one():\n    return 1\n'  # drops two(): its test fails
+    model = conflicting(project.parent / "bad.json", only_one)
+    main_before = git(project, "rev-parse", "main")
+    result = run(project, ray_address, model)
+    assert result.returncode != 0
+    record, steps = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL"
+    build = steps["build#1"]
+    assert build["status"] == "failed" and "conflicts in calc/app.py" in build["error"]
+    evidence = json.loads((project / ".aigentflow" / "runs" / record["id"] / "evidence.json").read_text())
+    [conflict] = evidence["conflicts"]
+    assert conflict["resolver_claimed"] is True and conflict["resolution"] == "escalated"
+    assert not conflict["tests"]["ok"] and conflict["hunks"]
+    # nothing of T2 reached the feature branch or main
+    feature = names.feature_branch(record["id"])
+    assert "def two" not in git(project, "show", f"{feature}:calc/app.py")
+    assert git(project, "rev-parse", "main") == main_before
+    status = aigentflow("status", record["id"], cwd=project)
+    assert "AWAITING_APPROVAL" in status.stdout
+
+
+def test_the_git_agent_killed_mid_merge_leaves_a_consistent_repository(project: Path, ray_address: str) -> None:
+    model = eight_tasks(project.parent / "eight.json")
+    env = cli_env(AIGENTFLOW_TEST_KILL_IN_MERGE="after-sync")
+    result = run(project, ray_address, model, env=env)
+    record, _ = the_run(project)
+    if result.returncode != 0:  # the driver saw the crash: resume finishes it
+        resumed = aigentflow("resume", record["id"], "--address", ray_address, cwd=project, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+        record, _ = the_run(project)
+    assert record["state"] == "COMPLETED"
+    common = project / ".git"
+    assert not (common / "aigentflow-merge.json").exists()
+    assert git(project, "status", "--porcelain") == ""
+    assert git(project, "rev-parse", "main^2") == git(project, "rev-parse", names.feature_branch(record["id"]))
+    assert all((project / "calc" / f"mod_{i}.py").exists() for i in range(1, 9))
+
+
+def test_tasks_on_a_node_without_the_repository_travel_as_bundles(project: Path, ray_address: str) -> None:
+    model = eight_tasks(project.parent / "eight.json")
+    result = run(project, ray_address, model, env=cli_env(AIGENTFLOW_TEST_FORCE_REMOTE_BUILD="1"))
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    tasks = steps["build#1"]["output"]["tasks"]
+    assert all(t["remote"] and t["merged"] for t in tasks.values())
+    # the commits made in the scratch clones are the ones on the task branches
+    for task_id, task in tasks.items():
+        assert git(project, "rev-parse", names.task_branch(record["id"], task_id)) == task["commit"]
+    assert all((project / "calc" / f"mod_{i}.py").exists() for i in range(1, 9))
