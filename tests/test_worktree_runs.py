@@ -89,7 +89,7 @@ def test_eight_parallel_tasks_each_in_a_worktree_all_merged_with_history(project
     assert head["Aigentflow-Run"] == record["id"] and head.get("Aigentflow-Agent") == "git_agent"
     assert git(project, "rev-parse", "main^2") == git(project, "rev-parse", names.feature_branch(record["id"]))
     # the user's checkout moved with main: the files are there, the tree is clean, the tests pass
-    assert git(project, "status", "--porcelain") == ""
+    assert git(project, "status", "--porcelain", "--untracked-files=no") == ""
     assert all((project / "calc" / f"mod_{i}.py").exists() for i in range(1, 9))
     import subprocess
 
@@ -153,9 +153,11 @@ def test_the_git_agent_killed_mid_merge_leaves_a_consistent_repository(project: 
         assert resumed.returncode == 0, resumed.stderr + resumed.stdout
         record, _ = the_run(project)
     assert record["state"] == "COMPLETED"
+    # the Git Agent did die mid-move: main's reflog shows the move finished by recovery
+    assert "aigentflow merge (recovered)" in git(project, "reflog", "show", "--format=%gs", "main")
     common = project / ".git"
     assert not (common / "aigentflow-merge.json").exists()
-    assert git(project, "status", "--porcelain") == ""
+    assert git(project, "status", "--porcelain", "--untracked-files=no") == ""
     assert git(project, "rev-parse", "main^2") == git(project, "rev-parse", names.feature_branch(record["id"]))
     assert all((project / "calc" / f"mod_{i}.py").exists() for i in range(1, 9))
 

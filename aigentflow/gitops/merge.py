@@ -164,8 +164,10 @@ def with_trailers(message: str, trailers: dict[str, str] | None) -> str:
     return message.rstrip() + "\n\n" + "\n".join(f"{k}: {v}" for k, v in trailers.items()) + "\n"
 
 
-def _move(git: Git, branch: str, old: str, new: str) -> None:
-    """Move ``branch`` from ``old`` to ``new``; its worktree (if checked out) follows, journalled."""
+def move_branch(git: Git, branch: str, old: str, new: str) -> None:
+    """Move ``branch`` from ``old`` to ``new``; its worktree (if checked out) follows, journalled.
+
+    The caller holds the repository lock and has run ``recover``."""
     worktree = checked_out_at(git, branch)
     if worktree is None:
         git.run("update-ref", "-m", "aigentflow merge", f"refs/heads/{branch}", new, old)
@@ -181,6 +183,9 @@ def _move(git: Git, branch: str, old: str, new: str) -> None:
     _test_kill_point("after-sync")
     git.run("update-ref", "-m", "aigentflow merge", f"refs/heads/{branch}", new, old)
     _journal_path(git).unlink()
+
+
+_move = move_branch
 
 
 def recover(git: Git) -> dict | None:

@@ -85,6 +85,7 @@ class Git:
     def __init__(self, cwd: Path | str, *, author: tuple[str, str] | None = None) -> None:
         self.cwd = Path(cwd)
         self.author = author or (AUTHOR_NAME, AUTHOR_EMAIL)
+        self._common_dir: Path | None = None
 
     def run(self, *args: str, check: bool = True, input: bytes | str | None = None,
             env: Mapping[str, str] | None = None, binary: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -110,7 +111,10 @@ class Git:
         return proc.stdout.strip() or None
 
     def common_dir(self) -> Path:
-        return (self.cwd / self.out("rev-parse", "--git-common-dir")).resolve()
+        """The repository's shared git directory (the same for all its worktrees); asked once."""
+        if self._common_dir is None:
+            self._common_dir = (self.cwd / self.out("rev-parse", "--git-common-dir")).resolve()
+        return self._common_dir
 
     def toplevel(self) -> Path:
         return Path(self.out("rev-parse", "--show-toplevel")).resolve()

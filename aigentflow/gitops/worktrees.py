@@ -49,6 +49,37 @@ def list_worktrees(git: Git) -> list[dict[str, str]]:
     return entries
 
 
+def _checked_out_branch(path: Path) -> str | None:
+    """The branch of the worktree at ``path`` ("" when detached), or None if no live worktree is there.
+
+    Read from the worktree's files (``.git`` -> gitdir -> ``HEAD``): no git process."""
+    try:
+        pointer = (path / ".git").read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    if not pointer.startswith("gitdir: "):
+        return None
+    gitdir = Path(pointer.removeprefix("gitdir: "))
+    gitdir = gitdir if gitdir.is_absolute() else (path / gitdir)
+    try:
+        head = (gitdir / "HEAD").read_text().strip()
+        registered = Path((gitdir / "gitdir").read_text().strip()).parent.resolve() == path.resolve()
+    except FileNotFoundError:
+        return None
+    if not registered:
+        return None
+    return head.removeprefix("ref: refs/heads/") if head.startswith("ref: ") else ""
+
+
+def _loose_ref(common_dir: Path, branch: str) -> str | None:
+    """A just-made branch's commit, read from its loose ref file (no git process), if it is one."""
+    try:
+        value = (common_dir / "refs" / "heads" / branch).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return value if len(value) in (40, 64) else None
+
+
 def checked_out_at(git: Git, branch: str) -> Path | None:
     """The worktree that has ``branch`` checked out (the main one included), if any."""
     for entry in list_worktrees(git):
@@ -94,36 +125,43 @@ class Worktrees:
         names.check_branch(branch)
         path = Path(path)
         with self.git.lock():
-            for entry in list_worktrees(self.git):
-                if entry["path"] == str(path.resolve()) and not entry.get("prunable"):
-                    if entry.get("branch") != branch:
-                        raise UsageError(f"{path} is a worktree of {entry.get('branch') or 'a detached HEAD'}, "
-                                         f"not {branch}; remove it with `aigentflow gc`")
-                    return Worktree(path, branch, entry["head"], reattached=True)
-            self.git.run("worktree", "prune")
+            existing = _checked_out_branch(path)
+            if existing is not None:
+                if existing != branch:
+                    raise UsageError(f"{path} is a worktree of {existing or 'a detached HEAD'}, not {branch}; "
+                                     "remove it with `aigentflow gc`")
+                return Worktree(path, branch, Git(path).out("rev-parse", "HEAD"), reattached=True)
             if path.exists():  # left half-made by a killed process: it is ours, make it again
                 shutil.rmtree(path)
+                self.git.run("worktree", "prune")
             path.parent.mkdir(parents=True, exist_ok=True)
-            if self.git.rev(f"refs/heads/{branch}"):
-                self.git.run("worktree", "add", "--quiet", str(path), branch)
-            else:
-                base = self.git.rev(base_ref)
-                if base is None:
+            if base_ref.startswith("-"):
+                raise names.UnsafeName(f"base {base_ref!r} refused: it starts with '-'")
+            made = self.git.run("worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), base_ref,
+                                check=False)
+            if made.returncode != 0:
+                if self.git.rev(f"refs/heads/{branch}"):  # a resumed run's branch, or a stale registration
+                    self.git.run("worktree", "prune")
+                    self.git.run("worktree", "add", "--quiet", str(path), branch)
+                elif self.git.rev(base_ref) is None:
                     raise UsageError(f"cannot make {branch}: its base {base_ref!r} does not exist")
-                self.git.run("worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), base)
-        return Worktree(path, branch, Git(path).out("rev-parse", "HEAD"), reattached=False)
+                else:
+                    raise GitError(["worktree", "add", str(path)], made.returncode, made.stderr)
+        head = _loose_ref(self.git.common_dir(), branch) or Git(path).out("rev-parse", "HEAD")
+        return Worktree(path, branch, head, reattached=False)
 
     def remove(self, path: Path, *, branch: str | None = None) -> None:
         """Remove a worktree (even with changes in it) and, if given, its branch."""
         with self.git.lock():
-            try:
-                self.git.run("worktree", "remove", "--force", "--force", str(path))
-            except GitError:
+            gone = self.git.run("worktree", "remove", "--force", "--force", str(path), check=False)
+            if gone.returncode != 0:
                 if Path(path).exists():
                     shutil.rmtree(path)
                 self.git.run("worktree", "prune")
-            if branch and self.git.rev(f"refs/heads/{names.check_branch(branch)}"):
-                self.git.run("branch", "-D", "--end-of-options", branch)
+            if branch:
+                deleted = self.git.run("branch", "-D", "--end-of-options", names.check_branch(branch), check=False)
+                if deleted.returncode != 0 and self.git.rev(f"refs/heads/{branch}"):
+                    raise GitError(["branch", "-D", branch], deleted.returncode, deleted.stderr)
 
     def for_run(self, run_id: str) -> list[dict[str, str]]:
         prefix = str(self.dir / names.component(run_id)) + "/"
