@@ -16,7 +16,7 @@ from aigentflow.gitops import names
 from aigentflow.gitops.bundle import create_bundle, fetch_bundle
 from aigentflow.gitops.merge import MergeConflict, is_ancestor, merge_into, predict
 from aigentflow.gitops.runner import Git
-from aigentflow.gitops.worktrees import Worktrees, commit_all
+from aigentflow.gitops.worktrees import Worktrees, commit_all, trailers_of
 
 SNAPSHOT_MAX_FILE = 20_000
 SNAPSHOT_MAX_TOTAL = 120_000
@@ -58,8 +58,8 @@ class GitAgent:
         head = self.git.rev(f"refs/heads/{branch}")
         if head is None:
             return {"commit": None, "merged": False}
-        base = self.git.out("merge-base", head, f"refs/heads/{feature}")
-        committed = head if head != base else None
+        mine = trailers_of(self.git, head)
+        committed = head if mine.get("Aigentflow-Run") == run_id and mine.get("Aigentflow-Task") == task_id else None
         return {"commit": committed, "merged": bool(committed) and is_ancestor(self.git, head, f"refs/heads/{feature}")}
 
     def snapshot(self, worktree: str) -> dict[str, str]:
@@ -98,7 +98,8 @@ class GitAgent:
     # -- merges -----------------------------------------------------------------------------------
 
     def changed_paths(self, base: str, ref: str) -> list[str]:
-        return [p for p in self.git.out("diff", "--name-only", "-z", base, ref, "--").split("\0") if p]
+        """Paths ``ref`` changed since it left ``base`` (diff from their merge base)."""
+        return [p for p in self.git.out("diff", "--name-only", "-z", f"{base}...{ref}", "--").split("\0") if p]
 
     def predict(self, target: str, source: str) -> dict[str, Any]:
         prediction = predict(self.git, target, source)

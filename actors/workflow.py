@@ -277,7 +277,10 @@ class BuildWorkflow(Workflow):
             message = change.output.get("commit_message") if change.ok else None
             record["commit"] = ray.get(self.git.commit_task.remote(worktree["path"], message or
                                                                    f"{task_id}: {task.title}", trailers))
-        changed = ray.get(self.git.changed_paths.remote(worktree["head"], worktree["branch"]))
+        if not record["commit"]:  # a retried task whose work was committed by an earlier attempt
+            record["commit"] = ray.get(self.git.task_state.remote(self.run_id, task_id))["commit"]
+        record["reattached"] = worktree["reattached"]
+        changed = ray.get(self.git.changed_paths.remote(self.feature, worktree["branch"]))
         self.changed[task_id] = set(changed)
         self._watch_overlaps(task_id)
         if outcome.status == "failed":

@@ -173,3 +173,23 @@ def test_tasks_on_a_node_without_the_repository_travel_as_bundles(project: Path,
     for task_id, task in tasks.items():
         assert git(project, "rev-parse", names.task_branch(record["id"], task_id)) == task["commit"]
     assert all((project / "calc" / f"mod_{i}.py").exists() for i in range(1, 9))
+
+
+def test_after_a_fix_resume_reattaches_the_worktrees_and_finishes(project: Path, ray_address: str) -> None:
+    cassette_path = project.parent / "fixable.json"
+    model = conflicting(cassette_path, None)  # the resolver gives up: the run waits for a human
+    assert run(project, ray_address, model).returncode != 0
+    record, _ = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL"
+    t2_commit = git(project, "rev-parse", names.task_branch(record["id"], "T2"))
+    conflicting(cassette_path, both_functions())  # the human gives the resolver a better answer
+    resumed = aigentflow("resume", record["id"], "--address", ray_address, cwd=project, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    record, steps = the_run(project)
+    assert record["state"] == "COMPLETED"
+    build = [s for key, s in steps.items() if key.startswith("build#")]
+    assert [s["status"] for s in build] == ["completed"]  # the step was retried under its key
+    retry = build[0]["output"]["tasks"]
+    assert retry["T1"]["detail"] == "merged before this attempt"
+    assert retry["T2"]["reattached"] is True and retry["T2"]["commit"] == t2_commit
+    assert "def two" in (project / "calc" / "app.py").read_text()

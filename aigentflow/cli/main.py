@@ -12,6 +12,7 @@ import typer
 
 from aigentflow import __version__
 from aigentflow.cli import admin_cmd, cluster_cmd, config_cmd, jobs_cmd, project_cmd, run_cmd, status_cmd, trace_cmd
+from aigentflow.cli import release_cmd
 
 app = typer.Typer(
     name="aigentflow",
@@ -48,6 +49,9 @@ app.add_typer(cluster_cmd.app, name="cluster")
 app.command("dashboard")(cluster_cmd.dashboard)
 app.add_typer(jobs_cmd.submit_app, name="submit")
 app.add_typer(jobs_cmd.jobs_app, name="jobs")
+app.command("release")(release_cmd.release)
+app.add_typer(release_cmd.ci_app, name="ci")
+app.command("gc")(release_cmd.gc)
 
 
 def main() -> None:

@@ -97,6 +97,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (tenant_id, key)
     );
     """,
+    # 2: releases, one row per release tag (`aigentflow release`).
+    """
+    CREATE TABLE releases (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        project_id TEXT NOT NULL REFERENCES projects(id),
+        version TEXT NOT NULL,
+        tag TEXT NOT NULL UNIQUE,
+        commit_sha TEXT NOT NULL,
+        changelog TEXT NOT NULL,
+        run_ids_json TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX releases_by_tenant ON releases(tenant_id, created_at);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -111,6 +111,24 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
+class ReleaseRecord:
+    """One release: the tag on the integration branch and the changelog section written for it."""
+
+    id: str
+    tenant_id: str
+    project_id: str
+    version: str
+    tag: str
+    commit_sha: str
+    changelog: str
+    run_ids: list[str]
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class StepUsage:
     """What a step's model calls consumed."""
 

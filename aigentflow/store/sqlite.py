@@ -24,6 +24,7 @@ from aigentflow.store.migrations import LATEST_VERSION, MIGRATIONS
 from aigentflow.store.records import (
     ArtifactRecord,
     AuditRecord,
+    ReleaseRecord,
     RunRecord,
     StepRecord,
     StepUsage,
@@ -423,6 +424,33 @@ class SQLiteRunStore:
     def get_control(self, key: str, default: Any = None, tenant_id: str = "default") -> Any:
         rows = self._query("SELECT value FROM controls WHERE tenant_id=? AND key=?", (tenant_id, key))
         return json.loads(rows[0]["value"]) if rows else default
+
+    # -- releases -------------------------------------------------------------------------------
+
+    def record_release(self, *, project_id: str, version: str, tag: str, commit_sha: str, changelog: str,
+                       run_ids: list[str], tenant_id: str = "default") -> ReleaseRecord:
+        """Record a release; idempotent per tag (a release recorded again returns the first record)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO releases (id, tenant_id, project_id, version, tag, commit_sha, changelog, run_ids_json,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(tag) DO NOTHING",
+                ("rel-" + secrets.token_hex(4), tenant_id, project_id, version, tag, commit_sha, changelog,
+                 dumps(sorted(run_ids)), now_iso()),
+            )
+        return next(r for r in self.releases() if r.tag == tag)
+
+    def releases(self, tenant_id: str | None = None) -> list[ReleaseRecord]:
+        """Recorded releases, newest first."""
+        if tenant_id:
+            rows = self._query("SELECT * FROM releases WHERE tenant_id=? ORDER BY created_at DESC, rowid DESC",
+                               (tenant_id,))
+        else:
+            rows = self._query("SELECT * FROM releases ORDER BY created_at DESC, rowid DESC")
+        return [
+            ReleaseRecord(r["id"], r["tenant_id"], r["project_id"], r["version"], r["tag"], r["commit_sha"],
+                          r["changelog"], json.loads(r["run_ids_json"]), r["created_at"])
+            for r in rows
+        ]
 
 
 def _split_statements(script: str) -> list[str]:
