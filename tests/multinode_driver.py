@@ -33,6 +33,9 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AGENT_RESOURCE = "agents"
+BUILD_RESOURCE = "builder"
+BUILD_TASKS = 4
+BUILD_TEST_DELAY_S = 3.0
 ARCHITECT_DELAY_S = 6.0
 COMPARED_OUTPUTS = ("research.md", "work_breakdown.json", "architecture.md")
 REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
@@ -103,7 +106,8 @@ def read_store(paths: Any, action: Any) -> Any:
 
 
 def start_cluster() -> Any:
-    """A head (1 CPU, no agents) and two workers offering the agents' resource, all on 127.0.0.1."""
+    """A head (1 CPU, no agents, no builds) and two workers offering the agents' and builders'
+    resources, all on 127.0.0.1."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={
@@ -111,7 +115,7 @@ def start_cluster() -> Any:
         "dashboard_agent_listen_port": free_port(),
     })
     for _ in range(2):
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={AGENT_RESOURCE: 10})
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={AGENT_RESOURCE: 10, BUILD_RESOURCE: 1})
     cluster.wait_for_nodes()
     return cluster
 
@@ -218,11 +222,55 @@ def faulted_run(cluster: Any, paths: Any, model: str, graceful: bool) -> dict[st
             "finished_after_removal_s": round(finished_s, 2), "node_declared_dead_after_s": dead.get("s")}
 
 
+def build_run(cluster: Any, workdir: Path, crash: bool) -> dict[str, Any]:
+    """A run whose build tasks must run on the workers (the repository lives on the head's node only, as
+    far as the code knows): the branches travel as git bundles. With ``crash``, one worker is SIGKILLed
+    while the tests of a build task run on it; Ray retries the task on the other worker."""
+    import ray
+
+    from aigentflow.paths import locate_project
+    from aigentflow.runner import create_run, drive, engine_options
+    from tests.worktree_project import TEST_COMMAND, eight_tasks, make_project, worktree_overrides
+
+    repo = make_project(workdir / "calc")
+    paths = locate_project(repo)
+    model = eight_tasks(workdir / "build.json", BUILD_TASKS)
+    overrides = {**worktree_overrides(f"sleep {BUILD_TEST_DELAY_S:g} && {TEST_COMMAND}"), "model.name": model,
+                 "run.agent_resource": AGENT_RESOURCE, "build.task_resource": BUILD_RESOURCE, "build.task_cpus": "1"}
+    run, spec = create_run(paths, REQUEST, overrides)
+    options = engine_options(run, spec)
+    result: dict[str, Any] = {}
+    driver = threading.Thread(target=lambda: result.update(outcome=drive(paths, run, options, resume=False)),
+                              daemon=True)
+    driver.start()
+    removed = None
+    if crash:
+        deadline = time.monotonic() + 60
+        while read_store(paths, lambda s: s.get_run(run.id).state) != "BUILDING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(BUILD_TEST_DELAY_S / 2 + 1.0)  # both workers are inside a task's tests now
+        victim = sorted(cluster.worker_nodes, key=lambda n: n.node_id)[0]
+        removed = victim.node_id
+        cluster.remove_node(victim, allow_graceful=False)
+    driver.join(timeout=150)
+    if driver.is_alive():
+        raise SystemExit(f"build run {run.id} did not finish within 150 s")
+    outcome = result["outcome"]
+    steps = read_store(paths, lambda s: {x.step: x.output for x in s.steps(run.id) if x.status == "completed"})
+    tasks = (steps.get("build") or {}).get("tasks", {})
+    head = ray.get_runtime_context().get_node_id()
+    return {"run_id": run.id, "state": outcome.state, "error": outcome.error, "repo": str(repo),
+            "head_node": head, "removed_node": removed,
+            "tasks": {t: {k: v[k] for k in ("status", "merged", "remote", "node_id", "commit")} for t, v in tasks.items()}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdir", type=Path, help="an empty directory: the sample project and Ray's files go here")
     parser.add_argument("--delay-s", type=float, default=ARCHITECT_DELAY_S, help="the architect's replayed model latency")
-    parser.add_argument("--removal", choices=("graceful", "crash"), default="graceful",
+    parser.add_argument("--scenario", choices=("agent", "build"), default="agent",
+                        help="agent: lose the architect's node; build: build tasks on workers (bundles)")
+    parser.add_argument("--removal", choices=("graceful", "crash", "none"), default="graceful",
                         help="how the architect's node goes: SIGTERM (graceful) or SIGKILL (crash)")
     parser.add_argument("--time-limit-s", type=float, default=120.0, help="then the watchdog kills everything")
     arguments = parser.parse_args()
@@ -252,26 +300,31 @@ def main() -> int:
     from aigentflow.demo import create_sample_project
     from aigentflow.paths import locate_project
 
-    repo = create_sample_project(workdir / "project")
-    initialise(repo)
-    paths = locate_project(repo)
-    model = write_slow_cassette(repo, arguments.delay_s)
     cluster = None
     try:
         cluster = start_cluster()
         ray.init(address=cluster.address, namespace="aigentflow", log_to_driver=False)
         if ray.get_runtime_context().get_node_id() != cluster.head_node.node_id:
             raise SystemExit("the driver attached to a worker node; the Orchestrator must live on the head")
-        reference = reference_run(paths, model)
-        report = faulted_run(cluster, paths, model, graceful=arguments.removal == "graceful")
+        if arguments.scenario == "build":
+            report = build_run(cluster, workdir, crash=arguments.removal == "crash")
+            reference = None
+        else:
+            repo = create_sample_project(workdir / "project")
+            initialise(repo)
+            paths = locate_project(repo)
+            model = write_slow_cassette(repo, arguments.delay_s)
+            reference = reference_run(paths, model)
+            report = {**faulted_run(cluster, paths, model, graceful=arguments.removal == "graceful"),
+                      "repo": str(repo)}
     finally:
         if ray.is_initialized():
             ray.shutdown()
         if cluster is not None:
             cluster.shutdown()
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    print(json.dumps({**report, "reference": reference, "repo": str(repo),
-                      "seconds": round(time.monotonic() - started, 1)}), flush=True)
+    print(json.dumps({**report, "reference": reference, "seconds": round(time.monotonic() - started, 1)}),
+          flush=True)
     return 0
 
 

@@ -26,10 +26,10 @@ DRIVER = Path(__file__).with_name("multinode_driver.py")
 DRIVER_TIME_LIMIT_S = 120
 ONE_RECORD_PER_STEP = [("analyze", 1, "completed"), ("architect", 1, "completed"), ("plan", 1, "completed")]
 
-def run_driver(workdir: Path, removal: str) -> dict:
+def run_driver(workdir: Path, removal: str, scenario: str = "agent") -> dict:
     """Run the driver in a session of its own; returns its JSON report. Kills whatever it leaves behind."""
     process = subprocess.Popen(
-        [sys.executable, str(DRIVER), str(workdir), "--removal", removal,
+        [sys.executable, str(DRIVER), str(workdir), "--removal", removal, "--scenario", scenario,
          "--time-limit-s", str(DRIVER_TIME_LIMIT_S)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), start_new_session=True,
     )
@@ -74,3 +74,26 @@ def test_a_run_survives_losing_the_node_of_its_running_agent(
     architect = next(s for s in stored["steps"] if s["step"] == "architect")
     took = datetime.fromisoformat(architect["finished_at"]) - datetime.fromisoformat(architect["started_at"])
     assert took.total_seconds() > ARCHITECT_DELAY_S, "the interrupted model call was made again in full"
+
+
+@pytest.mark.parametrize("removal", ["none", "crash"])
+def test_build_tasks_on_workers_without_the_repository_travel_as_bundles(
+    tmp_path: Path, user_config: Path, removal: str
+) -> None:
+    """The repository is on the head's node; build tasks need the workers' ``builder`` resource, so each
+    gets its branch as a bundle and sends its commits back. A worker crashing under a task's tests
+    costs a retry on the other worker, not the run."""
+    from tests.multinode_driver import BUILD_TASKS
+    from tests.worktree_project import git
+
+    report = run_driver(tmp_path / "w", removal, scenario="build")
+    assert report["state"] == "COMPLETED", report["error"]
+    tasks = report["tasks"]
+    assert sorted(tasks) == [f"T{i}" for i in range(1, BUILD_TASKS + 1)]
+    for task in tasks.values():
+        assert task["status"] == "passed" and task["merged"] and task["remote"]
+        assert task["node_id"] != report["head_node"] and task["node_id"] != report["removed_node"]
+    repo = Path(report["repo"])
+    assert all((repo / "calc" / f"mod_{i}.py").exists() for i in range(1, BUILD_TASKS + 1))
+    on_main = git(repo, "log", "--format=%(trailers:key=Aigentflow-Task,valueonly)", "main").split()
+    assert sorted(set(on_main)) == [f"T{i}" for i in range(1, BUILD_TASKS + 1)]

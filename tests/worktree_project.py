@@ -87,11 +87,18 @@ def cassette(path: Path, tasks: list[dict[str, Any]], entries: list[dict[str, An
     return f"replay/{path}"
 
 
-def eight_tasks(path: Path) -> str:
+def eight_tasks(path: Path, count: int = 8) -> str:
     """Eight tasks: T1-T4 and T6-T8 independent, T5 builds on T1 (so it must start from T1's merge)."""
-    tasks = [task(f"T{i}", f"value_{i}", ["T1"] if i == 5 else []) for i in range(1, 9)]
-    entries = [developer(f"T{i}", module_files(i, uses=1 if i == 5 else None)) for i in range(1, 9)]
+    tasks = [task(f"T{i}", f"value_{i}", ["T1"] if i == 5 else []) for i in range(1, count + 1)]
+    entries = [developer(f"T{i}", module_files(i, uses=1 if i == 5 else None)) for i in range(1, count + 1)]
     return cassette(path, tasks, entries)
+
+
+def worktree_overrides(test_command: str = TEST_COMMAND) -> dict[str, str]:
+    """The same as ``worktree_flags``, as config overrides for ``runner.create_run``."""
+    flags = worktree_flags()
+    pairs = [flags[i + 1].split("=", 1) for i in range(0, len(flags), 2)]
+    return {**{k: v for k, v in pairs}, "build.test_command": test_command}
 
 
 def conflicting(path: Path, resolution: str | None, *, claims: bool = True) -> str:
