@@ -266,7 +266,7 @@ class BuildWorkflow(Workflow):
                              "aigentflow.task.remote": outcome.remote, "aigentflow.node_id": outcome.node_id,
                              "aigentflow.sandbox.isolation": json.dumps((outcome.tests or {}).get("isolation", {}))},
                             None if outcome.ok else outcome.detail[:500])
-        if outcome.status in ("refused", "error") or (outcome.status == "failed" and not outcome.commit):
+        if outcome.status in ("refused", "error"):
             return f"task {task_id} {outcome.status}: {outcome.detail}"
         task = self.tasks[task_id]
         trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": "developer"})
@@ -283,8 +283,8 @@ class BuildWorkflow(Workflow):
         changed = ray.get(self.git.changed_paths.remote(self.feature, worktree["branch"]))
         self.changed[task_id] = set(changed)
         self._watch_overlaps(task_id)
-        if outcome.status == "failed":
-            return f"task {task_id}'s tests fail: {outcome.detail}"
+        if outcome.status == "failed":  # its work stays committed on its branch, for a human to see
+            return f"task {task_id}'s tests fail (its work is on {worktree['branch']}): {outcome.detail}"
         merged = ray.get(self.git.merge.remote(self.feature, worktree["branch"], f"Merge {task_id}: {task.title}",
                                                trailers, "merge"))
         if "conflict" in merged:

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -20,6 +21,12 @@ import pytest
 
 from aigentflow.exceptions import UsageError
 from aigentflow.sandbox import ExecResult, Limits, Sandbox, SandboxRefused, command_line
+from aigentflow.sandbox.cgroups import (
+    probe_cgroup_name,
+    remove_stale_cgroups,
+    run_cgroup_name,
+)
+from aigentflow.sandbox.probe import probe
 
 PYTHON = sys.executable
 ISOLATION_KEYS = {"network", "pid_namespace", "processes", "memory", "env", "cwd"}
@@ -265,3 +272,48 @@ def test_isolation_is_reported_and_degrades(root: Path) -> None:
 def test_command_line_quotes_for_display() -> None:
     assert command_line(["pytest", "-k", "a and b"]) == "pytest -k 'a and b'"
     assert command_line("make test") == "make test"
+
+
+def test_stale_cgroups_of_killed_workers_are_removed() -> None:
+    layout = probe(frozenset({"namespaces"})).cgroups
+    if layout is None:
+        pytest.skip(
+            "this machine offers no writable cgroup: no v1 pids/memory hierarchy and no delegated "
+            "v2 cgroup in which this process can make a child that a launched process can join"
+        )
+    parent = layout.pids or layout.memory
+    assert parent is not None
+    stale, fresh = parent / run_cgroup_name(uuid.uuid4().hex), parent / run_cgroup_name(uuid.uuid4().hex)
+    stale_probe = parent / probe_cgroup_name()
+    busy = parent / run_cgroup_name(uuid.uuid4().hex)
+    foreign = parent / f"other-{uuid.uuid4().hex[:16]}"
+    made = [stale, stale_probe, fresh, busy, foreign]
+    sleeper = None
+    try:
+        for path in made:
+            path.mkdir()
+        sleeper = subprocess.Popen(["sleep", "60"])
+        (busy / "cgroup.procs").write_text(str(sleeper.pid))
+        an_hour_ago = time.time() - 3600
+        for path in (stale, stale_probe, busy, foreign):
+            os.utime(path, (an_hour_ago, an_hour_ago))
+        removed = remove_stale_cgroups(layout)
+        assert not stale.exists() and not stale_probe.exists()
+        assert fresh.is_dir(), "made less than 10 minutes ago: may be a run starting"
+        assert busy.is_dir(), "a process is in it"
+        assert foreign.is_dir(), "not named by the sandbox"
+        assert set(removed) & set(made) <= {stale, stale_probe}
+    finally:
+        if sleeper is not None:
+            sleeper.kill()
+            sleeper.wait()
+        for path in made:
+            for _ in range(100):
+                try:
+                    path.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)  # a killed task leaves its cgroup shortly after
+                else:
+                    break

@@ -193,3 +193,65 @@ def test_after_a_fix_resume_reattaches_the_worktrees_and_finishes(project: Path,
     assert retry["T1"]["detail"] == "merged before this attempt"
     assert retry["T2"]["reattached"] is True and retry["T2"]["commit"] == t2_commit
     assert "def two" in (project / "calc" / "app.py").read_text()
+
+
+def test_hostile_edits_are_refused_and_planted_hooks_never_run(project: Path, ray_address: str,
+                                                               tmp_path: Path) -> None:
+    from tests.worktree_project import cassette, developer, module_files, task
+
+    marker = tmp_path / "hook-ran"
+    for hook in ("pre-commit", "post-commit", "post-checkout", "post-merge", "reference-transaction"):
+        script = project / ".git" / "hooks" / hook
+        script.write_text(f"#!/bin/sh\necho {hook} >> {marker}\n")
+        script.chmod(0o755)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project / "link").symlink_to(outside)
+    git(project, "add", "link")
+    git(project, "-c", "user.name=u", "-c", "user.email=u@x", "-c", "core.hooksPath=/dev/null", "commit", "-qm",
+        "a link out")
+    tasks = [task(f"T{i}", f"t{i}") for i in range(1, 5)]
+    model = cassette(project.parent / "hostile.json", tasks, [
+        developer("T1", {"../outside.txt": "escaped\n"}),
+        developer("T2", {".git/hooks/post-merge": "#!/bin/sh\ntouch /tmp/pwned\n"}),
+        developer("T3", {"link/pwned.txt": "through a symlink\n"}),
+        developer("T4", module_files(4)),
+    ])
+    result = run(project, ray_address, model)
+    assert result.returncode != 0
+    record, steps = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL"
+    tasks_out = json.loads((project / ".aigentflow" / "runs" / record["id"] / "evidence.json").read_text())["tasks"]
+    assert {t: tasks_out[t]["status"] for t in ("T1", "T2", "T3")} == {"T1": "refused", "T2": "refused",
+                                                                      "T3": "refused"}
+    assert "../outside.txt" in tasks_out["T1"]["detail"] and ".git" in tasks_out["T2"]["detail"]
+    assert "symlink" in tasks_out["T3"]["detail"]
+    assert tasks_out["T4"]["status"] == "passed" and tasks_out["T4"]["merged"]
+    assert not (project.parent / "outside.txt").exists() and not any(outside.iterdir())
+    assert not marker.exists(), marker.read_text()
+    assert not (project / ".git" / "hooks" / "post-merge").read_text().count("pwned")
+
+
+def test_a_test_command_that_never_ends_is_stopped_reported_and_leaves_nothing(project: Path,
+                                                                               ray_address: str) -> None:
+    import os
+
+    from tests.worktree_project import cassette, developer, module_files, task
+
+    model = cassette(project.parent / "loop.json", [task("T1", "t1")], [developer("T1", module_files(1))])
+    loop = "python3 -c 'import sys; sys.argv.append(\"af-endless-marker\")\nwhile True: pass' af-endless-marker"
+    result = run(project, ray_address, model, "--set", f"build.test_command={loop}", "--set", "build.timeout_s=2")
+    assert result.returncode != 0
+    record, _ = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL"
+    t1 = json.loads((project / ".aigentflow" / "runs" / record["id"] / "evidence.json").read_text())["tasks"]["T1"]
+    assert t1["status"] == "failed" and t1["tests"]["killed_reason"] == "timeout"
+    assert t1["tests"]["leftover_processes"] == 0 and "timeout" in t1["detail"]
+    alive = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"af-endless-marker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                alive.append(pid)
+        except OSError:
+            pass
+    assert alive == []
