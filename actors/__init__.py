@@ -26,6 +26,9 @@ STEP_AGENTS: dict[str, tuple[str, str]] = {
 WORKFLOW_STEPS = frozenset({"build", "merge"})
 """Steps the Orchestrator runs as workflows (``actors.workflow``) rather than one agent call."""
 
+DETERMINISTIC_ROLES = frozenset({"git_agent"})
+"""Roles that call no model (so have no prompt layer): their work is plain code."""
+
 ROLE_CLASSES: dict[str, str] = {
     **{role: path for role, path in STEP_AGENTS.values()},
     "merge_resolver": "actors.merge_resolver:MergeResolver",

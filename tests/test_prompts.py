@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from actors import ROLE_CLASSES, agent_class
+from actors import DETERMINISTIC_ROLES, ROLE_CLASSES, agent_class
 from aigentflow.models.spec import prompt_hash
 from aigentflow.prompts.compose import CONSTITUTION, OUTPUT_FORMAT, ComposedPrompt, compose, load_layers, role_layer
 
@@ -94,7 +94,12 @@ def test_changing_any_one_layer_changes_the_hash_and_only_that_layer_hash(
 def test_shipped_layers_compose_for_every_role() -> None:
     shipped = load_layers()
     assert {CONSTITUTION, OUTPUT_FORMAT} <= set(shipped)
+    from actors.base import BaseAgent
+
     for role in ROLE_CLASSES:
+        if role in DETERMINISTIC_ROLES:  # calls no model: must not pretend to be a model agent
+            assert not issubclass(agent_class(role), BaseAgent) and agent_class(role).role == role
+            continue
         assert role_layer(role) in shipped, f"no shipped role layer for {role}"
         assert shipped[role_layer(role)].strip()
         assert agent_class(role).role == role

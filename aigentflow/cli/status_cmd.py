@@ -73,7 +73,31 @@ def result_line(step: str, output: dict[str, Any]) -> str:
     if step == "architect":
         decisions = output.get("decisions", [])
         return f"{len(decisions)} decisions: " + "; ".join(d.get("title", "") for d in decisions)[:160]
+    if step == "build":
+        tasks = output.get("tasks", {})
+        merged = sum(1 for t in tasks.values() if t.get("merged"))
+        resolved = sum(1 for c in output.get("conflicts", []) if c.get("resolution") == "resolved")
+        return (f"{merged}/{len(tasks)} tasks merged into {output.get('feature_branch')}; "
+                f"{len(output.get('overlaps', []))} overlapping edits, {resolved} conflicts resolved")
+    if step == "merge":
+        merge = output.get("merge", {})
+        return (f"{output.get('feature_branch')} -> {output.get('integration_branch')}: {merge.get('kind')} "
+                f"{str(merge.get('new', ''))[:10]}")
     return ", ".join(sorted(output))[:160]
+
+
+def _print_tasks(console: Any, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    builds = [s for s in report["steps"] if s["step"] == "build" and s["status"] == "completed" and s["output"]]
+    if not builds:
+        return
+    table = Table("task", "status", "merged", "commit", "tests", "where", title="Tasks")
+    for task_id, t in sorted(builds[-1]["output"].get("tasks", {}).items(), key=lambda kv: kv[0]):
+        tests = (t.get("tests") or {}).get("summary") or t.get("detail", "")
+        table.add_row(task_id, t["status"], "yes" if t.get("merged") else "no", (t.get("commit") or "-")[:10],
+                      tests[:70], "remote (bundle)" if t.get("remote") else "local")
+    console.print(table)
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -102,6 +126,7 @@ def _print_report(report: dict[str, Any]) -> None:
     for s in report["steps"]:
         if s["status"] == "completed" and s["output"]:
             console.print(f"  [bold]{s['role']}[/bold]: {result_line(s['step'], s['output'])}")
+    _print_tasks(console, report)
     for s in report["steps"]:
         if s["error"]:
             console.print(f"[red]{s['step']} ({s['role']}) failed:[/red] {s['error']}")

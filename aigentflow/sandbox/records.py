@@ -1,0 +1,88 @@
+"""What a caller gives and gets back: the limits of a run, its result, and the refusal error."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from aigentflow.exceptions import UsageError
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+KilledReason = Literal["timeout", "output_limit", "process_limit", "memory_limit", "cancelled"]
+
+
+class SandboxRefused(UsageError):
+    """The sandbox will not run this command as asked (a working directory outside the root...)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one run may use. ``None`` turns a limit off."""
+
+    timeout_s: float = 600
+    cpu_s: int | None = None
+    """RLIMIT_CPU per process; None = timeout x CPUs, so only a runaway beyond the timeout hits it."""
+    memory_bytes: int | None = 2 * GiB
+    """The whole tree's memory cgroup limit; without one, RLIMIT_AS per process. Not both: the JVM
+    and Go reserve far more address space than they use, and would not start under RLIMIT_AS."""
+    max_processes: int | None = 256
+    """cgroup pids.max (threads count), else RLIMIT_NPROC for non-root; and, without the cgroup, a
+    watchdog that kills the tree when it counts this many processes."""
+    max_output_bytes: int = MiB
+    """stdout + stderr; more kills the tree and keeps the head and the tail."""
+    max_file_bytes: int | None = GiB
+    """RLIMIT_FSIZE: the largest file a process may write."""
+
+
+@dataclass
+class ExecResult:
+    """What a command did, as stored on a step."""
+
+    argv: list[str]
+    cwd: str
+    exit_code: int | None
+    """The command's status (negative: killed by that signal); None when the sandbox killed it."""
+    stdout: str
+    stderr: str
+    output_truncated: bool
+    duration_s: float
+    killed_reason: KilledReason | None
+    isolation: dict[str, str] = field(default_factory=dict)
+    leftover_processes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.killed_reason is None
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able dict, for storing on a step."""
+        return {**asdict(self), "ok": self.ok}
+
+    def summary(self) -> str:
+        """One line for a user: "`pytest -q` stopped: timeout after 5.0 s; 0 processes left"."""
+        shown = command_line(self.argv[2] if self.argv[:2] == ["sh", "-c"] else self.argv)
+        shown = shown.replace("\n", "\\n")
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        duration = self.duration_s
+        seconds = f"{duration * 1000:.0f} ms" if duration < 1 else f"{duration:.1f} s"
+        if self.killed_reason is not None:
+            why = self.killed_reason.replace("_", " ")
+            text = f"`{shown}` stopped: {why} after {seconds}"
+        elif self.exit_code is not None and self.exit_code < 0:
+            text = f"`{shown}` killed by signal {-self.exit_code} after {seconds}"
+        else:
+            text = f"`{shown}` exited {self.exit_code} in {seconds}"
+        if self.output_truncated:
+            text += "; output truncated"
+        if self.killed_reason is not None or self.leftover_processes:
+            text += f"; {self.leftover_processes} processes left"
+        return text
+
+
+def command_line(command: str | Sequence[str]) -> str:
+    """The command as a user would type it."""
+    return command if isinstance(command, str) else shlex.join(str(arg) for arg in command)
