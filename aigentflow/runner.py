@@ -67,6 +67,24 @@ class RunPlan:
     spec: Any
 
 
+def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) -> None:
+    """A run that builds or merges needs git 2.38+ and an existing integration branch: say so up front."""
+    if not {State.BUILDING, State.MERGING} & enabled_states(flags):
+        return
+    from aigentflow.gitops import names
+    from aigentflow.gitops.runner import Git, require_git
+
+    require_git()
+    branch = settings.git.integration_branch
+    if not branch:
+        raise UsageError("git.integration_branch is not set and no branch was checked out at `aigentflow init`; "
+                         "`aigentflow config set git.integration_branch main`")
+    names.check_branch(branch)
+    if Git(paths.root).rev(f"refs/heads/{branch}") is None:
+        raise UsageError(f"the integration branch {branch!r} (git.integration_branch) does not exist in "
+                         f"{paths.root}; create it or set another one")
+
+
 def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
              record: str | None = None) -> RunPlan:
     """Check everything a run needs (config, request, flags, model, cassette) without recording it."""
@@ -80,6 +98,7 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
     preflight_agents(config.flags)
+    preflight_git(paths, settings, config.flags)
     spec = build_model_spec(settings.model.model_dump(), paths.cassettes_dir, record=bool(settings.model.record))
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
     return RunPlan(redactor.redact_text(text), settings, dict(config.flags), spec)

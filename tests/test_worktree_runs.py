@@ -255,3 +255,14 @@ def test_a_test_command_that_never_ends_is_stopped_reported_and_leaves_nothing(p
         except OSError:
             pass
     assert alive == []
+
+
+@pytest.mark.parametrize("branch, message", [("nope", "does not exist"), ("--upload-pack=x", "refused")])
+def test_a_missing_or_hostile_integration_branch_is_refused_before_anything_is_recorded(
+        project: Path, branch: str, message: str) -> None:
+    model = eight_tasks(project.parent / "eight.json")
+    result = aigentflow("run", REQUEST, "--model", model, *worktree_flags(f"git.integration_branch={branch}"),
+                        cwd=project)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert json.loads(aigentflow("runs", "--json", cwd=project).stdout) == []
+    assert git(project, "branch", "--list", "aigentflow/*") == ""
