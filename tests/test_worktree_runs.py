@@ -103,7 +103,8 @@ def test_eight_parallel_tasks_each_in_a_worktree_all_merged_with_history(project
 def test_conflict_predicted_then_resolved_by_the_resolver_with_tests_passing(project: Path,
                                                                              ray_address: str) -> None:
     model = conflicting(project.parent / "resolved.json", both_functions())
-    result = run(project, ray_address, model)
+    gate = f"{TEST_COMMAND} && test -f tests/test_two.py"
+    result = run(project, ray_address, model, "--set", f"build.ci_command={gate}")
     assert result.returncode == 0, result.stderr + result.stdout
     record, steps = the_run(project)
     build = steps["build#1"]["output"]
@@ -118,6 +119,9 @@ def test_conflict_predicted_then_resolved_by_the_resolver_with_tests_passing(pro
     assert "def one" in app and "def two" in app and "<<<<<<<" not in app
     resolved = [c for c in trailers(project, "main") if c.get("Aigentflow-Agent") == "merge_resolver"]
     assert len(resolved) == 1
+    # the project's CI command ran on the merged result before main moved
+    merge = steps["merge#1"]["output"]
+    assert merge["gate"]["ok"] and merge["gate"]["command"] == gate and merge["gate"]["exit_code"] == 0
 
 
 def test_a_resolver_that_claims_success_without_passing_tests_never_merges(project: Path,
@@ -143,22 +147,32 @@ def test_a_resolver_that_claims_success_without_passing_tests_never_merges(proje
     assert "AWAITING_APPROVAL" in status.stdout
 
 
-def test_the_git_agent_killed_mid_merge_leaves_a_consistent_repository(project: Path, ray_address: str) -> None:
+@pytest.mark.parametrize("killed", ["git_agent", "driver"])
+def test_kill_9_during_the_merge_leaves_a_consistent_repository(project: Path, ray_address: str,
+                                                                killed: str) -> None:
+    """git_agent: the process moving main dies between moving the checkout and the ref; Ray restarts it,
+    the retried merge finds the journal and finishes the move. driver: `aigentflow run` dies after the
+    merge, before the step is committed; `resume` redoes the step, which finds the merge done."""
     model = eight_tasks(project.parent / "eight.json")
-    env = cli_env(AIGENTFLOW_TEST_KILL_IN_MERGE="after-sync")
+    env = cli_env(AIGENTFLOW_TEST_KILL_IN_MERGE="after-sync") if killed == "git_agent" else \
+        cli_env(AIGENTFLOW_TEST_KILL_DRIVER_AT="step:merge")
     result = run(project, ray_address, model, env=env)
     record, _ = the_run(project)
-    if result.returncode != 0:  # the driver saw the crash: resume finishes it
+    if killed == "git_agent":
+        assert result.returncode == 0, result.stderr + result.stdout
+        # the Git Agent did die mid-move: main's reflog shows the move finished by recovery
+        assert "aigentflow merge (recovered)" in git(project, "reflog", "show", "--format=%gs", "main")
+    else:
+        assert result.returncode == -9 and record["state"] == "MERGING"
         resumed = aigentflow("resume", record["id"], "--address", ray_address, cwd=project, timeout=300)
         assert resumed.returncode == 0, resumed.stderr + resumed.stdout
-        record, _ = the_run(project)
+        record, steps = the_run(project)
+        assert steps["merge#1"]["output"]["merge"]["kind"] == "up-to-date"
     assert record["state"] == "COMPLETED"
-    # the Git Agent did die mid-move: main's reflog shows the move finished by recovery
-    assert "aigentflow merge (recovered)" in git(project, "reflog", "show", "--format=%gs", "main")
-    common = project / ".git"
-    assert not (common / "aigentflow-merge.json").exists()
+    assert not (project / ".git" / "aigentflow-merge.json").exists()
     assert git(project, "status", "--porcelain", "--untracked-files=no") == ""
     assert git(project, "rev-parse", "main^2") == git(project, "rev-parse", names.feature_branch(record["id"]))
+    assert git(project, "log", "--merges", "--format=%s", "main").count("Merge aigentflow/") == 1
     assert all((project / "calc" / f"mod_{i}.py").exists() for i in range(1, 9))
 
 
@@ -266,3 +280,18 @@ def test_a_missing_or_hostile_integration_branch_is_refused_before_anything_is_r
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert json.loads(aigentflow("runs", "--json", cwd=project).stdout) == []
     assert git(project, "branch", "--list", "aigentflow/*") == ""
+
+
+def test_a_failing_ci_gate_keeps_the_integration_branch_where_it_was(project: Path, ray_address: str) -> None:
+    model = eight_tasks(project.parent / "gate.json", 2)
+    main_before = git(project, "rev-parse", "main")
+    gate = "echo 'lint: 3 problems' >&2; exit 1"
+    result = run(project, ray_address, model, "--set", f"build.ci_command={gate}")
+    assert result.returncode != 0
+    record, steps = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL" and steps["merge#1"]["status"] == "failed"
+    assert "CI gate" in steps["merge#1"]["error"]
+    evidence = json.loads((project / ".aigentflow" / "runs" / record["id"] / "evidence.json").read_text())
+    assert evidence["gate"]["exit_code"] == 1 and "lint: 3 problems" in evidence["gate"]["stderr"]
+    assert git(project, "rev-parse", "main") == main_before
+    assert git(project, "worktree", "list").count("\n") == 2  # main + the two tasks; the gate's scratch is gone
