@@ -39,6 +39,8 @@ class Developer(BaseAgent):
             f"The architecture:\n\n```json\n{json.dumps(call.inputs.get('architecture'), indent=2, sort_keys=True)}\n"
             f"```\n\nThe files of your worktree (paths relative to the repository root):\n\n"
             f"{render_files(call.inputs.get('files', {}))}\n\n"
-            "Implement the task. Give every file you create or change in full; paths are relative to the "
+            + (f"Withheld because they hold secrets (do not edit them): {', '.join(call.inputs['withheld'])}\n\n"
+               if call.inputs.get("withheld") else "")
+            + "Implement the task. Give every file you create or change in full; paths are relative to the "
             "repository root. The project's tests must pass afterwards."
         )

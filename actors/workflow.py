@@ -45,6 +45,14 @@ def _build_task(spec: BuildSpec, change: AgentResult | dict[str, Any], git_agent
     return execute_task(spec, change, node, lambda: ray.get(git_agent.task_bundle.remote(spec.run_id, spec.task_id)))
 
 
+def withhold_secrets(files: dict[str, str], redactor: Any) -> tuple[dict[str, str], list[str]]:
+    """Files safe to put in a prompt, and the paths withheld because they hold what looks like a secret.
+
+    Withheld, not redacted: a model given a redacted file would write the placeholder back."""
+    kept = {path: text for path, text in files.items() if redactor.redact_text(text) == text}
+    return kept, sorted(set(files) - set(kept))
+
+
 class _Collector:
     """What the agents of a workflow did, summed into one AgentResult for the engine to record."""
 
@@ -107,6 +115,9 @@ class Workflow:
         budget = None if self.call.budget is None else max(self.call.budget - spent, 0)
         return replace(self.call, step=step, inputs=inputs, budget=budget)
 
+    def without_secrets(self, files: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        return withhold_secrets(files, self.orch.options.redactor)
+
     def build_task_options(self, *, here: bool = False) -> dict[str, Any]:
         options: dict[str, Any] = {"num_cpus": float(self.build["task_cpus"]), "max_retries": 2}
         if here:
@@ -134,8 +145,12 @@ class Workflow:
             return self._conflict_done(record, started)
         scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, label, target, source))
         record["scratch_worktree"] = scratch["path"]
+        files, withheld = self.without_secrets(scratch["files"])
+        if withheld:
+            record["detail"] = f"conflicted files hold what looks like a secret, not shown to a model: {withheld}"
+            return self._conflict_done(record, started)
         call = self.agent_call(f"resolve/{label}", {"source": source, "target": target, "hunks": evidence["hunks"],
-                                                    "files": scratch["files"]})
+                                                    "files": files})
         result = ray.get(self.orch.agent("merge_resolver").run.remote(call, self.me))
         self.collector.add(result)
         if not result.ok:
@@ -237,8 +252,9 @@ class BuildWorkflow(Workflow):
 
         task = self.tasks[task_id]
         worktree = ray.get(self.git.task_worktree.remote(self.run_id, task_id))
-        files = ray.get(self.git.snapshot.remote(worktree["path"]))
+        files, withheld = self.without_secrets(ray.get(self.git.snapshot.remote(worktree["path"])))
         call = self.agent_call(f"build/{task_id}", {"task": task.model_dump(mode="json"), "files": files,
+                                                    "withheld": withheld,
                                                     "architecture": self.call.inputs.get("architecture")})
         change_ref = self.orch.agent("developer").run.remote(call, self.me)
         spec = BuildSpec(

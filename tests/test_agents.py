@@ -258,3 +258,14 @@ def test_gate_raising_run_paused_returns_paused(sample: dict[str, Any]) -> None:
     assert result.error_kind == "paused"
     assert "pause requested" in (result.error or "")
     assert result.calls == [] and result.input_tokens == 0 and result.files == {}
+
+
+def test_files_holding_secrets_are_withheld_from_the_developers_prompt(monkeypatch) -> None:
+    from actors.workflow import withhold_secrets
+    from aigentflow.redact import Redactor
+
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "canary-service-token-9f8e7d6c5b4a")
+    files = {"app.py": "print('hi')\n", "settings.py": "TOKEN = 'canary-service-token-9f8e7d6c5b4a'\n",
+             "keys.py": "OPENAI = 'sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD'\n"}
+    kept, withheld = withhold_secrets(files, Redactor.from_environment())
+    assert kept == {"app.py": "print('hi')\n"} and withheld == ["keys.py", "settings.py"]
