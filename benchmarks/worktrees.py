@@ -4,7 +4,7 @@ For N = 1, 8 and 32 worktrees on one repository (200 files), times making N work
 branch from the same base) and removing them again (worktree and branch), first with raw git
 commands, then with ``aigentflow.gitops.worktrees.Worktrees`` (hardened git: hooks off, checked
 names, the cross-process repository lock, idempotence checks). Each N is measured ``--repeat``
-times on a fresh repository; medians are reported. Target: overhead ratio at most 1.2.
+times on a fresh repository (raw and aigentflow taking turns going first); medians are reported. Target: overhead ratio at most 1.2.
 
 Prints one JSON line: {"benchmark": "worktrees", "results": [{"n": 1, "raw_s": ..., "aigentflow_s":
 ..., "ratio": ...}, ...], "max_ratio": ...}.
@@ -62,15 +62,20 @@ def ours(repo: Path, n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,8,32")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="af-bench-wt-") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             raw_times, our_times = [], []
-            for r in range(args.repeat):
-                raw_times.append(raw(make_repo(Path(tmp) / f"raw-{n}-{r}"), n))
-                our_times.append(ours(make_repo(Path(tmp) / f"ours-{n}-{r}"), n))
+            for r in range(args.repeat):  # alternate which goes first: the disk's state favours neither
+                raw_repo, our_repo = make_repo(Path(tmp) / f"raw-{n}-{r}"), make_repo(Path(tmp) / f"ours-{n}-{r}")
+                if r % 2:
+                    our_times.append(ours(our_repo, n))
+                    raw_times.append(raw(raw_repo, n))
+                else:
+                    raw_times.append(raw(raw_repo, n))
+                    our_times.append(ours(our_repo, n))
             raw_s, our_s = statistics.median(raw_times), statistics.median(our_times)
             results.append({"n": n, "raw_s": round(raw_s, 4), "aigentflow_s": round(our_s, 4),
                             "ratio": round(our_s / raw_s, 3)})
