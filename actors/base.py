@@ -16,7 +16,12 @@ from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.exceptions import RunFailure, RunPaused
 from aigentflow.models.client import CallRecord, ModelClient
 from aigentflow.prompts.compose import compose
-from aigentflow.tracing.spans import agent_span_name, model_span_name, new_span_id, trace_id_for
+from aigentflow.tracing.spans import (
+    agent_span_name,
+    model_span_name,
+    new_span_id,
+    trace_id_for,
+)
 
 
 def resolve_gate(gate: Any, run_id: str) -> Any:

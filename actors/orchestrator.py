@@ -18,7 +18,6 @@ from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageE
 from aigentflow.paths import ProjectPaths
 from aigentflow.store.sqlite import SQLiteRunStore
 
-
 AGENT_START_TIMEOUT_S = 120.0
 
 

@@ -25,7 +25,13 @@ from dataclasses import replace
 from typing import Any
 
 from aigentflow.agents import AgentCall, AgentResult
-from aigentflow.build import BuildSpec, TaskOutcome, execute_task, limits_from_settings, render_build_report
+from aigentflow.build import (
+    BuildSpec,
+    TaskOutcome,
+    execute_task,
+    limits_from_settings,
+    render_build_report,
+)
 from aigentflow.engine import NEEDS_APPROVAL
 from aigentflow.gitops import names
 from aigentflow.tracing.spans import new_span_id, trace_id_for

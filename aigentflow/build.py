@@ -137,8 +137,8 @@ def execute_task(spec: BuildSpec, change: dict[str, Any], node_id: str,
 def render_build_report(run_id: str, feature: str, outcomes: dict[str, dict[str, Any]],
                         conflicts: list[dict[str, Any]], overlaps: list[dict[str, Any]]) -> str:
     """``build_report.md``: each task's result, where it ran, its tests, and any conflicts."""
-    lines = [f"# Build of run {run_id}\n", f"Feature branch: `{feature}`\n", "| Task | Status | Merged | Commit | "
-             "Tests | Ran on |", "|---|---|---|---|---|---|"]
+    lines = [f"# Build of run {run_id}\n", f"Feature branch: `{feature}`\n",
+             "| Task | Status | Merged | Commit | Tests | Ran on |", "|---|---|---|---|---|---|"]
     for task_id in sorted(outcomes, key=_task_order):
         o = outcomes[task_id]
         where = ("remote node (bundle)" if o.get("remote") else "repository node") if o.get("node_id") else "-"

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from dataclasses import asdict, dataclass, field
@@ -50,16 +49,6 @@ class GcReport:
                 "kept": [asdict(i) for i in self.kept]}
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_ids(trees: Worktrees) -> list[str]:
     """Every run id that has a branch, a worktree or a worktree directory in the repository."""
     found = {b.split("/")[1] for b in trees.run_branches() if b.count("/") >= 2}
@@ -90,7 +79,7 @@ def _why_untouchable(run: Any) -> str | None:
     if run is None or not run.owner_pid:
         return None
     if run.owner_host == socket.gethostname():
-        if pid_alive(run.owner_pid):
+        if run.owner_alive_here():
             return f"run is going (process {run.owner_pid} on this host owns it)"
         return None
     if run.state not in FINISHED:

@@ -230,7 +230,12 @@ def build_run(cluster: Any, workdir: Path, crash: bool) -> dict[str, Any]:
 
     from aigentflow.paths import locate_project
     from aigentflow.runner import create_run, drive, engine_options
-    from tests.worktree_project import TEST_COMMAND, eight_tasks, make_project, worktree_overrides
+    from tests.worktree_project import (
+        TEST_COMMAND,
+        eight_tasks,
+        make_project,
+        worktree_overrides,
+    )
 
     repo = make_project(workdir / "calc")
     paths = locate_project(repo)
@@ -249,7 +254,7 @@ def build_run(cluster: Any, workdir: Path, crash: bool) -> dict[str, Any]:
         while read_store(paths, lambda s: s.get_run(run.id).state) != "BUILDING" and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(BUILD_TEST_DELAY_S / 2 + 1.0)  # both workers are inside a task's tests now
-        victim = sorted(cluster.worker_nodes, key=lambda n: n.node_id)[0]
+        victim = min(cluster.worker_nodes, key=lambda n: n.node_id)
         removed = victim.node_id
         cluster.remove_node(victim, allow_graceful=False)
     driver.join(timeout=150)

@@ -16,7 +16,12 @@ from aigentflow.gitops import names
 from aigentflow.gitops.bundle import clone_bundle, create_bundle, fetch_bundle
 from aigentflow.gitops.merge import MergeConflict, merge_into, predict, recover
 from aigentflow.gitops.runner import Git
-from aigentflow.gitops.worktrees import Worktrees, commit_all, list_worktrees, trailers_of
+from aigentflow.gitops.worktrees import (
+    Worktrees,
+    commit_all,
+    list_worktrees,
+    trailers_of,
+)
 
 RUN = "261125-120000-abcd"
 
@@ -160,7 +165,7 @@ def conflicting_branches(repo: Path) -> tuple[Worktrees, str, str, str]:
 
 
 def test_conflict_is_predicted_with_hunks_and_nothing_moves(repo: Path) -> None:
-    trees, feature, one, two = conflicting_branches(repo)
+    _, feature, one, two = conflicting_branches(repo)
     git = Git(repo)
     assert predict(git, feature, one).clean
     merge_into(git, feature, one, message="merge T1")
@@ -179,7 +184,7 @@ def test_conflict_is_predicted_with_hunks_and_nothing_moves(repo: Path) -> None:
 
 
 def test_merge_styles_and_trailers(repo: Path) -> None:
-    trees, feature, one, _ = conflicting_branches(repo)
+    _, feature, one, _ = conflicting_branches(repo)
     git = Git(repo)
     ff = merge_into(git, feature, one, message="T1", style="ff")
     assert ff.kind == "fast-forward" and git.rev(feature) == git.rev(one)
@@ -202,7 +207,7 @@ def test_merge_styles_and_trailers(repo: Path) -> None:
 
 
 def test_merge_refuses_a_dirty_checked_out_target(repo: Path) -> None:
-    trees, feature, one, _ = conflicting_branches(repo)
+    _, feature, one, _ = conflicting_branches(repo)
     merge_into(Git(repo), feature, one, message="T1")
     (repo / "app.py").write_text("local edits\n")
     with pytest.raises(UsageError, match="uncommitted changes"):
@@ -221,11 +226,11 @@ KILLED_MERGE = textwrap.dedent("""
 
 @pytest.mark.parametrize("point", ["before-sync", "after-sync"])
 def test_kill_9_during_a_merge_then_recover_leaves_a_consistent_repo(repo: Path, point: str) -> None:
-    trees, feature, one, _ = conflicting_branches(repo)
+    _, feature, one, _ = conflicting_branches(repo)
     git = Git(repo)
     merge_into(git, feature, one, message="T1")
     old = git.rev("main")
-    proc = subprocess.run([sys.executable, "-c", KILLED_MERGE, str(repo), feature], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", KILLED_MERGE, str(repo), feature], capture_output=True, check=False,
                           env={**os.environ, "AIGENTFLOW_TEST_KILL_IN_MERGE": point})
     assert proc.returncode == -9
     assert (git.common_dir() / "aigentflow-merge.json").exists()

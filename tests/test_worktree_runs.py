@@ -93,7 +93,7 @@ def test_eight_parallel_tasks_each_in_a_worktree_all_merged_with_history(project
     assert all((project / "calc" / f"mod_{i}.py").exists() for i in range(1, 9))
     import subprocess
 
-    tests = subprocess.run(TEST_COMMAND.split(), cwd=project, capture_output=True, text=True)
+    tests = subprocess.run(TEST_COMMAND.split(), cwd=project, capture_output=True, text=True, check=False)
     assert tests.returncode == 0 and "Ran 9 tests" in tests.stderr, tests.stderr
     report = (project / ".aigentflow" / "runs" / record["id"] / "build_report.md").read_text()
     assert "| T8 | passed | yes |" in report
@@ -233,7 +233,7 @@ def test_hostile_edits_are_refused_and_planted_hooks_never_run(project: Path, ra
     ])
     result = run(project, ray_address, model)
     assert result.returncode != 0
-    record, steps = the_run(project)
+    record, _ = the_run(project)
     assert record["state"] == "AWAITING_APPROVAL"
     tasks_out = json.loads((project / ".aigentflow" / "runs" / record["id"] / "evidence.json").read_text())["tasks"]
     assert {t: tasks_out[t]["status"] for t in ("T1", "T2", "T3")} == {"T1": "refused", "T2": "refused",

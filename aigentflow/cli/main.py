@@ -11,8 +11,17 @@ import os
 import typer
 
 from aigentflow import __version__
-from aigentflow.cli import admin_cmd, cluster_cmd, config_cmd, jobs_cmd, project_cmd, run_cmd, status_cmd, trace_cmd
-from aigentflow.cli import release_cmd
+from aigentflow.cli import (
+    admin_cmd,
+    cluster_cmd,
+    config_cmd,
+    jobs_cmd,
+    project_cmd,
+    release_cmd,
+    run_cmd,
+    status_cmd,
+    trace_cmd,
+)
 
 app = typer.Typer(
     name="aigentflow",

@@ -145,7 +145,7 @@ def resume(
         raise UsageError(f"run {run.id} is {run.state}, which is final; start a new one with `aigentflow run`.")
     if paused_all:
         raise UsageError("emergency pause-all is on; lift it with `aigentflow admin emergency --resume-all` first.")
-    if _owner_alive(run.owner_pid, run.owner_host):
+    if run.owner_alive_here():
         raise UsageError(f"run {run.id} is being driven right now by process {run.owner_pid}; wait for it, or stop "
                          "that process first (Ctrl-C pauses it).")
     spec = spec_for_existing_run(paths, run)
@@ -154,27 +154,6 @@ def resume(
                 include_dashboard=run.settings["run"]["include_dashboard"])
     outcome = drive_with_progress(paths, run, engine_options(run, spec), resume=True)
     _finish(outcome, paths)
-
-
-def _owner_alive(pid: int | None, host: str | None) -> bool:
-    import socket
-
-    if not pid or pid == os.getpid() or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @reports_errors

@@ -25,8 +25,7 @@ def component(text: str) -> str:
     """One path component of a branch name from arbitrary text (ids, titles): safe characters only."""
     cleaned = _COMPONENT.sub("-", text).strip("-.")
     cleaned = re.sub(r"\.{2,}", ".", cleaned)
-    if cleaned.endswith(".lock"):
-        cleaned = cleaned[: -len(".lock")]
+    cleaned = cleaned.removesuffix(".lock")
     if not cleaned:
         raise UnsafeName(f"{text!r} has no characters usable in a branch name (letters, digits, '.', '_', '-')")
     return cleaned[:60]

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 from aigentflow.exceptions import AigentflowError, UsageError
 
@@ -94,7 +95,7 @@ class Git:
                     "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
         proc = subprocess.run(
             ["git", *HARDENING, *args], cwd=self.cwd, capture_output=True, input=input,
-            text=not binary, env=git_env({**identity, **(env or {})}), timeout=timeout,
+            text=not binary, env=git_env({**identity, **(env or {})}), timeout=timeout, check=False,
         )
         if check and proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace") if binary else proc.stderr
@@ -141,7 +142,7 @@ class RepoLock:
         self.timeout_s = timeout_s
         self._fd: int | None = None
 
-    def __enter__(self) -> RepoLock:
+    def __enter__(self) -> Self:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout_s
         while True:

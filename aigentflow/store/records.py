@@ -34,6 +34,26 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def owner_alive_here(self) -> bool:
+        """Whether the process recorded as the run's owner is alive on this host (not a zombie, not us)."""
+        import os
+        import socket
+
+        pid = self.owner_pid
+        if not pid or pid == os.getpid() or self.owner_host != socket.gethostname():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return True
+
 
 @dataclass(frozen=True)
 class TransitionRecord:
