@@ -79,8 +79,9 @@ class GitAgent:
             files[rel], total = text, total + len(text)
         return files
 
-    def commit_task(self, worktree: str, message: str, trailers: dict[str, str]) -> str | None:
-        return commit_all(Path(worktree), message, trailers)
+    def commit_task(self, worktree: str, message: str, trailers: dict[str, str], paths: list[str]) -> str | None:
+        """Commit the task's edits (``paths``), not whatever its test run left in the worktree."""
+        return commit_all(Path(worktree), message, trailers, paths=paths)
 
     def task_bundle(self, run_id: str, task_id: str) -> bytes:
         return create_bundle(self.git, names.task_branch(run_id, task_id))
@@ -128,11 +129,13 @@ class GitAgent:
         return {"path": str(wt.path), "branch": branch, "conflicted": conflicted, "files": files,
                 "clean": merged.returncode == 0}
 
-    def commit_resolution(self, worktree: str, message: str, trailers: dict[str, str]) -> str:
-        """Commit the merge in progress in a resolution worktree (its parents: target and source)."""
+    def commit_resolution(self, worktree: str, message: str, trailers: dict[str, str], paths: list[str]) -> str:
+        """Commit the merge in progress in a resolution worktree (its parents: target and source), with
+        the resolver's files (``paths``); nothing the test run left behind."""
         wt = Git(worktree)
         with self.git.lock():
-            wt.run("add", "--all", "--", ".")
+            if paths:
+                wt.run("add", "--all", "--", *paths)
             args = ["commit", "--quiet", "--no-verify", "-m", message]
             for key, value in trailers.items():
                 args += ["--trailer", f"{key}: {value}"]

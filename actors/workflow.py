@@ -181,7 +181,7 @@ class Workflow:
         else:
             commit = ray.get(self.git.commit_resolution.remote(
                 scratch["path"], f"Merge {source} into {target} (conflicts resolved by the merge resolver)",
-                self.trailers(**{"Aigentflow-Agent": "merge_resolver"})))
+                self.trailers(**{"Aigentflow-Agent": "merge_resolver"}), outcome.changed))
             merged = ray.get(self.git.merge.remote(target, scratch["branch"], "", {}, "ff"))
             if "conflict" in merged:  # the target moved meanwhile: let a human look
                 record["detail"] = f"{target} moved while the resolution was tested"
@@ -298,7 +298,8 @@ class BuildWorkflow(Workflow):
         elif not outcome.remote:
             message = change.output.get("commit_message") if change.ok else None
             record["commit"] = ray.get(self.git.commit_task.remote(worktree["path"], message or
-                                                                   f"{task_id}: {task.title}", trailers))
+                                                                   f"{task_id}: {task.title}", trailers,
+                                                                   outcome.changed))
         if not record["commit"]:  # a retried task whose work was committed by an earlier attempt
             record["commit"] = ray.get(self.git.task_state.remote(self.run_id, task_id))["commit"]
         record["reattached"] = worktree["reattached"]

@@ -123,7 +123,7 @@ def execute_task(spec: BuildSpec, change: dict[str, Any], node_id: str,
             outcome.status, outcome.detail = "passed", "no test command configured: the task is untested"
         if outcome.remote:  # a scratch clone: commit here and send the commits back (the Git Agent fetches them)
             message = spec.commit_message or f"{spec.task_id}: {spec.title}"
-            outcome.commit = commit_all(workdir, message, spec.trailers)
+            outcome.commit = commit_all(workdir, message, spec.trailers, paths=outcome.changed)
             if outcome.commit:
                 outcome.bundle = create_bundle(Git(workdir), spec.branch, since=spec.base or None)
         return outcome

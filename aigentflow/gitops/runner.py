@@ -55,6 +55,7 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.update({
         "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true", "GIT_EDITOR": "true",
         "GIT_PAGER": "cat", "GIT_CONFIG_NOSYSTEM": "1", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C",
+        "GIT_LITERAL_PATHSPECS": "1",  # a path like ":(top)x" is a file name, never pathspec magic
     })
     env.update(extra or {})
     return env
@@ -95,7 +96,8 @@ class Git:
                     "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
         proc = subprocess.run(
             ["git", *HARDENING, *args], cwd=self.cwd, capture_output=True, input=input,
-            text=not binary, env=git_env({**identity, **(env or {})}), timeout=timeout, check=False,
+            text=not binary, encoding=None if binary else "utf-8", errors=None if binary else "replace",
+            env=git_env({**identity, **(env or {})}), timeout=timeout, check=False,
         )
         if check and proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace") if binary else proc.stderr

@@ -9,7 +9,7 @@ from the integration branch). All mutations hold the repository lock.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,11 +174,14 @@ class Worktrees:
 
 
 def commit_all(worktree: Path, message: str, trailers: Mapping[str, str],
-               author: tuple[str, str] | None = None) -> str | None:
-    """Commit everything changed in ``worktree`` with ``trailers``; the new commit, or None if nothing changed."""
+               author: tuple[str, str] | None = None, paths: Sequence[str] | None = None) -> str | None:
+    """Commit what changed in ``worktree`` (only ``paths``, when given: what a test run leaves behind,
+    such as ``__pycache__``, is not the agent's work) with ``trailers``; the new commit, or None."""
     git = Git(worktree, author=author)
+    if paths is not None and not paths:
+        return None
     with git.lock():
-        git.run("add", "--all", "--", ".")
+        git.run("add", "--all", "--", *(paths if paths is not None else ["."]))
         if not git.out("diff", "--cached", "--name-only"):
             return None
         args = ["commit", "--quiet", "--no-verify", "-m", message]
