@@ -259,3 +259,28 @@ def test_bundles_carry_a_branch_to_a_clone_and_its_commits_back(repo: Path, tmp_
     assert fetched == made
     Git(wt.path).run("merge", "--ff-only", "--quiet", fetched)
     assert (wt.path / "remote.txt").read_text() == "made on another node\n"
+
+
+def test_a_binary_conflict_is_predicted_without_text_hunks(repo: Path) -> None:
+    trees = Worktrees(repo)
+    feature = trees.ensure_feature(RUN, "main")
+    one, two = trees.ensure_task(RUN, "T1"), trees.ensure_task(RUN, "T2")
+    (one.path / "blob.bin").write_bytes(b"\xa7\x00\x01one")
+    (two.path / "blob.bin").write_bytes(b"\xa7\x00\x02two")
+    commit_all(one.path, "T1", {}, paths=["blob.bin"])
+    commit_all(two.path, "T2", {}, paths=["blob.bin"])
+    merge_into(Git(repo), feature, one.branch, message="T1")
+    prediction = predict(Git(repo), feature, two.branch)
+    assert not prediction.clean and prediction.conflicted_paths == ["blob.bin"]
+    assert [(h.path, h.ours, h.theirs) for h in prediction.hunks] == [("blob.bin", "", "")]
+
+
+def test_only_the_given_paths_are_committed(repo: Path) -> None:
+    trees = Worktrees(repo)
+    trees.ensure_feature(RUN, "main")
+    wt = trees.ensure_task(RUN, "T1")
+    (wt.path / "work.py").write_text("x = 1\n")
+    (wt.path / "left-by-tests.txt").write_text("junk\n")
+    commit = commit_all(wt.path, "T1", {}, paths=["work.py"])
+    assert sh(repo, "show", "--name-only", "--format=", commit) == "work.py"
+    assert commit_all(wt.path, "nothing", {}, paths=[]) is None

@@ -107,7 +107,7 @@ def _messages(raw: str) -> list[str]:
 
 def _hunks(git: Git, tree: str, path: str) -> list[ConflictHunk]:
     proc = git.run("cat-file", "-p", f"{tree}:{path}", check=False)
-    if proc.returncode != 0:  # deleted on one side, a directory/file clash, ...: no text hunks
+    if proc.returncode != 0 or "\0" in proc.stdout:  # binary, deleted on one side, a file/dir clash: no hunks
         return [ConflictHunk(path, "", "", 0)]
     hunks, ours, theirs, mode, start = [], [], [], None, 0
     for number, line in enumerate(proc.stdout.splitlines(), 1):
