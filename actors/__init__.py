@@ -2,7 +2,8 @@
 
 - ``base.py``: what every role shares (prompt, structured model call, spans).
 - ``analyst.py``, ``project_manager.py``, ``architect.py``: the MVP roles.
-- ``developer.py``, ``merge_resolver.py``: write a task's code; resolve merge conflicts.
+- ``developer.py`` (Backend and Frontend Developer), ``tester.py`` (tests first), ``bug_fixer.py`` (the
+  fix loop), ``merge_resolver.py``: the roles of the build step.
 - ``git_agent.py``: every mutation of the user's repository during a run (not a model agent).
 - ``workflow.py``: the build step (work-breakdown tasks as parallel Ray tasks in worktrees) and the
   merge step (feature -> integration), run by the Orchestrator.
@@ -20,10 +21,11 @@ STEP_AGENTS: dict[str, tuple[str, str]] = {
     "analyze": ("analyst", "actors.analyst:Analyst"),
     "plan": ("project_manager", "actors.project_manager:ProjectManager"),
     "architect": ("architect", "actors.architect:Architect"),
-    "build": ("developer", "actors.developer:Developer"),
+    "build": ("backend_developer", "actors.developer:BackendDeveloper"),
+    "test": ("tester", "actors.tester:Tester"),
     "merge": ("git_agent", "actors.git_agent:GitAgent"),
 }
-WORKFLOW_STEPS = frozenset({"build", "merge"})
+WORKFLOW_STEPS = frozenset({"build", "test", "merge"})
 """Steps the Orchestrator runs as workflows (``actors.workflow``) rather than one agent call."""
 
 DETERMINISTIC_ROLES = frozenset({"git_agent"})
@@ -31,8 +33,17 @@ DETERMINISTIC_ROLES = frozenset({"git_agent"})
 
 ROLE_CLASSES: dict[str, str] = {
     **{role: path for role, path in STEP_AGENTS.values()},
+    "frontend_developer": "actors.developer:FrontendDeveloper",
+    "bug_fixer": "actors.bug_fixer:BugFixer",
     "merge_resolver": "actors.merge_resolver:MergeResolver",
 }
+BUILD_ROLES: dict[str, str] = {
+    "agents.backendDev": "backend_developer",
+    "agents.frontendDev": "frontend_developer",
+    "agents.tester": "tester",
+    "agents.bugFixer": "bug_fixer",
+}
+"""The roles the build step calls, by the flag that turns each on (started with the run's agents)."""
 
 
 def agent_class(role: str) -> Any:

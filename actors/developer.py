@@ -1,8 +1,11 @@
-"""The Developer: one work-breakdown task as structured file edits (applied later through the edit guard).
+"""The developers: one work-breakdown task as structured file edits (applied later through the edit guard).
 
-The model sees the task, the architecture, and the files of the task's worktree (small text files,
-up to a budget). Its edits are whole-file contents; they are applied in the worktree by the build
-task, never by the agent, so the edit guard (``aigentflow.edits``) is the only way they reach disk.
+The Backend Developer takes every task but front-end ones when the Frontend Developer is on
+(``agents.frontendDev``); the orchestrator routes by the task's type. The model sees the task, the
+architecture, the tests written for it (when the Tester wrote them first), and the files of the
+task's worktree (small text files, up to a budget). Its edits are whole-file contents; they are
+applied by the build task through the edit guard (``aigentflow.edits``), never by the agent, and
+may not weaken tests (``aigentflow.testguard``).
 """
 
 from __future__ import annotations
@@ -19,28 +22,44 @@ from aigentflow.edits import FileEdit
 class TaskChange(BaseModel):
     summary: str = Field(min_length=1, description="What the change does, in a sentence or two.")
     edits: list[FileEdit] = Field(min_length=1, description="Whole-file contents of each file created or changed.")
-    commit_message: str = Field(min_length=1, max_length=200, description="First line of the commit message.")
+    commit_message: str = Field(min_length=1, max_length=200,
+                                description="First line of the commit message (conventional commits: feat: ...).")
 
 
 def render_files(files: dict[str, str]) -> str:
     return "\n\n".join(f"--- {path}\n```\n{text}\n```" for path, text in sorted(files.items())) or "(no files)"
 
 
+def task_text(call: AgentCall) -> str:
+    """The task, its acceptance criteria, the architecture and the worktree's files, for any role."""
+    task = call.inputs["task"]
+    criteria = "\n".join(f"- {c}" for c in task.get("acceptance_criteria", []))
+    withheld = call.inputs.get("withheld")
+    return (
+        f"Feature request:\n\n{call.request}\n\nThe task: {task['id']} ({task['type']}): {task['title']}\n\n"
+        f"{task['description']}\n\nAcceptance criteria:\n{criteria}\n\n"
+        f"The architecture:\n\n```json\n{json.dumps(call.inputs.get('architecture'), indent=2, sort_keys=True)}\n"
+        f"```\n\nThe files of the task's worktree (paths relative to the repository root):\n\n"
+        f"{render_files(call.inputs.get('files', {}))}\n\n"
+        + (f"Withheld because they hold secrets (do not edit them): {', '.join(withheld)}\n\n" if withheld else "")
+    )
+
+
 class Developer(BaseAgent):
-    role = "developer"
+    role = "backend_developer"
     output_model = TaskChange
 
     def task_prompt(self, call: AgentCall) -> str:
-        task = call.inputs["task"]
-        criteria = "\n".join(f"- {c}" for c in task.get("acceptance_criteria", []))
-        return (
-            f"Feature request:\n\n{call.request}\n\nYour task: {task['id']} ({task['type']}): {task['title']}\n\n"
-            f"{task['description']}\n\nAcceptance criteria:\n{criteria}\n\n"
-            f"The architecture:\n\n```json\n{json.dumps(call.inputs.get('architecture'), indent=2, sort_keys=True)}\n"
-            f"```\n\nThe files of your worktree (paths relative to the repository root):\n\n"
-            f"{render_files(call.inputs.get('files', {}))}\n\n"
-            + (f"Withheld because they hold secrets (do not edit them): {', '.join(call.inputs['withheld'])}\n\n"
-               if call.inputs.get("withheld") else "")
-            + "Implement the task. Give every file you create or change in full; paths are relative to the "
-            "repository root. The project's tests must pass afterwards."
-        )
+        tests = call.inputs.get("tests") or []
+        first = (f"The tester wrote these tests first; make them pass without weakening them: {', '.join(tests)}\n\n"
+                 if tests else "")
+        return (task_text(call) + first + "Implement the task. Give every file you create or change in full; "
+                "paths are relative to the repository root. The project's tests must pass afterwards.")
+
+
+class BackendDeveloper(Developer):
+    role = "backend_developer"
+
+
+class FrontendDeveloper(Developer):
+    role = "frontend_developer"

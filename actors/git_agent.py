@@ -52,6 +52,9 @@ class GitAgent:
         wt = self.trees.ensure_task(run_id, task_id)
         return {"path": str(wt.path), "branch": wt.branch, "head": wt.head, "reattached": wt.reattached}
 
+    def head(self, branch: str) -> str | None:
+        return self.git.rev(f"refs/heads/{names.check_branch(branch)}")
+
     def task_state(self, run_id: str, task_id: str) -> dict[str, Any]:
         """Where a task stands in git: its last commit by this run, and whether the feature has it."""
         branch, feature = names.task_branch(run_id, task_id), names.feature_branch(run_id)

@@ -20,7 +20,9 @@ worktrees are re-attached.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +39,22 @@ from aigentflow.gitops import names
 from aigentflow.tracing.spans import new_span_id, trace_id_for
 
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
+MAX_FIX_ATTEMPTS = 3
+"""The Bug Fixer's attempts per task (``features.bugFixLoop``); then a human decides."""
+
+
+def _commit_message(kind: str, step: str, task_id: str, title: str) -> str:
+    if kind == "tests":
+        return f"test({task_id}): {title}"
+    if step.startswith("fix"):
+        return f"fix({task_id}): {title} (attempt {step[4:]})"
+    return f"feat({task_id}): {title}"
+
+
+def _tail(tests: dict[str, Any] | None, limit: int = 4000) -> str:
+    if not tests:
+        return ""
+    return ((tests.get("stdout") or "") + "\n" + (tests.get("stderr") or ""))[-limit:]
 
 
 def _build_task(spec: BuildSpec, change: AgentResult | dict[str, Any], git_agent: Any) -> TaskOutcome:
@@ -64,8 +82,13 @@ class _Collector:
 
     def __init__(self, role: str) -> None:
         self.result = AgentResult(role=role, output={})
+        self._lock = threading.Lock()  # the build's task threads add at once
 
     def add(self, part: AgentResult) -> None:
+        with self._lock:
+            self._add(part)
+
+    def _add(self, part: AgentResult) -> None:
         r = self.result
         r.spans += part.spans
         r.calls += part.calls
@@ -78,11 +101,17 @@ class _Collector:
 
     def span(self, call: AgentCall, name: str, kind: str, start_ns: int, end_ns: int, status: str,
              attributes: dict[str, Any], error: str | None = None) -> None:
-        self.result.spans.append({
+        with self._lock:
+            self.result.spans.append(self._span(call, name, kind, start_ns, end_ns, status, attributes, error))
+
+    @staticmethod
+    def _span(call: AgentCall, name: str, kind: str, start_ns: int, end_ns: int, status: str,
+              attributes: dict[str, Any], error: str | None) -> dict[str, Any]:
+        return {
             "span_id": new_span_id(), "trace_id": trace_id_for(call.run_id), "parent_id": call.parent_span_id,
             "run_id": call.run_id, "tenant_id": call.tenant_id, "name": name, "kind": kind, "start_ns": start_ns,
             "end_ns": end_ns, "status": status, "error": error, "attributes": attributes,
-        })
+        }
 
 
 class Workflow:
@@ -220,6 +249,10 @@ class BuildWorkflow(Workflow):
         self.launched_at: dict[str, float] = {}
         self.merged_at: dict[str, float] = {}
         self.overlaps: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        """Guards what the task threads share (overlaps, changed paths)."""
+        self.merge_lock = threading.Lock()
+        """One merge into the feature (and its conflict resolution) at a time."""
 
     def run(self) -> AgentResult:
         import ray
@@ -234,90 +267,141 @@ class BuildWorkflow(Workflow):
                 self.outcomes[task_id] = {"task_id": task_id, "status": "passed", "merged": True,
                                           "commit": state["commit"], "detail": "merged before this attempt"}
                 self.merged_at[task_id] = 0.0
-        in_flight: dict[Any, tuple[str, Any, dict[str, Any]]] = {}
+        running: dict[Future[str | None], str] = {}
         stop: str | None = None
-        while True:
-            if stop is None:
-                for task_id in self._ready(in_flight):
-                    ref, change_ref, worktree = self._launch(task_id)
-                    in_flight[ref] = (task_id, change_ref, worktree)
-            if not in_flight:
-                break
-            [ref], _ = ray.wait(list(in_flight), num_returns=1)
-            task_id, change_ref, worktree = in_flight.pop(ref)
-            stop = self._finish(task_id, ray.get(ref), ray.get(change_ref), worktree) or stop
+        with ThreadPoolExecutor(max_workers=max(len(self.order), 1), thread_name_prefix="task") as pool:
+            while True:
+                if stop is None:
+                    for task_id in self._ready(set(running.values())):
+                        self.launched_at[task_id] = time.monotonic()
+                        running[pool.submit(self._pipeline, task_id)] = task_id
+                if not running:
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    task_id = running.pop(future)
+                    try:
+                        stop = future.result() or stop
+                    except Exception as exc:  # a crashed step of one task stops the build, recorded
+                        self.outcomes.setdefault(task_id, {"task_id": task_id, "status": "error"})
+                        self.outcomes[task_id]["detail"] = f"{type(exc).__name__}: {str(exc)[:1000]}"
+                        stop = stop or f"task {task_id} crashed: {type(exc).__name__}: {str(exc)[:500]}"
         return self._result(stop)
 
-    def _ready(self, in_flight: dict[Any, tuple[str, Any, dict[str, Any]]]) -> list[str]:
-        running = {v[0] for v in in_flight.values()}
+    def _ready(self, running: set[str]) -> list[str]:
         return [t for t in self.order if t not in self.outcomes and t not in running
                 and all(self.outcomes.get(d, {}).get("merged") for d in self.tasks[t].depends_on)]
 
-    def _launch(self, task_id: str) -> tuple[Any, Any, dict[str, Any]]:
+    # -- one task: tests first, implementation, the fix loop, merge --------------------------------
+
+    def _pipeline(self, task_id: str) -> str | None:
+        """Carry one task from its worktree to the feature branch; returns why a human must decide, if so."""
         import ray
 
         task = self.tasks[task_id]
         worktree = ray.get(self.git.task_worktree.remote(self.run_id, task_id))
-        files, withheld = self.without_secrets(ray.get(self.git.snapshot.remote(worktree["path"])))
-        call = self.agent_call(f"build/{task_id}", {"task": task.model_dump(mode="json"), "files": files,
-                                                    "withheld": withheld,
-                                                    "architecture": self.call.inputs.get("architecture")})
-        change_ref = self.orch.agent("developer").run.remote(call, self.me)
-        spec = BuildSpec(
-            self.run_id, task_id, task.title, worktree["path"], worktree["branch"], worktree["head"], self.repo_node,
-            self.build["test_command"], self.limits, bool(self.build["network"]),
-            trailers=self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": "developer"}),
-            force_remote=self.orch.options.test_force_remote_build,
-        )
-        self.launched_at[task_id] = time.monotonic()
-        return self.run_task(spec, change_ref), change_ref, worktree
-
-    def _finish(self, task_id: str, outcome: TaskOutcome, change: AgentResult, worktree: dict[str, Any]) -> str | None:
-        """Record a finished task and merge it; returns why the build must stop for a human, if it must."""
-        import ray
-
-        self.collector.add(change)
-        if change.ok:
-            outcome.detail = outcome.detail or change.output.get("summary", "")
-        record = outcome.record()
-        record["worktree"] = worktree["path"]
+        record: dict[str, Any] = {"task_id": task_id, "status": "error", "worktree": worktree["path"],
+                                  "reattached": worktree["reattached"], "started_ns": time.time_ns(), "steps": []}
         self.outcomes[task_id] = record
-        self.collector.span(self.call, f"build_task {task_id}", "task", outcome.started_ns or time.time_ns(),
-                            outcome.ended_ns or time.time_ns(), "ok" if outcome.ok else "error",
-                            {"aigentflow.task.id": task_id, "aigentflow.task.status": outcome.status,
-                             "aigentflow.task.remote": outcome.remote, "aigentflow.node_id": outcome.node_id,
-                             "aigentflow.sandbox.isolation": json.dumps((outcome.tests or {}).get("isolation", {}))},
-                            None if outcome.ok else outcome.detail[:500])
+        flags = self.orch.flags
+        if flags.get("agents.tester", False):
+            red = self._step(task_id, worktree, "tester", "test", "tests", {}, record)
+            if red.status in ("refused", "error"):
+                return self._done(record, f"task {task_id}: the tester's tests were {red.status}: {red.detail}")
+            record["tdd"] = self._tdd_check(red)
+        role = "frontend_developer" if task.type == "frontend" and flags.get("agents.frontendDev") else \
+            "backend_developer"
+        outcome = self._step(task_id, worktree, role, "build", "implement", {"tests": record.get("tdd", {}).get(
+            "tests_written", [])}, record)
+        attempts: list[dict[str, Any]] = []
+        record["fix_attempts"] = attempts
+        while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \
+                flags.get("features.bugFixLoop", True) and len(attempts) < MAX_FIX_ATTEMPTS:
+            number = len(attempts) + 1
+            failing_tests = failing((outcome.tests or {}).get("results"))
+            outcome = self._step(task_id, worktree, "bug_fixer", f"fix/{number}", "implement", {
+                "attempt": number, "failing": failing_tests, "output": _tail(outcome.tests),
+                "earlier_attempts": [{k: a[k] for k in ("attempt", "status", "detail")} for a in attempts]}, record)
+            attempts.append({"attempt": number, "status": outcome.status, "detail": outcome.detail,
+                             "failing_before": [c["id"] for c in failing_tests], "tests": outcome.tests})
+        record.update(status=outcome.status, detail=outcome.detail, tests=outcome.tests, node_id=outcome.node_id,
+                      remote=outcome.remote, changed=outcome.changed)
+        record["commit"] = ray.get(self.git.task_state.remote(self.run_id, task_id))["commit"]
+        with self.lock:
+            self.changed[task_id] = set(ray.get(self.git.changed_paths.remote(self.feature, worktree["branch"])))
+            self._watch_overlaps(task_id)
         if outcome.status in ("refused", "error"):
-            return f"task {task_id} {outcome.status}: {outcome.detail}"
-        task = self.tasks[task_id]
-        trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": "developer"})
-        if outcome.remote and outcome.bundle:
-            record["commit"] = ray.get(self.git.accept_bundle.remote(self.run_id, task_id, outcome.bundle,
-                                                                     worktree["path"]))
-        elif not outcome.remote:
-            message = change.output.get("commit_message") if change.ok else None
-            record["commit"] = ray.get(self.git.commit_task.remote(worktree["path"], message or
-                                                                   f"{task_id}: {task.title}", trailers,
-                                                                   outcome.changed))
-        if not record["commit"]:  # a retried task whose work was committed by an earlier attempt
-            record["commit"] = ray.get(self.git.task_state.remote(self.run_id, task_id))["commit"]
-        record["reattached"] = worktree["reattached"]
-        changed = ray.get(self.git.changed_paths.remote(self.feature, worktree["branch"]))
-        self.changed[task_id] = set(changed)
-        self._watch_overlaps(task_id)
+            return self._done(record, f"task {task_id} {outcome.status}: {outcome.detail}")
         if outcome.status == "failed":  # its work stays committed on its branch, for a human to see
-            return f"task {task_id}'s tests fail (its work is on {worktree['branch']}): {outcome.detail}"
-        merged = ray.get(self.git.merge.remote(self.feature, worktree["branch"], f"Merge {task_id}: {task.title}",
-                                               trailers, "merge"))
-        if "conflict" in merged:
-            resolution = self.resolve(self.feature, worktree["branch"], task_id, merged["conflict"])
-            if resolution["resolution"] != "resolved":
-                return (f"merging task {task_id} into {self.feature} conflicts in "
-                        f"{', '.join(resolution['paths'])}: {resolution.get('detail', '')}")
+            tried = f" after {len(attempts)} fix attempt(s)" if attempts else ""
+            return self._done(record, f"task {task_id}'s tests fail{tried} (its work is on {worktree['branch']}): "
+                                      f"{outcome.detail}")
+        with self.merge_lock:
+            merged = ray.get(self.git.merge.remote(self.feature, worktree["branch"], f"Merge {task_id}: {task.title}",
+                                                   self.trailers(**{"Aigentflow-Task": task_id}), "merge"))
+            if "conflict" in merged:
+                resolution = self.resolve(self.feature, worktree["branch"], task_id, merged["conflict"])
+                if resolution["resolution"] != "resolved":
+                    return self._done(record, f"merging task {task_id} into {self.feature} conflicts in "
+                                              f"{', '.join(resolution['paths'])}: {resolution.get('detail', '')}")
         record["merged"] = True
         self.merged_at[task_id] = time.monotonic()
-        return None
+        return self._done(record, None)
+
+    def _done(self, record: dict[str, Any], stop: str | None) -> str | None:
+        record["ended_ns"] = time.time_ns()
+        self.collector.span(self.call, f"build_task {record['task_id']}", "task", record["started_ns"],
+                            record["ended_ns"], "error" if stop else "ok",
+                            {"aigentflow.task.id": record["task_id"], "aigentflow.task.status": record["status"],
+                             "aigentflow.task.remote": bool(record.get("remote")),
+                             "aigentflow.task.fix_attempts": len(record.get("fix_attempts", [])),
+                             "aigentflow.sandbox.isolation": json.dumps((record.get("tests") or {}).get("isolation", {}))},
+                            stop[:500] if stop else None)
+        return stop
+
+    def _step(self, task_id: str, worktree: dict[str, Any], role: str, step: str, kind: str,
+              extra: dict[str, Any], record: dict[str, Any]) -> TaskOutcome:
+        """One agent's edits for a task, applied and tested in its worktree (or a clone), then committed."""
+        import ray
+
+        task = self.tasks[task_id]
+        head = ray.get(self.git.head.remote(worktree["branch"]))
+        files, withheld = self.without_secrets(ray.get(self.git.snapshot.remote(worktree["path"])))
+        call = self.agent_call(f"{step}/{task_id}" if step in ("test", "build") else f"fix/{task_id}/{step[4:]}",
+                               {"task": task.model_dump(mode="json"), "files": files, "withheld": withheld,
+                                "architecture": self.call.inputs.get("architecture"), **extra})
+        change_ref = self.orch.agent(role).run.remote(call, self.me)
+        trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": role})
+        spec = BuildSpec(self.run_id, task_id, task.title, worktree["path"], worktree["branch"], head, self.repo_node,
+                         self.build["test_command"], self.limits, bool(self.build["network"]), trailers=trailers,
+                         force_remote=self.orch.options.test_force_remote_build, kind=kind,
+                         commit_message=_commit_message(kind, step, task_id, task.title))
+        outcome: TaskOutcome = ray.get(self.run_task(spec, change_ref))
+        change: AgentResult = ray.get(change_ref)
+        self.collector.add(change)
+        if change.ok and kind != "tests" and change.output.get("commit_message"):
+            spec = replace(spec, commit_message=change.output["commit_message"])
+        if outcome.status not in ("refused", "error"):
+            if outcome.remote and outcome.bundle:
+                ray.get(self.git.accept_bundle.remote(self.run_id, task_id, outcome.bundle, worktree["path"]))
+            elif not outcome.remote:
+                ray.get(self.git.commit_task.remote(worktree["path"], spec.commit_message, trailers, outcome.changed))
+        if change.ok and not outcome.detail:
+            outcome.detail = change.output.get("summary", "")
+        record["steps"].append({"role": role, "step": step, "status": outcome.status, "detail": outcome.detail,
+                                "changed": outcome.changed, "results": (outcome.tests or {}).get("results")})
+        return outcome
+
+    def _tdd_check(self, red: TaskOutcome) -> dict[str, Any]:
+        """Tests written first must fail before the implementation; new tests that already pass are flagged."""
+        results = (red.tests or {}).get("results")
+        written = set(red.changed)
+        if results and results.get("source") == "junit":
+            early = passing_in(results, written)
+        else:  # no per-test report: a suite that passes with the new tests means they test nothing new
+            early = sorted(written) if red.tests and red.tests.get("ok") else []
+        return {"tests_written": sorted(written), "failed_first": not (red.tests or {}).get("ok", False),
+                "violations": early}
 
     def _watch_overlaps(self, task_id: str) -> None:
         """Files this task changed that a task running alongside it changed too (before either merged)."""
@@ -345,6 +429,44 @@ class BuildWorkflow(Workflow):
             return self.needs_approval(reason, output, {"build_report.md": report})
         result = self.collector.result
         result.output, result.files = output, {"build_report.md": report}
+        return result
+
+
+class TestingWorkflow(Workflow):
+    """TESTING: the project's whole test suite on the feature branch's head, after every task merged
+    (tasks passed alone; together they may not). A failure stops for a human with the results."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, orchestrator: Any, call: AgentCall) -> None:
+        super().__init__(orchestrator, call, "tester")
+
+    def run(self) -> AgentResult:
+        import ray
+
+        started = time.time_ns()
+        command = self.build["test_command"]
+        output: dict[str, Any] = {"feature_branch": self.feature, "command": command}
+        if not command:
+            output.update(ok=True, summary="no test command configured: nothing to run")
+        else:
+            scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, "test", self.feature, self.feature))
+            try:
+                spec = BuildSpec(self.run_id, "suite", "the whole test suite", scratch["path"], scratch["branch"], "",
+                                 self.repo_node, command, self.limits, bool(self.build["network"]))
+                outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
+            finally:
+                ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
+            output.update(ok=outcome.ok, summary=outcome.detail, tests=outcome.tests,
+                          results=(outcome.tests or {}).get("results"))
+        self.collector.span(self.call, f"test_suite {self.feature}", "task", started, time.time_ns(),
+                            "ok" if output["ok"] else "error", {"aigentflow.test.command": command})
+        report = f"# Tests of `{self.feature}`\n\n`{command}`: {output['summary']}\n"
+        if not output["ok"]:
+            return self.needs_approval(f"the test suite fails on {self.feature}: {output['summary']}", output,
+                                       {"test_report.md": report})
+        result = self.collector.result
+        result.output, result.files = output, {"test_report.md": report}
         return result
 
 

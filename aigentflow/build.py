@@ -42,6 +42,8 @@ class BuildSpec:
     trailers: dict[str, str] = field(default_factory=dict)
     force_remote: bool = False
     """Test-only: behave as a node without the repository even on its node."""
+    kind: str = "implement"
+    """``tests``: the Tester's edits (test files only); ``implement``: code edits, which may not weaken tests."""
 
 
 @dataclass
@@ -78,11 +80,32 @@ def limits_from_settings(build: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bool = False) -> dict[str, Any]:
-    """Run ``command`` in ``root`` through the sandboxed executor; its record (``ok``, output, isolation)."""
+    """Run ``command`` in ``root`` through the sandboxed executor; its record (``ok``, output, isolation,
+    and ``results``: the JUnit report when the runner wrote one, else the exit code)."""
     from aigentflow.sandbox import Limits, Sandbox
+    from aigentflow.testresults import junit_env, parse_junit
 
-    result = Sandbox(root, limits=Limits(**limits), network=network).run(command)
-    return {**result.to_record(), "ok": result.ok, "summary": result.summary()}
+    with tempfile.TemporaryDirectory(prefix="af-junit-") as reports:
+        report = Path(reports) / "junit.xml"
+        result = Sandbox(root, limits=Limits(**limits), network=network, extra_env=junit_env(report)).run(command)
+        results = parse_junit(report) or {"source": "exit_code", "exit_code": result.exit_code}
+    return {**result.to_record(), "ok": result.ok, "summary": result.summary(), "results": results}
+
+
+def check_edits(workdir: Path, kind: str, edits: list[Any]) -> None:
+    """The Tester writes only tests; nobody else may weaken them. Raises ``EditRefused``."""
+    from aigentflow.edits import EditRefused
+    from aigentflow.testguard import is_test_path, weakening
+
+    for edit in edits:
+        if kind == "tests" and not is_test_path(edit.path):
+            raise EditRefused(edit.path, "the tester writes tests only; this is not a test file")
+        if kind != "tests" and is_test_path(edit.path):
+            target = workdir / edit.path
+            before = target.read_text(errors="replace") if target.is_file() and not target.is_symlink() else None
+            why = weakening(edit.path, before, None if edit.delete else edit.content)
+            if why:
+                raise EditRefused(edit.path, f"{why}; tests may not be deleted, skipped or weakened to go green")
 
 
 def execute_task(spec: BuildSpec, change: dict[str, Any], node_id: str,
@@ -111,6 +134,7 @@ def execute_task(spec: BuildSpec, change: dict[str, Any], node_id: str,
             outcome.remote = True
         try:
             edits = [FileEdit.model_validate(e) for e in change.get("edits", [])]
+            check_edits(workdir, spec.kind, edits)
             outcome.changed = apply_edits(workdir, edits)
         except EditRefused as exc:
             outcome.status, outcome.detail = "refused", str(exc)
@@ -122,7 +146,8 @@ def execute_task(spec: BuildSpec, change: dict[str, Any], node_id: str,
         else:
             outcome.status, outcome.detail = "passed", "no test command configured: the task is untested"
         if outcome.remote:  # a scratch clone: commit here and send the commits back (the Git Agent fetches them)
-            message = spec.commit_message or f"{spec.task_id}: {spec.title}"
+            message = (spec.kind != "tests" and change.get("commit_message")) or spec.commit_message or \
+                f"{spec.task_id}: {spec.title}"
             outcome.commit = commit_all(workdir, message, spec.trailers, paths=outcome.changed)
             if outcome.commit:
                 outcome.bundle = create_bundle(Git(workdir), spec.branch, since=spec.base or None)

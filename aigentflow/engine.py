@@ -99,9 +99,14 @@ class RunEngine:
         """The agent roles this run's enabled states use."""
         from actors import STEP_AGENTS
 
+        from actors import BUILD_ROLES
+
         steps = [STATES[state].step for state in sorted(self.enabled)]
         roles = [STEP_AGENTS[step][0] for step in steps if step in STEP_AGENTS]
-        return roles + ["git_agent"] if "developer" in roles and "git_agent" not in roles else roles
+        if State.BUILDING in self.enabled:
+            flags = self.store.get_run(self.run_id).flags
+            roles += [role for flag, role in BUILD_ROLES.items() if flags.get(flag)] + ["git_agent"]
+        return sorted(set(roles))
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -335,7 +340,7 @@ class RunEngine:
         inputs: dict[str, Any] = {"research": outputs.get("analyze")}
         if step != "plan":
             inputs["plan"] = outputs.get("plan")
-        if step in ("build", "merge"):
+        if step in ("build", "test", "merge"):
             inputs.update(self._build_inputs(outputs))
         return inputs
 

@@ -88,7 +88,7 @@ def test_eight_parallel_tasks_each_in_a_worktree_all_merged_with_history(project
     task_commits = {c["Aigentflow-Task"]: c for c in on_main if "Aigentflow-Task" in c and len(
         git(project, "log", "-1", "--format=%P", c["sha"]).split()) == 1}
     assert sorted(task_commits) == [f"T{i}" for i in range(1, 9)]
-    assert all(c["Aigentflow-Run"] == record["id"] and c["Aigentflow-Agent"] == "developer"
+    assert all(c["Aigentflow-Run"] == record["id"] and c["Aigentflow-Agent"] == "backend_developer"
                for c in task_commits.values())
     head = on_main[0]
     assert head["Aigentflow-Run"] == record["id"] and head.get("Aigentflow-Agent") == "git_agent"

@@ -54,8 +54,9 @@ def task(task_id: str, title: str, depends_on: list[str] | None = None) -> dict[
             "estimate_hours": 1}
 
 
-def developer(task_id: str, files: dict[str, str], delay_s: float = 0.0, message: str | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"role": "developer", "step": f"build/{task_id}", "attempt": 1, "response": {
+def developer(task_id: str, files: dict[str, str], delay_s: float = 0.0, message: str | None = None,
+              role: str = "backend_developer") -> dict[str, Any]:
+    entry: dict[str, Any] = {"role": role, "step": f"build/{task_id}", "attempt": 1, "response": {
         "summary": f"Implements {task_id}.", "commit_message": message or f"feat: {task_id}",
         "edits": [{"path": path, "content": content} for path, content in files.items()]}}
     if delay_s:

@@ -1,0 +1,36 @@
+"""The Bug Fixer: given a task's failing tests and their output, proposes a fix (at most 3 attempts).
+
+It may not delete, skip or weaken tests to go green: the edit guard refuses an edit that removes
+assertions from a test file, marks tests skipped, or deletes one (``aigentflow.testguard``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, Field
+
+from actors.base import BaseAgent
+from actors.developer import task_text
+from aigentflow.agents import AgentCall
+from aigentflow.edits import FileEdit
+
+
+class Fix(BaseModel):
+    diagnosis: str = Field(min_length=1, description="Why the tests fail.")
+    summary: str = Field(min_length=1, description="What the fix changes.")
+    edits: list[FileEdit] = Field(min_length=1, description="Whole contents of each file changed.")
+    commit_message: str = Field(min_length=1, max_length=200, description="First line (conventional: fix: ...).")
+
+
+class BugFixer(BaseAgent):
+    role = "bug_fixer"
+    output_model = Fix
+
+    def task_prompt(self, call: AgentCall) -> str:
+        failing = json.dumps(call.inputs.get("failing", []), indent=2)
+        earlier = json.dumps(call.inputs.get("earlier_attempts", []), indent=2)
+        return (task_text(call) + f"Fix attempt {call.inputs.get('attempt', 1)}. The failing tests:\n\n```json\n"
+                f"{failing}\n```\n\nThe test command's output (its end):\n\n```\n{call.inputs.get('output', '')}\n```"
+                f"\n\nEarlier attempts:\n\n```json\n{earlier}\n```\n\nFix the code so that the tests pass. Do not "
+                "delete, skip or weaken any test.")
