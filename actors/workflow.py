@@ -36,6 +36,7 @@ from aigentflow.build import (
 )
 from aigentflow.engine import NEEDS_APPROVAL
 from aigentflow.gitops import names
+from aigentflow.testresults import failing, passing_in
 from aigentflow.tracing.spans import new_span_id, trace_id_for
 
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
@@ -282,7 +283,7 @@ class BuildWorkflow(Workflow):
                     task_id = running.pop(future)
                     try:
                         stop = future.result() or stop
-                    except Exception as exc:  # a crashed step of one task stops the build, recorded
+                    except Exception as exc:  # noqa: BLE001 (a crashed step of one task stops the build, recorded)
                         self.outcomes.setdefault(task_id, {"task_id": task_id, "status": "error"})
                         self.outcomes[task_id]["detail"] = f"{type(exc).__name__}: {str(exc)[:1000]}"
                         stop = stop or f"task {task_id} crashed: {type(exc).__name__}: {str(exc)[:500]}"
@@ -304,7 +305,7 @@ class BuildWorkflow(Workflow):
                                   "reattached": worktree["reattached"], "started_ns": time.time_ns(), "steps": []}
         self.outcomes[task_id] = record
         flags = self.orch.flags
-        if flags.get("agents.tester", False):
+        if flags.get("agents.tester", False) and flags.get("features.tddWorkflow", False):
             red = self._step(task_id, worktree, "tester", "test", "tests", {}, record)
             if red.status in ("refused", "error"):
                 return self._done(record, f"task {task_id}: the tester's tests were {red.status}: {red.detail}")
@@ -316,7 +317,7 @@ class BuildWorkflow(Workflow):
         attempts: list[dict[str, Any]] = []
         record["fix_attempts"] = attempts
         while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \
-                flags.get("features.bugFixLoop", True) and len(attempts) < MAX_FIX_ATTEMPTS:
+                flags.get("features.bugFixLoop", False) and len(attempts) < MAX_FIX_ATTEMPTS:
             number = len(attempts) + 1
             failing_tests = failing((outcome.tests or {}).get("results"))
             outcome = self._step(task_id, worktree, "bug_fixer", f"fix/{number}", "implement", {

@@ -23,7 +23,15 @@ from aigentflow.artifacts import render_summary, write_artifact
 from aigentflow.exceptions import RunFailure, RunPaused, UsageError
 from aigentflow.paths import ProjectPaths
 from aigentflow.redact import Redactor
-from aigentflow.statemachine import STATES, Event, Snapshot, State, enabled_states, fire, is_terminal
+from aigentflow.statemachine import (
+    STATES,
+    Event,
+    Snapshot,
+    State,
+    enabled_states,
+    fire,
+    is_terminal,
+)
 from aigentflow.store.records import RunRecord, StepUsage
 from aigentflow.store.sqlite import SQLiteRunStore
 from aigentflow.tracing.spans import make_span, new_span_id, trace_id_for
@@ -97,9 +105,7 @@ class RunEngine:
 
     def roles_needed(self) -> list[str]:
         """The agent roles this run's enabled states use."""
-        from actors import STEP_AGENTS
-
-        from actors import BUILD_ROLES
+        from actors import BUILD_ROLES, STEP_AGENTS
 
         steps = [STATES[state].step for state in sorted(self.enabled)]
         roles = [STEP_AGENTS[step][0] for step in steps if step in STEP_AGENTS]

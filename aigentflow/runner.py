@@ -16,7 +16,15 @@ from typing import Any
 
 from aigentflow.exceptions import UsageError
 from aigentflow.paths import ProjectPaths
-from aigentflow.statemachine import STATES, Event, Snapshot, State, enabled_states, fire, is_terminal
+from aigentflow.statemachine import (
+    STATES,
+    Event,
+    Snapshot,
+    State,
+    enabled_states,
+    fire,
+    is_terminal,
+)
 from aigentflow.store.records import RunRecord
 from aigentflow.store.sqlite import SQLiteRunStore, StaleRun
 

@@ -134,3 +134,34 @@ def worktree_flags(*extra: str) -> list[str]:
 
 def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+
+
+PYTEST_COMMAND = "python3 -m pytest -q"
+
+
+def written_tests(task_id: str, files: dict[str, str]) -> dict[str, Any]:
+    return {"role": "tester", "step": f"test/{task_id}", "attempt": 1, "response": {
+        "summary": f"Tests for {task_id}.", "edits": [{"path": p, "content": c} for p, c in files.items()]}}
+
+
+def fixer(task_id: str, number: int, files: dict[str, str]) -> dict[str, Any]:
+    return {"role": "bug_fixer", "step": f"fix/{task_id}/{number}", "attempt": 1, "response": {
+        "diagnosis": f"attempt {number}: the value was wrong.", "summary": f"Fix {number} for {task_id}.",
+        "commit_message": f"fix: {task_id} attempt {number}",
+        "edits": [{"path": p, "content": c} for p, c in files.items()]}}
+
+
+def value_module(i: int, returns: int) -> dict[str, str]:
+    return {f"calc/mod_{i}.py": f"def value_{i}():\n    return {returns}\n"}
+
+
+def value_test(i: int) -> dict[str, str]:
+    return {f"tests/test_mod_{i}.py": f"from calc.mod_{i} import value_{i}\n\n\ndef test_value_{i}():\n"
+                                      f"    assert value_{i}() == {i}\n"}
+
+
+def tdd_flags(*extra: str) -> list[str]:
+    """`worktree_flags` plus the Tester and the Bug Fixer, with pytest (JUnit results) as the test command."""
+    return worktree_flags("flags.agents.tester=true", "flags.agents.bugFixer=true", "flags.features.tddWorkflow=true",
+                          "flags.features.bugFixLoop=true",
+                          f"build.test_command={PYTEST_COMMAND}", *extra)

@@ -56,11 +56,30 @@ def _overrides(model: str | None, address: str | None, sets: list[str] | None) -
     return overrides
 
 
+def _waiting_reason(paths: ProjectPaths, run_id: str) -> str:
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    store = SQLiteRunStore(paths.database, readonly=True)
+    try:
+        transitions = store.transitions(run_id)
+    finally:
+        store.close()
+    return (transitions[-1].reason if transitions else None) or "a human must decide"
+
+
 def _finish(outcome: Outcome, paths: ProjectPaths) -> None:
     """Say how the run ended and where its outputs are; exit with the outcome's code."""
     if outcome.exit_code == 0:
         typer.echo(f"Run {outcome.run_id} {outcome.state}. Outputs: {paths.run_dir(outcome.run_id)}")
         return
+    if outcome.state == "AWAITING_APPROVAL":
+        typer.echo(f"Run {outcome.run_id} is waiting for you: {_waiting_reason(paths, outcome.run_id)}", err=True)
+        evidence = paths.run_dir(outcome.run_id) / "evidence.json"
+        if evidence.exists():
+            typer.echo(f"Evidence: {evidence}", err=True)
+        typer.echo(f"Settle it, then `aigentflow resume {outcome.run_id}` retries the step (finished work is "
+                   "kept).", err=True)
+        raise typer.Exit(outcome.exit_code)
     typer.echo(f"Run {outcome.run_id} stopped in {outcome.state}: {outcome.error}", err=True)
     if outcome.state == "PAUSED":
         typer.echo(f"Resume it with `aigentflow resume {outcome.run_id}`.", err=True)

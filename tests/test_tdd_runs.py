@@ -1,0 +1,139 @@
+"""Tests first, the fix loop and the test guard, as a user runs them: `aigentflow run` on a real git
+repository whose pytest suite runs in the sandbox (results read from JUnit XML), replayed models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aigentflow.gitops import names
+from aigentflow.store.sqlite import SQLiteRunStore
+from tests.conftest import aigentflow
+from tests.worktree_project import (
+    cassette,
+    developer,
+    fixer,
+    git,
+    make_project,
+    task,
+    tdd_flags,
+    value_module,
+    value_test,
+    written_tests,
+)
+
+pytestmark = pytest.mark.ray
+
+REQUEST = "Add value functions to calc"
+
+
+@pytest.fixture
+def project(tmp_path: Path, user_config: Path) -> Path:
+    return make_project(tmp_path / "calc")
+
+
+def run(project: Path, address: str, entries: list[dict], tasks: list[dict] | None = None):
+    model = cassette(project.parent / "tdd.json", tasks or [task("T1", "value_1")], entries)
+    return aigentflow("run", REQUEST, "--model", model, "--address", address, *tdd_flags(), cwd=project,
+                      timeout=300)
+
+
+def the_run(project: Path) -> tuple[dict, dict[str, dict]]:
+    store = SQLiteRunStore(project / ".aigentflow" / "state.db", readonly=True)
+    try:
+        record = store.list_runs(1)[0]
+        return record.to_dict(), {s.step: {"status": s.status, "output": s.output, "error": s.error}
+                                  for s in store.steps(record.id)}
+    finally:
+        store.close()
+
+
+def evidence(project: Path, run_id: str) -> dict:
+    return json.loads((project / ".aigentflow" / "runs" / run_id / "evidence.json").read_text())
+
+
+def test_tests_are_written_first_fail_then_pass_and_history_shows_it(project: Path, ray_address: str) -> None:
+    result = run(project, ray_address, [written_tests("T1", value_test(1)), developer("T1", value_module(1, 1))])
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    assert record["state"] == "COMPLETED"
+    t1 = steps["build"]["output"]["tasks"]["T1"]
+    assert t1["tdd"] == {"tests_written": ["tests/test_mod_1.py"], "failed_first": True, "violations": []}
+    red, green = t1["steps"]
+    assert (red["role"], red["status"]) == ("tester", "failed") and red["results"]["source"] == "junit"
+    assert (green["role"], green["status"]) == ("backend_developer", "passed")
+    assert green["results"]["failed"] == 0 and green["results"]["passed"] == 2  # greet + value_1
+    # the whole suite ran again on the feature branch (TESTING) before the merge
+    assert steps["test"]["output"]["ok"] and steps["test"]["output"]["results"]["passed"] == 2
+    branch = names.task_branch(record["id"], "T1")
+    log = git(project, "log", "-2", "--format=%s|%(trailers:key=Aigentflow-Agent,valueonly)", branch)
+    assert [line for line in log.splitlines() if line] == ["feat: T1|backend_developer", "test(T1): value_1|tester"]
+
+
+def test_the_bug_fixer_repairs_a_failing_implementation_on_attempt_2(project: Path, ray_address: str) -> None:
+    result = run(project, ray_address, [
+        written_tests("T1", value_test(1)), developer("T1", value_module(1, 0)),
+        fixer("T1", 1, value_module(1, 2)), fixer("T1", 2, value_module(1, 1))])
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    assert record["state"] == "COMPLETED"
+    t1 = steps["build"]["output"]["tasks"]["T1"]
+    assert [(a["attempt"], a["status"]) for a in t1["fix_attempts"]] == [(1, "failed"), (2, "passed")]
+    assert t1["fix_attempts"][0]["failing_before"] == ["tests.test_mod_1::test_value_1"]
+    assert (project / "calc" / "mod_1.py").read_text() == "def value_1():\n    return 1\n"
+
+
+def test_three_failed_fixes_wait_for_a_human_with_the_attempts_as_evidence(project: Path, ray_address: str) -> None:
+    main_before = git(project, "rev-parse", "main")
+    result = run(project, ray_address, [
+        written_tests("T1", value_test(1)), developer("T1", value_module(1, 0)),
+        *[fixer("T1", n, value_module(1, 10 + n)) for n in (1, 2, 3)]])
+    assert result.returncode != 0
+    record, steps = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL"
+    assert "after 3 fix attempt(s)" in steps["build"]["error"]
+    attempts = evidence(project, record["id"])["tasks"]["T1"]["fix_attempts"]
+    assert [a["status"] for a in attempts] == ["failed"] * 3
+    assert all("assert 1" in a["tests"]["results"]["cases"][-1]["message"] or a["tests"]["results"]["failed"]
+               for a in attempts)
+    assert git(project, "rev-parse", "main") == main_before
+
+
+def test_a_test_that_passes_before_any_implementation_is_flagged(project: Path, ray_address: str) -> None:
+    vacuous = {"tests/test_greet_again.py": "from calc.app import greet\n\n\ndef test_greet():\n"
+                                           "    assert greet() == 'hello'\n"}
+    result = run(project, ray_address, [written_tests("T1", {**value_test(1), **vacuous}), developer("T1", value_module(1, 1))])
+    assert result.returncode == 0, result.stderr + result.stdout
+    _, steps = the_run(project)
+    tdd = steps["build"]["output"]["tasks"]["T1"]["tdd"]
+    assert tdd["violations"] == ["tests.test_greet_again::test_greet"] and tdd["failed_first"] is True
+
+
+@pytest.mark.parametrize("weakened, reason", [
+    ({"tests/test_mod_1.py": "from calc.mod_1 import value_1\n\n\ndef test_value_1():\n    value_1()\n"},
+     "removes 1 assertion"),
+    ({"tests/test_mod_1.py": "import pytest\n\nfrom calc.mod_1 import value_1\n\n\n@pytest.mark.skip\n"
+                             "def test_value_1():\n    assert value_1() == 1\n"}, "skipped"),
+])
+def test_a_fix_that_weakens_the_tests_is_refused(project: Path, ray_address: str, weakened: dict,
+                                                 reason: str) -> None:
+    result = run(project, ray_address, [written_tests("T1", value_test(1)), developer("T1", value_module(1, 0)),
+                                        fixer("T1", 1, weakened)])
+    assert result.returncode != 0
+    record, _ = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL"
+    t1 = evidence(project, record["id"])["tasks"]["T1"]
+    assert t1["status"] == "refused" and reason in t1["detail"]
+    branch = names.task_branch(record["id"], "T1")
+    assert "assert value_1() == 1" in git(project, "show", f"{branch}:tests/test_mod_1.py")
+
+
+def test_the_tester_may_write_tests_only(project: Path, ray_address: str) -> None:
+    result = run(project, ray_address, [written_tests("T1", {**value_test(1), **value_module(1, 1)}),
+                                        developer("T1", value_module(1, 1))])
+    assert result.returncode != 0
+    record, _ = the_run(project)
+    t1 = evidence(project, record["id"])["tasks"]["T1"]
+    assert "the tester writes tests only" in t1["steps"][0]["detail"]

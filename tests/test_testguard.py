@@ -1,0 +1,58 @@
+"""The test guard and JUnit reading, on plain text and real pytest reports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aigentflow.testguard import assertion_count, is_test_path, weakening
+from aigentflow.testresults import failing, junit_env, parse_junit, passing_in
+
+BEFORE = "def test_a():\n    assert f() == 1\n    assert g()\n\n\ndef test_b(self):\n    self.assertEqual(h(), 2)\n"
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("tests/test_store.py", True), ("store_test.py", True), ("tests/conftest.py", True),
+    ("tests/fixtures/data.json", True), ("src/app.test.ts", True), ("src/store.py", False), ("README.md", False),
+])
+def test_test_paths(path: str, expected: bool) -> None:
+    assert is_test_path(path) is expected
+
+
+def test_weakening_is_named() -> None:
+    assert assertion_count(BEFORE) == 3
+    assert weakening("tests/test_x.py", BEFORE, BEFORE.replace("    assert g()\n", "")) == \
+        "it removes 1 assertion(s) from a test file"
+    assert "skipped" in weakening("tests/test_x.py", BEFORE, "import pytest\n\n@pytest.mark.skip\n" + BEFORE)
+    assert "skipped" in weakening("tests/test_x.py", BEFORE, BEFORE.replace("    assert g()\n",
+                                                                          "    pytest.xfail('later')\n    assert g()\n"))
+    assert weakening("tests/test_x.py", BEFORE, None) == "it deletes a test file"
+    assert weakening("tests/test_x.py", BEFORE, BEFORE + "\n\ndef test_c():\n    assert k()\n") is None
+    assert weakening("tests/test_x.py", None, "def test_new():\n    pass\n") is None  # a new file
+    assert weakening("src/app.py", "x = 1\n", None) is None  # not a test file
+
+
+def test_a_real_pytest_report_is_read(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_ok.py").write_text("def test_ok():\n    assert 1 == 1\n")
+    (tmp_path / "tests" / "test_bad.py").write_text("def test_bad():\n    assert 1 == 2, 'one is not two'\n")
+    (tmp_path / "tests" / "test_broken.py").write_text("import not_a_module_here\n")
+    report = tmp_path / "junit.xml"
+    env = {"PATH": "/usr/bin:/bin", **junit_env(report)}
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "tests"], cwd=tmp_path, env=env, capture_output=True,
+                   check=False)
+    results = parse_junit(report)
+    assert results is not None and results["source"] == "junit"
+    assert (results["passed"], results["failed"], results["error"]) == (1, 1, 1)  # collection went on past the error
+    assert {c["id"] for c in failing(results)} == {"tests.test_bad::test_bad", "tests.test_broken"}
+    assert "one is not two" in next(c["message"] for c in failing(results) if c["outcome"] == "failed")
+    assert passing_in(results, {"tests/test_ok.py"}) == ["tests.test_ok::test_ok"]
+
+
+def test_no_report_is_none(tmp_path: Path) -> None:
+    assert parse_junit(tmp_path / "missing.xml") is None
+    (tmp_path / "bad.xml").write_text("<not closed")
+    assert parse_junit(tmp_path / "bad.xml") is None
