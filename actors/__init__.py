@@ -23,9 +23,10 @@ STEP_AGENTS: dict[str, tuple[str, str]] = {
     "architect": ("architect", "actors.architect:Architect"),
     "build": ("backend_developer", "actors.developer:BackendDeveloper"),
     "test": ("tester", "actors.tester:Tester"),
+    "review": ("reviewer", "actors.reviewer:Reviewer"),
     "merge": ("git_agent", "actors.git_agent:GitAgent"),
 }
-WORKFLOW_STEPS = frozenset({"build", "test", "merge"})
+WORKFLOW_STEPS = frozenset({"build", "test", "review", "merge"})
 """Steps the Orchestrator runs as workflows (``actors.workflow``) rather than one agent call."""
 
 DETERMINISTIC_ROLES = frozenset({"git_agent"})
@@ -42,6 +43,7 @@ BUILD_ROLES: dict[str, str] = {
     "agents.frontendDev": "frontend_developer",
     "agents.tester": "tester",
     "agents.bugFixer": "bug_fixer",
+    "agents.reviewer": "reviewer",
 }
 """The roles the build step calls, by the flag that turns each on (started with the run's agents)."""
 

@@ -53,6 +53,10 @@ class Developer(BaseAgent):
         tests = call.inputs.get("tests") or []
         first = (f"The tester wrote these tests first; make them pass without weakening them: {', '.join(tests)}\n\n"
                  if tests else "")
+        review = call.inputs.get("review")
+        if review is not None:
+            first += (f"The reviewer asked for changes ({call.inputs.get('review_summary', '')}):\n\n```json\n"
+                      f"{json.dumps(review, indent=2)}\n```\n\nAddress every comment.\n\n")
         return (task_text(call) + first + "Implement the task. Give every file you create or change in full; "
                 "paths are relative to the repository root. The project's tests must pass afterwards.")
 

@@ -91,9 +91,10 @@ class Orchestrator:
         import ray
 
         if call.step in WORKFLOW_STEPS:
-            from actors.workflow import BuildWorkflow, MergeWorkflow, TestingWorkflow
+            from actors.workflow import BuildWorkflow, MergeWorkflow, ReviewWorkflow, TestingWorkflow
 
-            workflow = {"build": BuildWorkflow, "test": TestingWorkflow, "merge": MergeWorkflow}[call.step]
+            workflow = {"build": BuildWorkflow, "test": TestingWorkflow, "review": ReviewWorkflow,
+                        "merge": MergeWorkflow}[call.step]
             return workflow(self, call).run()
         me = ray.get_runtime_context().current_actor
         pending = self.agent(role).run.remote(call, me)

@@ -42,13 +42,26 @@ from aigentflow.tracing.spans import new_span_id, trace_id_for
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 MAX_FIX_ATTEMPTS = 3
 """The Bug Fixer's attempts per task (``features.bugFixLoop``); then a human decides."""
+MAX_REVIEW_ROUNDS = 2
+"""How many times request-changes sends a task back to its developer; then a human decides."""
+
+
+def _lint_task(worktree: str, paths: list[str], limits: dict[str, Any]) -> dict[str, Any]:
+    from pathlib import Path
+
+    from aigentflow.lint import lint
+
+    return lint(Path(worktree), paths, limits)
 
 
 def _commit_message(kind: str, step: str, task_id: str, title: str) -> str:
+    """The default message of a task step's commit (``step``: test/T1, build/T1, fix/T1/2, build/T1/rework-1)."""
     if kind == "tests":
         return f"test({task_id}): {title}"
-    if step.startswith("fix"):
-        return f"fix({task_id}): {title} (attempt {step[4:]})"
+    if step.startswith("fix/"):
+        return f"fix({task_id}): {title} (attempt {step.rsplit('/', 1)[-1]})"
+    if "/rework-" in step:
+        return f"refactor({task_id}): {title} (review round {step.rsplit('-', 1)[-1]})"
     return f"feat({task_id}): {title}"
 
 
@@ -306,25 +319,29 @@ class BuildWorkflow(Workflow):
         self.outcomes[task_id] = record
         flags = self.orch.flags
         if flags.get("agents.tester", False) and flags.get("features.tddWorkflow", False):
-            red = self._step(task_id, worktree, "tester", "test", "tests", {}, record)
+            red = self._step(task_id, worktree, "tester", f"test/{task_id}", "tests", {}, record)
             if red.status in ("refused", "error"):
                 return self._done(record, f"task {task_id}: the tester's tests were {red.status}: {red.detail}")
             record["tdd"] = self._tdd_check(red)
         role = "frontend_developer" if task.type == "frontend" and flags.get("agents.frontendDev") else \
             "backend_developer"
-        outcome = self._step(task_id, worktree, role, "build", "implement", {"tests": record.get("tdd", {}).get(
-            "tests_written", [])}, record)
+        outcome = self._step(task_id, worktree, role, f"build/{task_id}", "implement", {
+            "tests": record.get("tdd", {}).get("tests_written", [])}, record)
         attempts: list[dict[str, Any]] = []
         record["fix_attempts"] = attempts
         while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \
                 flags.get("features.bugFixLoop", False) and len(attempts) < MAX_FIX_ATTEMPTS:
             number = len(attempts) + 1
             failing_tests = failing((outcome.tests or {}).get("results"))
-            outcome = self._step(task_id, worktree, "bug_fixer", f"fix/{number}", "implement", {
+            outcome = self._step(task_id, worktree, "bug_fixer", f"fix/{task_id}/{number}", "implement", {
                 "attempt": number, "failing": failing_tests, "output": _tail(outcome.tests),
                 "earlier_attempts": [{k: a[k] for k in ("attempt", "status", "detail")} for a in attempts]}, record)
             attempts.append({"attempt": number, "status": outcome.status, "detail": outcome.detail,
                              "failing_before": [c["id"] for c in failing_tests], "tests": outcome.tests})
+        if outcome.status == "passed":
+            outcome, stop = self._review_loop(task_id, worktree, role, outcome, record)
+            if stop:
+                return self._done(record, stop)
         record.update(status=outcome.status, detail=outcome.detail, tests=outcome.tests, node_id=outcome.node_id,
                       remote=outcome.remote, changed=outcome.changed)
         record["commit"] = ray.get(self.git.task_state.remote(self.run_id, task_id))["commit"]
@@ -349,6 +366,54 @@ class BuildWorkflow(Workflow):
         self.merged_at[task_id] = time.monotonic()
         return self._done(record, None)
 
+    def _review_loop(self, task_id: str, worktree: dict[str, Any], role: str, outcome: TaskOutcome,
+                     record: dict[str, Any]) -> tuple[TaskOutcome, str | None]:
+        """Review until approved; request-changes goes back to the developer at most MAX_REVIEW_ROUNDS times."""
+        flags = self.orch.flags
+        reviews: list[dict[str, Any]] = []
+        record["reviews"] = reviews
+        if not (flags.get("agents.reviewer", False) and flags.get("features.codeReview", False)):
+            return outcome, None
+        for round_number in range(1, MAX_REVIEW_ROUNDS + 2):
+            review = self._review(task_id, worktree, round_number)
+            reviews.append(review)
+            if review["verdict"] == "approve":
+                return outcome, None
+            if round_number > MAX_REVIEW_ROUNDS:
+                break
+            outcome = self._step(task_id, worktree, role, f"build/{task_id}/rework-{round_number}", "implement",
+                                 {"review": review["comments"], "review_summary": review["summary"]}, record)
+            if outcome.status != "passed":
+                record.update(status=outcome.status, detail=outcome.detail, tests=outcome.tests)
+                return outcome, (f"task {task_id}: the rework asked for in review round {round_number} "
+                                 f"{outcome.status}: {outcome.detail}")
+        record.update(status="changes_requested", detail=reviews[-1]["summary"])
+        return outcome, (f"task {task_id}: the reviewer still requests changes after {MAX_REVIEW_ROUNDS} rounds: "
+                         f"{reviews[-1]['summary']}")
+
+    def _review(self, task_id: str, worktree: dict[str, Any], round_number: int) -> dict[str, Any]:
+        """Lint (deterministic) and the Reviewer's verdict on the task's diff against the feature branch."""
+        import ray
+
+        branch = worktree["branch"]
+        changed = ray.get(self.git.changed_paths.remote(self.feature, branch))
+        lint_result = ray.get(ray.remote(_lint_task).options(**self.build_task_options(here=True)).remote(
+            worktree["path"], changed, self.limits))
+        diff = ray.get(self.git.diff.remote(self.feature, branch))
+        call = self.agent_call(f"review/{task_id}/{round_number}", {
+            "task": self.tasks[task_id].model_dump(mode="json"), "diff": diff, "lint": lint_result["findings"]})
+        result: AgentResult = ray.get(self.orch.agent("reviewer").run.remote(call, self.me))
+        self.collector.add(result)
+        if not result.ok:
+            return {"round": round_number, "verdict": "request_changes", "model_verdict": None, "lint": lint_result,
+                    "summary": f"the reviewer failed: {result.error}", "comments": []}
+        lint_comments = [{"path": f["path"], "line": f["line"], "body": f"{f['code']}: {f['message']}",
+                          "severity": "major"} for f in lint_result["findings"]]
+        verdict = "request_changes" if lint_comments else result.output["verdict"]
+        return {"round": round_number, "verdict": verdict, "model_verdict": result.output["verdict"],
+                "summary": result.output["summary"], "comments": lint_comments + result.output["comments"],
+                "lint": lint_result}
+
     def _done(self, record: dict[str, Any], stop: str | None) -> str | None:
         record["ended_ns"] = time.time_ns()
         self.collector.span(self.call, f"build_task {record['task_id']}", "task", record["started_ns"],
@@ -368,9 +433,8 @@ class BuildWorkflow(Workflow):
         task = self.tasks[task_id]
         head = ray.get(self.git.head.remote(worktree["branch"]))
         files, withheld = self.without_secrets(ray.get(self.git.snapshot.remote(worktree["path"])))
-        call = self.agent_call(f"{step}/{task_id}" if step in ("test", "build") else f"fix/{task_id}/{step[4:]}",
-                               {"task": task.model_dump(mode="json"), "files": files, "withheld": withheld,
-                                "architecture": self.call.inputs.get("architecture"), **extra})
+        call = self.agent_call(step, {"task": task.model_dump(mode="json"), "files": files, "withheld": withheld,
+                                      "architecture": self.call.inputs.get("architecture"), **extra})
         change_ref = self.orch.agent(role).run.remote(call, self.me)
         trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": role})
         spec = BuildSpec(self.run_id, task_id, task.title, worktree["path"], worktree["branch"], head, self.repo_node,
@@ -468,6 +532,46 @@ class TestingWorkflow(Workflow):
                                        {"test_report.md": report})
         result = self.collector.result
         result.output, result.files = output, {"test_report.md": report}
+        return result
+
+
+class ReviewWorkflow(Workflow):
+    """REVIEWING: the feature as a whole, before it merges: the linters on everything it changed (tasks
+    were reviewed one by one in BUILDING; merged together they may still break a rule), and the tasks'
+    verdicts. Findings stop for a human with them as evidence."""
+
+    def __init__(self, orchestrator: Any, call: AgentCall) -> None:
+        super().__init__(orchestrator, call, "reviewer")
+
+    def run(self) -> AgentResult:
+        import ray
+
+        started = time.time_ns()
+        changed = ray.get(self.git.changed_paths.remote(self.integration, self.feature))
+        scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, "review", self.feature, self.feature))
+        try:
+            lint_result = ray.get(ray.remote(_lint_task).options(**self.build_task_options(here=True)).remote(
+                scratch["path"], changed, self.limits))
+        finally:
+            ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
+        tasks = (self.call.inputs.get("build") or {}).get("tasks", {})
+        verdicts = {t: (r.get("reviews") or [{}])[-1].get("verdict", "not reviewed") for t, r in tasks.items()}
+        approved = not lint_result["findings"] and all(v in ("approve", "not reviewed") for v in verdicts.values())
+        output = {"feature_branch": self.feature, "changed": changed, "lint": lint_result, "task_verdicts": verdicts,
+                  "verdict": "approve" if approved else "request_changes"}
+        self.collector.span(self.call, f"review {self.feature}", "task", started, time.time_ns(),
+                            "ok" if approved else "error", {"aigentflow.review.verdict": output["verdict"],
+                                                            "aigentflow.review.findings": len(lint_result["findings"])})
+        lines = [f"# Review of `{self.feature}`\n", f"Verdict: {output['verdict']}\n",
+                 *(f"- {t}: {v}" for t, v in sorted(verdicts.items())), "",
+                 *(f"- `{f['path']}:{f['line']}` {f['code']}: {f['message']}" for f in lint_result["findings"])]
+        report = {"review_report.md": "\n".join(lines) + "\n"}
+        if not approved:
+            return self.needs_approval(f"the review of {self.feature} requests changes: "
+                                       f"{len(lint_result['findings'])} lint finding(s); task verdicts {verdicts}",
+                                       output, report)
+        result = self.collector.result
+        result.output, result.files = output, report
         return result
 
 

@@ -346,7 +346,7 @@ class RunEngine:
         inputs: dict[str, Any] = {"research": outputs.get("analyze")}
         if step != "plan":
             inputs["plan"] = outputs.get("plan")
-        if step in ("build", "test", "merge"):
+        if step in ("build", "test", "review", "merge"):
             inputs.update(self._build_inputs(outputs))
         return inputs
 

@@ -137,3 +137,51 @@ def test_the_tester_may_write_tests_only(project: Path, ray_address: str) -> Non
     record, _ = the_run(project)
     t1 = evidence(project, record["id"])["tasks"]["T1"]
     assert "the tester writes tests only" in t1["steps"][0]["detail"]
+
+
+def run_reviewed(project: Path, address: str, entries: list[dict]):
+    from tests.worktree_project import review_flags
+
+    model = cassette(project.parent / "reviewed.json", [task("T1", "value_1")], entries)
+    return aigentflow("run", REQUEST, "--model", model, "--address", address, *review_flags(), cwd=project,
+                      timeout=300)
+
+
+def test_request_changes_goes_back_to_the_developer_then_approval(project: Path, ray_address: str) -> None:
+    from tests.worktree_project import review, rework
+
+    unused_import = {"calc/mod_1.py": "import os\n\n\ndef value_1():\n    return 1\n"}  # ruff: F401
+    comment = {"path": "calc/mod_1.py", "line": 4, "body": "Add a docstring.", "severity": "nit"}
+    result = run_reviewed(project, ray_address, [
+        written_tests("T1", value_test(1)), developer("T1", unused_import),
+        review("T1", 1, "approve", [comment]),  # the model approves, the linter does not: not approved
+        rework("T1", 1, {"calc/mod_1.py": 'def value_1():\n    """One."""\n    return 1\n'}),
+        review("T1", 2, "approve")])
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    assert record["state"] == "COMPLETED"
+    first, second = steps["build"]["output"]["tasks"]["T1"]["reviews"]
+    assert first["model_verdict"] == "approve" and first["verdict"] == "request_changes"
+    assert {"path": "calc/mod_1.py", "line": 1, "body": "F401: `os` imported but unused", "severity": "major"} \
+        in first["comments"] and comment in first["comments"]
+    assert second["verdict"] == "approve" and second["lint"]["findings"] == []
+    assert steps["review"]["output"]["verdict"] == "approve"
+    assert steps["review"]["output"]["task_verdicts"] == {"T1": "approve"}
+    assert '"""One."""' in (project / "calc" / "mod_1.py").read_text()
+
+
+def test_a_reviewer_who_keeps_requesting_changes_hands_over_to_a_human(project: Path, ray_address: str) -> None:
+    from tests.worktree_project import review, rework
+
+    no = {"path": "calc/mod_1.py", "line": 1, "body": "Name it better.", "severity": "major"}
+    result = run_reviewed(project, ray_address, [
+        written_tests("T1", value_test(1)), developer("T1", value_module(1, 1)),
+        review("T1", 1, "request_changes", [no]), rework("T1", 1, value_module(1, 1)),
+        review("T1", 2, "request_changes", [no]), rework("T1", 2, value_module(1, 1)),
+        review("T1", 3, "request_changes", [no])])
+    assert result.returncode != 0
+    record, steps = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL"
+    assert "still requests changes after 2 rounds" in steps["build"]["error"]
+    reviews = evidence(project, record["id"])["tasks"]["T1"]["reviews"]
+    assert [r["verdict"] for r in reviews] == ["request_changes"] * 3 and reviews[-1]["comments"] == [no]

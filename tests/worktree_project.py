@@ -165,3 +165,18 @@ def tdd_flags(*extra: str) -> list[str]:
     return worktree_flags("flags.agents.tester=true", "flags.agents.bugFixer=true", "flags.features.tddWorkflow=true",
                           "flags.features.bugFixLoop=true",
                           f"build.test_command={PYTEST_COMMAND}", *extra)
+
+
+def review(task_id: str, number: int, verdict: str, comments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"role": "reviewer", "step": f"review/{task_id}/{number}", "attempt": 1, "response": {
+        "verdict": verdict, "summary": f"round {number}: {verdict}", "comments": comments or []}}
+
+
+def rework(task_id: str, number: int, files: dict[str, str]) -> dict[str, Any]:
+    entry = developer(task_id, files, message=f"refactor: {task_id} after review {number}")
+    entry["step"] = f"build/{task_id}/rework-{number}"
+    return entry
+
+
+def review_flags(*extra: str) -> list[str]:
+    return tdd_flags("flags.agents.reviewer=true", "flags.features.codeReview=true", *extra)
