@@ -91,7 +91,12 @@ class Orchestrator:
         import ray
 
         if call.step in WORKFLOW_STEPS:
-            from actors.workflow import BuildWorkflow, MergeWorkflow, ReviewWorkflow, TestingWorkflow
+            from actors.workflow import (
+                BuildWorkflow,
+                MergeWorkflow,
+                ReviewWorkflow,
+                TestingWorkflow,
+            )
 
             workflow = {"build": BuildWorkflow, "test": TestingWorkflow, "review": ReviewWorkflow,
                         "merge": MergeWorkflow}[call.step]
