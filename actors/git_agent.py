@@ -105,9 +105,9 @@ class GitAgent:
         """Paths ``ref`` changed since it left ``base`` (diff from their merge base)."""
         return [p for p in self.git.out("diff", "--name-only", "-z", f"{base}...{ref}", "--").split("\0") if p]
 
-    def diff(self, base: str, ref: str, max_chars: int = 60_000) -> str:
+    def diff(self, base: str, ref: str, max_chars: int = 60_000, context: int = 3) -> str:
         """What ``ref`` changed since it left ``base``, as a unified diff (cut at ``max_chars``)."""
-        text = self.git.out("diff", "--no-color", "--no-ext-diff", f"{base}...{ref}", "--")
+        text = self.git.out("diff", "--no-color", "--no-ext-diff", f"-U{context}", f"{base}...{ref}", "--")
         return text if len(text) <= max_chars else text[:max_chars] + f"\n[... {len(text) - max_chars} chars cut]"
 
     def predict(self, target: str, source: str) -> dict[str, Any]:

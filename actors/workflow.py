@@ -46,6 +46,15 @@ MAX_REVIEW_ROUNDS = 2
 """How many times request-changes sends a task back to its developer; then a human decides."""
 
 
+def _coverage_task(worktree: str, test_command: str, configured: str, limits: dict[str, Any],
+                   diff_u0: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    from aigentflow.coverage_tracking import measure
+
+    return measure(Path(worktree), test_command, configured, limits, diff_u0)
+
+
 def _lint_task(worktree: str, paths: list[str], limits: dict[str, Any]) -> dict[str, Any]:
     from pathlib import Path
 
@@ -177,6 +186,24 @@ class Workflow:
             options["resources"] = {self.build["task_resource"]: 1}
         return options
 
+    def coverage(self, worktree: str, base: str | None, ref: str) -> dict[str, Any]:
+        """Tests under coverage in ``worktree``; changed lines are those of ``ref`` since ``base``."""
+        import ray
+
+        diff_u0 = ray.get(self.git.diff.remote(base, ref, 2_000_000, 0)) if base else ""
+        return ray.get(ray.remote(_coverage_task).options(**self.build_task_options(here=True)).remote(
+            worktree, self.build["test_command"], self.build["coverage_command"], self.limits, diff_u0))
+
+    def coverage_on(self, ref: str, label: str) -> dict[str, Any]:
+        """Total coverage of ``ref`` in a scratch worktree (the baseline, or the feature after its tasks)."""
+        import ray
+
+        scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, label, ref, ref))
+        try:
+            return self.coverage(scratch["path"], None, ref)
+        finally:
+            ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
+
     def run_task(self, spec: BuildSpec, change: Any, *, here: bool = False) -> Any:
         import ray
 
@@ -267,6 +294,7 @@ class BuildWorkflow(Workflow):
         """Guards what the task threads share (overlaps, changed paths)."""
         self.merge_lock = threading.Lock()
         """One merge into the feature (and its conflict resolution) at a time."""
+        self.baseline: dict[str, Any] | None = None
 
     def run(self) -> AgentResult:
         import ray
@@ -275,6 +303,8 @@ class BuildWorkflow(Workflow):
             raise ValueError("git.integration_branch is not set; `aigentflow config set git.integration_branch main`")
         feature = ray.get(self.git.prepare_feature.remote(self.run_id, self.integration))
         self.feature = feature["branch"]
+        if self.orch.flags.get("features.coverageTracking", False):
+            self.baseline = self.coverage_on(self.integration, "baseline")
         for task_id in self.order:  # a retried step: what git holds is done
             state = ray.get(self.git.task_state.remote(self.run_id, task_id))
             if state["merged"]:
@@ -342,6 +372,15 @@ class BuildWorkflow(Workflow):
             outcome, stop = self._review_loop(task_id, worktree, role, outcome, record)
             if stop:
                 return self._done(record, stop)
+        if outcome.status == "passed" and flags.get("features.coverageTracking", False):
+            record["coverage"] = coverage = self.coverage(worktree["path"], self.feature, worktree["branch"])
+            threshold = float(self.build["coverage_threshold"])
+            if coverage["measured"] and coverage["changed_percent"] is not None and \
+                    coverage["changed_percent"] < threshold:
+                record.update(status="coverage_below", detail=f"changed lines {coverage['changed_percent']}% covered")
+                return self._done(record, f"task {task_id}: its changed lines are {coverage['changed_percent']}% "
+                                          f"covered, under build.coverage_threshold ({threshold:g}%); uncovered: "
+                                          f"{coverage['uncovered']}")
         record.update(status=outcome.status, detail=outcome.detail, tests=outcome.tests, node_id=outcome.node_id,
                       remote=outcome.remote, changed=outcome.changed)
         record["commit"] = ray.get(self.git.task_state.remote(self.run_id, task_id))["commit"]
@@ -485,7 +524,7 @@ class BuildWorkflow(Workflow):
         missing = [t for t in self.order if not self.outcomes.get(t, {}).get("merged")]
         output = {"feature_branch": self.feature, "integration_branch": self.integration,
                   "tasks": self.outcomes, "conflicts": self.conflicts, "overlaps": self.overlaps,
-                  "test_command": self.build["test_command"]}
+                  "test_command": self.build["test_command"], "coverage_baseline": self.baseline}
         report = render_build_report(self.run_id, self.feature, self.outcomes, self.conflicts, self.overlaps)
         if stop or missing:
             reason = stop or f"tasks {', '.join(missing)} were not built"
@@ -524,6 +563,13 @@ class TestingWorkflow(Workflow):
                 ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
             output.update(ok=outcome.ok, summary=outcome.detail, tests=outcome.tests,
                           results=(outcome.tests or {}).get("results"))
+            if outcome.ok and self.orch.flags.get("features.coverageTracking", False):
+                baseline = (self.call.inputs.get("build") or {}).get("coverage_baseline") or {}
+                after = self.coverage_on(self.feature, "coverage")
+                before_pct, after_pct = baseline.get("total_percent"), after.get("total_percent")
+                output["coverage"] = {"before": before_pct, "after": after_pct, "measured": after.get("measured"),
+                                      "delta": round(after_pct - before_pct, 2)
+                                      if before_pct is not None and after_pct is not None else None}
         self.collector.span(self.call, f"test_suite {self.feature}", "task", started, time.time_ns(),
                             "ok" if output["ok"] else "error", {"aigentflow.test.command": command})
         report = f"# Tests of `{self.feature}`\n\n`{command}`: {output['summary']}\n"

@@ -121,6 +121,12 @@ class BuildSettings(BaseModel):
     max_processes: int = Field(256, ge=4, description="Processes one sandboxed command may run at once.")
     max_output_kb: int = Field(1024, ge=1, description="Output kept from one sandboxed command, KiB (then killed).")
     network: bool = Field(False, description="Let sandboxed commands use the network.")
+    coverage_threshold: float = Field(
+        80.0, ge=0, le=100, description="Least coverage (%) of a task's changed lines (features.coverageTracking)."
+    )
+    coverage_command: str = Field(
+        "", description='Command writing a coverage.py JSON report to {report} ("" = coverage.py around pytest).'
+    )
     task_cpus: float = Field(1.0, ge=0, description="CPUs each build task reserves on the cluster.")
     task_resource: str = Field(
         "", description='Custom Ray resource build tasks need ("" = none), e.g. to keep them on builder nodes.'

@@ -185,3 +185,36 @@ def test_a_reviewer_who_keeps_requesting_changes_hands_over_to_a_human(project: 
     assert "still requests changes after 2 rounds" in steps["build"]["error"]
     reviews = evidence(project, record["id"])["tasks"]["T1"]["reviews"]
     assert [r["verdict"] for r in reviews] == ["request_changes"] * 3 and reviews[-1]["comments"] == [no]
+
+
+@pytest.mark.parametrize("module, passes", [
+    ('def value_1():\n    return 1\n', True),
+    ('def value_1(times=None):\n    if times is not None:\n        return 1 * times\n    return 1\n', False),
+])
+def test_coverage_of_changed_lines_is_recorded_and_enforced(project: Path, ray_address: str, module: str,
+                                                            passes: bool) -> None:
+    model = cassette(project.parent / "cov.json", [task("T1", "value_1")],
+                     [written_tests("T1", value_test(1)), developer("T1", {"calc/mod_1.py": module})])
+    result = aigentflow("run", REQUEST, "--model", model, "--address", ray_address,
+                        *tdd_flags("flags.features.coverageTracking=true", "build.coverage_threshold=80"),
+                        cwd=project, timeout=300)
+    record, steps = the_run(project)
+    if passes:
+        assert result.returncode == 0, result.stderr + result.stdout
+        coverage = steps["build"]["output"]["tasks"]["T1"]["coverage"]
+        assert coverage["measured"] and coverage["changed_percent"] == 100.0 and coverage["changed_lines"] == 2
+        baseline = steps["build"]["output"]["coverage_baseline"]
+        suite = steps["test"]["output"]["coverage"]
+        assert suite["before"] == baseline["total_percent"] and suite["after"] >= suite["before"]
+        assert suite["delta"] == round(suite["after"] - suite["before"], 2)
+        metrics = json.loads(aigentflow("status", "--json", cwd=project).stdout)["metrics"]
+        assert metrics["agent_success_rate"] == 1.0 and metrics["build_pass_rate"] == 1.0
+        assert metrics["coverage_percent"] == suite["after"] and metrics["coverage_delta"] == suite["delta"]
+        shown = aigentflow("status", cwd=project, env=None).stdout
+        assert "v1.0 metrics: agent success 100%, build pass 100%" in shown and "100%" in shown
+    else:
+        assert result.returncode != 0 and record["state"] == "AWAITING_APPROVAL"
+        t1 = evidence(project, record["id"])["tasks"]["T1"]
+        assert t1["status"] == "coverage_below" and t1["coverage"]["changed_percent"] == 75.0
+        assert t1["coverage"]["uncovered"] == {"calc/mod_1.py": [3]}
+        assert "under build.coverage_threshold (80%)" in steps["build"]["error"]

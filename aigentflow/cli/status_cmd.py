@@ -23,10 +23,12 @@ def run_report(store: Any, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     steps = store.steps(run.id)
     done = [s for s in steps if s.status == "completed"]
+    step_dicts = [s.to_dict() for s in steps]
     return {
+        "metrics": v1_metrics(step_dicts),
         "run": {k: v for k, v in run.to_dict().items() if k not in ("settings",)},
         "transitions": [t.to_dict() for t in store.transitions(run.id)],
-        "steps": [s.to_dict() for s in steps],
+        "steps": step_dicts,
         "artifacts": [a.to_dict() for a in store.artifacts(run.id)],
         "totals": {
             "input_tokens": sum(s.input_tokens for s in done),
@@ -35,6 +37,34 @@ def run_report(store: Any, run_id: str) -> dict[str, Any]:
             "model_calls": run.model_calls,
         },
     }
+
+
+def v1_metrics(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rollout plan's v1.0 figures for one run, from its steps: agent success, builds, reviews, coverage."""
+    runs = [s for s in steps if s["status"] in ("completed", "failed")]
+    agent_ok = sum(1 for s in runs if s["status"] == "completed")
+    task_steps, reviews, coverage = [], [], None
+    for s in steps:
+        output = s.get("output") or {}
+        if s["step"] == "build":
+            for task in output.get("tasks", {}).values():
+                task_steps += [t for t in task.get("steps", []) if t.get("role") != "tester"]
+                reviews += task.get("reviews", [])
+        if s["step"] == "test" and output.get("coverage"):
+            coverage = output["coverage"]
+    builds_ok = sum(1 for t in task_steps if t["status"] == "passed")
+    approved = sum(1 for r in reviews if r.get("verdict") == "approve")
+    return {
+        "agent_success_rate": _rate(agent_ok, len(runs)),
+        "build_pass_rate": _rate(builds_ok, len(task_steps)),
+        "review_approval_rate": _rate(approved, len(reviews)),
+        "coverage_percent": coverage.get("after") if coverage else None,
+        "coverage_delta": coverage.get("delta") if coverage else None,
+    }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
 
 
 @reports_errors
@@ -92,11 +122,19 @@ def _print_tasks(console: Any, report: dict[str, Any]) -> None:
     builds = [s for s in report["steps"] if s["step"] == "build" and s["status"] == "completed" and s["output"]]
     if not builds:
         return
-    table = Table("task", "status", "merged", "commit", "tests", "where", title="Tasks")
+    table = Table("task", "status", "merged", "commit", "tests", "tdd", "fixes", "review", "coverage", "where",
+                  title="Tasks")
     for task_id, t in sorted(builds[-1]["output"].get("tasks", {}).items(), key=lambda kv: kv[0]):
         tests = (t.get("tests") or {}).get("summary") or t.get("detail", "")
+        tdd = t.get("tdd")
+        tdd_text = "-" if not tdd else ("flagged" if tdd.get("violations") else "red->green" if tdd.get(
+            "failed_first") else "never red")
+        reviews = t.get("reviews") or []
+        coverage = (t.get("coverage") or {}).get("changed_percent")
         table.add_row(task_id, t["status"], "yes" if t.get("merged") else "no", (t.get("commit") or "-")[:10],
-                      tests[:70], "remote (bundle)" if t.get("remote") else "local")
+                      tests[:50], tdd_text, str(len(t.get("fix_attempts") or [])),
+                      f"{reviews[-1]['verdict']} ({len(reviews)})" if reviews else "-",
+                      f"{coverage:g}%" if coverage is not None else "-", "remote" if t.get("remote") else "local")
     console.print(table)
 
 
@@ -127,6 +165,17 @@ def _print_report(report: dict[str, Any]) -> None:
         if s["status"] == "completed" and s["output"]:
             console.print(f"  [bold]{s['role']}[/bold]: {result_line(s['step'], s['output'])}")
     _print_tasks(console, report)
+    metrics = report.get("metrics") or {}
+    if any(v is not None for v in metrics.values()):
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{100 * value:.0f}%"
+
+        coverage = metrics.get("coverage_percent")
+        delta = metrics.get("coverage_delta")
+        console.print(f"v1.0 metrics: agent success {pct(metrics.get('agent_success_rate'))}, build pass "
+                      f"{pct(metrics.get('build_pass_rate'))}, review approval {pct(metrics.get('review_approval_rate'))}"
+                      f", coverage {'-' if coverage is None else f'{coverage:g}%'}"
+                      f"{'' if delta is None else f' ({delta:+g} points)'}")
     for s in report["steps"]:
         if s["error"]:
             console.print(f"[red]{s['step']} ({s['role']}) failed:[/red] {s['error']}")
