@@ -42,8 +42,20 @@ from aigentflow.tracing.spans import new_span_id, trace_id_for
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 MAX_FIX_ATTEMPTS = 3
 """The Bug Fixer's attempts per task (``features.bugFixLoop``); then a human decides."""
+CODE_TASKS = frozenset({"backend", "frontend"})
+"""Task types whose tests the Tester writes first."""
 MAX_REVIEW_ROUNDS = 2
 """How many times request-changes sends a task back to its developer; then a human decides."""
+
+
+def implementer(task_type: str, flags: dict[str, Any]) -> str:
+    """Who does a task, by its type: the Frontend Developer (if on) front-end work, the Tester (if on) a
+    task that is about tests, the Backend Developer everything else."""
+    if task_type == "frontend" and flags.get("agents.frontendDev"):
+        return "frontend_developer"
+    if task_type == "test" and flags.get("agents.tester"):
+        return "tester"
+    return "backend_developer"
 
 
 def _coverage_task(worktree: str, test_command: str, configured: str, limits: dict[str, Any],
@@ -348,15 +360,15 @@ class BuildWorkflow(Workflow):
                                   "reattached": worktree["reattached"], "started_ns": time.time_ns(), "steps": []}
         self.outcomes[task_id] = record
         flags = self.orch.flags
-        if flags.get("agents.tester", False) and flags.get("features.tddWorkflow", False):
+        tdd = flags.get("agents.tester", False) and flags.get("features.tddWorkflow", False)
+        if tdd and task.type in CODE_TASKS:  # tests first; docs, infra and test tasks have no red phase
             red = self._step(task_id, worktree, "tester", f"test/{task_id}", "tests", {}, record)
             if red.status in ("refused", "error"):
                 return self._done(record, f"task {task_id}: the tester's tests were {red.status}: {red.detail}")
             record["tdd"] = self._tdd_check(red)
-        role = "frontend_developer" if task.type == "frontend" and flags.get("agents.frontendDev") else \
-            "backend_developer"
-        outcome = self._step(task_id, worktree, role, f"build/{task_id}", "implement", {
-            "tests": record.get("tdd", {}).get("tests_written", [])}, record)
+        role = implementer(task.type, flags)
+        outcome = self._step(task_id, worktree, role, f"build/{task_id}", "tests" if role == "tester" else "implement",
+                             {"tests": record.get("tdd", {}).get("tests_written", [])}, record)
         attempts: list[dict[str, Any]] = []
         record["fix_attempts"] = attempts
         while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \

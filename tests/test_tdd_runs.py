@@ -218,3 +218,41 @@ def test_coverage_of_changed_lines_is_recorded_and_enforced(project: Path, ray_a
         assert t1["status"] == "coverage_below" and t1["coverage"]["changed_percent"] == 75.0
         assert t1["coverage"]["uncovered"] == {"calc/mod_1.py": [3]}
         assert "under build.coverage_threshold (80%)" in steps["build"]["error"]
+
+
+def test_a_javascript_project_goes_through_the_same_path_with_npm_test(tmp_path: Path, user_config: Path,
+                                                                      ray_address: str) -> None:
+    import os
+    import subprocess
+
+    from aigentflow.cli.project_cmd import initialise
+    from tests.worktree_project import GIT_ENV
+
+    root = tmp_path / "jsvalues"
+    (root / "src").mkdir(parents=True)
+    (root / "package.json").write_text(json.dumps({"name": "jsvalues", "version": "1.0.0", "private": True,
+                                                   "scripts": {"test": "node --test"}}, indent=2))
+    (root / "src" / "greet.js").write_text("exports.greet = () => 'hello';\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "jsvalues"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+    assert initialise(root)["facts"]["test_command"] == "npm test"
+    test_js = ("const test = require('node:test');\nconst assert = require('node:assert');\n"
+               "const { value } = require('../src/value.js');\n\n"
+               "test('value is 42', () => {\n  assert.strictEqual(value(), 42);\n});\n")
+    model = cassette(tmp_path / "js.json", [task("T1", "value")], [
+        written_tests("T1", {"test/value.test.js": test_js}),
+        developer("T1", {"src/value.js": "exports.value = () => 41;\n"}),
+        fixer("T1", 1, {"src/value.js": "exports.value = () => 42;\n"})])
+    flags = ["flags.agents.backendDev=true", "flags.agents.gitAgent=true", "flags.agents.tester=true",
+             "flags.agents.bugFixer=true", "flags.features.tddWorkflow=true", "flags.features.bugFixLoop=true",
+             "flags.features.gitWorktrees=true", "build.task_cpus=0.25"]
+    result = aigentflow("run", "Add value()", "--model", model, "--address", ray_address,
+                        *[a for f in flags for a in ("--set", f)], cwd=root, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(root)
+    t1 = steps["build"]["output"]["tasks"]["T1"]
+    assert steps["build"]["output"]["test_command"] == "npm test"
+    assert t1["tdd"]["failed_first"] is True and t1["steps"][0]["results"]["source"] == "exit_code"
+    assert [a["status"] for a in t1["fix_attempts"]] == ["passed"]
+    assert record["state"] == "COMPLETED" and (root / "src" / "value.js").read_text() == "exports.value = () => 42;\n"
+    assert "pass 1" in t1["tests"]["stdout"]
