@@ -20,6 +20,7 @@ worktrees are re-attached.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -84,6 +85,22 @@ def _commit_message(kind: str, step: str, task_id: str, title: str) -> str:
     if "/rework-" in step:
         return f"refactor({task_id}): {title} (review round {step.rsplit('-', 1)[-1]})"
     return f"feat({task_id}): {title}"
+
+
+_VOLATILE = (
+    (re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|seconds)\b"), "<t>"),  # durations
+    (re.compile(r"\b0x[0-9a-fA-F]{6,}\b"), "0x?"),  # object addresses in reprs
+    (re.compile(r"(?:/private)?/(?:tmp|var/folders)/[^\s'\")\]]*"), "<tmp>"),  # per-run temporary paths
+)
+
+
+def steady(text: str, worktree: str) -> str:
+    """Test output without what changes from run to run (the worktree's path, temporary paths, object
+    addresses, durations), so that the same failure gives the same prompt (replayable, cacheable)."""
+    text = text.replace(worktree.rstrip("/") + "/", "").replace(worktree, ".")
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _tail(tests: dict[str, Any] | None, limit: int = 4000) -> str:
@@ -374,9 +391,10 @@ class BuildWorkflow(Workflow):
         while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \
                 flags.get("features.bugFixLoop", False) and len(attempts) < MAX_FIX_ATTEMPTS:
             number = len(attempts) + 1
-            failing_tests = failing((outcome.tests or {}).get("results"))
+            failing_tests = [{**case, "message": steady(case["message"], worktree["path"])}
+                             for case in failing((outcome.tests or {}).get("results"))]
             outcome = self._step(task_id, worktree, "bug_fixer", f"fix/{task_id}/{number}", "implement", {
-                "attempt": number, "failing": failing_tests, "output": _tail(outcome.tests),
+                "attempt": number, "failing": failing_tests, "output": steady(_tail(outcome.tests), worktree["path"]),
                 "earlier_attempts": [{k: a[k] for k in ("attempt", "status", "detail")} for a in attempts]}, record)
             attempts.append({"attempt": number, "status": outcome.status, "detail": outcome.detail,
                              "failing_before": [c["id"] for c in failing_tests], "tests": outcome.tests})

@@ -23,7 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from aigentflow import flags as feature_flags
 from aigentflow.exceptions import ConfigError
 from aigentflow.paths import ProjectPaths, user_config_dir
-from aigentflow.settings import (  # noqa: F401  (re-exported: the settings models live there)
+from aigentflow.settings import (
     BuildSettings,
     FlagSettings,
     GitSettings,

@@ -399,5 +399,5 @@ class EventBus:
             return
         try:
             self.on_hook_error(hook.description, message, event)
-        except Exception:  # noqa: BLE001 - the reporter failing must not kill the worker
+        except Exception:
             logger.exception("on_hook_error failed while reporting %s", hook.description)

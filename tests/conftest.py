@@ -8,8 +8,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +18,11 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Ray reads these at import: keep local clusters on loopback and present Ray's own auth token.
-from aigentflow.ray_connect import prepare_ray_environment  # noqa: E402
+from aigentflow.ray_connect import prepare_ray_environment
 
 prepare_ray_environment("127.0.0.1")
 
-from aigentflow.demo import DEMO_REQUEST, create_sample_project  # noqa: E402,F401
+from aigentflow.demo import DEMO_REQUEST, create_sample_project  # noqa: F401
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "core.hooksPath=/dev/null"]
 

@@ -43,8 +43,8 @@ def outputs(repo: Path, run_id: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def reference_outputs(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The outputs of one uninterrupted run, to compare resumed runs against."""
-    from tests.conftest import make_sample_repo
     from aigentflow.cli.project_cmd import initialise
+    from tests.conftest import make_sample_repo
 
     repo = make_sample_repo(tmp_path_factory.mktemp("reference") / "project")
     initialise(repo)

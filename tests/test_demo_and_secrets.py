@@ -31,8 +31,19 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path, user_config: Path) -> None
     finally:
         shutil.rmtree(own_tmp, ignore_errors=True)
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "ARCHITECTING -> COMPLETED" in result.stdout and "Started a local Ray instance" in result.stderr + result.stdout
+    assert "MERGING -> COMPLETED" in result.stdout and "Started a local Ray instance" in result.stderr + result.stdout
     assert "warning" not in result.stdout, "the shipped cassette matches today's prompts"
+    # the feature is implemented for real: tests first, one repaired failure, reviewed, merged into main
+    log = subprocess.run(["git", "log", "--format=%s|%(trailers:key=Aigentflow-Agent,valueonly,separator=)", "main"],
+                         cwd=target, capture_output=True, text=True, check=True).stdout
+    agents = [line.split("|")[1] for line in log.splitlines() if "|" in line and line.split("|")[1]]
+    assert agents.count("tester") == 2 and agents.count("bug_fixer") == 1 and agents[0] == "git_agent"
+    assert "def overdue" in (target / "src" / "tasks_demo" / "store.py").read_text()
+    report = json.loads(aigentflow("status", "--json", cwd=target).stdout)
+    tasks = next(s for s in report["steps"] if s["step"] == "build")["output"]["tasks"]
+    assert [(t["tdd"]["failed_first"] if "tdd" in t else None, len(t["fix_attempts"]), t["reviews"][-1]["verdict"])
+            for t in tasks.values()] == [(True, 0, "approve"), (True, 1, "approve"), (None, 0, "approve")]
+    assert report["metrics"]["coverage_delta"] > 0
     runs = json.loads(aigentflow("runs", "--json", cwd=target).stdout)
     assert len(runs) == 1 and runs[0]["state"] == "COMPLETED" and runs[0]["request"] == DEMO_REQUEST
     run_dir = target / ".aigentflow" / "runs" / runs[0]["id"]

@@ -23,7 +23,7 @@ ADDED_TO_MVP = [
 def seed_presets() -> dict[str, dict[str, bool | int]]:
     """The presets as the plan's TypeScript blocks define them, spreads resolved."""
     presets: dict[str, dict[str, bool | int]] = {}
-    for name, body in re.findall(r"const (\w+)_FLAGS = \{(.*?)\n\};", SEED.read_text(), re.S):
+    for name, body in re.findall(r"const (\w+)_FLAGS = \{(.*?)\n\};", SEED.read_text(), re.DOTALL):
         flags: dict[str, bool | int] = {}
         for spread in re.findall(r"\.\.\.(\w+)_FLAGS", body):
             flags.update(presets[spread.lower()])

@@ -11,8 +11,18 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from aigentflow.exceptions import CassetteMissError, ModelError, PromptDriftError, RunPaused, UsageError
-from aigentflow.models.cassette import append_entries, load_cassette, resolve_cassette_path
+from aigentflow.exceptions import (
+    CassetteMissError,
+    ModelError,
+    PromptDriftError,
+    RunPaused,
+    UsageError,
+)
+from aigentflow.models.cassette import (
+    append_entries,
+    load_cassette,
+    resolve_cassette_path,
+)
 from aigentflow.models.client import ModelClient, extract_json
 from aigentflow.models.names import check_model_name
 from aigentflow.models.spec import ModelSpec, prompt_hash

@@ -13,7 +13,12 @@ import pytest
 
 import aigentflow
 from aigentflow.exceptions import NotAGitRepository
-from aigentflow.project import ProjectFacts, detect_facts, render_facts, snapshot_repository
+from aigentflow.project import (
+    ProjectFacts,
+    detect_facts,
+    render_facts,
+    snapshot_repository,
+)
 
 SAMPLE = Path(aigentflow.__file__).parent / "demo" / "sample"
 GIT_ENV = {

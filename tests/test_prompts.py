@@ -10,7 +10,14 @@ from pydantic import BaseModel
 
 from actors import DETERMINISTIC_ROLES, ROLE_CLASSES, agent_class
 from aigentflow.models.spec import prompt_hash
-from aigentflow.prompts.compose import CONSTITUTION, OUTPUT_FORMAT, ComposedPrompt, compose, load_layers, role_layer
+from aigentflow.prompts.compose import (
+    CONSTITUTION,
+    OUTPUT_FORMAT,
+    ComposedPrompt,
+    compose,
+    load_layers,
+    role_layer,
+)
 
 
 class Findings(BaseModel):

@@ -31,7 +31,9 @@ def submit_run(
 ) -> None:
     """Submit `aigentflow run` as a Ray job; it runs in the project's directory on the head node."""
     from aigentflow.paths import find_git_root
-    from aigentflow.submission import client, submit_run as submit, wait as wait_for
+    from aigentflow.submission import client
+    from aigentflow.submission import submit_run as submit
+    from aigentflow.submission import wait as wait_for
 
     root = find_git_root(project) or project.resolve()
     job_id = submit(address, str(root), request, model=model, sets=sets or [])

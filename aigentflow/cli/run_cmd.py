@@ -182,7 +182,7 @@ def demo(
 ) -> None:
     """Create a small sample project and run a real feature request on it, offline (replay model)."""
     from aigentflow.cli.project_cmd import initialise
-    from aigentflow.demo import create_sample_project
+    from aigentflow.demo import create_sample_project, demo_settings
     from aigentflow.exceptions import UsageError
 
     target = Path(directory).resolve() if directory else Path(tempfile.mkdtemp(prefix="aigentflow-demo-"))
@@ -192,4 +192,7 @@ def demo(
     initialise(target)
     typer.echo(f"Sample project: {target}")
     typer.echo(f"Request: {DEMO_REQUEST}")
-    start_run(target, DEMO_REQUEST, _overrides("replay/demo", address, None))
+    typer.echo("Agents: analyst, project manager, architect, then per task in its own worktree: tester (tests "
+               "first), backend developer, bug fixer, reviewer; then the whole suite with coverage, the review "
+               "of the feature and the merge into main.")
+    start_run(target, DEMO_REQUEST, {**demo_settings(), **_overrides("replay/demo", address, None)})

@@ -109,6 +109,17 @@ def result_line(step: str, output: dict[str, Any]) -> str:
         resolved = sum(1 for c in output.get("conflicts", []) if c.get("resolution") == "resolved")
         return (f"{merged}/{len(tasks)} tasks merged into {output.get('feature_branch')}; "
                 f"{len(output.get('overlaps', []))} overlapping edits, {resolved} conflicts resolved")
+    if step == "test":
+        coverage = output.get("coverage") or {}
+        results = output.get("results") or {}
+        counts = f"{results.get('passed')} passed, {results.get('failed')} failed" if results.get("source") == "junit" \
+            else output.get("summary", "")
+        cov = f"; coverage {coverage.get('before')}% -> {coverage.get('after')}%" if coverage.get("measured") else ""
+        return f"whole suite on {output.get('feature_branch')}: {'ok' if output.get('ok') else 'FAILED'} ({counts}){cov}"
+    if step == "review":
+        lint = output.get("lint") or {}
+        return (f"{output.get('verdict')}: {len(lint.get('findings', []))} lint finding(s); tasks "
+                + ", ".join(f"{t} {v}" for t, v in sorted((output.get("task_verdicts") or {}).items())))
     if step == "merge":
         merge = output.get("merge", {})
         return (f"{output.get('feature_branch')} -> {output.get('integration_branch')}: {merge.get('kind')} "

@@ -2,8 +2,8 @@
 
     python -m aigentflow.demo.rerecord
 
-Runs the demo request on a fresh copy of the sample project with the current prompts (in-process,
-no Ray), recording what the agents send, and writes those prompts' hashes into
+Runs the demo request on a fresh copy of the sample project with the current prompts (on a local
+Ray instance, as the demo does), recording what the agents send, and writes those prompts' hashes into
 ``aigentflow/cassettes/demo.json``. The recorded replies are kept as they are; review them if an
 output schema changed.
 """
@@ -17,29 +17,27 @@ from pathlib import Path
 
 
 def rerecord(cassette: Path) -> dict[tuple[str, str, int], str]:
-    """Write the current prompt hashes into ``cassette``; returns them by (role, step, attempt)."""
-    from actors import agent_class
+    """Write the current prompt hashes into ``cassette``; returns them by (role, step, attempt).
+
+    The demo builds in worktrees with Ray tasks, so this runs it as `aigentflow demo` does: on a local
+    Ray instance (127.0.0.1, its own temp dir), recording every model call."""
     from aigentflow.cli.project_cmd import initialise
-    from aigentflow.demo import DEMO_REQUEST, create_sample_project
-    from aigentflow.engine import RunEngine
+    from aigentflow.demo import DEMO_REQUEST, create_sample_project, demo_settings
     from aigentflow.paths import ProjectPaths
-    from aigentflow.runner import create_run, engine_options
+    from aigentflow.ray_connect import connect_ray
+    from aigentflow.runner import create_run, drive, engine_options
 
     with tempfile.TemporaryDirectory() as scratch:
         repo = create_sample_project(Path(scratch) / "sample")
         initialise(repo)
         paths = ProjectPaths(repo)
         recording = Path(scratch) / "recording.json"
-        run, spec = create_run(paths, DEMO_REQUEST, {"model.name": f"replay/{cassette}"}, record=str(recording))
-        agents: dict = {}
-
-        def invoke(role, call):  # type: ignore[no-untyped-def]
-            agents.setdefault(role, agent_class(role)())
-            return agents[role].run(call, None)
-
-        final = RunEngine(paths, run.id, invoke, engine_options(run, spec)).drive()
-        if final.state != "COMPLETED":
-            raise SystemExit(f"the demo run ended {final.state}: {final.error}")
+        run, spec = create_run(paths, DEMO_REQUEST, {**demo_settings(), "model.name": f"replay/{cassette}"},
+                               record=str(recording))
+        connect_ray(None)
+        outcome = drive(paths, run, engine_options(run, spec, str(recording)), resume=False)
+        if outcome.state != "COMPLETED":
+            raise SystemExit(f"the demo run ended {outcome.state}: {outcome.error}")
         recorded = json.loads(recording.read_text())["entries"]
     hashes = {(e["role"], e["step"], int(e["attempt"])): e["prompt_hash"] for e in recorded}
     data = json.loads(cassette.read_text())

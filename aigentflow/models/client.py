@@ -20,7 +20,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from aigentflow import metrics
-from aigentflow.exceptions import CassetteMissError, ModelError, PromptDriftError, RunFailure, RunPaused
+from aigentflow.exceptions import (
+    CassetteMissError,
+    ModelError,
+    PromptDriftError,
+    RunFailure,
+    RunPaused,
+)
 from aigentflow.models.spec import ModelSpec, prompt_hash
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -18,12 +18,12 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402
-from litellm import CustomLLM  # noqa: E402
-from litellm.llms.custom_llm import CustomLLMError  # noqa: E402
+import litellm
+from litellm import CustomLLM
+from litellm.llms.custom_llm import CustomLLMError
 
-from aigentflow.models.cassette import EntryKey, find_entry, response_text  # noqa: E402
-from aigentflow.models.spec import prompt_hash  # noqa: E402
+from aigentflow.models.cassette import EntryKey, find_entry, response_text
+from aigentflow.models.spec import prompt_hash
 
 PROVIDER = "replay"
 DRIFT_PREFIX = "replay-drift:"

@@ -7,7 +7,13 @@ functions that touch files, so importing this package stays cheap.
 
 from __future__ import annotations
 
-from aigentflow.tracing.reader import SpanNode, duration_ms, read_spans, span_tree, summarize
+from aigentflow.tracing.reader import (
+    SpanNode,
+    duration_ms,
+    read_spans,
+    span_tree,
+    summarize,
+)
 from aigentflow.tracing.spans import (
     Span,
     SpanSink,

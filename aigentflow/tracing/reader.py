@@ -15,7 +15,12 @@ from typing import Any, TypedDict
 
 from aigentflow.exceptions import StoreError
 from aigentflow.tracing.spans import COST_USD, INPUT_TOKENS, OUTPUT_TOKENS, SPAN_FIELDS
-from aigentflow.tracing.writer import DATABASE_FILENAME, compaction_lock, list_segments, sql_literal
+from aigentflow.tracing.writer import (
+    DATABASE_FILENAME,
+    compaction_lock,
+    list_segments,
+    sql_literal,
+)
 
 _READ_ATTEMPTS = 5
 COMPACTOR_WAIT_S = 5.0

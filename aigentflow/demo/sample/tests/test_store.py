@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tasks_demo.cli import main
 from tasks_demo.store import TaskNotFound, TaskStore
 
