@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tasks_demo.cli import main
 from tasks_demo.store import TaskNotFound, TaskStore
 
