@@ -523,7 +523,8 @@ class BuildWorkflow(Workflow):
         if change.ok and not outcome.detail:
             outcome.detail = change.output.get("summary", "")
         record["steps"].append({"role": role, "step": step, "status": outcome.status, "detail": outcome.detail,
-                                "changed": outcome.changed, "results": (outcome.tests or {}).get("results")})
+                                "changed": outcome.changed, "results": (outcome.tests or {}).get("results"),
+                                "duration_s": (outcome.tests or {}).get("duration_s")})
         return outcome
 
     def _tdd_check(self, red: TaskOutcome) -> dict[str, Any]:

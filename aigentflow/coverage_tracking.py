@@ -87,8 +87,10 @@ def measure(root: Path, test_command: str, configured: str, limits: dict[str, An
                                                  "build.coverage_command (it writes a coverage.py JSON to {report})"}
         run, report_command = commands
         ran = run_in_sandbox(root, run, limits)
+        seconds = float(ran.get("duration_s") or 0.0)
         if report_command:
             reported = run_in_sandbox(root, report_command, limits)
+            seconds += float(reported.get("duration_s") or 0.0)
             if not reported["ok"]:
                 return {"measured": False, "detail": "coverage.py could not report (is it installed for the "
                         f"project's Python? `pip install coverage`): {(reported.get('stderr') or '')[-300:]}"}
@@ -96,4 +98,5 @@ def measure(root: Path, test_command: str, configured: str, limits: dict[str, An
             data = json.loads((Path(tmp) / "coverage.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             return {"measured": False, "detail": f"no coverage report was written ({exc}): {ran['summary']}"}
-    return {"measured": True, "tests_ok": ran["ok"], **summarise(data, changed_lines(diff_u0))}
+    return {"measured": True, "tests_ok": ran["ok"], "duration_s": round(seconds, 3),
+            **summarise(data, changed_lines(diff_u0))}

@@ -35,4 +35,5 @@ def lint(root: Path, paths: list[str], limits: dict[str, Any]) -> dict[str, Any]
     findings = [{"path": str(Path(item["filename"]).resolve()).removeprefix(root_text).lstrip("/"),
                  "line": (item.get("location") or {}).get("row", 0), "code": item.get("code") or "",
                  "message": item.get("message", "")} for item in raw[:MAX_FINDINGS]]
-    return {"tool": "ruff", "ran": True, "findings": findings, "detail": f"{len(findings)} finding(s)"}
+    return {"tool": "ruff", "ran": True, "findings": findings, "detail": f"{len(findings)} finding(s)",
+            "duration_s": result.get("duration_s")}

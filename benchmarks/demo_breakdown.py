@@ -1,0 +1,98 @@
+"""The demo's wall time, broken down: Ray start, the run's steps, the model, sandboxed commands.
+
+Runs `aigentflow demo` as a user does (a fresh process, its own local Ray on 127.0.0.1, the replay
+model) in a temporary directory, then reads the run's spans and step records:
+
+- ``process_s``: the whole command; ``run_s``: the run itself (its root span, CREATED to COMPLETED);
+  ``before_run_s``: the rest (Python start, sample project, `init`, Ray start, agents' start).
+- ``model_s``: every model call (``chat`` spans; the replay model answers in microseconds).
+- ``sandboxed_s``: the project's own commands (tests, lint, coverage) as the sandbox timed them.
+- ``steps_s``: time in each state (its ``state <S>`` span); ``agents_start_s``: from the run's start to
+  its first state (the Orchestrator starting the run's agent actors, each importing litellm).
+- ``overhead_s`` = run_s - model_s - sandboxed_s: aigentflow's own share of the run, and its ratio.
+Target: aigentflow's own overhead under 10% of the run.
+
+Prints one JSON line: {"benchmark": "demo_breakdown", ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def sandboxed_seconds(outputs: list[dict[str, Any]]) -> float:
+    """Every sandboxed command's own duration, from the step outputs (tests, lint, coverage)."""
+    total = 0.0
+
+    def add(value: Any) -> None:
+        nonlocal total
+        total += float(value or 0.0)
+
+    for output in outputs:
+        add((output.get("coverage_baseline") or {}).get("duration_s"))
+        tasks = output.get("tasks")
+        for task in tasks.values() if isinstance(tasks, dict) else []:  # the build step (the plan has a list)
+            for part in task.get("steps", []):
+                add(part.get("duration_s"))
+            for review in task.get("reviews", []):
+                add((review.get("lint") or {}).get("duration_s"))
+            add((task.get("coverage") or {}).get("duration_s"))
+        add((output.get("tests") or {}).get("duration_s"))
+        add((output.get("lint") or {}).get("duration_s"))
+    return total
+
+
+def main() -> None:
+    bindir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="af-bench-demo-") as tmp:
+        target = Path(tmp) / "demo"
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update(AIGENTFLOW_CONFIG_HOME=str(Path(tmp) / "config"), TMPDIR=tempfile.mkdtemp(prefix="afbd", dir="/tmp"))
+        started = time.perf_counter()
+        proc = subprocess.run([str(bindir / "aigentflow"), "demo", "--dir", str(target)], capture_output=True,
+                              text=True, env=env, timeout=600, check=False)
+        process_s = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"the demo failed: {proc.stderr[-2000:]}")
+        from aigentflow.paths import ProjectPaths
+        from aigentflow.store.sqlite import SQLiteRunStore
+        from aigentflow.tracing.reader import read_spans
+
+        paths = ProjectPaths(target)
+        store = SQLiteRunStore(paths.database, readonly=True)
+        run = store.list_runs(1)[0]
+        steps = store.steps(run.id)
+        store.close()
+        spans = read_spans(paths.traces_dir, run.id)
+
+    def total(kind: str, name_prefix: str = "") -> float:
+        return sum((s["end_ns"] - s["start_ns"]) / 1e9 for s in spans
+                   if s["kind"] == kind and s["name"].startswith(name_prefix))
+
+    run_s = total("run")
+    model_s = total("model")
+    sandboxed = sandboxed_seconds([s.output or {} for s in steps])
+    overhead = run_s - model_s - sandboxed
+    root = next(s for s in spans if s["kind"] == "run")
+    first_state = min((s["start_ns"] for s in spans if s["kind"] == "state"), default=root["start_ns"])
+    agents_start_s = (first_state - root["start_ns"]) / 1e9
+    print(json.dumps({
+        "benchmark": "demo_breakdown", "run_id": run.id, "process_s": round(process_s, 2), "run_s": round(run_s, 2),
+        "before_run_s": round(process_s - run_s, 2), "model_s": round(model_s, 4),
+        "sandboxed_s": round(sandboxed, 2), "steps_s": {name: round(total("state", f"state {name}"), 2) for name in (
+            "ANALYZING", "PLANNING", "ARCHITECTING", "BUILDING", "TESTING", "REVIEWING", "MERGING")},
+        "agents_start_s": round(agents_start_s, 2),
+        "overhead_s": round(overhead, 2), "overhead_after_start_s": round(overhead - agents_start_s, 2), "overhead_ratio": round(overhead / run_s, 3) if run_s else None,
+        "target_overhead_ratio": 0.10,
+    }))
+
+
+if __name__ == "__main__":
+    main()
