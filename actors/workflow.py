@@ -68,6 +68,14 @@ def _coverage_task(worktree: str, test_command: str, configured: str, limits: di
     return measure(Path(worktree), test_command, configured, limits, diff_u0)
 
 
+def _compliance_task(worktree: str, root: str, diff: str, settings: dict[str, Any], redactor: Any) -> dict[str, Any]:
+    from pathlib import Path
+
+    from aigentflow.compliance import check
+
+    return check(Path(worktree), Path(root), diff, settings, redactor)
+
+
 def _lint_task(worktree: str, paths: list[str], limits: dict[str, Any]) -> dict[str, Any]:
     from pathlib import Path
 
@@ -222,6 +230,16 @@ class Workflow:
         diff_u0 = ray.get(self.git.diff.remote(base, ref, 2_000_000, 0)) if base else ""
         return ray.get(ray.remote(_coverage_task).options(**self.build_task_options(here=True)).remote(
             worktree, self.build["test_command"], self.build["coverage_command"], self.limits, diff_u0))
+
+    def compliance(self, worktree: str, base: str, ref: str) -> dict[str, Any] | None:
+        """The Compliance Agent's findings on what ``ref`` adds since ``base`` (None when it is off)."""
+        import ray
+
+        if not self.orch.flags.get("agents.complianceAgent", False):
+            return None
+        diff = ray.get(self.git.diff.remote(base, ref, 5_000_000, 0))
+        return ray.get(ray.remote(_compliance_task).options(**self.build_task_options(here=True)).remote(
+            worktree, str(self.orch.paths.root), diff, self.settings["compliance"], self.orch.options.redactor))
 
     def coverage_on(self, ref: str, label: str) -> dict[str, Any]:
         """Total coverage of ``ref`` in a scratch worktree (the baseline, or the feature after its tasks)."""
@@ -423,6 +441,13 @@ class BuildWorkflow(Workflow):
             tried = f" after {len(attempts)} fix attempt(s)" if attempts else ""
             return self._done(record, f"task {task_id}'s tests fail{tried} (its work is on {worktree['branch']}): "
                                       f"{outcome.detail}")
+        findings = self.compliance(worktree["path"], self.feature, worktree["branch"])
+        if findings is not None:
+            record["compliance"] = findings
+            if findings["blocking"]:
+                record.update(status="blocked", detail="; ".join(f["detail"] for f in findings["findings"]
+                                                                 if f["blocking"])[:500])
+                return self._done(record, f"task {task_id}: the Compliance Agent blocks the merge: {record['detail']}")
         with self.merge_lock:
             merged = ray.get(self.git.merge.remote(self.feature, worktree["branch"], f"Merge {task_id}: {task.title}",
                                                    self.trailers(**{"Aigentflow-Task": task_id}), "merge"))
@@ -665,6 +690,13 @@ class MergeWorkflow(Workflow):
         style = self.settings["git"]["merge_style"]
         output: dict[str, Any] = {"feature_branch": self.feature, "integration_branch": self.integration,
                                   "style": style, "conflicts": self.conflicts}
+        findings = self.compliance(str(self.orch.paths.root), self.integration, self.feature)
+        if findings is not None:
+            output["compliance"] = findings
+            if findings["blocking"]:
+                details = "; ".join(f["detail"] for f in findings["findings"] if f["blocking"])
+                return self.needs_approval(f"the Compliance Agent blocks the merge: {details[:500]}", output,
+                                           {"merge_report.md": _merge_report(output)})
         gate_command = self.build["ci_command"]
         if gate_command:
             gate = self._gate(gate_command)

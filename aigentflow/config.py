@@ -25,6 +25,7 @@ from aigentflow.exceptions import ConfigError
 from aigentflow.paths import ProjectPaths, user_config_dir
 from aigentflow.settings import (
     BuildSettings,
+    ComplianceSettings,
     FlagSettings,
     GitSettings,
     HookConfig,
@@ -47,6 +48,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "trace": TraceSettings,
     "git": GitSettings,
     "build": BuildSettings,
+    "compliance": ComplianceSettings,
 }
 _FLAG_PREFIX = "flags."
 _PRESET_KEY = "flags.preset"

@@ -351,16 +351,17 @@ class RunEngine:
         return inputs
 
     def _build_inputs(self, outputs: dict[str, Any]) -> dict[str, Any]:
-        from aigentflow.settings import BuildSettings, GitSettings
+        from aigentflow.settings import BuildSettings, ComplianceSettings, GitSettings
 
         settings = self.store.get_run(self.run_id).settings
         git = {**GitSettings().model_dump(), **settings.get("git", {})}
+        compliance = {**ComplianceSettings().model_dump(), **settings.get("compliance", {})}
         build = {**BuildSettings().model_dump(), **settings.get("build", {})}
         if not build["test_command"]:
             project = self.store.get_project() or {"facts": {}}
             build["test_command"] = project["facts"].get("test_command") or ""
         return {"architecture": outputs.get("architect"), "build": outputs.get("build"),
-                "settings": {"git": git, "build": build}}
+                "settings": {"git": git, "build": build, "compliance": compliance}}
 
     def _record_cassette(self, result: AgentResult) -> None:
         if not self.options.record_path or not result.calls:

@@ -133,6 +133,31 @@ class BuildSettings(BaseModel):
     )
 
 
+class ComplianceSettings(BaseModel):
+    """What the Compliance Agent blocks (agents.complianceAgent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    denied_licenses: list[str] = Field(
+        default_factory=lambda: ["AGPL-3.0", "GPL-3.0", "SSPL-1.0"],
+        description="Dependency licenses that block a merge (SPDX ids, matched in the license text).",
+    )
+    forbidden_patterns: list[str] = Field(
+        default_factory=list, description="Regular expressions that block a change adding a matching line."
+    )
+    block_unknown_licenses: bool = Field(False, description="A dependency whose license is unknown blocks too.")
+
+    @field_validator("forbidden_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"forbidden pattern {pattern!r} does not compile: {exc}") from None
+        return patterns
+
+
 class HookConfig(BaseModel):
     """A command or Python function called on run events."""
 
@@ -167,4 +192,5 @@ class Settings(BaseModel):
     flags: FlagSettings = Field(default_factory=FlagSettings, description="Feature flags.")
     git: GitSettings = Field(default_factory=GitSettings, description="Branches and merges.")
     build: BuildSettings = Field(default_factory=BuildSettings, description="Building and testing tasks.")
+    compliance: ComplianceSettings = Field(default_factory=ComplianceSettings, description="Compliance checks.")
     hooks: list[HookConfig] = Field(default_factory=list, description="Event hooks.")

@@ -256,3 +256,53 @@ def test_a_javascript_project_goes_through_the_same_path_with_npm_test(tmp_path:
     assert [a["status"] for a in t1["fix_attempts"]] == ["passed"]
     assert record["state"] == "COMPLETED" and (root / "src" / "value.js").read_text() == "exports.value = () => 42;\n"
     assert "pass 1" in t1["tests"]["stdout"]
+
+
+def run_checked(project: Path, address: str, entries: list[dict], *extra: str):
+    model = cassette(project.parent / "checked.json", [task("T1", "value_1")], entries)
+    flags = tdd_flags("flags.agents.complianceAgent=true", *extra)
+    return aigentflow("run", REQUEST, "--model", model, "--address", address, *flags, cwd=project, timeout=300)
+
+
+@pytest.mark.parametrize("module, setting, kind", [
+    ('KEY = "sk-proj-' + "abcdefghij" * 4 + '"\n\n\ndef value_1():\n    return 1\n', None, "secret"),
+    ("def value_1():\n    return eval('1')\n", 'compliance.forbidden_patterns=["eval\\\\("]', "forbidden_pattern"),
+])
+def test_a_compliance_finding_blocks_the_merge_with_evidence(project: Path, ray_address: str, module: str,
+                                                             setting: str | None, kind: str) -> None:
+    main_before = git(project, "rev-parse", "main")
+    result = run_checked(project, ray_address, [written_tests("T1", value_test(1)),
+                                                developer("T1", {"calc/mod_1.py": module})],
+                         *([setting] if setting else []))
+    assert result.returncode != 0
+    record, steps = the_run(project)
+    assert record["state"] == "AWAITING_APPROVAL" and "Compliance Agent blocks" in steps["build"]["error"]
+    t1 = evidence(project, record["id"])["tasks"]["T1"]
+    [finding] = [f for f in t1["compliance"]["findings"] if f["blocking"]]
+    assert (finding["kind"], finding["path"]) == (kind, "calc/mod_1.py") and finding["line"] >= 1
+    assert t1["status"] == "blocked" and not t1.get("merged")
+    assert git(project, "rev-parse", "main") == main_before
+    assert "sk-proj-" not in (project / ".aigentflow" / "runs" / record["id"] / "evidence.json").read_text()
+
+
+def test_a_denied_dependency_license_blocks_and_a_clean_change_merges(project: Path, ray_address: str) -> None:
+    (project / "package.json").write_text(json.dumps({"name": "calc", "dependencies": {"leftpad-ish": "1.0.0"}}))
+    (project / ".gitignore").write_text("node_modules/\n.aigentflow/\n")
+    git(project, "add", "package.json", ".gitignore")
+    git(project, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-qm", "a js dependency")
+    installed = project / "node_modules" / "leftpad-ish"
+    installed.mkdir(parents=True)
+    (installed / "package.json").write_text(json.dumps({"name": "leftpad-ish", "license": "AGPL-3.0-only"}))
+    result = run_checked(project, ray_address, [written_tests("T1", value_test(1)),
+                                                developer("T1", value_module(1, 1))])
+    assert result.returncode != 0
+    record, _ = the_run(project)
+    t1 = evidence(project, record["id"])["tasks"]["T1"]
+    [finding] = t1["compliance"]["findings"]
+    assert finding["kind"] == "license" and "AGPL-3.0-only" in finding["detail"] and finding["blocking"]
+    # the policy allows it once AGPL is off the list: the same change merges
+    (installed / "package.json").write_text(json.dumps({"name": "leftpad-ish", "license": "MIT"}))
+    resumed = aigentflow("resume", record["id"], "--address", ray_address, cwd=project, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    record, steps = the_run(project)
+    assert record["state"] == "COMPLETED" and steps["merge"]["output"]["compliance"]["blocking"] is False
