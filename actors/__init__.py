@@ -21,6 +21,7 @@ STEP_AGENTS: dict[str, tuple[str, str]] = {
     "analyze": ("analyst", "actors.analyst:Analyst"),
     "plan": ("project_manager", "actors.project_manager:ProjectManager"),
     "architect": ("architect", "actors.architect:Architect"),
+    "design": ("ui_designer", "actors.ui_designer:UIDesigner"),
     "build": ("backend_developer", "actors.developer:BackendDeveloper"),
     "test": ("tester", "actors.tester:Tester"),
     "review": ("reviewer", "actors.reviewer:Reviewer"),

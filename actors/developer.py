@@ -53,6 +53,10 @@ class Developer(BaseAgent):
         tests = call.inputs.get("tests") or []
         first = (f"The tester wrote these tests first; make them pass without weakening them: {', '.join(tests)}\n\n"
                  if tests else "")
+        design = call.inputs.get("design")
+        if design:
+            first += (f"The UI Designer's spec for this task (implement it, every state and accessibility note):"
+                      f"\n\n```json\n{json.dumps(design, indent=2)}\n```\n\n")
         review = call.inputs.get("review")
         if review is not None:
             first += (f"The reviewer asked for changes ({call.inputs.get('review_summary', '')}):\n\n```json\n"

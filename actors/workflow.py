@@ -402,8 +402,10 @@ class BuildWorkflow(Workflow):
                 return self._done(record, f"task {task_id}: the tester's tests were {red.status}: {red.detail}")
             record["tdd"] = self._tdd_check(red)
         role = implementer(task.type, flags)
+        screens = [s for s in (self.call.inputs.get("design") or {}).get("screens", []) if s.get("task") == task_id]
         outcome = self._step(task_id, worktree, role, f"build/{task_id}", "tests" if role == "tester" else "implement",
-                             {"tests": record.get("tdd", {}).get("tests_written", [])}, record)
+                             {"tests": record.get("tdd", {}).get("tests_written", []),
+                              **({"design": screens} if screens else {})}, record)
         attempts: list[dict[str, Any]] = []
         record["fix_attempts"] = attempts
         while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \

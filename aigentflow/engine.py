@@ -346,6 +346,8 @@ class RunEngine:
         inputs: dict[str, Any] = {"research": outputs.get("analyze")}
         if step != "plan":
             inputs["plan"] = outputs.get("plan")
+        if step == "design":
+            inputs["architecture"] = outputs.get("architect")
         if step in ("build", "test", "review", "merge"):
             inputs.update(self._build_inputs(outputs))
         return inputs
@@ -360,7 +362,7 @@ class RunEngine:
         if not build["test_command"]:
             project = self.store.get_project() or {"facts": {}}
             build["test_command"] = project["facts"].get("test_command") or ""
-        return {"architecture": outputs.get("architect"), "build": outputs.get("build"),
+        return {"architecture": outputs.get("architect"), "build": outputs.get("build"), "design": outputs.get("design"),
                 "settings": {"git": git, "build": build, "compliance": compliance}}
 
     def _record_cassette(self, result: AgentResult) -> None:

@@ -83,7 +83,11 @@ def test_disabled_agent_state_is_skipped(sample_repo: Path) -> None:
     assert not (paths.run_dir(run.id) / "architecture.md").exists()
 
 
-def test_enabling_an_agent_this_version_lacks_is_refused(sample_repo: Path) -> None:
+def test_enabling_an_agent_this_version_lacks_is_refused(sample_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every pipeline state has its agent in this version: take one away, as a build without it would be.
+    import actors
+
+    monkeypatch.delitem(actors.STEP_AGENTS, "design")
     with pytest.raises(UsageError, match="DESIGNING.*agents.uiDesigner"):
         start(sample_repo, **{"flags.agents.uiDesigner": "true"})
     assert store_of(ProjectPaths(sample_repo)).list_runs() == [], "a refused run is not recorded"

@@ -306,3 +306,28 @@ def test_a_denied_dependency_license_blocks_and_a_clean_change_merges(project: P
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     record, steps = the_run(project)
     assert record["state"] == "COMPLETED" and steps["merge"]["output"]["compliance"]["blocking"] is False
+
+
+def test_the_ui_designer_specs_front_end_tasks_for_the_frontend_developer(project: Path, ray_address: str) -> None:
+    from tests.worktree_project import developer as dev_entry
+
+    screen = {"task": "T1", "name": "Value badge", "layout": "A badge showing value_1() on the page header.",
+              "components": [{"name": "Badge", "purpose": "Shows the value", "states": ["loading", "filled"]}],
+              "accessibility": ["The badge has an aria-label naming the value"]}
+    tasks = [{**task("T1", "value badge"), "type": "frontend"}, task("T2", "value_2")]
+    model = cassette(project.parent / "ui.json", tasks, [
+        {"role": "ui_designer", "step": "design", "attempt": 1,
+         "response": {"summary": "One badge.", "screens": [screen]}},
+        dev_entry("T1", value_module(1, 1), role="frontend_developer"),
+        dev_entry("T2", value_module(2, 2))])
+    flags = ["flags.agents.uiDesigner=true", "flags.agents.frontendDev=true"]
+    result = aigentflow("run", REQUEST, "--model", model, "--address", ray_address,
+                        *tdd_flags(*flags, "flags.agents.tester=false"), cwd=project, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    assert steps["design"]["output"]["screens"] == [screen]
+    design_md = (project / ".aigentflow" / "runs" / record["id"] / "ui_design.md").read_text()
+    assert "## T1: Value badge" in design_md and "aria-label" in design_md
+    by_agent = git(project, "log", "--format=%(trailers:key=Aigentflow-Task,valueonly,separator=)|"
+                                     "%(trailers:key=Aigentflow-Agent,valueonly,separator=)", "main")
+    assert "T1|frontend_developer" in by_agent and "T2|backend_developer" in by_agent
