@@ -36,6 +36,7 @@ DETERMINISTIC_ROLES = frozenset({"git_agent"})
 ROLE_CLASSES: dict[str, str] = {
     **{role: path for role, path in STEP_AGENTS.values()},
     "frontend_developer": "actors.developer:FrontendDeveloper",
+    "project_analyzer": "actors.project_analyzer:ProjectAnalyzer",
     "bug_fixer": "actors.bug_fixer:BugFixer",
     "merge_resolver": "actors.merge_resolver:MergeResolver",
 }

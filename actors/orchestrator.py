@@ -90,6 +90,10 @@ class Orchestrator:
     def _invoke(self, role: str, call: AgentCall) -> AgentResult:
         import ray
 
+        if call.step == "analyze" and self.flags.get("agents.projectAnalyzer", False):
+            from actors.workflow import AnalyzeWorkflow
+
+            return AnalyzeWorkflow(self, call).run()
         if call.step in WORKFLOW_STEPS:
             from actors.workflow import (
                 BuildWorkflow,

@@ -25,6 +25,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from aigentflow.agents import AgentCall, AgentResult
@@ -591,6 +592,55 @@ class BuildWorkflow(Workflow):
             return self.needs_approval(reason, output, {"build_report.md": report})
         result = self.collector.result
         result.output, result.files = output, {"build_report.md": report}
+        return result
+
+
+class AnalyzeWorkflow(Workflow):
+    """ANALYZING with the Project Analyzer: the measured analysis and baseline, its summary, then the
+    Analyst (who gets the analysis too). The analysis rides on the analyze step's output (``project``),
+    from where the engine adds it to every later agent's project context."""
+
+    def __init__(self, orchestrator: Any, call: AgentCall) -> None:
+        super().__init__(orchestrator, call, "analyst")
+
+    def run(self) -> AgentResult:
+        import ray
+
+        from actors.project_analyzer import render_analysis
+        from aigentflow.coverage_tracking import coverage_commands
+
+        facts = self.call.inputs.get("facts") or {}
+        command = self.build["test_command"]
+        if self.build["coverage_command"]:
+            method = f"`{self.build['coverage_command']}` (build.coverage_command)"
+        elif command and coverage_commands(command, "", Path("/")):
+            method = f"coverage.py around `{command}`"
+        else:
+            method = "not measurable: set build.coverage_command"
+        baseline = self.coverage_on(self.integration, "analysis") if command else {}
+        analysis = {"facts": facts, "test_command": command or None, "coverage_method": method,
+                    "baseline": {"tests_ok": baseline.get("tests_ok"), "total_percent": baseline.get("total_percent"),
+                                 "detail": baseline.get("detail")} if baseline else {}}
+        summary_call = self.agent_call("analyze/project", {"analysis": analysis,
+                                                           "snapshot": self.call.inputs.get("snapshot")})
+        summary = ray.get(self.orch.agent("project_analyzer").run.remote(summary_call, self.me))
+        self.collector.add(summary)
+        if not summary.ok:
+            result = self.collector.result
+            result.error, result.error_kind = f"the project analyzer failed: {summary.error}", summary.error_kind
+            return result
+        analysis["summary"] = summary.output
+        analysis["context"] = render_analysis(analysis, summary.output)
+        analyst_call = replace(self.call, inputs={**self.call.inputs, "analysis": analysis},
+                               project_context=self.call.project_context + analysis["context"])
+        research = ray.get(self.orch.agent("analyst").run.remote(analyst_call, self.me))
+        self.collector.add(research)
+        result = self.collector.result
+        if not research.ok:
+            result.error, result.error_kind = research.error, research.error_kind
+            return result
+        result.output = {**research.output, "project": analysis}
+        result.files = {**research.files, "project_analysis.md": "# " + analysis["context"].lstrip("# ")}
         return result
 
 

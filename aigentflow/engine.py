@@ -321,12 +321,17 @@ class RunEngine:
     # -- what agents get --------------------------------------------------------------------------
 
     def _project_context(self) -> str:
-        if "context" not in self._cache:
+        """The facts `init` recorded, and the Project Analyzer's analysis once ANALYZING has it."""
+        analysis = next((s.output.get("project") for s in self.store.steps(self.run_id)
+                         if s.step == "analyze" and s.status == "completed" and s.output), None)
+        key = f"context:{bool(analysis)}"
+        if key not in self._cache:
             from aigentflow.project import ProjectFacts, render_facts
 
             project = self.store.get_project() or {"facts": {"name": self.paths.root.name}}
-            self._cache["context"] = render_facts(ProjectFacts.model_validate(project["facts"]))
-        return self._cache["context"]
+            self._cache[key] = render_facts(ProjectFacts.model_validate(project["facts"])) + (
+                analysis.get("context", "") if analysis else "")
+        return self._cache[key]
 
     def _layers(self) -> dict[str, str]:
         if "layers" not in self._cache:
@@ -342,7 +347,8 @@ class RunEngine:
 
             project = self.store.get_project() or {"facts": {}}
             return {"facts": project["facts"],
-                    "snapshot": snapshot_repository(self.paths.root).model_dump(mode="json")}
+                    "snapshot": snapshot_repository(self.paths.root).model_dump(mode="json"),
+                    **self._build_inputs(outputs)}
         inputs: dict[str, Any] = {"research": outputs.get("analyze")}
         if step != "plan":
             inputs["plan"] = outputs.get("plan")

@@ -331,3 +331,24 @@ def test_the_ui_designer_specs_front_end_tasks_for_the_frontend_developer(projec
     by_agent = git(project, "log", "--format=%(trailers:key=Aigentflow-Task,valueonly,separator=)|"
                                      "%(trailers:key=Aigentflow-Agent,valueonly,separator=)", "main")
     assert "T1|frontend_developer" in by_agent and "T2|backend_developer" in by_agent
+
+
+def test_the_project_analyzer_measures_a_baseline_and_briefs_every_later_agent(project: Path,
+                                                                              ray_address: str) -> None:
+    summary = {"summary": "calc: a tiny Python package tested with unittest-style tests under tests/.",
+               "conventions": ["One module per value function"], "risks": ["No type checking"]}
+    model = cassette(project.parent / "analyzed.json", [task("T1", "value_1")], [
+        {"role": "project_analyzer", "step": "analyze/project", "attempt": 1, "response": summary},
+        written_tests("T1", value_test(1)), developer("T1", value_module(1, 1))])
+    result = aigentflow("run", REQUEST, "--model", model, "--address", ray_address,
+                        *tdd_flags("flags.agents.projectAnalyzer=true"), cwd=project, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    analysis = steps["analyze"]["output"]["project"]
+    assert analysis["test_command"] == "python3 -m pytest -q"
+    assert analysis["coverage_method"] == "coverage.py around `python3 -m pytest -q`"
+    assert analysis["baseline"]["tests_ok"] is True and analysis["baseline"]["total_percent"] > 0
+    assert analysis["summary"] == summary and "Convention: One module per value function" in analysis["context"]
+    assert steps["analyze"]["output"]["notes"]["summary"]  # the Analyst still did its research
+    brief = (project / ".aigentflow" / "runs" / record["id"] / "project_analysis.md").read_text()
+    assert "Test baseline: passing" in brief
