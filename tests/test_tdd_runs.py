@@ -352,3 +352,24 @@ def test_the_project_analyzer_measures_a_baseline_and_briefs_every_later_agent(p
     assert steps["analyze"]["output"]["notes"]["summary"]  # the Analyst still did its research
     brief = (project / ".aigentflow" / "runs" / record["id"] / "project_analysis.md").read_text()
     assert "Test baseline: passing" in brief
+
+
+def test_the_v1_preset_carries_a_request_to_tested_reviewed_merged_code(project: Path, ray_address: str) -> None:
+    from tests.worktree_project import PYTEST_COMMAND, review
+
+    model = cassette(project.parent / "v1.json", [task("T1", "value_1")], [
+        {"role": "project_analyzer", "step": "analyze/project", "attempt": 1,
+         "response": {"summary": "calc, a tiny package.", "conventions": [], "risks": []}},
+        written_tests("T1", value_test(1)), developer("T1", value_module(1, 1)), review("T1", 1, "approve")])
+    result = aigentflow("run", REQUEST, "--model", model, "--address", ray_address, "--set", "flags.preset=v1",
+                        "--set", f"build.test_command={PYTEST_COMMAND}", "--set", "build.task_cpus=0.25",
+                        cwd=project, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    record, steps = the_run(project)
+    assert record["state"] == "COMPLETED"
+    assert list(steps) == ["analyze", "plan", "architect", "design", "build", "test", "review", "merge"]
+    t1 = steps["build"]["output"]["tasks"]["T1"]
+    assert t1["tdd"]["failed_first"] and t1["reviews"][-1]["verdict"] == "approve"
+    assert t1["coverage"]["changed_percent"] == 100.0 and t1["compliance"]["blocking"] is False
+    assert steps["design"]["output"]["screens"] == []  # no front-end task: no model call
+    assert (project / "calc" / "mod_1.py").exists()
