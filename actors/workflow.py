@@ -412,10 +412,14 @@ class BuildWorkflow(Workflow):
         while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \
                 flags.get("features.bugFixLoop", False) and len(attempts) < MAX_FIX_ATTEMPTS:
             number = len(attempts) + 1
-            failing_tests = [{**case, "message": steady(case["message"], worktree["path"])}
-                             for case in failing((outcome.tests or {}).get("results"))]
+            results = (outcome.tests or {}).get("results") or {}
+            # Structured results when the runner wrote them (the failing cases and their assertion lines);
+            # the output's tail only when it did not. Either way without what varies from run to run.
+            failing_tests = [{**case, "message": steady(case["message"].splitlines()[0] if case["message"] else "",
+                                                        worktree["path"])} for case in failing(results)]
+            output_tail = "" if results.get("source") == "junit" else steady(_tail(outcome.tests), worktree["path"])
             outcome = self._step(task_id, worktree, "bug_fixer", f"fix/{task_id}/{number}", "implement", {
-                "attempt": number, "failing": failing_tests, "output": steady(_tail(outcome.tests), worktree["path"]),
+                "attempt": number, "failing": failing_tests, "output": output_tail,
                 "earlier_attempts": [{k: a[k] for k in ("attempt", "status", "detail")} for a in attempts]}, record)
             attempts.append({"attempt": number, "status": outcome.status, "detail": outcome.detail,
                              "failing_before": [c["id"] for c in failing_tests], "tests": outcome.tests})
