@@ -14,6 +14,16 @@ from aigentflow import flags as feature_flags
 from aigentflow.exceptions import ConfigError
 
 
+def compiling(patterns: list[str], what: str) -> list[str]:
+    """``patterns`` if every one is a valid regular expression, else ValueError naming the bad one."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{what} {pattern!r} does not compile: {exc}") from None
+    return patterns
+
+
 class ModelSettings(BaseModel):
     """How agents call the model (through litellm)."""
 
@@ -68,12 +78,7 @@ class TraceSettings(BaseModel):
     @field_validator("redact_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"redact pattern {pattern!r} does not compile: {exc}") from None
-        return patterns
+        return compiling(patterns, "redact pattern")
 
 
 class FlagSettings(BaseModel):
@@ -150,12 +155,7 @@ class ComplianceSettings(BaseModel):
     @field_validator("forbidden_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"forbidden pattern {pattern!r} does not compile: {exc}") from None
-        return patterns
+        return compiling(patterns, "forbidden pattern")
 
 
 class HookConfig(BaseModel):
