@@ -5,8 +5,9 @@
 - ``developer.py`` (Backend and Frontend Developer), ``tester.py`` (tests first), ``bug_fixer.py`` (the
   fix loop), ``merge_resolver.py``: the roles of the build step.
 - ``git_agent.py``: every mutation of the user's repository during a run (not a model agent).
-- ``workflow.py``: the build step (work-breakdown tasks as parallel Ray tasks in worktrees) and the
-  merge step (feature -> integration), run by the Orchestrator.
+- ``workflow/``: the steps the Orchestrator runs as workflows: BUILDING (``build.py``: work-breakdown
+  tasks in parallel worktrees), and ANALYZING with the Project Analyzer, TESTING, REVIEWING and MERGING
+  (``stages.py``).
 - ``orchestrator.py``: owns a run; drives it through the state machine with the other actors.
 - ``factory.py``: the one place actor options (names, restarts, retries) are set.
 """

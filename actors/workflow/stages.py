@@ -1,0 +1,211 @@
+"""The run-level stages around BUILDING: ANALYZING with the Project Analyzer, TESTING (the whole
+suite and coverage), REVIEWING (the whole feature) and MERGING (feature -> integration)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from actors.workflow.common import Workflow, _lint_task, _merge_report
+from aigentflow.agents import AgentCall, AgentResult
+from aigentflow.build import BuildSpec, TaskOutcome
+
+
+class AnalyzeWorkflow(Workflow):
+    """ANALYZING with the Project Analyzer: the measured analysis and baseline, its summary, then the
+    Analyst (who gets the analysis too). The analysis rides on the analyze step's output (``project``),
+    from where the engine adds it to every later agent's project context."""
+
+    def __init__(self, orchestrator: Any, call: AgentCall) -> None:
+        super().__init__(orchestrator, call, "analyst")
+
+    def run(self) -> AgentResult:
+        import ray
+
+        from actors.project_analyzer import render_analysis
+        from aigentflow.coverage_tracking import coverage_commands
+
+        facts = self.call.inputs.get("facts") or {}
+        command = self.build["test_command"]
+        if self.build["coverage_command"]:
+            method = f"`{self.build['coverage_command']}` (build.coverage_command)"
+        elif command and coverage_commands(command, "", Path("/")):
+            method = f"coverage.py around `{command}`"
+        else:
+            method = "not measurable: set build.coverage_command"
+        baseline = self.coverage_on(self.integration, "analysis") if command else {}
+        analysis = {"facts": facts, "test_command": command or None, "coverage_method": method,
+                    "baseline": {"tests_ok": baseline.get("tests_ok"), "total_percent": baseline.get("total_percent"),
+                                 "detail": baseline.get("detail")} if baseline else {}}
+        summary_call = self.agent_call("analyze/project", {"analysis": analysis,
+                                                           "snapshot": self.call.inputs.get("snapshot")})
+        summary = ray.get(self.orch.agent("project_analyzer").run.remote(summary_call, self.me))
+        self.collector.add(summary)
+        if not summary.ok:
+            result = self.collector.result
+            result.error, result.error_kind = f"the project analyzer failed: {summary.error}", summary.error_kind
+            return result
+        analysis["summary"] = summary.output
+        analysis["context"] = render_analysis(analysis, summary.output)
+        analyst_call = replace(self.call, inputs={**self.call.inputs, "analysis": analysis},
+                               project_context=self.call.project_context + analysis["context"])
+        research = ray.get(self.orch.agent("analyst").run.remote(analyst_call, self.me))
+        self.collector.add(research)
+        result = self.collector.result
+        if not research.ok:
+            result.error, result.error_kind = research.error, research.error_kind
+            return result
+        result.output = {**research.output, "project": analysis}
+        result.files = {**research.files, "project_analysis.md": "# " + analysis["context"].lstrip("# ")}
+        return result
+
+
+class TestingWorkflow(Workflow):
+    """TESTING: the project's whole test suite on the feature branch's head, after every task merged
+    (tasks passed alone; together they may not). A failure stops for a human with the results."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, orchestrator: Any, call: AgentCall) -> None:
+        super().__init__(orchestrator, call, "tester")
+
+    def run(self) -> AgentResult:
+        import ray
+
+        started = time.time_ns()
+        command = self.build["test_command"]
+        output: dict[str, Any] = {"feature_branch": self.feature, "command": command}
+        if not command:
+            output.update(ok=True, summary="no test command configured: nothing to run")
+        else:
+            scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, "test", self.feature, self.feature))
+            try:
+                spec = BuildSpec(self.run_id, "suite", "the whole test suite", scratch["path"], scratch["branch"], "",
+                                 self.repo_node, command, self.limits, bool(self.build["network"]))
+                outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
+            finally:
+                ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
+            output.update(ok=outcome.ok, summary=outcome.detail, tests=outcome.tests,
+                          results=(outcome.tests or {}).get("results"))
+            if outcome.ok and self.orch.flags.get("features.coverageTracking", False):
+                baseline = (self.call.inputs.get("build") or {}).get("coverage_baseline") or {}
+                after = self.coverage_on(self.feature, "coverage")
+                before_pct, after_pct = baseline.get("total_percent"), after.get("total_percent")
+                output["coverage"] = {"before": before_pct, "after": after_pct, "measured": after.get("measured"),
+                                      "delta": round(after_pct - before_pct, 2)
+                                      if before_pct is not None and after_pct is not None else None}
+        self.collector.span(self.call, f"test_suite {self.feature}", "task", started, time.time_ns(),
+                            "ok" if output["ok"] else "error", {"aigentflow.test.command": command})
+        report = f"# Tests of `{self.feature}`\n\n`{command}`: {output['summary']}\n"
+        if not output["ok"]:
+            return self.needs_approval(f"the test suite fails on {self.feature}: {output['summary']}", output,
+                                       {"test_report.md": report})
+        result = self.collector.result
+        result.output, result.files = output, {"test_report.md": report}
+        return result
+
+
+class ReviewWorkflow(Workflow):
+    """REVIEWING: the feature as a whole, before it merges: the linters on everything it changed (tasks
+    were reviewed one by one in BUILDING; merged together they may still break a rule), and the tasks'
+    verdicts. Findings stop for a human with them as evidence."""
+
+    def __init__(self, orchestrator: Any, call: AgentCall) -> None:
+        super().__init__(orchestrator, call, "reviewer")
+
+    def run(self) -> AgentResult:
+        import ray
+
+        started = time.time_ns()
+        changed = ray.get(self.git.changed_paths.remote(self.integration, self.feature))
+        scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, "review", self.feature, self.feature))
+        try:
+            lint_result = ray.get(ray.remote(_lint_task).options(**self.build_task_options(here=True)).remote(
+                scratch["path"], changed, self.limits))
+        finally:
+            ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
+        tasks = (self.call.inputs.get("build") or {}).get("tasks", {})
+        verdicts = {t: (r.get("reviews") or [{}])[-1].get("verdict", "not reviewed") for t, r in tasks.items()}
+        approved = not lint_result["findings"] and all(v in ("approve", "not reviewed") for v in verdicts.values())
+        output = {"feature_branch": self.feature, "changed": changed, "lint": lint_result, "task_verdicts": verdicts,
+                  "verdict": "approve" if approved else "request_changes"}
+        self.collector.span(self.call, f"review {self.feature}", "task", started, time.time_ns(),
+                            "ok" if approved else "error", {"aigentflow.review.verdict": output["verdict"],
+                                                            "aigentflow.review.findings": len(lint_result["findings"])})
+        lines = [f"# Review of `{self.feature}`\n", f"Verdict: {output['verdict']}\n",
+                 *(f"- {t}: {v}" for t, v in sorted(verdicts.items())), "",
+                 *(f"- `{f['path']}:{f['line']}` {f['code']}: {f['message']}" for f in lint_result["findings"])]
+        report = {"review_report.md": "\n".join(lines) + "\n"}
+        if not approved:
+            return self.needs_approval(f"the review of {self.feature} requests changes: "
+                                       f"{len(lint_result['findings'])} lint finding(s); task verdicts {verdicts}",
+                                       output, report)
+        result = self.collector.result
+        result.output, result.files = output, report
+        return result
+
+
+class MergeWorkflow(Workflow):
+    """feature -> integration, behind the CI gate."""
+
+    def __init__(self, orchestrator: Any, call: AgentCall) -> None:
+        super().__init__(orchestrator, call, "git_agent")
+
+    def run(self) -> AgentResult:
+        import ray
+
+        started = time.time_ns()
+        style = self.settings["git"]["merge_style"]
+        output: dict[str, Any] = {"feature_branch": self.feature, "integration_branch": self.integration,
+                                  "style": style, "conflicts": self.conflicts}
+        findings = self.compliance(str(self.orch.paths.root), self.integration, self.feature)
+        if findings is not None:
+            output["compliance"] = findings
+            if findings["blocking"]:
+                details = "; ".join(f["detail"] for f in findings["findings"] if f["blocking"])
+                return self.needs_approval(f"the Compliance Agent blocks the merge: {details[:500]}", output,
+                                           {"merge_report.md": _merge_report(output)})
+        gate_command = self.build["ci_command"]
+        if gate_command:
+            gate = self._gate(gate_command)
+            output["gate"] = gate
+            if not gate["ok"]:
+                return self.needs_approval(f"the CI gate `{gate_command}` fails on the merged result: "
+                                           f"{gate['summary']}", output, {"merge_report.md": _merge_report(output)})
+        message = f"Merge {self.feature}: {self.call.request.splitlines()[0][:80]}"
+        merged = ray.get(self.git.merge.remote(self.integration, self.feature, message,
+                                               self.trailers(**{"Aigentflow-Agent": "git_agent"}), style))
+        if "conflict" in merged:
+            resolution = self.resolve(self.integration, self.feature, "integration", merged["conflict"])
+            if resolution["resolution"] != "resolved":
+                return self.needs_approval(
+                    f"merging {self.feature} into {self.integration} conflicts in {', '.join(resolution['paths'])}: "
+                    f"{resolution.get('detail', '')}", output, {"merge_report.md": _merge_report(output)})
+            merged = {"target": self.integration, "kind": "merge", "new": resolution["commit"]}
+        output["merge"] = merged
+        self.collector.span(self.call, f"merge {self.feature}", "merge", started, time.time_ns(), "ok",
+                            {"aigentflow.merge.target": self.integration, "aigentflow.merge.source": self.feature,
+                             "aigentflow.merge.kind": merged.get("kind", "")})
+        result = self.collector.result
+        result.output, result.files = output, {"merge_report.md": _merge_report(output)}
+        return result
+
+    def _gate(self, command: str) -> dict[str, Any]:
+        """The project's CI command on the merged result, in a scratch worktree, before the branch moves."""
+        import ray
+
+        scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, "gate", self.integration, self.feature))
+        try:
+            if not scratch["clean"]:
+                return {"ok": False, "summary": f"the merge conflicts in {', '.join(scratch['conflicted'])}",
+                        "command": command}
+            spec = BuildSpec(self.run_id, "gate", "CI gate", scratch["path"], scratch["branch"], "", self.repo_node,
+                             command, self.limits, bool(self.build["network"]))
+            outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
+            return {**(outcome.tests or {}), "ok": outcome.ok, "summary": outcome.detail, "command": command}
+        finally:
+            ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
+
+
