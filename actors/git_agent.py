@@ -123,13 +123,16 @@ class GitAgent:
             return {"conflict": exc.prediction.evidence()}
         return {"target": outcome.target, "old": outcome.old, "new": outcome.new, "kind": outcome.kind}
 
-    def resolution_worktree(self, run_id: str, label: str, target: str, source: str) -> dict[str, Any]:
-        """A scratch worktree on a resolve branch at ``target`` with ``source`` merged in, conflicts and all."""
+    def resolution_worktree(self, run_id: str, label: str, target: str, source: str | None = None) -> dict[str, Any]:
+        """A scratch worktree on a resolve branch at ``target`` with ``source`` merged in, conflicts and all
+        (without ``source``: just ``target``, to run something on it)."""
         branch = names.resolve_branch(run_id, label)
         path = self.trees.path_for(run_id, f"resolve-{label}")
         if self.git.rev(f"refs/heads/{branch}"):  # a retried resolution starts over from the target
             self.trees.remove(path, branch=branch)
         wt = self.trees.ensure(path, branch, target)
+        if source is None:
+            return {"path": str(wt.path), "branch": branch, "conflicted": [], "files": {}, "clean": True}
         merged = Git(wt.path).run("merge", "--no-ff", "--no-commit", "--quiet", self.git.rev(source) or source,
                                   check=False)
         conflicted = [p for p in Git(wt.path).out("diff", "--name-only", "--diff-filter=U", "-z").split("\0") if p]

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +66,6 @@ class TaskOutcome:
     def ok(self) -> bool:
         return self.status == "passed"
 
-    def record(self) -> dict[str, Any]:
-        """JSON-able, without the bundle bytes (what the step's output keeps)."""
-        data = asdict(self)
-        data.pop("bundle")
-        return data
 
 
 def limits_from_settings(build: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,15 @@ def coverage_commands(test_command: str, configured: str, data_dir: Path) -> tup
     return run, f"{python} -m coverage json -q --data-file={data} -o {shlex.quote(str(report))}"
 
 
+def coverage_method(test_command: str, configured: str) -> str:
+    """How coverage is measured for this project, in words (the Project Analyzer reports it)."""
+    if configured:
+        return f"`{configured}` (build.coverage_command)"
+    if test_command and _PYTEST.match(test_command):
+        return f"coverage.py around `{test_command}`"
+    return "not measurable: set build.coverage_command"
+
+
 def changed_lines(diff_u0: str) -> dict[str, set[int]]:
     """Added or changed line numbers per file, from ``git diff -U0`` output."""
     lines: dict[str, set[int]] = {}

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cli_latency import percentile
@@ -152,23 +153,31 @@ def measure(runs: int, workdir: Path, state_file: Path) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="timed fresh processes per case (after a warm-up)")
+def supervised_main(script: str, measure_fn: Callable[[int, Path, Path], dict[str, object]], *, default_runs: int,
+                    runs_help: str, prefix: str, time_limit_s: float) -> None:
+    """The command line every cluster benchmark shares: the parent makes a short work directory (Ray's
+    socket paths under it must stay within 107 bytes) and supervises ``script --inner``, which measures
+    against the head recorded in ``<workdir>/cfg/cluster.json``. Prints the measurement's JSON line."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=default_runs, help=runs_help)
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.inner:
-        print(json.dumps(measure(arguments.runs, arguments.workdir, arguments.workdir / "cfg" / "cluster.json")))
+        print(json.dumps(measure_fn(arguments.runs, arguments.workdir, arguments.workdir / "cfg" / "cluster.json")))
         return
-    # Short: Ray's socket paths under it must stay within 107 bytes.
-    with tempfile.TemporaryDirectory(prefix="afcc-", dir="/tmp") as directory:
+    with tempfile.TemporaryDirectory(prefix=prefix, dir="/tmp") as directory:
         workdir = Path(directory)
         (workdir / "cfg").mkdir()
-        env = ray_child_env(workdir / "cfg", workdir)
-        report = run_supervised(__file__, ["--runs", str(arguments.runs), "--workdir", str(workdir)], env,
-                                TIME_LIMIT_S, state_file=workdir / "cfg" / "cluster.json")
+        report = run_supervised(script, ["--runs", str(arguments.runs), "--workdir", str(workdir)],
+                                ray_child_env(workdir / "cfg", workdir), time_limit_s,
+                                state_file=workdir / "cfg" / "cluster.json")
     print(json.dumps(report))
+
+
+def main() -> None:
+    supervised_main(__file__, measure, default_runs=5, runs_help="timed fresh processes per case (after a warm-up)",
+                    prefix="afcc-", time_limit_s=TIME_LIMIT_S)
 
 
 if __name__ == "__main__":

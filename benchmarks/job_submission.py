@@ -17,17 +17,14 @@ Prints one JSON line: {"benchmark": "job_submission", "runs": N, "submit_to_firs
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 from cli_latency import DEMO_REQUEST, make_sample_repo, percentile
-from cluster_connect import ray_child_env, run_supervised
+from cluster_connect import supervised_main
 
 TIME_LIMIT_S = 300
 RUN_TIMEOUT_S = 120
@@ -130,21 +127,8 @@ def measure(runs: int, workdir: Path, state_file: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="timed jobs after the warm-up job")
-    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
-    arguments = parser.parse_args()
-    if arguments.inner:
-        print(json.dumps(measure(arguments.runs, arguments.workdir, arguments.workdir / "cfg" / "cluster.json")))
-        return
-    with tempfile.TemporaryDirectory(prefix="afjs-", dir="/tmp") as directory:
-        workdir = Path(directory)
-        (workdir / "cfg").mkdir()
-        report = run_supervised(__file__, ["--runs", str(arguments.runs), "--workdir", str(workdir)],
-                                ray_child_env(workdir / "cfg", workdir), TIME_LIMIT_S,
-                                state_file=workdir / "cfg" / "cluster.json")
-    print(json.dumps(report))
+    supervised_main(__file__, measure, default_runs=3, runs_help="timed jobs after the warm-up job", prefix="afjs-",
+                    time_limit_s=TIME_LIMIT_S)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,21 +45,18 @@ def implementer(task_type: str, flags: dict[str, Any]) -> str:
 
 def _coverage_task(worktree: str, test_command: str, configured: str, limits: dict[str, Any],
                    diff_u0: str) -> dict[str, Any]:
-
     from aigentflow.coverage_tracking import measure
 
     return measure(Path(worktree), test_command, configured, limits, diff_u0)
 
 
 def _compliance_task(worktree: str, root: str, diff: str, settings: dict[str, Any], redactor: Any) -> dict[str, Any]:
-
     from aigentflow.compliance import check
 
     return check(Path(worktree), Path(root), diff, settings, redactor)
 
 
 def _lint_task(worktree: str, paths: list[str], limits: dict[str, Any]) -> dict[str, Any]:
-
     from aigentflow.lint import lint
 
     return lint(Path(worktree), paths, limits)
@@ -220,15 +219,21 @@ class Workflow:
         return ray.get(ray.remote(_compliance_task).options(**self.build_task_options(here=True)).remote(
             worktree, str(self.orch.paths.root), diff, self.settings["compliance"], self.orch.options.redactor))
 
-    def coverage_on(self, ref: str, label: str) -> dict[str, Any]:
-        """Total coverage of ``ref`` in a scratch worktree (the baseline, or the feature after its tasks)."""
+    @contextmanager
+    def scratch(self, label: str, target: str, source: str | None = None) -> Iterator[dict[str, Any]]:
+        """A throw-away worktree at ``target`` (with ``source`` merged in, if given), removed afterwards."""
         import ray
 
-        scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, label, ref, ref))
+        worktree = ray.get(self.git.resolution_worktree.remote(self.run_id, label, target, source))
         try:
-            return self.coverage(scratch["path"], None, ref)
+            yield worktree
         finally:
-            ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
+            ray.get(self.git.remove_worktree.remote(worktree["path"], worktree["branch"]))
+
+    def coverage_on(self, ref: str, label: str) -> dict[str, Any]:
+        """Total coverage of ``ref`` in a scratch worktree (the baseline, or the feature after its tasks)."""
+        with self.scratch(label, ref) as worktree:
+            return self.coverage(worktree["path"], None, ref)
 
     def run_task(self, spec: BuildSpec, change: Any, *, here: bool = False) -> Any:
         import ray

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from actors.workflow.common import Workflow, _lint_task, _merge_report
@@ -25,16 +24,11 @@ class AnalyzeWorkflow(Workflow):
         import ray
 
         from actors.project_analyzer import render_analysis
-        from aigentflow.coverage_tracking import coverage_commands
+        from aigentflow.coverage_tracking import coverage_method
 
         facts = self.call.inputs.get("facts") or {}
         command = self.build["test_command"]
-        if self.build["coverage_command"]:
-            method = f"`{self.build['coverage_command']}` (build.coverage_command)"
-        elif command and coverage_commands(command, "", Path("/")):
-            method = f"coverage.py around `{command}`"
-        else:
-            method = "not measurable: set build.coverage_command"
+        method = coverage_method(command, self.build["coverage_command"])
         baseline = self.coverage_on(self.integration, "analysis") if command else {}
         analysis = {"facts": facts, "test_command": command or None, "coverage_method": method,
                     "baseline": {"tests_ok": baseline.get("tests_ok"), "total_percent": baseline.get("total_percent"),
@@ -80,13 +74,10 @@ class TestingWorkflow(Workflow):
         if not command:
             output.update(ok=True, summary="no test command configured: nothing to run")
         else:
-            scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, "test", self.feature, self.feature))
-            try:
+            with self.scratch("test", self.feature) as scratch:
                 spec = BuildSpec(self.run_id, "suite", "the whole test suite", scratch["path"], scratch["branch"], "",
                                  self.repo_node, command, self.limits, bool(self.build["network"]))
                 outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
-            finally:
-                ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
             output.update(ok=outcome.ok, summary=outcome.detail, tests=outcome.tests,
                           results=(outcome.tests or {}).get("results"))
             if outcome.ok and self.orch.flags.get("features.coverageTracking", False):
@@ -120,12 +111,9 @@ class ReviewWorkflow(Workflow):
 
         started = time.time_ns()
         changed = ray.get(self.git.changed_paths.remote(self.integration, self.feature))
-        scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, "review", self.feature, self.feature))
-        try:
+        with self.scratch("review", self.feature) as scratch:
             lint_result = ray.get(ray.remote(_lint_task).options(**self.build_task_options(here=True)).remote(
                 scratch["path"], changed, self.limits))
-        finally:
-            ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
         tasks = (self.call.inputs.get("build") or {}).get("tasks", {})
         verdicts = {t: (r.get("reviews") or [{}])[-1].get("verdict", "not reviewed") for t, r in tasks.items()}
         approved = not lint_result["findings"] and all(v in ("approve", "not reviewed") for v in verdicts.values())
@@ -196,8 +184,7 @@ class MergeWorkflow(Workflow):
         """The project's CI command on the merged result, in a scratch worktree, before the branch moves."""
         import ray
 
-        scratch = ray.get(self.git.resolution_worktree.remote(self.run_id, "gate", self.integration, self.feature))
-        try:
+        with self.scratch("gate", self.integration, self.feature) as scratch:
             if not scratch["clean"]:
                 return {"ok": False, "summary": f"the merge conflicts in {', '.join(scratch['conflicted'])}",
                         "command": command}
@@ -205,7 +192,5 @@ class MergeWorkflow(Workflow):
                              command, self.limits, bool(self.build["network"]))
             outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
             return {**(outcome.tests or {}), "ok": outcome.ok, "summary": outcome.detail, "command": command}
-        finally:
-            ray.get(self.git.remove_worktree.remote(scratch["path"], scratch["branch"]))
 
 

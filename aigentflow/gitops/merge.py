@@ -145,7 +145,7 @@ def merge_into(git: Git, target: str, source: str, *, message: str, trailers: di
         if is_ancestor(git, theirs, old):
             return MergeOutcome(target, old, old, "up-to-date")
         if style in ("ff", "ff-only") and is_ancestor(git, old, theirs):
-            _move(git, target, old, theirs)
+            move_branch(git, target, old, theirs)
             return MergeOutcome(target, old, theirs, "fast-forward")
         if style == "ff-only":
             raise UsageError(f"{target} cannot be fast-forwarded to {source} (they diverged) and git.merge_style "
@@ -154,7 +154,7 @@ def merge_into(git: Git, target: str, source: str, *, message: str, trailers: di
         if not prediction.clean:
             raise MergeConflict(target, source, prediction)
         new = git.out("commit-tree", prediction.tree, "-p", old, "-p", theirs, "-m", with_trailers(message, trailers))
-        _move(git, target, old, new)
+        move_branch(git, target, old, new)
         return MergeOutcome(target, old, new, "merge")
 
 
@@ -185,7 +185,6 @@ def move_branch(git: Git, branch: str, old: str, new: str) -> None:
     _journal_path(git).unlink()
 
 
-_move = move_branch
 
 
 def recover(git: Git) -> dict | None:

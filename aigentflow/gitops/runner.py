@@ -119,13 +119,6 @@ class Git:
             self._common_dir = (self.cwd / self.out("rev-parse", "--git-common-dir")).resolve()
         return self._common_dir
 
-    def toplevel(self) -> Path:
-        return Path(self.out("rev-parse", "--show-toplevel")).resolve()
-
-    def current_branch(self) -> str | None:
-        proc = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-        return proc.stdout.strip() or None
-
     def is_clean(self) -> bool:
         return not self.out("status", "--porcelain", "--untracked-files=no")
 
