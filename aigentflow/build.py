@@ -82,7 +82,10 @@ def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bo
 
     with tempfile.TemporaryDirectory(prefix="af-junit-") as reports:
         report = Path(reports) / "junit.xml"
-        result = Sandbox(root, limits=Limits(**limits), network=network, extra_env=junit_env(report)).run(command)
+        # No bytecode caches: Python checks them by mtime in whole seconds and size, so a file an agent
+        # rewrites within the second of a test run (a fix of the same length) would run stale code.
+        env = {**junit_env(report), "PYTHONDONTWRITEBYTECODE": "1"}
+        result = Sandbox(root, limits=Limits(**limits), network=network, extra_env=env).run(command)
         results = parse_junit(report) or {"source": "exit_code", "exit_code": result.exit_code}
     return {**result.to_record(), "ok": result.ok, "summary": result.summary(), "results": results}
 
