@@ -47,11 +47,24 @@ class BaseAgent:
     model_output: ClassVar[type[BaseModel] | None] = None
     """What the model is asked for, when it is only part of the output (the rest is deterministic)."""
 
-    def __init__(self) -> None:
-        # Pay the model library's import (seconds) when the actor starts, not in its first step.
-        import litellm
+    def __init__(self, gateway_resource: str | None = None) -> None:
+        """``gateway_resource`` None: litellm in this process (an agent used without Ray); a string: the
+        cluster's Model Gateway actor for that agent resource ("" for none) carries the completions, so
+        the agent's process never imports litellm and starts in a fraction of a second."""
+        self.gateway_resource = gateway_resource
+        self._gateway: Any = None
 
-        litellm.suppress_debug_info = True
+    def transport(self, spec: Any) -> Any:
+        """How this agent's model calls reach litellm (``aigentflow.models.transport``)."""
+        if self.gateway_resource is None:
+            return None  # ModelClient's default: in this process
+        from aigentflow.models.transport import GatewayTransport
+
+        if self._gateway is None:
+            from actors.factory import model_gateway_actor
+
+            self._gateway = model_gateway_actor(self.gateway_resource)
+        return GatewayTransport(spec, self._gateway)
 
     def task_prompt(self, call: AgentCall) -> str:
         raise NotImplementedError
@@ -78,7 +91,8 @@ class BaseAgent:
             task=self.task_prompt(call),
             output_schema=asked_for,
         )
-        client = ModelClient(call.model, gate=resolve_gate(gate, call.run_id), budget=call.budget, run_id=call.run_id)
+        client = ModelClient(call.model, gate=resolve_gate(gate, call.run_id), budget=call.budget, run_id=call.run_id,
+                             transport=self.transport(call.model))
         try:
             structured = client.call_structured(prompt.messages, asked_for, role=self.role, step=call.step)
             output = self.finish(structured.output, call)

@@ -81,6 +81,16 @@ def agent_actor(role: str, resource: str = "") -> Any:
     """The shared actor of ``role``; with ``resource``, only on nodes that offer that custom resource."""
     from actors import agent_class
 
-    # Several runs may share one agent: let it serve a few calls at once.
-    return make_actor(agent_class(role), name=agent_actor_name(role, resource), max_concurrency=8, detached=True,
-                      resources={resource: 0.01} if resource else None)
+    # Several runs may share one agent: let it serve a few calls at once. Its completions go through
+    # the Model Gateway of the same resource (the agent itself never imports litellm).
+    return make_actor(agent_class(role), resource, name=agent_actor_name(role, resource), max_concurrency=8,
+                      detached=True, resources={resource: 0.01} if resource else None)
+
+
+def model_gateway_actor(resource: str = "") -> Any:
+    """The cluster's Model Gateway (``actors/model_gateway.py``), one per agent resource, detached and
+    shared by every agent and run; calls wait on providers, so it serves many at once (threads)."""
+    from actors.model_gateway import ModelGateway
+
+    return make_actor(ModelGateway, name=agent_actor_name(ModelGateway.role, resource), max_concurrency=64,
+                      detached=True, resources={resource: 0.01} if resource else None)

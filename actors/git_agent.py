@@ -37,6 +37,12 @@ class GitAgent:
     def ping(self) -> str:
         return self.role
 
+    def usage(self) -> dict[str, float]:
+        """The git commands this agent ran so far, and their wall time."""
+        from aigentflow.gitops.runner import git_usage
+
+        return git_usage()
+
     def node_id(self) -> str:
         import ray
 

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from actors import WORKFLOW_STEPS
+from actors import DETERMINISTIC_ROLES, WORKFLOW_STEPS
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.engine import EngineOptions, RunEngine, pause_reason
 from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageError
@@ -38,13 +38,14 @@ class Orchestrator:
         self._flags: dict[str, Any] | None = None
 
     def agent(self, role: str) -> Any:
-        """The handle of ``role``'s actor (started on first use)."""
+        """The handle of ``role``'s actor (started on first use); ``model_gateway`` is the cluster's gateway."""
         if role == "git_agent":
             return self.git_agent()
         if role not in self.handles:
-            from actors.factory import agent_actor
+            from actors.factory import agent_actor, model_gateway_actor
 
-            self.handles[role] = agent_actor(role, self.options.agent_resource)
+            resource = self.options.agent_resource
+            self.handles[role] = model_gateway_actor(resource) if role == "model_gateway" else agent_actor(role, resource)
         return self.handles[role]
 
     def git_agent(self) -> Any:
@@ -67,12 +68,15 @@ class Orchestrator:
         return self._flags
 
     def warm_up(self, roles: list[str], timeout_s: float = AGENT_START_TIMEOUT_S) -> None:
-        """Start the run's agents together (each start imports the model library, seconds each).
+        """Start the run's agents together, and the cluster's Model Gateway (which imports litellm,
+        seconds; the agents themselves start in a fraction of a second).
 
         An agent that cannot start in time (no node offers what it needs, a node that never came up)
         is a clear error, not a run that waits forever."""
         import ray
 
+        if any(role not in DETERMINISTIC_ROLES for role in roles):
+            roles = [*roles, "model_gateway"]
         pending = {self.agent(role).ping.remote(): role for role in roles}
         ready, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
         if waiting:
@@ -93,7 +97,7 @@ class Orchestrator:
         if call.step == "analyze" and self.flags.get("agents.projectAnalyzer", False):
             from actors.workflow import AnalyzeWorkflow
 
-            return AnalyzeWorkflow(self, call).run()
+            return self._with_git_usage(lambda: AnalyzeWorkflow(self, call).run())
         if call.step in WORKFLOW_STEPS:
             from actors.workflow import (
                 BuildWorkflow,
@@ -104,7 +108,7 @@ class Orchestrator:
 
             workflow = {"build": BuildWorkflow, "test": TestingWorkflow, "review": ReviewWorkflow,
                         "merge": MergeWorkflow}[call.step]
-            return workflow(self, call).run()
+            return self._with_git_usage(lambda: workflow(self, call).run())
         me = ray.get_runtime_context().current_actor
         pending = self.agent(role).run.remote(call, me)
         try:
@@ -112,6 +116,18 @@ class Orchestrator:
         except ray.exceptions.GetTimeoutError:
             ray.cancel(pending)
             raise TimeoutError(f"the {role} step took longer than run.step_timeout_s ({call.timeout_s:g} s)") from None
+
+    def _with_git_usage(self, work: Any) -> AgentResult:
+        """Run a workflow step; its output records the git it cost (``git``: seconds and commands of
+        the run's Git Agent during the step), for the benchmarks' breakdown."""
+        import ray
+
+        before = ray.get(self.git_agent().usage.remote())
+        result: AgentResult = work()
+        after = ray.get(self.git_agent().usage.remote())
+        result.output = {**result.output, "git": {"seconds": round(after["seconds"] - before["seconds"], 3),
+                                                  "commands": int(after["commands"] - before["commands"])}}
+        return result
 
     def drive(self, resume: bool = False) -> dict[str, Any]:
         """Run to a stop; returns {state, error, outcome} (outcome: completed/paused/failed/waiting)."""

@@ -169,9 +169,14 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     """Start the run's Orchestrator actor and wait for it, showing progress; handles Ctrl-C."""
     import ray
 
-    from actors.factory import orchestrator_actor
+    from actors.factory import git_agent_actor, model_gateway_actor, orchestrator_actor
     from actors.orchestrator import Orchestrator
 
+    # Started together, not one after the other: the Model Gateway (importing litellm takes seconds
+    # on a fresh cluster), the run's Git Agent and its Orchestrator (which finds both by name).
+    model_gateway_actor(options.agent_resource)
+    git_agent = git_agent_actor(str(paths.root), run.id, options.test_kill_in_merge) \
+        if State.BUILDING in enabled_states(run.flags) else None
     orchestrator = orchestrator_actor(Orchestrator, str(paths.root), run.id, options, run_id=run.id)
     pending = orchestrator.drive.remote(resume)
     watcher = ProgressWatcher(paths, run.id, show, on_state)
@@ -199,6 +204,8 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
         sigterm.restore()
     watcher.poll()
     ray.kill(orchestrator, no_restart=True)
+    if git_agent is not None:
+        ray.kill(git_agent, no_restart=True)
     code = {"completed": EXIT_OK, "waiting": EXIT_PAUSED, "failed": EXIT_FAILED}.get(result["outcome"])
     if result["outcome"] == "paused":
         code = EXIT_INTERRUPTED if interrupts else EXIT_PAUSED

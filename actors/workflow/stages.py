@@ -32,7 +32,8 @@ class AnalyzeWorkflow(Workflow):
         baseline = self.coverage_on(self.integration, "analysis") if command else {}
         analysis = {"facts": facts, "test_command": command or None, "coverage_method": method,
                     "baseline": {"tests_ok": baseline.get("tests_ok"), "total_percent": baseline.get("total_percent"),
-                                 "detail": baseline.get("detail")} if baseline else {}}
+                                 "detail": baseline.get("detail"), "duration_s": baseline.get("duration_s")}
+                    if baseline else {}}
         summary_call = self.agent_call("analyze/project", {"analysis": analysis,
                                                            "snapshot": self.call.inputs.get("snapshot")})
         summary = ray.get(self.orch.agent("project_analyzer").run.remote(summary_call, self.me))
@@ -85,6 +86,7 @@ class TestingWorkflow(Workflow):
                 after = self.coverage_on(self.feature, "coverage")
                 before_pct, after_pct = baseline.get("total_percent"), after.get("total_percent")
                 output["coverage"] = {"before": before_pct, "after": after_pct, "measured": after.get("measured"),
+                                      "duration_s": after.get("duration_s"),
                                       "delta": round(after_pct - before_pct, 2)
                                       if before_pct is not None and after_pct is not None else None}
         self.collector.span(self.call, f"test_suite {self.feature}", "task", started, time.time_ns(),

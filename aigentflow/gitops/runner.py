@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -81,6 +82,16 @@ def require_git() -> None:
         )
 
 
+_usage_lock = threading.Lock()
+_usage = {"seconds": 0.0, "commands": 0}
+
+
+def git_usage() -> dict[str, float]:
+    """The git commands this process ran, and their wall time (what the benchmarks report as git)."""
+    with _usage_lock:
+        return dict(_usage)
+
+
 class Git:
     """git in one directory (a repository or one of its worktrees)."""
 
@@ -94,11 +105,15 @@ class Git:
         name, email = self.author
         identity = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
                     "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+        started = time.perf_counter()
         proc = subprocess.run(
             ["git", *HARDENING, *args], cwd=self.cwd, capture_output=True, input=input,
             text=not binary, encoding=None if binary else "utf-8", errors=None if binary else "replace",
             env=git_env({**identity, **(env or {})}), timeout=timeout, check=False,
         )
+        with _usage_lock:
+            _usage["seconds"] += time.perf_counter() - started
+            _usage["commands"] += 1
         if check and proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace") if binary else proc.stderr
             stdout = proc.stdout.decode(errors="replace") if binary else proc.stdout

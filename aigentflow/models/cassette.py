@@ -23,6 +23,11 @@ from aigentflow.exceptions import UsageError
 
 CASSETTE_VERSION = 1
 
+MISS_MARKER = "no recorded answer"
+"""In a replay miss's error text: no entry for the call (role, step, attempt)."""
+DRIFT_MARKER = "prompt drift"
+"""In a strict replay's error text: the prompt differs from the one the entry was recorded against."""
+
 
 @dataclass(frozen=True)
 class EntryKey:

@@ -9,7 +9,6 @@ and a record (for cassettes) with its tokens, cost and prompt hash.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import time
@@ -28,8 +27,7 @@ from aigentflow.exceptions import (
     RunPaused,
 )
 from aigentflow.models.spec import ModelSpec, prompt_hash
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from aigentflow.models.transport import Transport, TransportError
 
 Gate = Callable[[], None]
 """Called before every model call; raises ``RunPaused`` when the run must stop."""
@@ -93,25 +91,17 @@ class ModelClient:
     """Calls one model for one agent; see the module docstring."""
 
     def __init__(self, spec: ModelSpec, *, gate: Gate | None = None, budget: int | None = None,
-                 run_id: str = "") -> None:
+                 run_id: str = "", transport: Transport | None = None) -> None:
         self.spec = spec
         self.run_id = run_id
         self.gate = gate
         self.budget = budget
         self.calls_made = 0
-        self._litellm_model = spec.name
-        import litellm
+        if transport is None:
+            from aigentflow.models.transport import LocalTransport
 
-        litellm.suppress_debug_info = True
-        self._litellm = litellm
-        if spec.is_replay:
-            from aigentflow.models.replay import replay_provider
-
-            if spec.cassette is None:
-                raise ModelError(f"model {spec.name}: no cassette was loaded for it")
-            # Loaded under a key of its content: runs replaying different cassettes of the same name
-            # through one shared agent actor never answer from each other's.
-            self._litellm_model = "replay/" + replay_provider().load(spec.cassette_name, spec.cassette)
+            transport = LocalTransport(spec)
+        self.transport = transport
 
     def call_structured(
         self, messages: list[dict[str, Any]], schema: type[BaseModel], *, role: str, step: str
@@ -175,37 +165,29 @@ class ModelClient:
             self.calls_made += 1
             started = time.perf_counter()
             try:
-                response = self._litellm.completion(
-                    model=self._litellm_model,
-                    messages=messages,
-                    temperature=self.spec.temperature,
-                    timeout=self.spec.timeout_s,
-                    metadata={"aigentflow": {"role": role, "step": step, "attempt": attempt, "run_id": self.run_id,
-                                             "strict": self.spec.replay_strict}},
-                )
+                reply = self.transport.complete(messages, {
+                    "aigentflow": {"role": role, "step": step, "attempt": attempt, "run_id": self.run_id,
+                                   "strict": self.spec.replay_strict}})
                 break
-            except Exception as exc:  # litellm maps every provider failure onto its own exception types
-                transient = self._transient(exc)
-                metrics.record_model_call(self.spec.name, "transient_error" if transient else "error",
+            except TransportError as exc:
+                metrics.record_model_call(self.spec.name, "transient_error" if exc.transient else "error",
                                           seconds=time.perf_counter() - started)
-                if not transient:
+                if not exc.transient:
                     raise _model_failure(self.spec.name, role, exc) from None
                 log.append(CallRecord(role=role, step=step, attempt=attempt, prompt_hash=phash, response=None,
                                       input_tokens=0, output_tokens=0, cost_usd=0.0,
                                       duration_s=time.perf_counter() - started,
-                                      error=f"{type(exc).__name__}: {str(exc)[:300]}", transient=True))
+                                      error=f"{exc.kind}: {exc.message[:300]}", transient=True))
                 if retry == self.spec.max_transient_retries:
                     raise ModelError(
-                        f"{role}: the call to {self.spec.name} kept failing transiently ({type(exc).__name__}) "
-                        f"after {retry + 1} tries; last error: {str(exc)[:300]}"
+                        f"{role}: the call to {self.spec.name} kept failing transiently ({exc.kind}) "
+                        f"after {retry + 1} tries; last error: {exc.message[:300]}"
                     ) from None
                 time.sleep(self.spec.retry_backoff_s * (2**retry) * random.uniform(0.8, 1.2))
         duration = time.perf_counter() - started
-        text = response.choices[0].message.content or ""
-        usage = getattr(response, "usage", None)
-        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        fingerprint = getattr(response, "system_fingerprint", None) or ""
+        text = reply.text
+        input_tokens, output_tokens = reply.input_tokens, reply.output_tokens
+        fingerprint = reply.fingerprint
         drift = fingerprint.split(":", 1)[1] if fingerprint.startswith("replay-drift:") else None
         try:
             parsed: Any = json.loads(text)
@@ -214,36 +196,10 @@ class ModelClient:
         record = CallRecord(
             role=role, step=step, attempt=attempt, prompt_hash=phash, response=parsed,
             input_tokens=input_tokens, output_tokens=output_tokens,
-            cost_usd=self._cost(response, input_tokens, output_tokens), duration_s=duration, drift=drift,
+            cost_usd=reply.cost_usd, duration_s=duration, drift=drift,
         )
         metrics.record_model_call(self.spec.name, "ok", input_tokens, output_tokens, record.cost_usd, seconds=duration)
         return record, text
-
-    def _transient(self, exc: Exception) -> bool:
-        litellm = self._litellm
-        transient = (litellm.RateLimitError, litellm.ServiceUnavailableError, litellm.Timeout,
-                     litellm.InternalServerError, litellm.BadGatewayError, litellm.APIConnectionError)
-        return isinstance(exc, transient)
-
-    def _cost(self, response: Any, input_tokens: int, output_tokens: int) -> float:
-        """Cost from litellm's cost map; a replayed call costs what the recorded model would have."""
-        litellm = self._litellm
-        model = self.spec.name
-        if self.spec.is_replay:
-            model = str((self.spec.cassette or {}).get("model") or "")
-            if not model or model.startswith("replay/"):
-                return 0.0
-            try:
-                prompt_cost, completion_cost = litellm.cost_per_token(
-                    model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens
-                )
-                return float(prompt_cost + completion_cost)
-            except Exception:  # a model missing from the cost map costs "unknown", recorded as 0
-                return 0.0
-        try:
-            return float(litellm.completion_cost(completion_response=response))
-        except Exception:  # not every model is in the cost map
-            return 0.0
 
 
 def _describe_problem(exc: Exception) -> str:
@@ -253,13 +209,12 @@ def _describe_problem(exc: Exception) -> str:
     return str(exc)
 
 
-def _model_failure(model: str, role: str, exc: Exception) -> ModelError:
-    from aigentflow.models.replay import DRIFT_MARKER, MISS_MARKER
+def _model_failure(model: str, role: str, exc: TransportError) -> ModelError:
+    from aigentflow.models.cassette import DRIFT_MARKER, MISS_MARKER
 
-    text = str(exc)
+    text = exc.message
     if MISS_MARKER in text:
         return CassetteMissError(text.split(" - ", 1)[-1])
     if DRIFT_MARKER in text:
         return PromptDriftError(text.split(" - ", 1)[-1])
-    kind = type(exc).__name__
-    return ModelError(f"{role}: the call to {model} failed ({kind}): {text[:500]}")
+    return ModelError(f"{role}: the call to {model} failed ({exc.kind}): {text[:500]}")

@@ -22,13 +22,17 @@ import litellm
 from litellm import CustomLLM
 from litellm.llms.custom_llm import CustomLLMError
 
-from aigentflow.models.cassette import EntryKey, find_entry, response_text
+from aigentflow.models.cassette import (
+    DRIFT_MARKER,
+    MISS_MARKER,
+    EntryKey,
+    find_entry,
+    response_text,
+)
 from aigentflow.models.spec import prompt_hash
 
 PROVIDER = "replay"
 DRIFT_PREFIX = "replay-drift:"
-MISS_MARKER = "no recorded answer"
-DRIFT_MARKER = "prompt drift"
 KEY_SEPARATOR = "@"
 
 _INJECTED = {

@@ -1,0 +1,127 @@
+"""How a model call reaches litellm: in this process, or through the shared model gateway actor.
+
+``ModelClient`` (validation, retries, budget, the emergency gate, spans) runs in the agent; only the
+completion itself goes through a transport. ``LocalTransport`` imports litellm here (3-5 s of CPU per
+process); ``GatewayTransport`` sends the call to the ``ModelGateway`` actor (``actors/model_gateway.py``),
+one process per cluster (per agent resource) that imports litellm once for every agent. Agent
+actors therefore start in a fraction of a second, and the API keys, the provider's connection pools
+and the replay cassettes live in one place. Both raise ``TransportError`` (plain data, so that it
+crosses processes) for a failed completion.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aigentflow.models.spec import ModelSpec
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+TRANSIENT_ERRORS = ("RateLimitError", "ServiceUnavailableError", "Timeout", "InternalServerError",
+                    "BadGatewayError", "APIConnectionError")
+"""litellm's exception types worth retrying (by name: the gateway reports the type, not the object)."""
+
+
+@dataclass
+class Completion:
+    """What a completion gave back: the reply text, its usage and cost, and the replay drift marker."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    fingerprint: str = ""
+    duration_s: float = 0.0
+
+
+class TransportError(Exception):
+    """A completion failed; ``kind`` is litellm's exception type name, ``transient`` whether to retry."""
+
+    def __init__(self, kind: str, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.transient = kind, message, transient
+
+    def __reduce__(self) -> Any:
+        return TransportError, (self.kind, self.message, self.transient)
+
+
+class Transport(Protocol):
+    def complete(self, messages: list[dict[str, Any]], metadata: dict[str, Any]) -> Completion: ...
+
+
+class LocalTransport:
+    """Completions through litellm in this process."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        self._litellm = litellm
+        self.spec = spec
+        self.model = spec.name
+        if spec.is_replay:
+            from aigentflow.exceptions import ModelError
+            from aigentflow.models.replay import replay_provider
+
+            if spec.cassette is None:
+                raise ModelError(f"model {spec.name}: no cassette was loaded for it")
+            # Loaded under a key of its content: runs replaying different cassettes of the same name
+            # through one shared process never answer from each other's.
+            self.model = "replay/" + replay_provider().load(spec.cassette_name, spec.cassette)
+
+    def complete(self, messages: list[dict[str, Any]], metadata: dict[str, Any]) -> Completion:
+        started = time.perf_counter()
+        try:
+            response = self._litellm.completion(model=self.model, messages=messages, temperature=self.spec.temperature,
+                                                timeout=self.spec.timeout_s, metadata=metadata)
+        except Exception as exc:  # litellm maps every provider failure onto its own exception types
+            kind = type(exc).__name__
+            transient = any(isinstance(exc, getattr(self._litellm, name)) for name in TRANSIENT_ERRORS)
+            raise TransportError(kind, str(exc), transient) from None
+        usage = getattr(response, "usage", None)
+        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        return Completion(text=response.choices[0].message.content or "", input_tokens=input_tokens,
+                          output_tokens=output_tokens, cost_usd=self._cost(response, input_tokens, output_tokens),
+                          fingerprint=getattr(response, "system_fingerprint", None) or "",
+                          duration_s=time.perf_counter() - started)
+
+    def _cost(self, response: Any, input_tokens: int, output_tokens: int) -> float:
+        """Cost from litellm's cost map; a replayed call costs what the recorded model would have."""
+        litellm = self._litellm
+        if self.spec.is_replay:
+            model = str((self.spec.cassette or {}).get("model") or "")
+            if not model or model.startswith("replay/"):
+                return 0.0
+            try:
+                prompt_cost, completion_cost = litellm.cost_per_token(
+                    model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
+                return float(prompt_cost + completion_cost)
+            except Exception:  # a model missing from the cost map costs "unknown", recorded as 0
+                return 0.0
+        try:
+            return float(litellm.completion_cost(completion_response=response))
+        except Exception:  # not every model is in the cost map
+            return 0.0
+
+
+class GatewayTransport:
+    """Completions through the model gateway actor (``handle``); see the module docstring."""
+
+    def __init__(self, spec: ModelSpec, handle: Any) -> None:
+        self.spec = spec
+        self.handle = handle
+
+    def complete(self, messages: list[dict[str, Any]], metadata: dict[str, Any]) -> Completion:
+        import ray
+
+        # The gateway bounds nothing itself: the provider's timeout (spec.timeout_s) is enforced there,
+        # and this wait only guards against a gateway that never answers.
+        reply = ray.get(self.handle.complete.remote(self.spec, messages, metadata),
+                        timeout=self.spec.timeout_s + 60)
+        if isinstance(reply, TransportError):
+            raise reply
+        return reply
