@@ -25,10 +25,11 @@ STEP_AGENTS: dict[str, tuple[str, str]] = {
     "design": ("ui_designer", "actors.ui_designer:UIDesigner"),
     "build": ("backend_developer", "actors.developer:BackendDeveloper"),
     "test": ("tester", "actors.tester:Tester"),
+    "fix": ("bug_fixer", "actors.bug_fixer:BugFixer"),
     "review": ("reviewer", "actors.reviewer:Reviewer"),
     "merge": ("git_agent", "actors.git_agent:GitAgent"),
 }
-WORKFLOW_STEPS = frozenset({"build", "test", "review", "merge"})
+WORKFLOW_STEPS = frozenset({"build", "test", "fix", "review", "merge"})
 """Steps the Orchestrator runs as workflows (``actors.workflow``) rather than one agent call."""
 
 DETERMINISTIC_ROLES = frozenset({"git_agent"})
@@ -38,7 +39,6 @@ ROLE_CLASSES: dict[str, str] = {
     **{role: path for role, path in STEP_AGENTS.values()},
     "frontend_developer": "actors.developer:FrontendDeveloper",
     "project_analyzer": "actors.project_analyzer:ProjectAnalyzer",
-    "bug_fixer": "actors.bug_fixer:BugFixer",
     "merge_resolver": "actors.merge_resolver:MergeResolver",
 }
 BUILD_ROLES: dict[str, str] = {

@@ -16,6 +16,7 @@ from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.engine import EngineOptions, RunEngine, pause_reason
 from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageError
 from aigentflow.paths import ProjectPaths
+from aigentflow.statemachine import base_step
 from aigentflow.store.sqlite import SQLiteRunStore
 
 AGENT_START_TIMEOUT_S = 120.0
@@ -36,6 +37,12 @@ class Orchestrator:
         self._controls_lock = threading.Lock()
         self._controls_store: SQLiteRunStore | None = None
         self._flags: dict[str, Any] | None = None
+        self._settings: dict[str, Any] | None = None
+        self._equip_lock = threading.Lock()
+        self._skill_catalog: Any = None
+        self._project_terms: str | None = None
+        self._tool_catalogs: dict[str, dict[str, Any]] = {}
+        self._router: Any = None
 
     def agent(self, role: str) -> Any:
         """The handle of ``role``'s actor (started on first use); ``model_gateway`` is the cluster's gateway."""
@@ -98,24 +105,123 @@ class Orchestrator:
             from actors.workflow import AnalyzeWorkflow
 
             return self._with_git_usage(lambda: AnalyzeWorkflow(self, call).run())
-        if call.step in WORKFLOW_STEPS:
+        if base_step(call.step) in WORKFLOW_STEPS:
             from actors.workflow import (
                 BuildWorkflow,
+                FixWorkflow,
                 MergeWorkflow,
                 ReviewWorkflow,
                 TestingWorkflow,
             )
 
-            workflow = {"build": BuildWorkflow, "test": TestingWorkflow, "review": ReviewWorkflow,
-                        "merge": MergeWorkflow}[call.step]
+            workflow = {"build": BuildWorkflow, "test": TestingWorkflow, "fix": FixWorkflow, "review": ReviewWorkflow,
+                        "merge": MergeWorkflow}[base_step(call.step)]
             return self._with_git_usage(lambda: workflow(self, call).run())
         me = ray.get_runtime_context().current_actor
-        pending = self.agent(role).run.remote(call, me)
+        pending = self.ask(role, call, me)
         try:
             return ray.get(pending, timeout=call.timeout_s)
         except ray.exceptions.GetTimeoutError:
             ray.cancel(pending)
             raise TimeoutError(f"the {role} step took longer than run.step_timeout_s ({call.timeout_s:g} s)") from None
+
+    # -- what each agent call carries besides its task: skills and tools ------------------------------
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        if self._settings is None:
+            store = SQLiteRunStore(self.paths.database, readonly=True)
+            try:
+                self._settings = store.get_run(self.run_id).settings
+            finally:
+                store.close()
+        return self._settings
+
+    def ask(self, role: str, call: AgentCall, me: Any) -> Any:
+        """Send ``call`` to ``role``'s agent, equipped with its skills and tools; the result's ObjectRef."""
+        return self.agent(role).run.remote(self.equip(role, call), me)
+
+    def equip(self, role: str, call: AgentCall) -> AgentCall:
+        """``call`` with the skills picked for it (a prompt layer, and what was picked) and the MCP tools
+        ``role`` may call (with the run's Tool Router to call them through)."""
+        from dataclasses import replace
+
+        extra: dict[str, Any] = {}
+        picks = self._pick_skills(role, call)
+        if picks:
+            from aigentflow.skills import render_layer
+
+            extra.update(skills=render_layer(picks), skill_picks=tuple(
+                {"name": p.skill.name, "source": p.skill.source, "score": p.score, "matched": list(p.matched),
+                 "step": call.step}
+                for p in picks))
+        router = self.tool_router()
+        if router is not None:
+            import ray
+
+            with self._equip_lock:
+                if role not in self._tool_catalogs:
+                    self._tool_catalogs[role] = ray.get(router.catalog.remote(role))
+            tools = self._tool_catalogs[role]["tools"]
+            if tools:
+                limits = self.settings.get("tools", {})
+                extra.update(tools=tuple(tools), tool_router=router, tool_limits={
+                    k: limits[k] for k in ("max_rounds", "max_calls_per_round", "max_result_chars") if k in limits})
+        return replace(call, **extra) if extra else call
+
+    def _pick_skills(self, role: str, call: AgentCall) -> list[Any]:
+        options = self.settings.get("skills", {})
+        if not options.get("enabled", True) or not options.get("limit", 3):
+            return []
+        from aigentflow.skills import discover, select
+
+        with self._equip_lock:
+            if self._skill_catalog is None:
+                self._skill_catalog = discover(self.paths.root)
+            if self._project_terms is None:
+                store = SQLiteRunStore(self.paths.database, readonly=True)
+                try:
+                    facts = (store.get_project() or {}).get("facts", {})
+                finally:
+                    store.close()
+                self._project_terms = " ".join([facts.get("primary_language") or "", *facts.get("languages", {}),
+                                                *facts.get("frameworks", []), facts.get("test_command") or ""])
+        task = call.inputs.get("task") if isinstance(call.inputs.get("task"), dict) else {}
+        # What the agent is asked to do (its role, step, task and the request) and what it works with (the
+        # names of its inputs: a diff, lint findings, failing tests); what the project is made of is context.
+        text = "\n".join([role.replace("_", " "), call.step.split("/")[0], call.request, str(task.get("title", "")),
+                          str(task.get("description", "")), *map(str, task.get("acceptance_criteria", [])),
+                          " ".join(call.inputs)])
+        return select(self._skill_catalog, text, context=self._project_terms, limit=int(options.get("limit", 3)),
+                      min_score=int(options.get("min_score", 2)))
+
+    def tool_router(self) -> Any:
+        """The run's Tool Router, started on first need; None when no MCP server is configured."""
+        with self._equip_lock:
+            if self._router is None:
+                from aigentflow.mcp.config import load_servers
+
+                if not load_servers(self.paths.root):
+                    self._router = False
+                else:
+                    from actors.factory import make_actor, this_node
+                    from actors.tool_router import ToolRouter
+
+                    self._router = make_actor(ToolRouter, str(self.paths.root), self.settings.get("tools", {}),
+                                              self.options.redactor, name=f"tools:{self.run_id}",
+                                              max_concurrency=16, scheduling_strategy=this_node())
+            return self._router or None
+
+    def _close_tools(self) -> None:
+        if self._router:
+            import ray
+
+            try:
+                ray.get(self._router.close.remote(), timeout=30)
+            except Exception as exc:  # noqa: BLE001 (a router already gone: its servers' stdin closed with it)
+                print(f"aigentflow: the Tool Router of run {self.run_id} did not close cleanly: {exc}")
+            ray.kill(self._router, no_restart=True)
+            self._router = None
 
     def _with_git_usage(self, work: Any) -> AgentResult:
         """Run a workflow step; its output records the git it cost (``git``: seconds and commands of
@@ -144,6 +250,8 @@ class Orchestrator:
         except AigentflowError as exc:
             return {"state": engine.store.get_run(self.run_id).state, "error": str(exc), "outcome": "error",
                     "exit_code": exc.exit_code}
+        finally:
+            self._close_tools()
 
     def check_controls(self, run_id: str) -> str | None:
         """Why agents of this run must not call their model now, or None. Reads the store afresh."""

@@ -31,6 +31,16 @@ class AgentCall:
     tenant_id: str = "default"
     timeout_s: float | None = None
     """How long the step may take (``run.step_timeout_s``); the Orchestrator stops waiting then."""
+    skills: str = ""
+    """The prompt layer of the skills picked for this call (``aigentflow.skills``), or ""."""
+    skill_picks: tuple[dict[str, Any], ...] = ()
+    """What was picked (name, source, score, matched terms): recorded on the step."""
+    tools: tuple[dict[str, Any], ...] = ()
+    """The MCP tools this role may call (id ``server/tool``, description, input schema), or none."""
+    tool_router: Any = None
+    """The run's Tool Router actor, which makes the calls (allowlist, spans); None without tools."""
+    tool_limits: dict[str, Any] = field(default_factory=dict)
+    """``ToolSettings`` limits: max_rounds, max_calls_per_round, max_result_chars."""
 
 
 @dataclass
@@ -53,6 +63,10 @@ class AgentResult:
     error: str | None = None
     error_kind: str | None = None
     """``paused`` when the gate stopped the agent, else the failure's class name."""
+    skills: list[dict[str, Any]] = field(default_factory=list)
+    """The skills its prompt carried (from ``AgentCall.skill_picks``)."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """The MCP tool calls it made: tool, ok, refused, error, duration, result size (no arguments)."""
 
     @property
     def ok(self) -> bool:

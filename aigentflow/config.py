@@ -32,6 +32,8 @@ from aigentflow.settings import (
     ModelSettings,
     RunSettings,
     Settings,
+    SkillSettings,
+    ToolSettings,
     TraceSettings,
 )
 
@@ -49,6 +51,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "git": GitSettings,
     "build": BuildSettings,
     "compliance": ComplianceSettings,
+    "tools": ToolSettings,
+    "skills": SkillSettings,
 }
 _FLAG_PREFIX = "flags."
 _PRESET_KEY = "flags.preset"

@@ -24,13 +24,16 @@ from aigentflow.exceptions import RunFailure, RunPaused, UsageError
 from aigentflow.paths import ProjectPaths
 from aigentflow.redact import Redactor
 from aigentflow.statemachine import (
+    ROUND_STATES,
     STATES,
     Event,
     Snapshot,
     State,
+    base_step,
     enabled_states,
     fire,
     is_terminal,
+    round_of,
 )
 from aigentflow.store.records import RunRecord, StepUsage
 from aigentflow.store.sqlite import SQLiteRunStore
@@ -40,6 +43,9 @@ from aigentflow.tracing.writer import SegmentWriter
 PAUSE_ALL = "emergency.pause_all"
 NEEDS_APPROVAL = "needs_approval"
 """``AgentResult.error_kind`` of a step that stops for a human (a conflict it could not resolve, ...)."""
+TESTS_FAILED = "tests_failed"
+"""``AgentResult.error_kind`` of a TESTING step whose suite fails with fix rounds left: recorded, then FIXING."""
+
 TRACE_FLUSH_INTERVAL_S = 1.0
 """A running run's spans reach disk at the first step boundary after this long (readers see them)."""
 Invoke = Callable[[str, AgentCall], AgentResult]
@@ -227,13 +233,13 @@ class RunEngine:
         from actors import STEP_AGENTS
 
         state = State(run.state)
-        step_name = STATES[state].step
-        if step_name not in STEP_AGENTS:
+        step_name = self._step_name(state)
+        if base_step(step_name) not in STEP_AGENTS:
             raise UsageError(
                 f"{state} is enabled by feature flags {', '.join(STATES[state].agent_flags)}, but this version "
                 "of aigentflow has no agent for it; disable the flag (`aigentflow config set flags.<name> false`)."
             )
-        role = STEP_AGENTS[step_name][0]
+        role = STEP_AGENTS[base_step(step_name)][0]
         step = self.store.begin_step(run.id, step_name, role, state)
         state_span = (new_span_id(), time.time_ns())
         budget = run.settings["model"]["max_calls_per_run"] - run.model_calls
@@ -270,6 +276,9 @@ class RunEngine:
             raise RunPaused(f"run {run.id} paused during {state}: {result.error}")
         if result.error_kind == NEEDS_APPROVAL:
             return self._await_approval(run, step, role, result, usage, state_span)
+        if result.error_kind == TESTS_FAILED:  # a finished step whose verdict is "fix it": its output is kept
+            return self._commit(self.store.get_run(run.id), step, role, result, usage, state_span,
+                                event=Event.TESTS_FAILED)
         if not result.ok:
             self.store.fail_step(step, result.error or "failed", usage)
             failed = self._move(self.store.get_run(run.id), Event.FAIL, reason=f"{role} failed", error=result.error,
@@ -293,15 +302,24 @@ class RunEngine:
                   evidence=[a.name for a in written])
         return self._move(self.store.get_run(run.id), Event.AWAIT_APPROVAL, reason=reason, state_span=state_span)
 
+    def _step_name(self, state: State) -> str:
+        """The step's name: the state's step, with its round for states a run passes through again."""
+        name = STATES[state].step
+        if state not in ROUND_STATES:
+            return name
+        fixes = sum(1 for s in self.store.steps(self.run_id) if base_step(s.step) == "fix" and s.status == "completed")
+        return name if fixes == 0 else f"{name}.{fixes + 1}"
+
     def _commit(self, run: RunRecord, step: Any, role: str, result: AgentResult, usage: StepUsage,
-                state_span: tuple[str, int]) -> RunRecord:
+                state_span: tuple[str, int], event: Event = Event.ADVANCE) -> RunRecord:
         run_dir = self.paths.run_dir(run.id)
-        output = self.redactor.redact(result.output)
+        output = self.redactor.redact({**result.output, **({"skills": result.skills} if result.skills else {}),
+                                       **({"tool_calls": result.tool_calls} if result.tool_calls else {})})
         artifacts = [
             write_artifact(run_dir, run.id, step.step, name, self.redactor.redact_text(content))
             for name, content in sorted(result.files.items())
         ]
-        target = fire(Snapshot(State(run.state)), Event.ADVANCE, enabled=self.enabled)
+        target = fire(Snapshot(State(run.state)), event, enabled=self.enabled)
         if is_terminal(target.state):
             steps = [s for s in self.store.steps(run.id) if s.key != step.key]
             finished = [*steps, _completed(step, usage)]
@@ -311,7 +329,7 @@ class RunEngine:
         self._maybe_kill_driver(f"step:{step.step}")
         moved = self.store.complete_step(
             step, output=output, usage=usage, artifacts=artifacts, expected_version=run.version,
-            to_state=target.state, return_to=None, event=Event.ADVANCE.value, terminal=is_terminal(target.state),
+            to_state=target.state, return_to=None, event=event.value, terminal=is_terminal(target.state),
         )
         self.emit(hooks.AGENT_FINISHED, moved, role=role, step=step.step, status="completed",
                   input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=usage.cost_usd)
@@ -341,7 +359,11 @@ class RunEngine:
         return self._cache["layers"]
 
     def _inputs(self, step: str) -> dict[str, Any]:
-        outputs = {s.step: s.output for s in self.store.steps(self.run_id) if s.status == "completed"}
+        completed = [s for s in self.store.steps(self.run_id) if s.status == "completed"]
+        outputs = {s.step: _for_agents(s.output) for s in completed}
+        rounds = {kind: [s.output for s in sorted((s for s in completed if base_step(s.step) == kind),
+                                                  key=lambda s: round_of(s.step))] for kind in ("test", "fix")}
+        step = base_step(step)
         if step == "analyze":
             from aigentflow.project import snapshot_repository
 
@@ -354,8 +376,10 @@ class RunEngine:
             inputs["plan"] = outputs.get("plan")
         if step == "design":
             inputs["architecture"] = outputs.get("architect")
-        if step in ("build", "test", "review", "merge"):
+        if step in ("build", "test", "fix", "review", "merge"):
             inputs.update(self._build_inputs(outputs))
+        if step in ("test", "fix"):  # what the earlier rounds of TESTING and FIXING found and did
+            inputs.update(test_rounds=rounds["test"], fix_rounds=rounds["fix"])
         return inputs
 
     def _build_inputs(self, outputs: dict[str, Any]) -> dict[str, Any]:
@@ -386,6 +410,15 @@ class RunEngine:
             self.writer.flush()
             os.kill(self.options.driver_pid, signal.SIGKILL)
             time.sleep(60)  # the driver is gone; Ray tears this process down with it
+
+
+RECORD_ONLY = ("skills", "tool_calls", "git")
+"""Keys of a step's stored output that are its record (what it was given, what it cost), not its result:
+later agents do not get them."""
+
+
+def _for_agents(output: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {k: v for k, v in output.items() if k not in RECORD_ONLY} if output else output
 
 
 def _state_or_none(value: str | None) -> State | None:

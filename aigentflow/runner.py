@@ -57,10 +57,6 @@ def preflight_agents(flags: Mapping[str, Any]) -> None:
 
     for state in sorted(enabled_states(flags)):
         step = STATES[state].step
-        if state is State.FIXING:
-            # The Bug Fixer works inside BUILDING (per task, 3 attempts); TESTING in this version stops for a
-            # human instead of firing TESTS_FAILED, so FIXING is never entered and needs no step of its own.
-            continue
         if step not in STEP_AGENTS:
             raise UsageError(
                 f"{state} is enabled by {' / '.join(STATES[state].agent_flags)}, but this version of aigentflow "
@@ -111,6 +107,9 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     text = check_request(request, settings.run.max_request_chars)
     preflight_agents(config.flags)
     preflight_git(paths, settings, config.flags)
+    from aigentflow.mcp.config import load_servers
+
+    load_servers(paths.root)  # a broken mcp.json (or an unset ${VAR} in it) stops here, with the file named
     spec = build_model_spec(settings.model.model_dump(), paths.cassettes_dir, record=bool(settings.model.record))
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
     return RunPlan(redactor.redact_text(text), settings, dict(config.flags), spec)

@@ -158,6 +158,66 @@ class ComplianceSettings(BaseModel):
         return compiling(patterns, "forbidden pattern")
 
 
+_RESEARCH = ["*"]
+"""Roles that read and decide may call every configured MCP tool by default."""
+_WRITERS: list[str] = []
+"""Roles that edit the worktree may call none by default: a tool with side effects would act outside
+the edit guard and the sandbox. Allow tools for them explicitly (``tools.backend_developer``)."""
+
+
+class ToolSettings(BaseModel):
+    """Which MCP tools each agent role may call (``server/tool``, ``server/*`` or ``*``), and limits.
+
+    A call outside a role's list is refused, and recorded. Servers are configured in ``mcpServers`` JSON
+    (``.aigentflow/mcp.json``, and ``mcp.json`` in the user's config directory), each with its own
+    ``timeout_s`` per call (default 30 s)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    analyst: list[str] = Field(default_factory=lambda: list(_RESEARCH), description="MCP tools the Analyst may call.")
+    project_manager: list[str] = Field(default_factory=lambda: list(_RESEARCH),
+                                       description="MCP tools the Project Manager may call.")
+    architect: list[str] = Field(default_factory=lambda: list(_RESEARCH), description="MCP tools the Architect may call.")
+    ui_designer: list[str] = Field(default_factory=lambda: list(_RESEARCH),
+                                   description="MCP tools the UI Designer may call.")
+    project_analyzer: list[str] = Field(default_factory=lambda: list(_RESEARCH),
+                                        description="MCP tools the Project Analyzer may call.")
+    reviewer: list[str] = Field(default_factory=lambda: list(_RESEARCH), description="MCP tools the Reviewer may call.")
+    backend_developer: list[str] = Field(default_factory=lambda: list(_WRITERS),
+                                         description="MCP tools the Backend Developer may call.")
+    frontend_developer: list[str] = Field(default_factory=lambda: list(_WRITERS),
+                                          description="MCP tools the Frontend Developer may call.")
+    tester: list[str] = Field(default_factory=lambda: list(_WRITERS), description="MCP tools the Tester may call.")
+    bug_fixer: list[str] = Field(default_factory=lambda: list(_WRITERS), description="MCP tools the Bug Fixer may call.")
+    merge_resolver: list[str] = Field(default_factory=lambda: list(_WRITERS),
+                                      description="MCP tools the Merge Conflict Resolver may call.")
+    max_rounds: int = Field(4, ge=0, le=20, description="Rounds of tool calls one agent step may make.")
+    max_calls_per_round: int = Field(4, ge=1, le=20, description="Tool calls the model may ask for at once.")
+    max_result_chars: int = Field(8000, ge=100, description="Characters of a tool's result shown to the model.")
+
+    @field_validator("*")
+    @classmethod
+    def _patterns(cls, value: object) -> object:
+        if isinstance(value, list):
+            for pattern in value:
+                if pattern != "*" and not re.fullmatch(r"[A-Za-z0-9_-]+/(\*|[A-Za-z0-9_.:-]+)", pattern):
+                    raise ValueError(f"{pattern!r} is not a tool pattern: use server/tool, server/* or *")
+        return value
+
+    def allowed(self, role: str) -> list[str]:
+        return list(getattr(self, role, []) or []) if role in type(self).model_fields else []
+
+
+class SkillSettings(BaseModel):
+    """Skill packs (SKILL.md folders: built-in, the user's, the project's .aigentflow/skills/)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Pick relevant skills for each agent call and put them in its prompt.")
+    limit: int = Field(3, ge=0, le=10, description="Most skills picked for one agent call.")
+    min_score: int = Field(2, ge=1, description="Terms a skill's name and description must share with the task.")
+
+
 class HookConfig(BaseModel):
     """A command or Python function called on run events."""
 
@@ -193,4 +253,6 @@ class Settings(BaseModel):
     git: GitSettings = Field(default_factory=GitSettings, description="Branches and merges.")
     build: BuildSettings = Field(default_factory=BuildSettings, description="Building and testing tasks.")
     compliance: ComplianceSettings = Field(default_factory=ComplianceSettings, description="Compliance checks.")
+    tools: ToolSettings = Field(default_factory=ToolSettings, description="MCP tools per agent role.")
+    skills: SkillSettings = Field(default_factory=SkillSettings, description="Skill packs.")
     hooks: list[HookConfig] = Field(default_factory=list, description="Event hooks.")

@@ -113,6 +113,21 @@ PIPELINE: tuple[State, ...] = (
     State.MERGING,
 )
 
+ROUND_STATES = frozenset({State.TESTING, State.FIXING})
+"""States a run may pass through more than once (TESTING -> FIXING -> TESTING ...): each pass is a step
+of its own (``test``, ``fix``, then ``test.2``, ``fix.2``, ...), since a completed step is never redone."""
+
+
+def base_step(step: str) -> str:
+    """``test.2`` -> ``test``: the step's kind, whatever its round."""
+    return step.split(".", 1)[0]
+
+
+def round_of(step: str) -> int:
+    """``test`` -> 1, ``test.2`` -> 2."""
+    return int(step.split(".", 1)[1]) if "." in step else 1
+
+
 WORKING_STATES = frozenset(state for state, spec in STATES.items() if spec.kind is Kind.WORKING)
 TERMINAL_STATES = frozenset(state for state, spec in STATES.items() if spec.kind is Kind.TERMINAL)
 # States that remember where the run was, and the states each may remember.

@@ -1,5 +1,6 @@
-"""Faults a cluster has: an agent actor killed in the middle of its call is restarted by Ray, the
-call is retried under the same step key, and the run completes with no step recorded twice."""
+"""Faults a cluster has: an agent actor (or the Model Gateway) killed in the middle of its call is
+restarted by Ray, the call is retried under the same step key, and the run completes with no step
+recorded twice."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env
+from tests.conftest import aigentflow, cli_env
 from tests.multinode_driver import write_slow_cassette
 from tests.test_cli_run import _start_run, _wait_for_state, status_of
 
@@ -34,14 +35,16 @@ print("killed")
 """
 
 
-@pytest.mark.parametrize("how", ["ray.kill", "SIGKILL"])
+@pytest.mark.parametrize("role, how", [("architect", "ray.kill"), ("architect", "SIGKILL"),
+                                       ("model_gateway", "SIGKILL")])
 def test_agent_killed_mid_call_is_restarted_and_the_step_retried_once(
-    sample_repo: Path, ray_address: str, how: str
+    sample_repo: Path, ray_address: str, role: str, how: str
 ) -> None:
+    """The architect waits on its model call in the Model Gateway: killing either one mid-call."""
     process = _start_run(sample_repo, ray_address, write_slow_cassette(sample_repo, delay_s=4))
     run = _wait_for_state(sample_repo, "ARCHITECTING")
     time.sleep(1)  # the architect's model call is under way
-    killer = subprocess.run([sys.executable, "-c", KILL_AGENT, ray_address, "architect", how],
+    killer = subprocess.run([sys.executable, "-c", KILL_AGENT, ray_address, role, how],
                             capture_output=True, text=True, timeout=60, env=cli_env())
     assert "killed" in killer.stdout, killer.stderr
     stdout, stderr = process.communicate(timeout=180)
@@ -87,3 +90,35 @@ def test_agents_that_cannot_start_anywhere_fail_fast_and_leave_the_run_resumable
     runs = json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout)
     report = status_of(sample_repo, runs[0]["id"])
     assert report["run"]["state"] == "CREATED" and report["steps"] == [], "nothing half-written"
+
+
+PROBE = """
+import json, sys
+from aigentflow.ray_connect import prepare_ray_environment
+prepare_ray_environment(sys.argv[1])
+import ray
+ray.init(address=sys.argv[1], namespace="aigentflow", log_to_driver=False)
+from actors.factory import agent_actor_name
+report = {}
+for role in sys.argv[2:]:
+    actor = ray.get_actor(agent_actor_name(role), namespace="aigentflow")
+    report[role] = ray.get(actor.__ray_call__.remote(lambda self: "litellm" in sys.modules))
+report["gateway"] = ray.get(ray.get_actor(agent_actor_name("model_gateway"), namespace="aigentflow").stats.remote())
+print(json.dumps(report))
+"""
+
+
+def test_agents_reach_their_model_through_the_gateway_and_never_import_litellm(
+    sample_repo: Path, ray_address: str
+) -> None:
+    process = _start_run(sample_repo, ray_address, "replay/demo")
+    stdout, stderr = process.communicate(timeout=180)
+    assert process.returncode == 0, stdout + stderr
+    probe = subprocess.run([sys.executable, "-c", PROBE, ray_address, "analyst", "project_manager", "architect",
+                            "model_gateway"], capture_output=True, text=True, timeout=120, env=cli_env(), check=False)
+    assert probe.returncode == 0, probe.stderr
+    report = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert report["analyst"] is False and report["project_manager"] is False and report["architect"] is False
+    assert report["model_gateway"] is True
+    run = status_of(sample_repo, json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout)[0]["id"])
+    assert report["gateway"]["calls"] >= run["totals"]["model_calls"] >= 3

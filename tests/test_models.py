@@ -297,3 +297,38 @@ def test_append_entries_replaces_same_key_entries_and_writes_valid_json(tmp_path
     assert len(data["entries"]) == 3
     assert load_cassette(path) == data
     assert [p.name for p in path.parent.iterdir()] == ["take.json"]  # no temporary files left
+
+
+# -- tool calls (MCP tools reach the model as a JSON protocol) ------------------------------------
+
+
+def test_a_tool_request_is_run_and_its_results_go_back_before_the_answer() -> None:
+    request = {"tool_calls": [{"tool": "clock/now", "arguments": {"zone": "UTC"}}]}
+    client = client_for([entry(request), entry({"count": 2, "note": "after the tool"}, attempt=2)])
+    seen: list[list[dict[str, Any]]] = []
+
+    def tools(calls: list[dict[str, Any]]) -> str:
+        seen.append(calls)
+        return "Tool results: [clock/now] 12:00"
+
+    result = client.call_structured(MESSAGES, Count, role="analyst", step="analyze", tools=tools, max_tool_rounds=2)
+    assert result.output == Count(count=2, note="after the tool")
+    assert seen == [[{"tool": "clock/now", "arguments": {"zone": "UTC"}}]]
+    assert [c.attempt for c in result.calls] == [1, 2]
+
+
+def test_tool_rounds_are_bounded_and_a_malformed_request_is_fed_back() -> None:
+    again = {"tool_calls": [{"tool": "clock/now", "arguments": {}}]}
+    client = client_for([entry(again), entry(again, attempt=2), entry({"tool_calls": [{"arguments": {}}]}, attempt=3),
+                         entry({"count": 1}, attempt=4)])
+    result = client.call_structured(MESSAGES, Count, role="analyst", step="analyze",
+                                    tools=lambda calls: "Tool results: ok", max_tool_rounds=1)
+    assert result.output == Count(count=1)
+    assert "after 1 round(s) of tool calls" in result.calls[1].error
+    assert "needs \"tool\"" in result.calls[2].error
+
+
+def test_without_tools_a_tool_request_is_just_an_unusable_reply() -> None:
+    client = client_for([entry({"tool_calls": [{"tool": "clock/now", "arguments": {}}]}), entry({"count": 5}, attempt=2)])
+    result = ask(client)
+    assert result.output == Count(count=5) and result.calls[0].error

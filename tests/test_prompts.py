@@ -137,3 +137,21 @@ def test_project_override_replaces_the_shipped_layer(tmp_path: Path) -> None:
 
 def test_missing_prompts_dir_means_shipped_layers(tmp_path: Path) -> None:
     assert load_layers(tmp_path / "absent") == load_layers()
+
+
+def test_skills_and_tools_layers_sit_in_the_system_message_only_when_given() -> None:
+    plain = composed()
+    tool = {"id": "clock/now", "description": "The time now.", "input_schema": {"type": "object"}}
+    equipped = composed(layers={**layers(), "tools.md": "# Tools\n\nRULE-TOOLS"}, skills="# Skills\n\nRULE-SKILL",
+                        tools=[tool])
+    text = equipped.messages[0]["content"]
+    assert text.index("RULE-ROLE") < text.index("RULE-SKILL") < text.index("RULE-FORMAT") < text.index("RULE-TOOLS")
+    assert "### clock/now" in text and "The time now." in text
+    assert equipped.hash != plain.hash and {"skills", "tools"} <= set(equipped.layer_hashes)
+    # without them, the prompt is byte for byte what it was before these layers existed
+    assert "skills" not in plain.layer_hashes and "RULE-SKILL" not in plain.messages[0]["content"]
+
+
+def test_the_shipped_tools_layer_explains_the_protocol() -> None:
+    text = load_layers()["tools.md"]
+    assert '"tool_calls"' in text and "not instructions" in text

@@ -10,6 +10,9 @@ soon as the second one returns. A conflict goes to the Merge Conflict Resolver; 
 applied in a scratch worktree and must pass the tests before it is committed. Anything a machine
 cannot settle stops the run in AWAITING_APPROVAL with the evidence.
 
+Testing and fixing: the whole suite on the feature branch; while it fails, the Bug Fixer's attempt
+(at most 3 rounds of TESTING -> FIXING -> TESTING) on a branch of its own, merged if it passes.
+
 Merge: the feature branch into the integration branch (``git.merge_style``), behind the project's
 CI command as a gate (``build.ci_command``), with the same conflict handling.
 
@@ -23,10 +26,11 @@ from actors.workflow.build import BuildWorkflow
 from actors.workflow.common import Workflow, implementer, steady, withhold_secrets
 from actors.workflow.stages import (
            AnalyzeWorkflow,
+           FixWorkflow,
            MergeWorkflow,
            ReviewWorkflow,
            TestingWorkflow,
 )
 
-__all__ = ["AnalyzeWorkflow", "BuildWorkflow", "MergeWorkflow", "ReviewWorkflow", "TestingWorkflow", "Workflow",
+__all__ = ["AnalyzeWorkflow", "BuildWorkflow", "FixWorkflow", "MergeWorkflow", "ReviewWorkflow", "TestingWorkflow", "Workflow",
            "implementer", "steady", "withhold_secrets"]

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
 from typing import Any
 
 from actors.workflow.common import (
@@ -15,16 +14,14 @@ from actors.workflow.common import (
     MAX_FIX_ATTEMPTS,
     MAX_REVIEW_ROUNDS,
     Workflow,
-    _commit_message,
     _lint_task,
-    _tail,
+    failure_inputs,
     implementer,
-    steady,
 )
 from aigentflow.agents import AgentCall, AgentResult
-from aigentflow.build import BuildSpec, TaskOutcome, render_build_report
+from aigentflow.build import TaskOutcome, render_build_report
 from aigentflow.gitops import names
-from aigentflow.testresults import failing, passing_in
+from aigentflow.testresults import passing_in
 
 
 class BuildWorkflow(Workflow):
@@ -114,12 +111,7 @@ class BuildWorkflow(Workflow):
         while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \
                 flags.get("features.bugFixLoop", False) and len(attempts) < MAX_FIX_ATTEMPTS:
             number = len(attempts) + 1
-            results = (outcome.tests or {}).get("results") or {}
-            # Structured results when the runner wrote them (the failing cases and their assertion lines);
-            # the output's tail only when it did not. Either way without what varies from run to run.
-            failing_tests = [{**case, "message": steady(case["message"].splitlines()[0] if case["message"] else "",
-                                                        worktree["path"])} for case in failing(results)]
-            output_tail = "" if results.get("source") == "junit" else steady(_tail(outcome.tests), worktree["path"])
+            failing_tests, output_tail = failure_inputs(outcome.tests, worktree["path"])
             outcome = self._step(task_id, worktree, "bug_fixer", f"fix/{task_id}/{number}", "implement", {
                 "attempt": number, "failing": failing_tests, "output": output_tail,
                 "earlier_attempts": [{k: a[k] for k in ("attempt", "status", "detail")} for a in attempts]}, record)
@@ -205,7 +197,7 @@ class BuildWorkflow(Workflow):
         diff = ray.get(self.git.diff.remote(self.feature, branch))
         call = self.agent_call(f"review/{task_id}/{round_number}", {
             "task": self.tasks[task_id].model_dump(mode="json"), "diff": diff, "lint": lint_result["findings"]})
-        result: AgentResult = ray.get(self.orch.agent("reviewer").run.remote(call, self.me))
+        result: AgentResult = ray.get(self.orch.ask("reviewer", call, self.me))
         self.collector.add(result)
         if not result.ok:
             return {"round": round_number, "verdict": "request_changes", "model_verdict": None, "lint": lint_result,
@@ -230,36 +222,7 @@ class BuildWorkflow(Workflow):
 
     def _step(self, task_id: str, worktree: dict[str, Any], role: str, step: str, kind: str,
               extra: dict[str, Any], record: dict[str, Any]) -> TaskOutcome:
-        """One agent's edits for a task, applied and tested in its worktree (or a clone), then committed."""
-        import ray
-
-        task = self.tasks[task_id]
-        head = ray.get(self.git.head.remote(worktree["branch"]))
-        files, withheld = self.without_secrets(ray.get(self.git.snapshot.remote(worktree["path"])))
-        call = self.agent_call(step, {"task": task.model_dump(mode="json"), "files": files, "withheld": withheld,
-                                      "architecture": self.call.inputs.get("architecture"), **extra})
-        change_ref = self.orch.agent(role).run.remote(call, self.me)
-        trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": role})
-        spec = BuildSpec(self.run_id, task_id, task.title, worktree["path"], worktree["branch"], head, self.repo_node,
-                         self.build["test_command"], self.limits, bool(self.build["network"]), trailers=trailers,
-                         force_remote=self.orch.options.test_force_remote_build, kind=kind,
-                         commit_message=_commit_message(kind, step, task_id, task.title))
-        outcome: TaskOutcome = ray.get(self.run_task(spec, change_ref))
-        change: AgentResult = ray.get(change_ref)
-        self.collector.add(change)
-        if change.ok and kind != "tests" and change.output.get("commit_message"):
-            spec = replace(spec, commit_message=change.output["commit_message"])
-        if outcome.status not in ("refused", "error"):
-            if outcome.remote and outcome.bundle:
-                ray.get(self.git.accept_bundle.remote(self.run_id, task_id, outcome.bundle, worktree["path"]))
-            elif not outcome.remote:
-                ray.get(self.git.commit_task.remote(worktree["path"], spec.commit_message, trailers, outcome.changed))
-        if change.ok and not outcome.detail:
-            outcome.detail = change.output.get("summary", "")
-        record["steps"].append({"role": role, "step": step, "status": outcome.status, "detail": outcome.detail,
-                                "changed": outcome.changed, "results": (outcome.tests or {}).get("results"),
-                                "duration_s": (outcome.tests or {}).get("duration_s")})
-        return outcome
+        return self.edit_step(self.tasks[task_id].model_dump(mode="json"), worktree, role, step, kind, extra, record)
 
     def _tdd_check(self, red: TaskOutcome) -> dict[str, Any]:
         """Tests written first must fail before the implementation; new tests that already pass are flagged."""

@@ -95,6 +95,18 @@ def _tail(tests: dict[str, Any] | None, limit: int = 4000) -> str:
     return ((tests.get("stdout") or "") + "\n" + (tests.get("stderr") or ""))[-limit:]
 
 
+def failure_inputs(tests: dict[str, Any] | None, worktree: str) -> tuple[list[dict[str, Any]], str]:
+    """What the Bug Fixer is given about a failing run: the failing cases with their assertion lines
+    when the runner wrote a report, the output's tail only when it did not; either way without what
+    varies from run to run (paths, durations), so the same failure gives the same prompt."""
+    from aigentflow.testresults import failing
+
+    results = (tests or {}).get("results") or {}
+    cases = [{**case, "message": steady(case["message"].splitlines()[0] if case["message"] else "", worktree)}
+             for case in failing(results)]
+    return cases, "" if results.get("source") == "junit" else steady(_tail(tests), worktree)
+
+
 def _build_task(spec: BuildSpec, change: AgentResult | dict[str, Any], git_agent: Any) -> TaskOutcome:
     """The Ray task body: ``change`` arrives resolved (Ray waits for the developer's ObjectRef)."""
     import ray
@@ -136,6 +148,8 @@ class _Collector:
         r.cost_usd += part.cost_usd
         r.prompt_hashes += part.prompt_hashes
         r.warnings += part.warnings
+        r.skills += part.skills
+        r.tool_calls += part.tool_calls
 
     def span(self, call: AgentCall, name: str, kind: str, start_ns: int, end_ns: int, status: str,
              attributes: dict[str, Any], error: str | None = None) -> None:
@@ -230,6 +244,41 @@ class Workflow:
         finally:
             ray.get(self.git.remove_worktree.remote(worktree["path"], worktree["branch"]))
 
+    def edit_step(self, task: dict[str, Any], worktree: dict[str, Any], role: str, step: str, kind: str,
+                  extra: dict[str, Any], record: dict[str, Any]) -> TaskOutcome:
+        """One agent's edits for a task (a work-breakdown task's fields), applied and tested in its
+        worktree (or a clone), then committed on its branch; the step is appended to ``record["steps"]``."""
+        import ray
+
+        task_id, title = task["id"], task["title"]
+        head = ray.get(self.git.head.remote(worktree["branch"]))
+        files, withheld = self.without_secrets(ray.get(self.git.snapshot.remote(worktree["path"])))
+        call = self.agent_call(step, {"task": task, "files": files, "withheld": withheld,
+                                      "architecture": self.call.inputs.get("architecture"), **extra})
+        change_ref = self.orch.ask(role, call, self.me)
+        trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": role})
+        spec = BuildSpec(self.run_id, task_id, title, worktree["path"], worktree["branch"], head, self.repo_node,
+                         self.build["test_command"], self.limits, bool(self.build["network"]), trailers=trailers,
+                         force_remote=self.orch.options.test_force_remote_build, kind=kind,
+                         commit_message=_commit_message(kind, step, task_id, title))
+        outcome: TaskOutcome = ray.get(self.run_task(spec, change_ref))
+        change: AgentResult = ray.get(change_ref)
+        self.collector.add(change)
+        if change.ok and kind != "tests" and change.output.get("commit_message"):
+            spec = replace(spec, commit_message=change.output["commit_message"])
+        if outcome.status not in ("refused", "error"):
+            if outcome.remote and outcome.bundle:
+                ray.get(self.git.accept_bundle.remote(self.run_id, task_id, outcome.bundle, worktree["path"]))
+            elif not outcome.remote:
+                ray.get(self.git.commit_task.remote(worktree["path"], spec.commit_message, trailers, outcome.changed))
+        if change.ok and not outcome.detail:
+            outcome.detail = change.output.get("summary", "")
+        record["steps"].append({"role": role, "step": step, "status": outcome.status, "detail": outcome.detail,
+                                "changed": outcome.changed, "results": (outcome.tests or {}).get("results"),
+                                "duration_s": (outcome.tests or {}).get("duration_s"),
+                                "skills": [p["name"] for p in change.skills], "tool_calls": change.tool_calls})
+        return outcome
+
     def coverage_on(self, ref: str, label: str) -> dict[str, Any]:
         """Total coverage of ``ref`` in a scratch worktree (the baseline, or the feature after its tasks)."""
         with self.scratch(label, ref) as worktree:
@@ -258,7 +307,7 @@ class Workflow:
             return self._conflict_done(record, started)
         call = self.agent_call(f"resolve/{label}", {"source": source, "target": target, "hunks": evidence["hunks"],
                                                     "files": files})
-        result = ray.get(self.orch.agent("merge_resolver").run.remote(call, self.me))
+        result = ray.get(self.orch.ask("merge_resolver", call, self.me))
         self.collector.add(result)
         if not result.ok:
             record["detail"] = f"the resolver failed: {result.error}"

@@ -1,5 +1,6 @@
 """The run-level stages around BUILDING: ANALYZING with the Project Analyzer, TESTING (the whole
-suite and coverage), REVIEWING (the whole feature) and MERGING (feature -> integration)."""
+suite and coverage) and FIXING (the Bug Fixer on what it found), REVIEWING (the whole feature) and
+MERGING (feature -> integration)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from actors.workflow.common import Workflow, _lint_task, _merge_report
+from actors.workflow.common import (
+    MAX_FIX_ATTEMPTS,
+    Workflow,
+    _lint_task,
+    _merge_report,
+    failure_inputs,
+)
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.build import BuildSpec, TaskOutcome
+from aigentflow.engine import TESTS_FAILED
+from aigentflow.statemachine import round_of
 
 
 class AnalyzeWorkflow(Workflow):
@@ -36,7 +45,7 @@ class AnalyzeWorkflow(Workflow):
                     if baseline else {}}
         summary_call = self.agent_call("analyze/project", {"analysis": analysis,
                                                            "snapshot": self.call.inputs.get("snapshot")})
-        summary = ray.get(self.orch.agent("project_analyzer").run.remote(summary_call, self.me))
+        summary = ray.get(self.orch.ask("project_analyzer", summary_call, self.me))
         self.collector.add(summary)
         if not summary.ok:
             result = self.collector.result
@@ -46,7 +55,7 @@ class AnalyzeWorkflow(Workflow):
         analysis["context"] = render_analysis(analysis, summary.output)
         analyst_call = replace(self.call, inputs={**self.call.inputs, "analysis": analysis},
                                project_context=self.call.project_context + analysis["context"])
-        research = ray.get(self.orch.agent("analyst").run.remote(analyst_call, self.me))
+        research = ray.get(self.orch.ask("analyst", analyst_call, self.me))
         self.collector.add(research)
         result = self.collector.result
         if not research.ok:
@@ -59,7 +68,9 @@ class AnalyzeWorkflow(Workflow):
 
 class TestingWorkflow(Workflow):
     """TESTING: the project's whole test suite on the feature branch's head, after every task merged
-    (tasks passed alone; together they may not). A failure stops for a human with the results."""
+    (tasks passed alone; together they may not). A failure goes to FIXING while the Bug Fixer has rounds
+    left (``agents.bugFixer`` + ``features.bugFixLoop``, at most 3), then stops for a human with every
+    round's results and fixes as evidence."""
 
     __test__ = False  # not a pytest test class
 
@@ -70,8 +81,9 @@ class TestingWorkflow(Workflow):
         import ray
 
         started = time.time_ns()
+        number = round_of(self.call.step)
         command = self.build["test_command"]
-        output: dict[str, Any] = {"feature_branch": self.feature, "command": command}
+        output: dict[str, Any] = {"feature_branch": self.feature, "command": command, "round": number}
         if not command:
             output.update(ok=True, summary="no test command configured: nothing to run")
         else:
@@ -79,8 +91,9 @@ class TestingWorkflow(Workflow):
                 spec = BuildSpec(self.run_id, "suite", "the whole test suite", scratch["path"], scratch["branch"], "",
                                  self.repo_node, command, self.limits, bool(self.build["network"]))
                 outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
+                failing_tests, tail = failure_inputs(outcome.tests, scratch["path"]) if not outcome.ok else ([], "")
             output.update(ok=outcome.ok, summary=outcome.detail, tests=outcome.tests,
-                          results=(outcome.tests or {}).get("results"))
+                          results=(outcome.tests or {}).get("results"), failing=failing_tests, output_tail=tail)
             if outcome.ok and self.orch.flags.get("features.coverageTracking", False):
                 baseline = (self.call.inputs.get("build") or {}).get("coverage_baseline") or {}
                 after = self.coverage_on(self.feature, "coverage")
@@ -90,14 +103,84 @@ class TestingWorkflow(Workflow):
                                       "delta": round(after_pct - before_pct, 2)
                                       if before_pct is not None and after_pct is not None else None}
         self.collector.span(self.call, f"test_suite {self.feature}", "task", started, time.time_ns(),
-                            "ok" if output["ok"] else "error", {"aigentflow.test.command": command})
-        report = f"# Tests of `{self.feature}`\n\n`{command}`: {output['summary']}\n"
-        if not output["ok"]:
-            return self.needs_approval(f"the test suite fails on {self.feature}: {output['summary']}", output,
-                                       {"test_report.md": report})
+                            "ok" if output["ok"] else "error", {"aigentflow.test.command": command,
+                                                                "aigentflow.test.round": number})
+        fixes = self.call.inputs.get("fix_rounds") or []
+        report = f"# Tests of `{self.feature}` (round {number})\n\n`{command}`: {output['summary']}\n" + "".join(
+            f"\n- fix attempt {f.get('attempt')}: {f.get('status')}, {'merged' if f.get('merged') else 'not merged'}"
+            f" — {f.get('detail', '')}" for f in fixes)
+        files = {_round_name("test_report.md", number): report + "\n"}
         result = self.collector.result
-        result.output, result.files = output, {"test_report.md": report}
+        if not output["ok"]:
+            flags = self.orch.flags
+            if flags.get("agents.bugFixer", False) and flags.get("features.bugFixLoop", False) and \
+                    len(fixes) < MAX_FIX_ATTEMPTS:
+                result.output, result.files = output, files
+                result.error, result.error_kind = f"the test suite fails on {self.feature}: {output['summary']}", \
+                    TESTS_FAILED
+                return result
+            tried = f" after {len(fixes)} fix attempt(s)" if fixes else ""
+            return self.needs_approval(f"the test suite fails on {self.feature}{tried}: {output['summary']}",
+                                       {**output, "fix_attempts": fixes}, files)
+        result.output, result.files = output, files
         return result
+
+
+class FixWorkflow(Workflow):
+    """FIXING: the Bug Fixer repairs what TESTING found on the feature branch, one attempt per round.
+
+    The fix is made on a branch of its own from the feature's head (``.../task/suite-fix-<n>``), applied
+    through the edit and test guards (no deleted, skipped or weakened tests), tested in the sandbox, and
+    merged into the feature only if the suite passes there; TESTING then runs again on the feature."""
+
+    def __init__(self, orchestrator: Any, call: AgentCall) -> None:
+        super().__init__(orchestrator, call, "bug_fixer")
+
+    def run(self) -> AgentResult:
+        import ray
+
+        started = time.time_ns()
+        number = round_of(self.call.step)
+        last = (self.call.inputs.get("test_rounds") or [{}])[-1]
+        earlier = [{k: f.get(k) for k in ("attempt", "status", "detail")} for f in self.call.inputs.get("fix_rounds") or []]
+        command = self.build["test_command"]
+        task = {"id": "suite", "type": "backend", "title": "Make the whole test suite pass on the feature branch",
+                "description": f"Every task passed its own tests, but with all of them merged the project's test suite "
+                               f"fails on the feature branch: {last.get('summary', '')}",
+                "acceptance_criteria": [f"`{command}` passes", "no test is deleted, skipped or weakened"]}
+        worktree = ray.get(self.git.task_worktree.remote(self.run_id, f"suite-fix-{number}"))
+        record: dict[str, Any] = {"steps": []}
+        outcome = self.edit_step(task, worktree, "bug_fixer", f"fix/suite/{number}", "implement", {
+            "attempt": number, "failing": last.get("failing") or [], "output": last.get("output_tail") or "",
+            "earlier_attempts": earlier}, record)
+        output: dict[str, Any] = {"attempt": number, "status": outcome.status, "detail": outcome.detail,
+                                  "branch": worktree["branch"], "changed": outcome.changed, "merged": False,
+                                  "results": (outcome.tests or {}).get("results"),
+                                  "duration_s": (outcome.tests or {}).get("duration_s")}
+        if outcome.status == "passed":
+            merged = ray.get(self.git.merge.remote(
+                self.feature, worktree["branch"], f"Merge the test suite fix (attempt {number})",
+                self.trailers(**{"Aigentflow-Task": "suite", "Aigentflow-Agent": "bug_fixer"}), "merge"))
+            if "conflict" in merged:  # nothing else moves the feature during FIXING; a human changed it
+                return self.needs_approval(f"the suite fix (attempt {number}) conflicts with {self.feature}",
+                                           {**output, "conflict": merged["conflict"]}, {})
+            output["merged"] = True
+        self.collector.span(self.call, f"fix_suite {self.feature}", "task", started, time.time_ns(),
+                            "ok" if output["merged"] else "error",
+                            {"aigentflow.fix.attempt": number, "aigentflow.fix.status": outcome.status})
+        result = self.collector.result
+        result.output = output
+        result.files = {_round_name("fix_report.md", number): (
+            f"# Test suite fix, attempt {number}\n\nStatus: {outcome.status} "
+            f"({'merged into' if output['merged'] else 'not merged into'} `{self.feature}`)\n\n{outcome.detail}\n"
+            f"\nChanged: {', '.join(outcome.changed) or 'nothing'}\n")}
+        return result
+
+
+def _round_name(name: str, number: int) -> str:
+    """``test_report.md`` for the first round, ``test_report.2.md`` for the second, ..."""
+    stem, dot, suffix = name.rpartition(".")
+    return name if number == 1 else f"{stem}.{number}{dot}{suffix}"
 
 
 class ReviewWorkflow(Workflow):

@@ -16,9 +16,11 @@ from aigentflow.cli import (
     cluster_cmd,
     config_cmd,
     jobs_cmd,
+    mcp_cmd,
     project_cmd,
     release_cmd,
     run_cmd,
+    skills_cmd,
     status_cmd,
     trace_cmd,
 )
@@ -61,6 +63,8 @@ app.add_typer(jobs_cmd.jobs_app, name="jobs")
 app.command("release")(release_cmd.release)
 app.add_typer(release_cmd.ci_app, name="ci")
 app.command("gc")(release_cmd.gc)
+app.add_typer(skills_cmd.app, name="skills")
+app.add_typer(mcp_cmd.app, name="mcp")
 
 
 def main() -> None:

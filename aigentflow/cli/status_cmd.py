@@ -50,7 +50,7 @@ def v1_metrics(steps: list[dict[str, Any]]) -> dict[str, Any]:
             for task in output.get("tasks", {}).values():
                 task_steps += [t for t in task.get("steps", []) if t.get("role") != "tester"]
                 reviews += task.get("reviews", [])
-        if s["step"] == "test" and output.get("coverage"):
+        if s["step"].split(".")[0] == "test" and output.get("coverage"):  # the last round's
             coverage = output["coverage"]
     builds_ok = sum(1 for t in task_steps if t["status"] == "passed")
     approved = sum(1 for r in reviews if r.get("verdict") == "approve")
@@ -94,7 +94,11 @@ def status(
 
 
 def result_line(step: str, output: dict[str, Any]) -> str:
-    """A one-line digest of an agent's result, for people."""
+    """A one-line digest of an agent's result, for people (``test.2``: the second round of ``test``)."""
+    step = step.split(".")[0]
+    if step == "fix":
+        return (f"suite fix attempt {output.get('attempt')}: {output.get('status')}, "
+                f"{'merged' if output.get('merged') else 'not merged'}; {str(output.get('detail', ''))[:100]}")
     if step == "analyze":
         return str(output.get("notes", {}).get("summary", ""))[:160]
     if step == "plan":

@@ -68,6 +68,27 @@ class StructuredResult:
     calls: list[CallRecord] = field(default_factory=list)
 
 
+ToolHandler = Callable[[list[dict[str, Any]]], str]
+"""Runs the tool calls a model asked for; returns the message that reports their results."""
+
+
+def tool_request(data: Any) -> list[dict[str, Any]] | None:
+    """The calls in a ``{"tool_calls": [{"tool": ..., "arguments": {...}}]}`` reply, else None.
+
+    A malformed request raises ``ValueError`` (fed back to the model like any unusable reply)."""
+    if not isinstance(data, dict) or set(data) != {"tool_calls"}:
+        return None
+    calls = data["tool_calls"]
+    if not isinstance(calls, list) or not calls:
+        raise ValueError("tool_calls must be a non-empty list of {\"tool\": ..., \"arguments\": {...}}")
+    for call in calls:
+        if not isinstance(call, dict) or not isinstance(call.get("tool"), str) or \
+                not isinstance(call.get("arguments", {}), dict):
+            raise ValueError(  # noqa: TRY004 (a reply to feed back to the model, not a programming error)
+                "each tool call needs \"tool\" (server/tool) and \"arguments\" (an object)")
+    return [{"tool": c["tool"], "arguments": c.get("arguments", {})} for c in calls]
+
+
 def extract_json(text: str) -> Any:
     """The JSON object in a reply: the whole text, a fenced block, or the outermost braces."""
     stripped = text.strip()
@@ -104,24 +125,31 @@ class ModelClient:
         self.transport = transport
 
     def call_structured(
-        self, messages: list[dict[str, Any]], schema: type[BaseModel], *, role: str, step: str
+        self, messages: list[dict[str, Any]], schema: type[BaseModel], *, role: str, step: str,
+        tools: ToolHandler | None = None, max_tool_rounds: int = 0,
     ) -> StructuredResult:
-        """The validated output; a failure carries the calls made so far as ``exc.calls``."""
+        """The validated output; a failure carries the calls made so far as ``exc.calls``.
+
+        With ``tools``, a reply that is only ``{"tool_calls": [...]}`` is not an answer: the handler
+        runs the calls and its text goes back to the model, at most ``max_tool_rounds`` times."""
         result_calls: list[CallRecord] = []
         try:
-            return self._call_structured(messages, schema, role=role, step=step, result_calls=result_calls)
+            return self._call_structured(messages, schema, role=role, step=step, result_calls=result_calls,
+                                         tools=tools, max_tool_rounds=max_tool_rounds)
         except (RunFailure, RunPaused) as exc:
             exc.calls = result_calls  # type: ignore[attr-defined]
             raise
 
     def _call_structured(
         self, messages: list[dict[str, Any]], schema: type[BaseModel], *, role: str, step: str,
-        result_calls: list[CallRecord],
+        result_calls: list[CallRecord], tools: ToolHandler | None, max_tool_rounds: int,
     ) -> StructuredResult:
         conversation = list(messages)
         attempts = 1 + self.spec.max_validation_retries
+        failures, tool_rounds, attempt = 0, 0, 0
         last_problem = ""
-        for attempt in range(1, attempts + 1):
+        while failures < attempts:
+            attempt += 1  # every model call of the step: what a cassette entry is matched by
             record, text = self._call(conversation, role=role, step=step, attempt=attempt, log=result_calls)
             result_calls.append(record)
             try:
@@ -129,9 +157,20 @@ class ModelClient:
                     raise ValueError(
                         f"the reply is {len(text.encode())} bytes, over the limit of {self.spec.max_reply_bytes}"
                     )
-                output = schema.model_validate(extract_json(text))
+                data = extract_json(text)
+                requested = tool_request(data) if tools is not None else None
+                if requested is not None:
+                    if tool_rounds >= max_tool_rounds:
+                        raise ValueError(f"it asks for tools again after {max_tool_rounds} round(s) of tool calls; "
+                                         "answer now, without tools")
+                    tool_rounds += 1
+                    conversation = [*conversation, {"role": "assistant", "content": text[:20_000]},
+                                    {"role": "user", "content": tools(requested)}]
+                    continue
+                output = schema.model_validate(data)
                 return StructuredResult(output=output, calls=result_calls)
             except (ValueError, ValidationError) as exc:
+                failures += 1
                 last_problem = _describe_problem(exc)
                 record.error = last_problem
                 conversation = [

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -15,6 +16,17 @@ from aigentflow.models.spec import prompt_hash
 LAYER_ROOT = "layers"
 CONSTITUTION = "constitution.md"
 OUTPUT_FORMAT = "output_format.md"
+TOOLS = "tools.md"
+
+
+def render_tools(layers: dict[str, str], tools: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> str:
+    """The tools layer: how to ask for tool calls (``tools.md``, overridable) and each tool's schema."""
+    if not tools:
+        return ""
+    listing = "\n\n".join(
+        f"### {t['id']}\n\n{(t.get('description') or '').strip()}\n\nArguments (JSON schema):\n\n```json\n"
+        f"{json.dumps(t.get('input_schema') or {}, indent=2, sort_keys=True)}\n```" for t in tools)
+    return layers[TOOLS].strip() + "\n\n" + listing
 
 
 def role_layer(role: str) -> str:
@@ -49,21 +61,28 @@ def compose(
     project_context: str,
     task: str,
     output_schema: type[BaseModel],
+    skills: str = "",
+    tools: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
 ) -> ComposedPrompt:
-    """System message: constitution, role, output format. User message: project context, task."""
+    """System message: constitution, role, [skills], output format, [tools]. User message: project
+    context, task. The skills and tools layers are left out when empty, so a prompt without them is
+    the same as before they existed (recorded cassettes keep matching)."""
     schema = json.dumps(output_schema.model_json_schema(), indent=2, sort_keys=True)
     parts = {
         CONSTITUTION: layers[CONSTITUTION].strip(),
         role_layer(role): layers[role_layer(role)].strip(),
+        "skills": skills.strip(),
         OUTPUT_FORMAT: layers[OUTPUT_FORMAT].strip().replace("{schema}", schema),
+        "tools": render_tools(layers, tools),
         "project_context": "# Project context\n\n" + project_context.strip(),
         "task": "# Task\n\n" + task.strip(),
     }
-    system = "\n\n".join([parts[CONSTITUTION], parts[role_layer(role)], parts[OUTPUT_FORMAT]])
+    system = "\n\n".join(part for part in (parts[CONSTITUTION], parts[role_layer(role)], parts["skills"],
+                                            parts[OUTPUT_FORMAT], parts["tools"]) if part)
     user = "\n\n".join([parts["project_context"], parts["task"]])
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     return ComposedPrompt(
         messages=messages,
         hash=prompt_hash(messages),
-        layer_hashes={name: _short_hash(text) for name, text in parts.items()},
+        layer_hashes={name: _short_hash(text) for name, text in parts.items() if text},
     )

@@ -1,0 +1,113 @@
+"""The Tool Router: a run's MCP tools, behind the per-role allowlists, each call traced.
+
+One per run (``tools:<run_id>``), on the repository's node (stdio servers run there, in the project's
+directory), started only when the project or the user configures MCP servers. It holds one session
+per server (``aigentflow.mcp.client.McpHub``: started on first use, closed with the run). Agents ask
+it for the tools their role may call (for their prompt) and send it the calls their model asks for;
+a call outside the role's list (``tools.<role>``) is refused. Every call, refused or not, returns an
+``execute_tool`` span (arguments redacted and cut short, result size, duration, error) that the agent
+hands back with its result, so it lands in the run's trace. A server that fails to start, hangs or
+errs gives a clear tool error; the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aigentflow.tracing.spans import make_span
+
+ARGUMENTS_SHOWN = 2000
+"""Characters of a call's (redacted) arguments kept on its span."""
+
+
+def tool_allowed(patterns: list[str], tool_id: str) -> bool:
+    """``*`` allows every tool, ``server/*`` a server's tools, ``server/tool`` one tool."""
+    server = tool_id.split("/", 1)[0]
+    return any(p == "*" or p == tool_id or p == f"{server}/*" for p in patterns)
+
+
+class ToolRouter:
+    role = "tool_router"
+
+    def __init__(self, project_root: str, tool_settings: dict[str, Any], redactor: Any) -> None:
+        from aigentflow.mcp.client import McpHub
+        from aigentflow.mcp.config import load_servers
+
+        from aigentflow.settings import ToolSettings
+
+        self.settings = ToolSettings.model_validate(tool_settings)
+        self.redactor = redactor
+        self.servers = load_servers(Path(project_root))
+        self.hub = McpHub(self.servers)
+        self._listed: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def ping(self) -> str:
+        return self.role
+
+    def _listing(self, server: str) -> dict[str, Any]:
+        """A server's tools (listed once per run), or why they could not be listed."""
+        with self._lock:
+            if server not in self._listed:
+                try:
+                    tools = self.hub.tools(server)
+                    self._listed[server] = {"tools": [{"id": f"{server}/{t.name}", "description": t.description,
+                                                       "input_schema": t.input_schema} for t in tools]}
+                except Exception as exc:  # noqa: BLE001 (a server that will not start: reported, not fatal)
+                    self._listed[server] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            return self._listed[server]
+
+    def catalog(self, role: str) -> dict[str, Any]:
+        """The tools ``role`` may call (for its prompt), and the servers that could not be listed."""
+        patterns = self.settings.allowed(role)
+        tools: list[dict[str, Any]] = []
+        problems: list[dict[str, str]] = []
+        if not patterns:
+            return {"tools": tools, "problems": problems}
+        for server in sorted(self.servers):
+            if not any(p == "*" or p.split("/", 1)[0] == server for p in patterns):
+                continue
+            listing = self._listing(server)
+            if "error" in listing:
+                problems.append({"server": server, "error": listing["error"]})
+                continue
+            tools += [t for t in listing["tools"] if tool_allowed(patterns, t["id"])]
+        return {"tools": tools, "problems": problems}
+
+    def call(self, role: str, tool_id: str, arguments: dict[str, Any], run_id: str, tenant_id: str,
+             parent_span_id: str | None) -> dict[str, Any]:
+        """Run one call for ``role``: {tool, ok, refused, is_error, error, text, duration_s, size, span}."""
+        started = time.time_ns()
+        outcome: dict[str, Any] = {"tool": tool_id, "ok": False, "refused": False, "is_error": False, "error": None,
+                                   "text": "", "duration_s": 0.0, "size": 0}
+        server, _, tool = tool_id.partition("/")
+        if not tool_allowed(self.settings.allowed(role), tool_id):
+            outcome.update(refused=True, error=f"the {role} may not call {tool_id} (its allowlist, tools.{role}, "
+                                               f"is {self.settings.allowed(role) or 'empty'})")
+        elif server not in self.servers or not tool:
+            outcome["error"] = f"no such tool {tool_id!r}; configured servers: {', '.join(sorted(self.servers)) or 'none'}"
+        else:
+            result = self.hub.call(server, tool, arguments)  # the server's timeout_s (mcp.json) bounds it
+            outcome.update(ok=result.ok and not result.is_error, is_error=result.is_error, error=result.error,
+                           text=self.redactor.redact_text(result.text), duration_s=round(result.duration_s, 3),
+                           size=result.size)
+        shown = json.dumps(self.redactor.redact(arguments), sort_keys=True, default=str)[:ARGUMENTS_SHOWN]
+        span = make_span(f"execute_tool {tool_id}", "tool", run_id=run_id, parent_id=parent_span_id,
+                         tenant_id=tenant_id, start_ns=started, end_ns=time.time_ns(), attributes={
+                             "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool_id,
+                             "aigentflow.tool.server": server, "aigentflow.tool.role": role,
+                             "aigentflow.tool.arguments": shown, "aigentflow.tool.result_bytes": outcome["size"],
+                             "aigentflow.tool.refused": outcome["refused"],
+                             "aigentflow.tool.is_error": outcome["is_error"]})
+        if not outcome["ok"]:
+            span["status"] = "error"
+            span["error"] = self.redactor.redact_text(outcome["error"] or outcome["text"] or "tool error")[:1000]
+        outcome["span"] = span
+        return outcome
+
+    def close(self) -> None:
+        self.hub.close()
