@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ class ToolRouter:
 
         self.settings = ToolSettings.model_validate(tool_settings)
         self.redactor = redactor
-        self.servers = load_servers(Path(project_root))
+        # stdio servers run in the project's directory unless their entry says otherwise (`cwd`)
+        self.servers = {name: replace(config, cwd=config.cwd or project_root) if config.transport == "stdio"
+                        else config for name, config in load_servers(Path(project_root)).items()}
         self.hub = McpHub(self.servers)
         self._listed: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()

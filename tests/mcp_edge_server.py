@@ -58,6 +58,10 @@ def create_server() -> MCPServer:
         await anyio.to_thread.run_sync(threading.Event().wait)
         return "unreachable"
 
+    @server.tool(description="The server's working directory.")
+    def cwd() -> str:
+        return os.getcwd()
+
     @server.tool(description="n bytes of text.")
     def big(n: int) -> str:
         return "x" * n

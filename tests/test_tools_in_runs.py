@@ -75,13 +75,13 @@ def test_an_agent_calls_mcp_tools_through_the_router_refused_and_failing_calls_r
     analyst = next(e for e in entries if e["role"] == "analyst")
     ask = {"tool_calls": [{"tool": "edge/echo", "arguments": {"text": "due dates"}},
                           {"tool": "edge/add", "arguments": {"a": 1, "b": 2}},
-                          {"tool": "edge/hang", "arguments": {}}]}
+                          {"tool": "edge/hang", "arguments": {}}, {"tool": "edge/cwd", "arguments": {}}]}
     entries.insert(entries.index(analyst), {**analyst, "response": ask})
     analyst["attempt"] = 2
     model = write_cassette(sample_repo, "tools", entries)
     started = time.time()
     result = aigentflow("run", REQUEST, "--model", model, "--address", ray_address,
-                        "--set", "tools.analyst=edge/echo,edge/hang", cwd=sample_repo, timeout=300)
+                        "--set", "tools.analyst=edge/echo,edge/hang,edge/cwd", cwd=sample_repo, timeout=300)
     assert result.returncode == 0, result.stderr + result.stdout
     run_id = run_id_of(sample_repo)
     report = status_of(sample_repo, run_id)
@@ -91,6 +91,11 @@ def test_an_agent_calls_mcp_tools_through_the_router_refused_and_failing_calls_r
     assert calls["edge/echo"]["ok"] and calls["edge/echo"]["size"] > 0
     assert calls["edge/add"]["refused"] and "tools.analyst" in calls["edge/add"]["error"]
     assert not calls["edge/hang"]["ok"] and "timed out" in calls["edge/hang"]["error"]
+    assert calls["edge/cwd"]["ok"]  # it ran in the project's directory: its result is that path
+    cwd_span = [s for s in read_spans(sample_repo / ".aigentflow" / "traces", run_id)
+                             if s["name"] == "execute_tool edge/cwd"]
+    assert cwd_span and cwd_span[0]["attributes"]["aigentflow.tool.result_bytes"] == \
+        len(str(sample_repo.resolve()).encode())
     assert time.time() - started < 120
     spans = {s["name"]: s for s in read_spans(sample_repo / ".aigentflow" / "traces", run_id) if s["kind"] == "tool"}
     assert spans["execute_tool edge/echo"]["status"] == "ok"
