@@ -36,8 +36,7 @@ class Orchestrator:
         self.handles: dict[str, Any] = {}
         self._controls_lock = threading.Lock()
         self._controls_store: SQLiteRunStore | None = None
-        self._flags: dict[str, Any] | None = None
-        self._settings: dict[str, Any] | None = None
+        self._recorded_run: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._equip_lock = threading.Lock()
         self._skill_catalog: Any = None
         self._project_terms: str | None = None
@@ -64,15 +63,24 @@ class Orchestrator:
                                                         self.options.test_kill_in_merge)
         return self.handles["git_agent"]
 
-    @property
-    def flags(self) -> dict[str, Any]:
-        if self._flags is None:
+    def _recorded(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The run's flags and settings as recorded when it was created (they never change after)."""
+        if self._recorded_run is None:
             store = SQLiteRunStore(self.paths.database, readonly=True)
             try:
-                self._flags = store.get_run(self.run_id).flags
+                run = store.get_run(self.run_id)
             finally:
                 store.close()
-        return self._flags
+            self._recorded_run = (run.flags, run.settings)
+        return self._recorded_run
+
+    @property
+    def flags(self) -> dict[str, Any]:
+        return self._recorded()[0]
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self._recorded()[1]
 
     def warm_up(self, roles: list[str], timeout_s: float = AGENT_START_TIMEOUT_S) -> None:
         """Start the run's agents together, and the cluster's Model Gateway (which imports litellm,
@@ -126,16 +134,6 @@ class Orchestrator:
             raise TimeoutError(f"the {role} step took longer than run.step_timeout_s ({call.timeout_s:g} s)") from None
 
     # -- what each agent call carries besides its task: skills and tools ------------------------------
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        if self._settings is None:
-            store = SQLiteRunStore(self.paths.database, readonly=True)
-            try:
-                self._settings = store.get_run(self.run_id).settings
-            finally:
-                store.close()
-        return self._settings
 
     def ask(self, role: str, call: AgentCall, me: Any) -> Any:
         """Send ``call`` to ``role``'s agent, equipped with its skills and tools; the result's ObjectRef."""

@@ -37,7 +37,6 @@ class ToolRouter:
     def __init__(self, project_root: str, tool_settings: dict[str, Any], redactor: Any) -> None:
         from aigentflow.mcp.client import McpHub
         from aigentflow.mcp.config import load_servers
-
         from aigentflow.settings import ToolSettings
 
         self.settings = ToolSettings.model_validate(tool_settings)

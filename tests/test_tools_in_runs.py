@@ -93,7 +93,7 @@ def test_an_agent_calls_mcp_tools_through_the_router_refused_and_failing_calls_r
     assert not calls["edge/hang"]["ok"] and "timed out" in calls["edge/hang"]["error"]
     assert calls["edge/cwd"]["ok"]  # it ran in the project's directory: its result is that path
     cwd_span = [s for s in read_spans(sample_repo / ".aigentflow" / "traces", run_id)
-                             if s["name"] == "execute_tool edge/cwd"]
+                if s["name"] == "execute_tool edge/cwd"]
     assert cwd_span and cwd_span[0]["attributes"]["aigentflow.tool.result_bytes"] == \
         len(str(sample_repo.resolve()).encode())
     assert time.time() - started < 120
