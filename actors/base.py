@@ -138,7 +138,7 @@ class BaseAgent:
                 f"prompt is {c.prompt_hash})"
                 for c in calls
                 if c.drift
-            ],
+            ] + list(call.notices),
         )
 
     def _spans(self, call: AgentCall, span_id: str, started: int, calls: list[CallRecord], phash: str,

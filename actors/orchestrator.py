@@ -161,6 +161,10 @@ class Orchestrator:
                 if role not in self._tool_catalogs:
                     self._tool_catalogs[role] = ray.get(router.catalog.remote(role))
             tools = self._tool_catalogs[role]["tools"]
+            notices = tuple(f"MCP server {p['server']!r} offers no tools to the {role}: {p['error']}"
+                            for p in self._tool_catalogs[role]["problems"])
+            if notices:
+                extra["notices"] = notices
             if tools:
                 limits = self.settings.get("tools", {})
                 extra.update(tools=tuple(tools), tool_router=router, tool_limits={

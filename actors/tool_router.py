@@ -40,11 +40,16 @@ class ToolRouter:
         from aigentflow.settings import ToolSettings
 
         self.settings = ToolSettings.model_validate(tool_settings)
-        self.redactor = redactor
         # stdio servers run in the project's directory unless their entry says otherwise (`cwd`)
         self.servers = {name: replace(config, cwd=config.cwd or project_root) if config.transport == "stdio"
                         else config for name, config in load_servers(Path(project_root)).items()}
         self.hub = McpHub(self.servers)
+        # The servers' configured env and header values (tokens, often) join the run's known secrets: a
+        # tool that echoes one back never puts it in a prompt or a span.
+        from aigentflow.redact import Redactor
+
+        self.redactor = Redactor([*redactor.values, *(v for c in self.servers.values() for v in c.secret_values())],
+                                 redactor.extra_patterns)
         self._listed: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 

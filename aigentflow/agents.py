@@ -41,6 +41,8 @@ class AgentCall:
     """The run's Tool Router actor, which makes the calls (allowlist, spans); None without tools."""
     tool_limits: dict[str, Any] = field(default_factory=dict)
     """``ToolSettings`` limits: max_rounds, max_calls_per_round, max_result_chars."""
+    notices: tuple[str, ...] = ()
+    """What the agent should report as warnings (an MCP server whose tools could not be listed)."""
 
 
 @dataclass

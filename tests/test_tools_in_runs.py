@@ -62,9 +62,10 @@ def test_a_project_skill_is_picked_put_in_the_prompt_and_recorded_on_the_step(sa
 
 
 def edge_config(repo: Path, timeout_s: float = 3) -> None:
-    (repo / ".aigentflow" / "mcp.json").write_text(json.dumps({"mcpServers": {"edge": {
-        "command": sys.executable, "args": [str(EDGE_SERVER)], "timeout_s": timeout_s,
-        "env": {"EDGE_TOKEN": "${EDGE_TOKEN:-not-set}"}}}}))
+    (repo / ".aigentflow" / "mcp.json").write_text(json.dumps({"mcpServers": {
+        "edge": {"command": sys.executable, "args": [str(EDGE_SERVER)], "timeout_s": timeout_s,
+                 "env": {"EDGE_TOKEN": "${EDGE_TOKEN:-not-set}"}},
+        "broken": {"command": "/nonexistent/mcp-server", "startup_timeout_s": 5}}}))
 
 
 def test_an_agent_calls_mcp_tools_through_the_router_refused_and_failing_calls_recorded(
@@ -81,8 +82,9 @@ def test_an_agent_calls_mcp_tools_through_the_router_refused_and_failing_calls_r
     model = write_cassette(sample_repo, "tools", entries)
     started = time.time()
     result = aigentflow("run", REQUEST, "--model", model, "--address", ray_address,
-                        "--set", "tools.analyst=edge/echo,edge/hang,edge/cwd", cwd=sample_repo, timeout=300)
+                        "--set", "tools.analyst=edge/echo,edge/hang,edge/cwd,broken/*", cwd=sample_repo, timeout=300)
     assert result.returncode == 0, result.stderr + result.stdout
+    assert "MCP server 'broken' offers no tools to the analyst" in result.stdout  # a warning, not a failure
     run_id = run_id_of(sample_repo)
     report = status_of(sample_repo, run_id)
     assert report["run"]["state"] == "COMPLETED"
