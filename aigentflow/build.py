@@ -78,15 +78,14 @@ def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bo
     """Run ``command`` in ``root`` through the sandboxed executor; its record (``ok``, output, isolation,
     and ``results``: the JUnit report when the runner wrote one, else the exit code)."""
     from aigentflow.sandbox import Limits, Sandbox
-    from aigentflow.testresults import junit_env, parse_junit
+    from aigentflow.testresults import junit_env, read_reports
 
     with tempfile.TemporaryDirectory(prefix="af-junit-") as reports:
-        report = Path(reports) / "junit.xml"
         # No bytecode caches: Python checks them by mtime in whole seconds and size, so a file an agent
         # rewrites within the second of a test run (a fix of the same length) would run stale code.
-        env = {**junit_env(report), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**junit_env(Path(reports)), "PYTHONDONTWRITEBYTECODE": "1"}
         result = Sandbox(root, limits=Limits(**limits), network=network, extra_env=env).run(command)
-        results = parse_junit(report) or {"source": "exit_code", "exit_code": result.exit_code}
+        results = read_reports(Path(reports)) or {"source": "exit_code", "exit_code": result.exit_code}
     return {**result.to_record(), "ok": result.ok, "summary": result.summary(), "results": results}
 
 

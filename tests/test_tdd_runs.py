@@ -252,8 +252,10 @@ def test_a_javascript_project_goes_through_the_same_path_with_npm_test(tmp_path:
     record, steps = the_run(root)
     t1 = steps["build"]["output"]["tasks"]["T1"]
     assert steps["build"]["output"]["test_command"] == "npm test"
-    assert t1["tdd"]["failed_first"] is True and t1["steps"][0]["results"]["source"] == "exit_code"
+    red = t1["steps"][0]["results"]  # node's runner wrote a JUnit report: results per test, not scraped text
+    assert t1["tdd"]["failed_first"] is True and (red["source"], red["failed"]) == ("junit", 1)
     assert [a["status"] for a in t1["fix_attempts"]] == ["passed"]
+    assert [c["id"] for c in t1["fix_attempts"][0]["tests"]["results"]["cases"]] == ["test::value is 42"]
     assert record["state"] == "COMPLETED" and (root / "src" / "value.js").read_text() == "exports.value = () => 42;\n"
     assert "pass 1" in t1["tests"]["stdout"]
 

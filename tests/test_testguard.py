@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from aigentflow.testguard import assertion_count, is_test_path, weakening
-from aigentflow.testresults import failing, junit_env, parse_junit, passing_in
+from aigentflow.testresults import (
+    failing,
+    junit_env,
+    node_major,
+    parse_junit,
+    passing_in,
+    read_reports,
+)
 
 BEFORE = "def test_a():\n    assert f() == 1\n    assert g()\n\n\ndef test_b(self):\n    self.assertEqual(h(), 2)\n"
 
@@ -40,11 +48,12 @@ def test_a_real_pytest_report_is_read(tmp_path: Path) -> None:
     (tmp_path / "tests" / "test_ok.py").write_text("def test_ok():\n    assert 1 == 1\n")
     (tmp_path / "tests" / "test_bad.py").write_text("def test_bad():\n    assert 1 == 2, 'one is not two'\n")
     (tmp_path / "tests" / "test_broken.py").write_text("import not_a_module_here\n")
-    report = tmp_path / "junit.xml"
-    env = {"PATH": "/usr/bin:/bin", **junit_env(report)}
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    env = {"PATH": "/usr/bin:/bin", **junit_env(reports)}
     subprocess.run([sys.executable, "-m", "pytest", "-q", "tests"], cwd=tmp_path, env=env, capture_output=True,
                    check=False)
-    results = parse_junit(report)
+    results = read_reports(reports)
     assert results is not None and results["source"] == "junit"
     assert (results["passed"], results["failed"], results["error"]) == (1, 1, 1)  # collection went on past the error
     assert {c["id"] for c in failing(results)} == {"tests.test_bad::test_bad", "tests.test_broken"}
@@ -56,3 +65,24 @@ def test_no_report_is_none(tmp_path: Path) -> None:
     assert parse_junit(tmp_path / "missing.xml") is None
     (tmp_path / "bad.xml").write_text("<not closed")
     assert parse_junit(tmp_path / "bad.xml") is None
+
+
+@pytest.mark.skipif((node_major() or 0) < 20, reason="node 20+ writes JUnit reports through NODE_OPTIONS")
+def test_a_real_node_test_runner_report_is_read(tmp_path: Path) -> None:
+    (tmp_path / "test").mkdir()
+    (tmp_path / "package.json").write_text('{"name": "t", "version": "1.0.0", "scripts": {"test": "node --test"}}')
+    (tmp_path / "test" / "a.test.js").write_text(
+        "const test = require('node:test');\nconst assert = require('node:assert');\n"
+        "test('adds', () => { assert.strictEqual(1 + 1, 2); });\n"
+        "test('fails', () => { assert.strictEqual(1 + 1, 3); });\n")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    import shutil
+
+    run = subprocess.run([shutil.which("npm") or "npm", "test"], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **junit_env(reports)}, check=False)
+    assert run.returncode != 0 and "fails" in run.stdout  # the usual output is still there
+    results = read_reports(reports)
+    assert results is not None and (results["source"], results["passed"], results["failed"]) == ("junit", 1, 1)
+    [failed] = failing(results)
+    assert failed["id"].endswith("::fails") and "2 !== 3" in failed["message"] and failed["file"] == ""

@@ -54,6 +54,7 @@ def test_a_project_skill_is_picked_put_in_the_prompt_and_recorded_on_the_step(sa
     assert report["run"]["state"] == "COMPLETED"
     picked = {s["step"]: [(p["name"], p["source"]) for p in s["output"].get("skills", [])] for s in report["steps"]}
     assert all(("due-dates", "project") in picked[step] for step in ("analyze", "plan", "architect")), picked
+    assert "skills: due-dates" in aigentflow("status", cwd=sample_repo).stdout
     analyze = next(s for s in report["steps"] if s["step"] == "analyze")
     assert {"due", "overdu", "task"} <= set(next(p for p in analyze["output"]["skills"] if p["name"] == "due-dates")["matched"])
     # the skill's record is not handed to later agents as if it were the analyst's result
@@ -99,6 +100,8 @@ def test_an_agent_calls_mcp_tools_through_the_router_refused_and_failing_calls_r
     assert cwd_span and cwd_span[0]["attributes"]["aigentflow.tool.result_bytes"] == \
         len(str(sample_repo.resolve()).encode())
     assert time.time() - started < 120
+    shown = aigentflow("status", run_id, cwd=sample_repo).stdout
+    assert "tools: 4 call(s), 1 refused, 1 failed (edge/add, edge/cwd, edge/echo, edge/hang)" in " ".join(shown.split())
     spans = {s["name"]: s for s in read_spans(sample_repo / ".aigentflow" / "traces", run_id) if s["kind"] == "tool"}
     assert spans["execute_tool edge/echo"]["status"] == "ok"
     assert spans["execute_tool edge/add"]["status"] == "error"

@@ -228,9 +228,10 @@ class BuildWorkflow(Workflow):
         """Tests written first must fail before the implementation; new tests that already pass are flagged."""
         results = (red.tests or {}).get("results")
         written = set(red.changed)
-        if results and results.get("source") == "junit":
+        if results and results.get("source") == "junit" and any(c.get("file") for c in results.get("cases", [])):
             early = passing_in(results, written)
-        else:  # no per-test report: a suite that passes with the new tests means they test nothing new
+        else:  # no per-test report (or one that names no files): a suite that passes with the new tests means
+            # they test nothing new
             early = sorted(written) if red.tests and red.tests.get("ok") else []
         return {"tests_written": sorted(written), "failed_first": not (red.tests or {}).get("ok", False),
                 "violations": early}

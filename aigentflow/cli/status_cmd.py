@@ -93,6 +93,21 @@ def status(
     _print_report(report)
 
 
+def equipment_line(output: dict[str, Any]) -> str:
+    """The skills a step's agents were given and the MCP tools they called, in one line (or "")."""
+    parts = []
+    skills = sorted({p["name"] for p in output.get("skills", [])})
+    if skills:
+        parts.append("skills: " + ", ".join(skills))
+    calls = output.get("tool_calls", [])
+    if calls:
+        refused = sum(1 for c in calls if c.get("refused"))
+        failed = sum(1 for c in calls if not c.get("ok") and not c.get("refused"))
+        parts.append(f"tools: {len(calls)} call(s), {refused} refused, {failed} failed "
+                     f"({', '.join(sorted({c['tool'] for c in calls}))})")
+    return "; ".join(parts)
+
+
 def result_line(step: str, output: dict[str, Any]) -> str:
     """A one-line digest of an agent's result, for people (``test.2``: the second round of ``test``)."""
     step = step.split(".")[0]
@@ -156,6 +171,7 @@ def _print_tasks(console: Any, report: dict[str, Any]) -> None:
 def _print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     run = report["run"]
@@ -179,6 +195,9 @@ def _print_report(report: dict[str, Any]) -> None:
     for s in report["steps"]:
         if s["status"] == "completed" and s["output"]:
             console.print(f"  [bold]{s['role']}[/bold]: {result_line(s['step'], s['output'])}")
+            extras = equipment_line(s["output"])
+            if extras:
+                console.print(Text(f"    {extras}"))
     _print_tasks(console, report)
     metrics = report.get("metrics") or {}
     if any(v is not None for v in metrics.values()):
