@@ -198,7 +198,8 @@ class Toolbox:
                 reports.append(f"[{item['tool']}] not run: at most {most} tool calls at once")
                 continue
             outcome = ray.get(self.call.tool_router.call.remote(
-                self.role, item["tool"], item["arguments"], self.call.run_id, self.call.tenant_id, self.parent))
+                self.role, item["tool"], item["arguments"], self.call.run_id, self.call.tenant_id, self.parent,
+                self.call.tool_grants))
             self.spans.append(outcome.pop("span"))
             self.calls.append({k: outcome.get(k) for k in ("tool", "ok", "refused", "is_error", "error", "duration_s",
                                                             "size")})

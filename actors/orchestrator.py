@@ -7,6 +7,7 @@ the agents' handles, and answers ``check_controls`` from agents before each of t
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from aigentflow.statemachine import base_step
 from aigentflow.store.sqlite import SQLiteRunStore
 
 AGENT_START_TIMEOUT_S = 120.0
+MCP_TOOL = re.compile(r"[A-Za-z0-9_-]+/(\*|[A-Za-z0-9_.:-]+)")
+"""An MCP tool pattern (``server/tool``, ``server/*``) as written in a skill's ``allowed-tools``."""
 
 
 class AgentsUnavailable(UsageError):
@@ -40,7 +43,7 @@ class Orchestrator:
         self._equip_lock = threading.Lock()
         self._skill_catalog: Any = None
         self._project_terms: str | None = None
-        self._tool_catalogs: dict[str, dict[str, Any]] = {}
+        self._tool_catalogs: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         self._router: Any = None
 
     def agent(self, role: str) -> Any:
@@ -157,12 +160,18 @@ class Orchestrator:
         if router is not None:
             import ray
 
+            # MCP tools a picked skill names in its allowed-tools (server/tool, server/*) come with it;
+            # other entries (another tool's names, like Read or Bash(...)) mean nothing here.
+            grants = tuple(sorted({t for p in picks for t in p.skill.allowed_tools if MCP_TOOL.fullmatch(t)}))
+            key = (role, grants)
             with self._equip_lock:
-                if role not in self._tool_catalogs:
-                    self._tool_catalogs[role] = ray.get(router.catalog.remote(role))
-            tools = self._tool_catalogs[role]["tools"]
+                if key not in self._tool_catalogs:
+                    self._tool_catalogs[key] = ray.get(router.catalog.remote(role, grants))
+            tools = self._tool_catalogs[key]["tools"]
+            if grants:
+                extra["tool_grants"] = grants
             notices = tuple(f"MCP server {p['server']!r} offers no tools to the {role}: {p['error']}"
-                            for p in self._tool_catalogs[role]["problems"])
+                            for p in self._tool_catalogs[key]["problems"])
             if notices:
                 extra["notices"] = notices
             if tools:

@@ -68,9 +68,14 @@ class ToolRouter:
                     self._listed[server] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
             return self._listed[server]
 
-    def catalog(self, role: str) -> dict[str, Any]:
+    def allowed(self, role: str, grants: tuple[str, ...] | list[str] = ()) -> list[str]:
+        """``role``'s allowlist (``tools.<role>``) plus ``grants``: the MCP tools named in the
+        ``allowed-tools`` of the skills picked for the call (a skill that needs a tool brings it)."""
+        return [*self.settings.allowed(role), *grants]
+
+    def catalog(self, role: str, grants: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
         """The tools ``role`` may call (for its prompt), and the servers that could not be listed."""
-        patterns = self.settings.allowed(role)
+        patterns = self.allowed(role, grants)
         tools: list[dict[str, Any]] = []
         problems: list[dict[str, str]] = []
         if not patterns:
@@ -86,15 +91,16 @@ class ToolRouter:
         return {"tools": tools, "problems": problems}
 
     def call(self, role: str, tool_id: str, arguments: dict[str, Any], run_id: str, tenant_id: str,
-             parent_span_id: str | None) -> dict[str, Any]:
+             parent_span_id: str | None, grants: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
         """Run one call for ``role``: {tool, ok, refused, is_error, error, text, duration_s, size, span}."""
         started = time.time_ns()
         outcome: dict[str, Any] = {"tool": tool_id, "ok": False, "refused": False, "is_error": False, "error": None,
                                    "text": "", "duration_s": 0.0, "size": 0}
         server, _, tool = tool_id.partition("/")
-        if not tool_allowed(self.settings.allowed(role), tool_id):
+        if not tool_allowed(self.allowed(role, grants), tool_id):
             outcome.update(refused=True, error=f"the {role} may not call {tool_id} (its allowlist, tools.{role}, "
-                                               f"is {self.settings.allowed(role) or 'empty'})")
+                                               f"is {self.settings.allowed(role) or 'empty'}"
+                                               + (f"; its skills grant {list(grants)}" if grants else "") + ")")
         elif server not in self.servers or not tool:
             outcome["error"] = f"no such tool {tool_id!r}; configured servers: {', '.join(sorted(self.servers)) or 'none'}"
         else:

@@ -39,6 +39,8 @@ class AgentCall:
     """The MCP tools this role may call (id ``server/tool``, description, input schema), or none."""
     tool_router: Any = None
     """The run's Tool Router actor, which makes the calls (allowlist, spans); None without tools."""
+    tool_grants: tuple[str, ...] = ()
+    """MCP tools the picked skills' ``allowed-tools`` add to the role's allowlist for this call."""
     tool_limits: dict[str, Any] = field(default_factory=dict)
     """``ToolSettings`` limits: max_rounds, max_calls_per_round, max_result_chars."""
     notices: tuple[str, ...] = ()

@@ -118,3 +118,25 @@ def test_a_broken_mcp_config_stops_the_run_before_it_is_recorded(sample_repo: Pa
     assert result.returncode != 0
     assert "mcp.json" in result.stderr + result.stdout
     assert json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout) == []
+
+
+def test_a_picked_skill_brings_the_mcp_tools_its_allowed_tools_name(sample_repo: Path, ray_address: str) -> None:
+    edge_config(sample_repo)
+    skill = sample_repo / ".aigentflow" / "skills" / "due-dates"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text(
+        "---\nname: due-dates\ndescription: Conventions for due dates and overdue tasks.\n"
+        "allowed-tools: edge/echo Read\n---\nCheck the wording with edge/echo.\n")
+    entries = [{k: v for k, v in e.items() if k != "prompt_hash"} for e in demo_entries()]
+    analyst = next(e for e in entries if e["role"] == "analyst")
+    entries.insert(entries.index(analyst), {**analyst, "response": {"tool_calls": [
+        {"tool": "edge/echo", "arguments": {"text": "overdue"}}, {"tool": "edge/big", "arguments": {"n": 3}}]}})
+    analyst["attempt"] = 2
+    model = write_cassette(sample_repo, "granted", entries)
+    result = aigentflow("run", REQUEST, "--model", model, "--address", ray_address,
+                        "--set", "tools.analyst=edge/cwd", cwd=sample_repo, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    analyze = next(s for s in status_of(sample_repo, run_id_of(sample_repo))["steps"] if s["step"] == "analyze")
+    calls = {c["tool"]: c for c in analyze["output"]["tool_calls"]}
+    assert calls["edge/echo"]["ok"] and not calls["edge/echo"]["refused"]  # granted by the skill
+    assert calls["edge/big"]["refused"] and "its skills grant ['edge/echo']" in calls["edge/big"]["error"]
