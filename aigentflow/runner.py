@@ -177,6 +177,10 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     git_agent = git_agent_actor(str(paths.root), run.id, options.test_kill_in_merge) \
         if State.BUILDING in enabled_states(run.flags) else None
     orchestrator = orchestrator_actor(Orchestrator, str(paths.root), run.id, options, run_id=run.id)
+    if git_agent is not None:  # a task worker for this job, up and importing before BUILDING needs one
+        from actors.factory import this_node
+
+        ray.remote(_warm_task_worker).options(num_cpus=0, scheduling_strategy=this_node()).remote()
     pending = orchestrator.drive.remote(resume)
     watcher = ProgressWatcher(paths, run.id, show, on_state)
     interrupts = 0
@@ -211,6 +215,13 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     if result["outcome"] == "error":
         code = int(result.get("exit_code", EXIT_FAILED))
     return Outcome(run.id, result["state"], result.get("error"), EXIT_FAILED if code is None else code)
+
+
+def _warm_task_worker() -> None:
+    """A no-op Ray task: the worker process it starts (Ray keeps it for the job's later tasks) has
+    what build, test and coverage tasks import loaded already."""
+    import aigentflow.build  # noqa: F401
+    import aigentflow.sandbox  # noqa: F401
 
 
 class _SigtermAsInterrupt:
