@@ -220,7 +220,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
 def _warm_task_worker() -> None:
     """A no-op Ray task: the worker process it starts (Ray keeps it for the job's later tasks) has
     what build, test and coverage tasks import loaded already."""
-    import aigentflow.build  # noqa: F401
+    import aigentflow.build
     import aigentflow.sandbox  # noqa: F401
 
 
