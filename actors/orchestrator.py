@@ -158,27 +158,31 @@ class Orchestrator:
                 for p in picks))
         router = self.tool_router()
         if router is not None:
-            import ray
-
-            # MCP tools a picked skill names in its allowed-tools (server/tool, server/*) come with it;
-            # other entries (another tool's names, like Read or Bash(...)) mean nothing here.
-            grants = tuple(sorted({t for p in picks for t in p.skill.allowed_tools if MCP_TOOL.fullmatch(t)}))
-            key = (role, grants)
-            with self._equip_lock:
-                if key not in self._tool_catalogs:
-                    self._tool_catalogs[key] = ray.get(router.catalog.remote(role, grants))
-            tools = self._tool_catalogs[key]["tools"]
-            if grants:
-                extra["tool_grants"] = grants
-            notices = tuple(f"MCP server {p['server']!r} offers no tools to the {role}: {p['error']}"
-                            for p in self._tool_catalogs[key]["problems"])
-            if notices:
-                extra["notices"] = notices
-            if tools:
-                limits = self.settings.get("tools", {})
-                extra.update(tools=tuple(tools), tool_router=router, tool_limits={
-                    k: limits[k] for k in ("max_rounds", "max_calls_per_round", "max_result_chars") if k in limits})
+            extra.update(self._tools_for(router, role, picks))
         return replace(call, **extra) if extra else call
+
+    def _tools_for(self, router: Any, role: str, picks: list[Any]) -> dict[str, Any]:
+        """The ``AgentCall`` fields that give ``role`` its MCP tools: those its allowlist names, and
+        those a picked skill names in its allowed-tools (``server/tool``, ``server/*``; other entries,
+        another tool's names like Read or Bash(...), mean nothing here)."""
+        import ray
+
+        grants = tuple(sorted({t for p in picks for t in p.skill.allowed_tools if MCP_TOOL.fullmatch(t)}))
+        key = (role, grants)
+        with self._equip_lock:
+            if key not in self._tool_catalogs:
+                self._tool_catalogs[key] = ray.get(router.catalog.remote(role, grants))
+        catalog = self._tool_catalogs[key]
+        fields: dict[str, Any] = {"tool_grants": grants} if grants else {}
+        notices = tuple(f"MCP server {p['server']!r} offers no tools to the {role}: {p['error']}"
+                        for p in catalog["problems"])
+        if notices:
+            fields["notices"] = notices
+        if catalog["tools"]:
+            limits = self.settings.get("tools", {})
+            fields.update(tools=tuple(catalog["tools"]), tool_router=router, tool_limits={
+                k: limits[k] for k in ("max_rounds", "max_calls_per_round", "max_result_chars") if k in limits})
+        return fields
 
     def _pick_skills(self, role: str, call: AgentCall) -> list[Any]:
         options = self.settings.get("skills", {})
