@@ -134,8 +134,8 @@ class BaseAgent:
             skills=list(call.skill_picks),
             tool_calls=toolbox.calls if toolbox else [],
             warnings=[
-                f"{self.role}: prompt drift on attempt {c.attempt} (cassette recorded against {c.drift}, "
-                f"prompt is {c.prompt_hash})"
+                f"{self.role}: lenient replay, prompt drift on attempt {c.attempt}: the answer was recorded for "
+                f"another prompt ({c.drift}, prompt is {c.prompt_hash})"
                 for c in calls
                 if c.drift
             ] + list(call.notices),
@@ -172,6 +172,8 @@ class BaseAgent:
                     "gen_ai.usage.output_tokens": record.output_tokens,
                     "aigentflow.cost_usd": record.cost_usd, "aigentflow.prompt_hash": record.prompt_hash,
                     "aigentflow.attempt": record.attempt, "aigentflow.prompt_drift": bool(record.drift),
+                    **({"aigentflow.replay.recorded_cost_usd": record.recorded_cost_usd,
+                        "aigentflow.replay.lenient": call.model.lenient} if call.model.is_replay else {}),
                 },
             })
             cursor += duration_ns

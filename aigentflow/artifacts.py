@@ -44,8 +44,11 @@ def render_summary(
         for s in steps
     )
     outputs = "\n".join(f"- `{name}`" for name in sorted(artifact_names))
+    from aigentflow.models.spec import LENIENT_NOTICE, run_is_lenient
+
+    warning = f"> **{LENIENT_NOTICE}.**\n\n" if run_is_lenient(run.settings) else ""
     return (
-        f"# Run {run.id}\n\n**Request:** {run.request}\n\n**Outcome:** {final_state}  \n"
+        f"# Run {run.id}\n\n{warning}**Request:** {run.request}\n\n**Outcome:** {final_state}  \n"
         f"**Model:** {run.model}  \n**Tokens:** {tokens_in} in, {tokens_out} out  \n**Cost:** ${cost:.4f}\n\n"
         f"## Timeline\n\n| at | from | to | event |\n|---|---|---|---|\n{timeline}\n\n"
         f"## Steps\n\n| step | agent | attempt | status | tokens in | tokens out | cost |\n"

@@ -77,10 +77,18 @@ def _flag_name(key: str) -> str | None:
     return None
 
 
+_RETIRED_KEYS = {
+    "model.replay_strict": "replay now answers only prompts it has a recording for "
+    "(model.replay_lenient = true relaxes that for prompt development)",
+}
+
+
 def _check_key(key: str, origin: str | None = None) -> None:
     if key in _known_keys():
         return
     where = f" in {origin}" if origin else ""
+    if key in _RETIRED_KEYS:
+        raise ConfigError(f"{key!r}{where} was removed: {_RETIRED_KEYS[key]}; delete it from your configuration")
     if key == "hooks" or key.startswith("hooks."):
         raise ConfigError(
             f"{key!r}{where} is not a dotted key: hooks are [[hooks]] tables; edit the TOML file"

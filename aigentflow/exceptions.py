@@ -62,11 +62,8 @@ class ModelError(RunFailure):
 
 
 class CassetteMissError(ModelError):
-    """The replay cassette has no recorded answer for this request: replay never invents one."""
-
-
-class PromptDriftError(ModelError):
-    """Strict replay: the prompt differs from the one the cassette entry was recorded against."""
+    """The replay cassette has no answer recorded for this prompt: replay never invents one, nor
+    passes off one recorded for another prompt."""
 
 
 class RunPaused(AigentflowError):

@@ -105,6 +105,9 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
+    from aigentflow.models.preflight import check_models
+
+    check_models([settings.model.name], paths.cassettes_dir)  # callable from here: known, keyed, cassette found
     preflight_agents(config.flags)
     preflight_git(paths, settings, config.flags)
     from aigentflow.mcp.config import load_servers
@@ -122,9 +125,12 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
         project = store.get_project()
         if project is None:
             raise UsageError(f"{paths.database} has no project yet; run `aigentflow init` first.")
+        settings = plan.settings.model_dump(mode="json")
+        # A cassette marked lenient makes the run lenient: recorded, so every later output can say so.
+        settings["model"]["replay_lenient"] = bool(plan.spec.lenient)
         run = store.create_run(
             project_id=project["id"], request=plan.request, model=plan.spec.name,
-            settings=plan.settings.model_dump(mode="json"), flags=plan.flags, tenant_id=plan.settings.run.tenant,
+            settings=settings, flags=plan.flags, tenant_id=plan.settings.run.tenant,
         )
         store.append_audit("run.created", run.id, {"model": plan.spec.name, "request_chars": len(plan.request)},
                            tenant_id=run.tenant_id)
@@ -159,7 +165,9 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
 
 def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     from aigentflow.models.names import build_model_spec
+    from aigentflow.models.preflight import check_models
 
+    check_models([run.settings["model"]["name"]], paths.cassettes_dir)  # before Ray: its key may be gone since
     return build_model_spec(run.settings["model"], paths.cassettes_dir, record=bool(run.settings["model"].get("record")))
 
 

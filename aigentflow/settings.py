@@ -36,7 +36,10 @@ class ModelSettings(BaseModel):
     )
     timeout_s: float = Field(120.0, gt=0, description="Seconds one model call may take.")
     max_calls_per_run: int = Field(200, ge=1, description="Budget of model calls per run.")
-    replay_strict: bool = Field(False, description="Replay: prompt drift is an error.")
+    replay_lenient: bool = Field(
+        False, description="Replay: answer by agent and step even for prompts the cassette was not recorded for "
+        "(prompt development only; every output of such a run says so)."
+    )
     max_reply_bytes: int = Field(1_000_000, gt=0, description="Largest model reply accepted.")
     record: str = Field("", description='Cassette path to record model calls into ("" = off).')
     max_transient_retries: int = Field(

@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"model.name": arguments.model} if arguments.model else {}
         run, spec = create_run(paths, arguments.request, overrides)
         progress(f"Run {run.id}: {run.request[:100]}")
+        if spec.lenient:
+            from aigentflow.models.spec import LENIENT_NOTICE
+
+            progress(f"warning: {LENIENT_NOTICE}.")
         progress(f"Model {spec.name}; attaching to Ray at {os.environ.get('RAY_ADDRESS') or 'a new local instance'}...")
         connect_ray(None)
         outcome = drive(paths, run, engine_options(run, spec), resume=False, show=progress)

@@ -58,7 +58,8 @@ def test_run_then_status_runs_and_trace(sample_repo: Path, ray_address: str) -> 
     assert result.returncode == 0, result.stderr + result.stdout
     assert "ANALYZING -> PLANNING" in result.stdout and "COMPLETED" in result.stdout
     run = latest_run(sample_repo)
-    assert run["state"] == "COMPLETED" and run["tokens"] > 0 and run["cost_usd"] > 0
+    assert run["state"] == "COMPLETED" and run["tokens"] > 0
+    assert run["cost_usd"] == 0, "replayed answers cost nothing"
     assert f".aigentflow/runs/{run['id']}" in result.stdout
 
     report = status_of(sample_repo, run["id"][:11])

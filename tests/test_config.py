@@ -128,12 +128,12 @@ def test_strings_from_env_and_command_line_are_converted(
         "AIGENTFLOW_TRACE__REDACT_PATTERNS": "secret-\\w+, token=\\S+",
         "AIGENTFLOW_SOMETHING_ELSE": "not a config key, ignored",
     }
-    overrides = {"model.replay_strict": "1", "flags.evolution.maxGeneratedAgents": "3"}
+    overrides = {"model.replay_lenient": "1", "flags.evolution.maxGeneratedAgents": "3"}
     config = load_config(project, overrides=overrides, env=env)
     assert config.settings.run.include_dashboard is True
     assert config.settings.model.max_calls_per_run == 7
     assert config.settings.trace.redact_patterns == ["secret-\\w+", "token=\\S+"]
-    assert config.settings.model.replay_strict is True
+    assert config.settings.model.replay_lenient is True
     assert config.flags["evolution.maxGeneratedAgents"] == 3
 
     json_list = {"AIGENTFLOW_TRACE__REDACT_PATTERNS": '["a,b", "c"]'}
@@ -197,7 +197,7 @@ def test_unknown_command_line_key(project: Path, env: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ['temperature = "0.5"', "replay_strict = 1", "max_calls_per_run = true"]
+    "line", ['temperature = "0.5"', "replay_lenient = 1", "max_calls_per_run = true"]
 )
 def test_file_values_must_have_the_fields_toml_type(
     project: Path, env: dict[str, str], line: str

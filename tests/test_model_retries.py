@@ -23,7 +23,8 @@ MESSAGES = [{"role": "user", "content": "answer"}]
 
 
 def client(entries: list[dict], *, budget: int | None = None, run_id: str = "", **spec) -> ModelClient:
-    cassette = {"version": 1, "entries": entries}
+    """A client of a script of replies (a lenient cassette) with injected failures."""
+    cassette = {"version": 1, "match": "lenient", "entries": entries}
     return ModelClient(ModelSpec(name=f"replay/r-{uuid.uuid4().hex[:8]}", cassette=cassette, **spec),
                        budget=budget, run_id=run_id or uuid.uuid4().hex)
 

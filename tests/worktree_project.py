@@ -77,8 +77,8 @@ def module_files(i: int, uses: int | None = None) -> dict[str, str]:
 
 
 def cassette(path: Path, tasks: list[dict[str, Any]], entries: list[dict[str, Any]]) -> str:
-    """Write a cassette; returns the model name that replays it."""
-    data = {"version": 1, "model": "replay/test", "entries": [
+    """Write a script of replies (a lenient cassette: by agent and step); returns the model name."""
+    data = {"version": 1, "model": "replay/test", "match": "lenient", "entries": [
         _demo_entry("analyst"),
         {"role": "project_manager", "step": "plan", "attempt": 1, "response": {"tasks": tasks}},
         _demo_entry("architect"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,4 +35,6 @@ def reports_errors(func: F) -> F:
 
 def print_json(data: Any) -> None:
     """Machine-readable output for ``--json``: one JSON document on stdout."""
+    import json  # here: `aigentflow --help` imports every command's module, and this one with them
+
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -36,6 +36,7 @@ def submit_run(
     from aigentflow.submission import wait as wait_for
 
     root = find_git_root(project) or project.resolve()
+    check_submitted_model(root, model, sets or [])
     job_id = submit(address, str(root), request, model=model, sets=sets or [])
     if not wait:
         if json_out:
@@ -47,6 +48,26 @@ def submit_run(
     typer.echo(client(address).get_job_logs(job_id), nl=False)
     typer.echo(f"Job {job_id} {status}.")
     raise typer.Exit(EXIT_BY_STATUS.get(status, 1))
+
+
+def check_submitted_model(root: Path, model: str | None, sets: list[str]) -> None:
+    """Refuse, before the job server is contacted, a model the job could not call whatever the head
+    node's environment: an unknown provider, or a replay cassette that does not exist. Keys are the
+    head node's business (the job's `aigentflow run` checks them there and exits 2 at once); no key
+    or value of this environment is sent to the cluster."""
+    from aigentflow.models.names import check_model_name
+    from aigentflow.models.preflight import check_models
+    from aigentflow.paths import ProjectPaths
+
+    paths = ProjectPaths(root)
+    if paths.state_dir.is_dir():  # the project is here too: its config and cassettes are the job's
+        from aigentflow.cli.run_cmd import _overrides
+        from aigentflow.config import load_config
+
+        name = load_config(root, _overrides(model, None, sets)).settings.model.name
+        check_models([name], paths.cassettes_dir, keys=False)
+    elif model:  # a project on the head node only: the name is all there is to check
+        check_model_name(model)
 
 
 @jobs_app.command("list")

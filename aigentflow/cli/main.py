@@ -1,36 +1,162 @@
-"""The root ``aigentflow`` command: command groups composed with ``add_typer``.
+"""The root ``aigentflow`` command: every command and command group, made when it is looked up.
 
-Every command imports what it needs inside its function, so that ``aigentflow --help`` and
-``aigentflow status`` start fast and never import Ray or litellm.
+``aigentflow status`` imports typer, its own module and what it needs, nothing else: the modules of
+the other commands are imported only to run them or by ``--help`` (which lists them without making
+their click commands), and every command imports what it needs inside its function. So ``--help``
+and ``status`` start fast and never import Ray or litellm.
+
+Help and usage errors are click's plain text (``rich_markup_mode=None``): typer's rich help imports
+``typer.rich_utils``, which imports rich with its markdown, syntax and traceback modules (~110 ms under
+``python -X importtime``, more than everything else ``--help`` does).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+from typer.models import TyperInfo
 
 from aigentflow import __version__
-from aigentflow.cli import (
-    admin_cmd,
-    cluster_cmd,
-    config_cmd,
-    jobs_cmd,
-    mcp_cmd,
-    project_cmd,
-    release_cmd,
-    run_cmd,
-    skills_cmd,
-    status_cmd,
-    trace_cmd,
-)
+
+COMMANDS: dict[str, str] = {
+    "init": "project_cmd:init",
+    "run": "run_cmd:run",
+    "resume": "run_cmd:resume",
+    "demo": "run_cmd:demo",
+    "status": "status_cmd:status",
+    "runs": "status_cmd:runs",
+    "trace": "trace_cmd:trace",
+    "dashboard": "cluster_cmd:dashboard",
+    "release": "release_cmd:release",
+    "gc": "release_cmd:gc",
+    "config": "config_cmd:app",
+    "admin": "admin_cmd:app",
+    "cluster": "cluster_cmd:app",
+    "submit": "jobs_cmd:submit_app",
+    "jobs": "jobs_cmd:jobs_app",
+    "ci": "release_cmd:ci_app",
+    "skills": "skills_cmd:app",
+    "mcp": "mcp_cmd:app",
+}
+"""Command name -> ``module:attribute`` in ``aigentflow.cli``: a command function or a ``typer.Typer``
+(a command group). In this order in ``--help``."""
+
+SETTINGS: dict[str, Any] = {"rich_markup_mode": None, "pretty_exceptions_enable": False, "add_completion": False}
+
+
+def help_line(short_help: str | None, help_text: str | None) -> str:
+    """What a group's ``--help`` says of a command: its short help, else its help's first paragraph."""
+    return " ".join((short_help or (help_text or "").split("\n\n")[0]).split())
+
+
+class Group(TyperGroup):
+    """A group whose ``--help`` lists each command's whole first paragraph of help (as typer's rich help
+    does), not a line cut at the terminal's width."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, text) for name in self.list_commands(ctx) if (text := self.summary(ctx, name)) is not None]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def summary(self, ctx: Any, name: str) -> str | None:
+        """The line ``--help`` shows for command ``name``; None for a hidden command."""
+        command = self.get_command(ctx, name)
+        if command is None or command.hidden:
+            return None
+        return help_line(command.short_help, command.help)
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """The root group's commands by name: a command's module is imported, and its click command made
+    (as ``app.command(name)`` or ``app.add_typer(..., name=name)`` would make it), the first time the
+    command is looked up."""
+
+    def __init__(self, made: Mapping[str, Any]) -> None:
+        self.made = dict(made)
+        self._names = [*COMMANDS, *(name for name in made if name not in COMMANDS)]
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.made:
+            if name not in self._names:
+                raise KeyError(name)
+            self.made[name] = _make(name)
+        return self.made[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self.made[name] = command
+        if name not in self._names:
+            self._names.append(name)
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self._names:
+            raise KeyError(name)
+        self._names.remove(name)
+        self.made.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _target(name: str) -> Any:
+    """The command function or ``typer.Typer`` of ``COMMANDS[name]``, importing its module."""
+    module, attribute = COMMANDS[name].split(":")
+    # __import__, not importlib.import_module: only an import through __import__ (an import statement)
+    # shows in `python -X importtime`, which the tests and benchmarks/cli_latency.py read.
+    return getattr(__import__(f"aigentflow.cli.{module}", fromlist=[attribute]), attribute)
+
+
+def _make(name: str) -> Any:
+    """The click command (or group) of ``COMMANDS[name]``."""
+    target = _target(name)
+    holder = typer.Typer(**SETTINGS)
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name, cls=Group)
+    else:
+        holder.command(name)(target)
+    return typer.main.get_group(holder).commands[name]
+
+
+class LazyGroup(Group):
+    """The root group: its commands are ``COMMANDS``, each made when it is first looked up."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands = LazyCommands(self.commands)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def summary(self, ctx: Any, name: str) -> str | None:
+        """As ``Group.summary``, but from the function or typer app of a command not made yet, as typer
+        would find its help: ``--help`` does not make every command (typer reads the type hints of
+        every parameter to make one: about 35 ms for them all)."""
+        if name in self.commands.made or name not in COMMANDS:
+            return super().summary(ctx, name)
+        target = _target(name)
+        if isinstance(target, typer.Typer):
+            info = typer.main.solve_typer_info_defaults(TyperInfo(target, name=name))
+            return None if info.hidden else help_line(info.short_help, info.help)
+        return help_line(None, inspect.getdoc(target))
+
 
 app = typer.Typer(
     name="aigentflow",
     help="Teams of AI agents that carry a feature request from analysis to merged code, on a laptop or a Ray cluster.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+    cls=LazyGroup,
+    **SETTINGS,
 )
 
 
@@ -45,26 +171,6 @@ def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     """aigentflow: run a team of AI agents on a git repository."""
-
-
-app.command("init")(project_cmd.init)
-app.command("run")(run_cmd.run)
-app.command("resume")(run_cmd.resume)
-app.command("demo")(run_cmd.demo)
-app.command("status")(status_cmd.status)
-app.command("runs")(status_cmd.runs)
-app.command("trace")(trace_cmd.trace)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(admin_cmd.app, name="admin")
-app.add_typer(cluster_cmd.app, name="cluster")
-app.command("dashboard")(cluster_cmd.dashboard)
-app.add_typer(jobs_cmd.submit_app, name="submit")
-app.add_typer(jobs_cmd.jobs_app, name="jobs")
-app.command("release")(release_cmd.release)
-app.add_typer(release_cmd.ci_app, name="ci")
-app.command("gc")(release_cmd.gc)
-app.add_typer(skills_cmd.app, name="skills")
-app.add_typer(mcp_cmd.app, name="mcp")
 
 
 def main() -> None:

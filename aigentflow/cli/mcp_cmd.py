@@ -11,7 +11,6 @@ server or tool, invalid ``--args``, invalid configuration).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -146,6 +145,8 @@ def call_command(
 
 
 def _parse_args_json(text: str | None) -> dict[str, Any]:
+    import json
+
     from aigentflow.exceptions import UsageError
 
     if text is None:
@@ -175,6 +176,8 @@ def _parse_pairs(items: list[str]) -> list[tuple[str, str]]:
 
 def _typed_pairs(pairs: list[tuple[str, str]], tool: ToolInfo) -> dict[str, Any]:
     """``--arg`` values: strings where the tool's schema declares a string, JSON values otherwise."""
+    import json
+
     properties = tool.input_schema.get("properties") or {}
     typed: dict[str, Any] = {}
     for key, raw in pairs:

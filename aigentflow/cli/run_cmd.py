@@ -67,8 +67,16 @@ def _waiting_reason(paths: ProjectPaths, run_id: str) -> str:
     return (transitions[-1].reason if transitions else None) or "a human must decide"
 
 
-def _finish(outcome: Outcome, paths: ProjectPaths) -> None:
+def lenient_warning(lenient: bool) -> None:
+    if lenient:
+        from aigentflow.models.spec import LENIENT_NOTICE
+
+        typer.echo(f"warning: {LENIENT_NOTICE}.", err=True)
+
+
+def _finish(outcome: Outcome, paths: ProjectPaths, *, lenient: bool = False) -> None:
     """Say how the run ended and where its outputs are; exit with the outcome's code."""
+    lenient_warning(lenient)
     if outcome.exit_code == 0:
         typer.echo(f"Run {outcome.run_id} {outcome.state}. Outputs: {paths.run_dir(outcome.run_id)}")
         return
@@ -96,6 +104,7 @@ def start_run(root: Path, request: str, overrides: dict[str, str], record: str |
     paths = locate_project(root)
     plan = plan_run(paths, request, overrides, record=record)
     address = plan.settings.run.ray_address or None
+    lenient_warning(plan.spec.lenient)
     typer.echo(f"Model {plan.spec.name}; " + (f"connecting to Ray at {address}..." if address else "starting Ray..."))
     try:
         connect_ray(address, include_dashboard=plan.settings.run.include_dashboard)
@@ -105,7 +114,7 @@ def start_run(root: Path, request: str, overrides: dict[str, str], record: str |
     run = record_run(paths, plan)
     typer.echo(f"Run {run.id}: {run.request[:100]}")
     outcome = drive_with_progress(paths, run, engine_options(run, plan.spec), resume=False)
-    _finish(outcome, paths)
+    _finish(outcome, paths, lenient=plan.spec.lenient)
 
 
 def _request_text(request: str | None, request_file: Path | None) -> str:

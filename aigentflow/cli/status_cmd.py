@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from aigentflow.cli.common import print_json, reports_errors
+from aigentflow.cli.plain import echo, style, table
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -25,6 +26,7 @@ def run_report(store: Any, run_id: str) -> dict[str, Any]:
     done = [s for s in steps if s.status == "completed"]
     step_dicts = [s.to_dict() for s in steps]
     return {
+        "replay": replay_of(run),
         "metrics": v1_metrics(step_dicts),
         "run": {k: v for k, v in run.to_dict().items() if k not in ("settings",)},
         "transitions": [t.to_dict() for t in store.transitions(run.id)],
@@ -37,6 +39,15 @@ def run_report(store: Any, run_id: str) -> dict[str, Any]:
             "model_calls": run.model_calls,
         },
     }
+
+
+def replay_of(run: Any) -> dict[str, Any] | None:
+    """For a replay run: its cassette, and whether it was lenient (answers not matched by prompt)."""
+    if not run.model.startswith("replay/"):
+        return None
+    from aigentflow.models.spec import run_is_lenient
+
+    return {"lenient": run_is_lenient(run.settings), "cassette": run.model.removeprefix("replay/")}
 
 
 def v1_metrics(steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,14 +157,11 @@ def result_line(step: str, output: dict[str, Any]) -> str:
     return ", ".join(sorted(output))[:160]
 
 
-def _print_tasks(console: Any, report: dict[str, Any]) -> None:
-    from rich.table import Table
-
+def _tasks_table(report: dict[str, Any]) -> str:
     builds = [s for s in report["steps"] if s["step"] == "build" and s["status"] == "completed" and s["output"]]
     if not builds:
-        return
-    table = Table("task", "status", "merged", "commit", "tests", "tdd", "fixes", "review", "coverage", "where",
-                  title="Tasks")
+        return ""
+    rows = []
     for task_id, t in sorted(builds[-1]["output"].get("tasks", {}).items(), key=lambda kv: kv[0]):
         tests = (t.get("tests") or {}).get("summary") or t.get("detail", "")
         tdd = t.get("tdd")
@@ -161,44 +169,52 @@ def _print_tasks(console: Any, report: dict[str, Any]) -> None:
             "failed_first") else "never red")
         reviews = t.get("reviews") or []
         coverage = (t.get("coverage") or {}).get("changed_percent")
-        table.add_row(task_id, t["status"], "yes" if t.get("merged") else "no", (t.get("commit") or "-")[:10],
-                      tests[:50], tdd_text, str(len(t.get("fix_attempts") or [])),
-                      f"{reviews[-1]['verdict']} ({len(reviews)})" if reviews else "-",
-                      f"{coverage:g}%" if coverage is not None else "-", "remote" if t.get("remote") else "local")
-    console.print(table)
+        rows.append([task_id, t["status"], "yes" if t.get("merged") else "no", (t.get("commit") or "-")[:10],
+                     tests[:50], tdd_text, str(len(t.get("fix_attempts") or [])),
+                     f"{reviews[-1]['verdict']} ({len(reviews)})" if reviews else "-",
+                     f"{coverage:g}%" if coverage is not None else "-", "remote" if t.get("remote") else "local"])
+    return table(["task", "status", "merged", "commit", "tests", "tdd", "fixes", "review", "coverage", "where"],
+                 rows, title="Tasks", flexible=[4])
+
+
+def replay_line(replay: dict[str, Any] | None) -> str:
+    """How a replay run's answers were obtained, for people ("" for a real model)."""
+    if not replay:
+        return ""
+    if replay["lenient"]:
+        from aigentflow.models.spec import LENIENT_NOTICE
+
+        return style(f"{LENIENT_NOTICE}.", "yellow")
+    return (f"Replay: every answer came from cassette {replay['cassette']!r}, recorded for exactly these prompts; "
+            "nothing was spent.")
 
 
 def _print_report(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console()
     run = report["run"]
-    console.print(f"[bold]Run {run['id']}[/bold]  state [bold]{run['state']}[/bold]  model {run['model']}")
-    console.print(f"Request: {run['request'][:200]}")
+    echo(f"{style('Run ' + run['id'], 'bold')}  state {style(run['state'], 'bold')}  model {run['model']}")
+    if report.get("replay"):
+        echo(replay_line(report["replay"]))
+    echo(f"Request: {run['request'][:200]}")
     if run["error"]:
-        console.print(f"[red]Error:[/red] {run['error']}")
+        echo(f"{style('Error:', 'red')} {run['error']}")
     if report["emergency_pause_all"]:
-        console.print("[yellow]Emergency pause-all is ON: no run moves until `aigentflow admin emergency --resume-all`.[/yellow]")
-    timeline = Table("at", "from", "to", "event", "reason", title="Transitions")
-    for t in report["transitions"]:
-        timeline.add_row(t["at"], t["from_state"] or "", t["to_state"], t["event"], t["reason"] or "")
-    console.print(timeline)
-    steps = Table("step", "agent", "try", "status", "tokens in/out", "cost", title="Agents")
-    for column in steps.columns:
-        column.no_wrap = True
-    for s in report["steps"]:
-        steps.add_row(s["step"], s["role"], str(s["attempt"]), s["status"],
-                      f"{s['input_tokens']}/{s['output_tokens']}", f"${s['cost_usd']:.4f}")
-    console.print(steps)
+        echo(style("Emergency pause-all is ON: no run moves until `aigentflow admin emergency --resume-all`.",
+                   "yellow"))
+    echo(table(["at", "from", "to", "event", "reason"],
+               [[t["at"], t["from_state"] or "", t["to_state"], t["event"], t["reason"] or ""]
+                for t in report["transitions"]], title="Transitions", flexible=[4]))
+    echo(table(["step", "agent", "try", "status", "tokens in/out", "cost"],
+               [[s["step"], s["role"], str(s["attempt"]), s["status"], f"{s['input_tokens']}/{s['output_tokens']}",
+                 f"${s['cost_usd']:.4f}"] for s in report["steps"]], title="Agents"))
     for s in report["steps"]:
         if s["status"] == "completed" and s["output"]:
-            console.print(f"  [bold]{s['role']}[/bold]: {result_line(s['step'], s['output'])}")
+            echo(f"  {style(s['role'], 'bold')}: {result_line(s['step'], s['output'])}")
             extras = equipment_line(s["output"])
             if extras:
-                console.print(Text(f"    {extras}"))
-    _print_tasks(console, report)
+                echo(f"    {extras}")
+    tasks = _tasks_table(report)
+    if tasks:
+        echo(tasks)
     metrics = report.get("metrics") or {}
     if any(v is not None for v in metrics.values()):
         def pct(value: float | None) -> str:
@@ -206,18 +222,18 @@ def _print_report(report: dict[str, Any]) -> None:
 
         coverage = metrics.get("coverage_percent")
         delta = metrics.get("coverage_delta")
-        console.print(f"v1.0 metrics: agent success {pct(metrics.get('agent_success_rate'))}, build pass "
-                      f"{pct(metrics.get('build_pass_rate'))}, review approval {pct(metrics.get('review_approval_rate'))}"
-                      f", coverage {'-' if coverage is None else f'{coverage:g}%'}"
-                      f"{'' if delta is None else f' ({delta:+g} points)'}")
+        echo(f"v1.0 metrics: agent success {pct(metrics.get('agent_success_rate'))}, build pass "
+             f"{pct(metrics.get('build_pass_rate'))}, review approval {pct(metrics.get('review_approval_rate'))}"
+             f", coverage {'-' if coverage is None else f'{coverage:g}%'}"
+             f"{'' if delta is None else f' ({delta:+g} points)'}")
     for s in report["steps"]:
         if s["error"]:
-            console.print(f"[red]{s['step']} ({s['role']}) failed:[/red] {s['error']}")
+            echo(f"{style(s['step'] + ' (' + s['role'] + ') failed:', 'red')} {s['error']}")
     totals = report["totals"]
-    console.print(f"Totals: {totals['input_tokens']} tokens in, {totals['output_tokens']} out, "
-                  f"${totals['cost_usd']:.4f}, {totals['model_calls']} model calls")
+    echo(f"Totals: {totals['input_tokens']} tokens in, {totals['output_tokens']} out, "
+         f"${totals['cost_usd']:.4f}, {totals['model_calls']} model calls")
     for artifact in report["artifacts"]:
-        console.print(f"  output: {artifact['path']}")
+        echo(f"  output: {artifact['path']}")
 
 
 @reports_errors
@@ -236,6 +252,7 @@ def runs(
                 "id": run.id, "state": run.state, "model": run.model, "created_at": run.created_at,
                 "request": run.request, "cost_usd": round(sum(s.cost_usd for s in steps), 6),
                 "tokens": sum(s.input_tokens + s.output_tokens for s in steps), "error": run.error,
+                "replay": replay_of(run),
             })
     finally:
         store.close()
@@ -245,13 +262,7 @@ def runs(
     if not rows:
         typer.echo("No runs yet; start one with `aigentflow run \"<request>\"`.")
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("run", "state", "created (UTC)", "tokens", "cost", "request")
-    table.columns[0].no_wrap = True
-    table.columns[5].max_width = 40
-    for row in rows:
-        table.add_row(row["id"], row["state"], row["created_at"][:19].replace("T", " "), str(row["tokens"]),
-                      f"${row['cost_usd']:.4f}", row["request"][:80])
-    Console().print(table)
+    echo(table(["run", "state", "created (UTC)", "tokens", "cost", "request"],
+               [[row["id"], row["state"] + (" (lenient replay)" if row["replay"] and row["replay"]["lenient"] else ""),
+                 row["created_at"][:19].replace("T", " "), str(row["tokens"]), f"${row['cost_usd']:.4f}",
+                 row["request"][:80]] for row in rows], flexible=[5]))

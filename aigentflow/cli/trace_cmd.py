@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from aigentflow.cli.common import print_json, reports_errors
-from aigentflow.exceptions import UsageError
-from aigentflow.paths import locate_project
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -23,6 +21,8 @@ def trace(
     json_out: bool = typer.Option(False, "--json", help="Print the spans and a summary as JSON."),
 ) -> None:
     """Show every state, agent call and model call of a run as a tree, with time, tokens, cost."""
+    from aigentflow.exceptions import UsageError
+    from aigentflow.paths import locate_project
     from aigentflow.tracing.reader import read_spans, span_tree, summarize
 
     paths = locate_project()

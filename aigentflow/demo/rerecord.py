@@ -3,7 +3,8 @@
     python -m aigentflow.demo.rerecord
 
 Runs the demo request on a fresh copy of the sample project with the current prompts (on a local
-Ray instance, as the demo does), recording what the agents send, and writes those prompts' hashes into
+Ray instance, as the demo does) as a lenient replay (answers by agent and step, since the prompts
+changed), recording what the agents send, and writes those prompts' hashes into
 ``aigentflow/cassettes/demo.json``. The recorded replies are kept as they are; review them if an
 output schema changed.
 """
@@ -32,8 +33,9 @@ def rerecord(cassette: Path) -> dict[tuple[str, str, int], str]:
         initialise(repo)
         paths = ProjectPaths(repo)
         recording = Path(scratch) / "recording.json"
-        run, spec = create_run(paths, DEMO_REQUEST, {**demo_settings(), "model.name": f"replay/{cassette}"},
-                               record=str(recording))
+        # Lenient: the prompts changed, so no hash matches; the replies are replayed by agent and step.
+        run, spec = create_run(paths, DEMO_REQUEST, {**demo_settings(), "model.name": f"replay/{cassette}",
+                                                     "model.replay_lenient": "true"}, record=str(recording))
         connect_ray(None)
         outcome = drive(paths, run, engine_options(run, spec, str(recording)), resume=False)
         if outcome.state != "COMPLETED":

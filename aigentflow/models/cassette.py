@@ -1,9 +1,12 @@
 """Replay cassettes: readable JSON files of recorded model exchanges.
 
 A cassette is ``{"version": 1, "model": <model it was recorded with>, "entries": [...]}``. Each entry
-is matched by (role, step, attempt), where ``attempt`` counts the model calls of one step (2 is the
-retry after a reply that broke the schema), and carries the hash of the prompt it was recorded
-against, the reply (``response``: a JSON object, or a string used verbatim) and its token usage.
+carries the hash of the prompt it was recorded for, the agent's (role, step, attempt) (``attempt``
+counts the model calls of one step: 2 is the retry after a reply that broke the schema), the reply
+(``response``: a JSON object, or a string used verbatim) and its token usage. Replay answers a prompt
+only from an entry recorded for that prompt's hash. A cassette that says ``"match": "lenient"`` (a
+hand-written script, e.g. in tests) is matched by (role, step, attempt) whatever the prompt, and a
+run replaying it says so in every output.
 An entry may add ``delay_s`` (seconds to wait before answering, to replay a model's latency) or
 carry ``error`` (``rate_limit``, ``server_error``, ``timeout``) to inject a transient failure: on
 every try, or with ``error_times: N`` on the first N tries of each run (then ``response`` answers).
@@ -24,9 +27,9 @@ from aigentflow.exceptions import UsageError
 CASSETTE_VERSION = 1
 
 MISS_MARKER = "no recorded answer"
-"""In a replay miss's error text: no entry for the call (role, step, attempt)."""
+"""In a replay miss's error text: no entry was recorded for the call's prompt."""
 DRIFT_MARKER = "prompt drift"
-"""In a strict replay's error text: the prompt differs from the one the entry was recorded against."""
+"""In a lenient replay's warnings: the prompt differs from the one the entry was recorded against."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,27 @@ def find_entry(cassette: dict[str, Any], key: EntryKey) -> dict[str, Any] | None
         if entry_key(entry) == key:
             return entry
     return None
+
+
+def find_recorded(cassette: dict[str, Any], phash: str, key: EntryKey) -> dict[str, Any] | None:
+    """The entry recorded for the prompt with hash ``phash``; of several, the one of the same call."""
+    matches = [e for e in cassette.get("entries", []) if e.get("prompt_hash") == phash]
+    return next((e for e in matches if entry_key(e) == key), matches[0] if matches else None)
+
+
+def miss_advice(cassette: dict[str, Any], key: EntryKey, phash: str) -> str:
+    """Why a prompt has no recording, and what to do: the text after a miss's first sentence."""
+    same_call = find_entry(cassette, key)
+    if same_call is not None:
+        why = (f"The cassette has an answer for this agent and step, recorded for another prompt "
+               f"({same_call.get('prompt_hash') or 'no hash'}): the feature request, the project or a prompt "
+               "layer differs from the recording. ")
+    else:
+        why = "Nothing in the cassette was recorded for this agent and step. "
+    return (why + "A replay model only repeats answers recorded for the same prompt. To run this request, use a "
+            "real model: `--model provider/name` with its API key (e.g. `--model openai/gpt-4o-mini` and "
+            "OPENAI_API_KEY), adding `--record PATH` to keep its answers as a cassette. If you changed the "
+            "demo's prompt layers, refresh its hashes with `python -m aigentflow.demo.rerecord`.")
 
 
 def response_text(entry: dict[str, Any]) -> str:
@@ -88,11 +112,16 @@ def load_cassette(path: Path) -> dict[str, Any]:
     return data
 
 
+def _recording_key(entry: dict[str, Any]) -> tuple[EntryKey, str]:
+    return entry_key(entry), str(entry.get("prompt_hash", ""))
+
+
 def append_entries(path: Path, entries: list[dict[str, Any]], model: str) -> None:
-    """Add recorded entries (replacing any with the same key) and write the file atomically."""
+    """Add recorded entries and write the file atomically. A new recording of the same call for the same
+    prompt replaces the old one; recordings of other prompts (another request) are kept beside it."""
     data = load_cassette(path) if path.exists() else {"version": CASSETTE_VERSION, "model": model, "entries": []}
-    new_keys = {entry_key(e) for e in entries}
-    kept = [e for e in data["entries"] if entry_key(e) not in new_keys]
+    new_keys = {_recording_key(e) for e in entries}
+    kept = [e for e in data["entries"] if _recording_key(e) not in new_keys]
     data["entries"] = kept + entries
     write_json_atomic(path, data)
 

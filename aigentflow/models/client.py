@@ -22,10 +22,10 @@ from aigentflow import metrics
 from aigentflow.exceptions import (
     CassetteMissError,
     ModelError,
-    PromptDriftError,
     RunFailure,
     RunPaused,
 )
+from aigentflow.models.cassette import MISS_MARKER
 from aigentflow.models.spec import ModelSpec, prompt_hash
 from aigentflow.models.transport import Transport, TransportError
 
@@ -48,6 +48,8 @@ class CallRecord:
     duration_s: float
     drift: str | None = None
     error: str | None = None
+    recorded_cost_usd: float = 0.0
+    """A replayed call costs nothing; this is what the recorded model charged for it."""
     transient: bool = False
     """The call failed transiently (rate limit, 5xx, timeout) and was retried: no reply to keep."""
 
@@ -206,12 +208,12 @@ class ModelClient:
             try:
                 reply = self.transport.complete(messages, {
                     "aigentflow": {"role": role, "step": step, "attempt": attempt, "run_id": self.run_id,
-                                   "strict": self.spec.replay_strict}})
+                                   "lenient": self.spec.lenient, "cassette_source": self.spec.cassette_source}})
                 break
             except TransportError as exc:
                 metrics.record_model_call(self.spec.name, "transient_error" if exc.transient else "error",
                                           seconds=time.perf_counter() - started)
-                if not exc.transient:
+                if not exc.transient or MISS_MARKER in exc.message:
                     raise _model_failure(self.spec.name, role, exc) from None
                 log.append(CallRecord(role=role, step=step, attempt=attempt, prompt_hash=phash, response=None,
                                       input_tokens=0, output_tokens=0, cost_usd=0.0,
@@ -235,7 +237,7 @@ class ModelClient:
         record = CallRecord(
             role=role, step=step, attempt=attempt, prompt_hash=phash, response=parsed,
             input_tokens=input_tokens, output_tokens=output_tokens,
-            cost_usd=reply.cost_usd, duration_s=duration, drift=drift,
+            cost_usd=reply.cost_usd, duration_s=duration, drift=drift, recorded_cost_usd=reply.recorded_cost_usd,
         )
         metrics.record_model_call(self.spec.name, "ok", input_tokens, output_tokens, record.cost_usd, seconds=duration)
         return record, text
@@ -249,11 +251,13 @@ def _describe_problem(exc: Exception) -> str:
 
 
 def _model_failure(model: str, role: str, exc: TransportError) -> ModelError:
-    from aigentflow.models.cassette import DRIFT_MARKER, MISS_MARKER
-
     text = exc.message
     if MISS_MARKER in text:
         return CassetteMissError(text.split(" - ", 1)[-1])
-    if DRIFT_MARKER in text:
-        return PromptDriftError(text.split(" - ", 1)[-1])
+    from aigentflow.models.transport import AUTH_ERRORS
+
+    if exc.kind in AUTH_ERRORS:  # the key was refused or is missing: retrying cannot help
+        from aigentflow.models.preflight import credential_failure_message
+
+        return ModelError(credential_failure_message(model, role, exc.kind, text))
     return ModelError(f"{role}: the call to {model} failed ({exc.kind}): {text[:500]}")

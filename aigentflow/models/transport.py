@@ -23,6 +23,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 TRANSIENT_ERRORS = ("RateLimitError", "ServiceUnavailableError", "Timeout", "InternalServerError",
                     "BadGatewayError", "APIConnectionError")
 """litellm's exception types worth retrying (by name: the gateway reports the type, not the object)."""
+AUTH_ERRORS = ("AuthenticationError", "PermissionDeniedError")
+"""Never retried: a refused key stays refused. A missing key (whatever type carries it: the openai SDK's
+"Missing credentials" is an InternalServerError) is reported as an AuthenticationError too."""
 
 
 @dataclass
@@ -35,6 +38,8 @@ class Completion:
     cost_usd: float
     fingerprint: str = ""
     duration_s: float = 0.0
+    recorded_cost_usd: float = 0.0
+    """Replay only: what the recorded call cost the model it was recorded with (never spent here)."""
 
 
 class TransportError(Exception):
@@ -78,30 +83,40 @@ class LocalTransport:
             response = self._litellm.completion(model=self.model, messages=messages, temperature=self.spec.temperature,
                                                 timeout=self.spec.timeout_s, metadata=metadata)
         except Exception as exc:  # litellm maps every provider failure onto its own exception types
+            from aigentflow.models.preflight import is_credential_failure
+
             kind = type(exc).__name__
             transient = any(isinstance(exc, getattr(self._litellm, name)) for name in TRANSIENT_ERRORS)
+            auth = next((name for name in AUTH_ERRORS if isinstance(exc, getattr(self._litellm, name))), None)
+            if auth or (not self.spec.is_replay and is_credential_failure(str(exc))):
+                kind, transient = auth or "AuthenticationError", False
             raise TransportError(kind, str(exc), transient) from None
         usage = getattr(response, "usage", None)
         input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        replayed = self.spec.is_replay
         return Completion(text=response.choices[0].message.content or "", input_tokens=input_tokens,
-                          output_tokens=output_tokens, cost_usd=self._cost(response, input_tokens, output_tokens),
+                          output_tokens=output_tokens,
+                          cost_usd=0.0 if replayed else self._cost(response),
                           fingerprint=getattr(response, "system_fingerprint", None) or "",
-                          duration_s=time.perf_counter() - started)
+                          duration_s=time.perf_counter() - started,
+                          recorded_cost_usd=self._recorded_cost(input_tokens, output_tokens) if replayed else 0.0)
 
-    def _cost(self, response: Any, input_tokens: int, output_tokens: int) -> float:
-        """Cost from litellm's cost map; a replayed call costs what the recorded model would have."""
+    def _recorded_cost(self, input_tokens: int, output_tokens: int) -> float:
+        """What a replayed call cost the model the cassette was recorded with (litellm's cost map)."""
+        model = str((self.spec.cassette or {}).get("model") or "")
+        if not model or model.startswith("replay/"):
+            return 0.0
+        try:
+            prompt_cost, completion_cost = self._litellm.cost_per_token(
+                model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
+            return float(prompt_cost + completion_cost)
+        except Exception:  # a model missing from the cost map: unknown, shown as 0
+            return 0.0
+
+    def _cost(self, response: Any) -> float:
+        """What the provider charged, from litellm's cost map."""
         litellm = self._litellm
-        if self.spec.is_replay:
-            model = str((self.spec.cassette or {}).get("model") or "")
-            if not model or model.startswith("replay/"):
-                return 0.0
-            try:
-                prompt_cost, completion_cost = litellm.cost_per_token(
-                    model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
-                return float(prompt_cost + completion_cost)
-            except Exception:  # a model missing from the cost map costs "unknown", recorded as 0
-                return 0.0
         try:
             return float(litellm.completion_cost(completion_response=response))
         except Exception:  # not every model is in the cost map

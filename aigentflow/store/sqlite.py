@@ -7,10 +7,9 @@ own a run cannot both move it.
 
 from __future__ import annotations
 
+# ``secrets`` and ``socket`` are imported by the writes that use them: `aigentflow status` only reads.
 import json
 import os
-import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -45,6 +44,8 @@ def now_iso() -> str:
 
 def new_run_id() -> str:
     """Sortable and short: ``YYMMDD-HHMMSS-xxxx``; commands accept any unique prefix."""
+    import secrets
+
     return time.strftime("%y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
@@ -144,6 +145,8 @@ class SQLiteRunStore:
 
     def upsert_project(self, name: str, facts: dict[str, Any], tenant_id: str = "default") -> str:
         """Record (or refresh) the project's facts; a database holds one project."""
+        import secrets
+
         stamp = now_iso()
         with self._write() as conn:
             row = conn.execute("SELECT id FROM projects LIMIT 1").fetchone()
@@ -288,6 +291,8 @@ class SQLiteRunStore:
 
     def claim(self, run_id: str, pid: int | None = None, host: str | None = None) -> None:
         """Record which process drives the run now (its heartbeat shows it is alive)."""
+        import socket
+
         with self._write() as conn:
             conn.execute(
                 "UPDATE runs SET owner_pid=?, owner_host=?, heartbeat_at=? WHERE id=?",
@@ -430,6 +435,8 @@ class SQLiteRunStore:
     def record_release(self, *, project_id: str, version: str, tag: str, commit_sha: str, changelog: str,
                        run_ids: list[str], tenant_id: str = "default") -> ReleaseRecord:
         """Record a release; idempotent per tag (a release recorded again returns the first record)."""
+        import secrets
+
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO releases (id, tenant_id, project_id, version, tag, commit_sha, changelog, run_ids_json,"
