@@ -11,7 +11,8 @@ are grouped by their leading word, also in numpy's ``BUG:``/``ENH:`` style:
   unless the commit says so);
 - Update, Improve, Refactor, Speed up, Change, Rename, Make, Use, Optimize, Simplify, MAINT: changes
   (patch);
-- Docs, Doc, Document, README: documentation (no bump);
+- Docs, Doc, Document, README: documentation (no bump), also a fix or change whose next words are
+  about the documentation ("Fix typo in docs", "Update README");
 - anything else (Bump, Release, Merge, ...): other (no bump).
 
 A breaking change is a subject starting ``BREAKING:`` / ``BREAKING CHANGE:``, a ``type!:`` /
@@ -57,11 +58,15 @@ def _stems(word: str) -> list[str]:
 
 
 def group_of_words(text: str) -> str:
-    """The group a non-conventional subject belongs to, from its leading word."""
-    match = re.match(r"[\W_]*([A-Za-z]+)", text)
-    if not match:
+    """The group a non-conventional subject belongs to, from its leading word; a fix or change of the
+    documentation ("Fix typo in docs", "Update README") is documentation."""
+    words = re.findall(r"[A-Za-z]+", text)[:4]
+    if not words:
         return OTHER
-    return next((VERBS[s] for s in _stems(match.group(1)) if s in VERBS), OTHER)
+    group = next((VERBS[s] for s in _stems(words[0]) if s in VERBS), OTHER)
+    if group in (FIXES, CHANGES) and any(VERBS.get(w.lower()) == DOCS for w in words[1:]):
+        return DOCS
+    return group
 
 
 @dataclass(frozen=True)
