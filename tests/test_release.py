@@ -199,7 +199,8 @@ def test_dry_run_prints_and_changes_nothing(sample_repo: Path) -> None:
     before = snapshot(sample_repo)
     dry = aigentflow("release", "--dry-run", cwd=sample_repo)
     assert dry.returncode == 0, dry.stderr
-    assert "Would release v0.2.0 on main (from pyproject.toml version 0.1.0, no release tag yet" in dry.stdout and "### Features" in dry.stdout and "- something" in dry.stdout
+    assert "Would release v0.2.0 on main (from pyproject.toml version 0.1.0, no release tag yet" in dry.stdout
+    assert "### Features" in dry.stdout and "- something" in dry.stdout
     as_json = json.loads(aigentflow("release", "--dry-run", "--json", cwd=sample_repo).stdout)
     assert as_json["dry_run"] is True and as_json["version"] == "0.2.0"
     assert as_json["based_on"]["source"] == "declared" and as_json["based_on"]["declared"]["file"] == "pyproject.toml"

@@ -58,10 +58,11 @@ def release(
 @ci_app.command("init")
 @reports_errors
 def ci_init(
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing workflow file.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite aigentflow's workflow, and write it even "
+                                        "beside the project's own workflows.")] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Write .github/workflows/aigentflow.yml: the project's tests on every push and pull request."""
+    """Write .github/workflows/aigentflow.yml: the command `ci run` runs, on every push and pull request."""
     from aigentflow.ci import write_workflow
     from aigentflow.paths import locate_project
 
@@ -70,9 +71,15 @@ def ci_init(
     if json_out:
         print_json(written)
         return
-    typer.echo(f"Wrote {written['path']}: runs `{written['test_command']}` on push and pull request"
-               + (f" (setup: {', '.join(written['ecosystems'])})" if written["ecosystems"] else "")
-               + "; commit it to turn it on.")
+    for warning in written["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+    setup = f"; setup: {', '.join(written['ecosystems'])}" if written["ecosystems"] else ""
+    typer.echo(f"Wrote {_shown(root, written['path'])}: runs `{written['command']}` ({written['command_source']}, "
+               f"what `aigentflow ci run` runs) on push and pull request{setup}.")
+    if written["python"]:
+        python = written["python"]
+        typer.echo(f"Python {', '.join(python['versions'])}: {python['reason']}.")
+    typer.echo("Commit it to turn it on.")
 
 
 def _tail(text: str) -> str:
