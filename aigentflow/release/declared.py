@@ -60,6 +60,13 @@ class Tree:
         proc = self.git.run("cat-file", "blob", f"{self.commit}:{path}", check=False)
         return proc.stdout if proc.returncode == 0 else None
 
+    def existing(self, paths: list[str]) -> set[str]:
+        """Which of ``paths`` are files of the commit (one git call)."""
+        if not paths:
+            return set()
+        proc = self.git.run("ls-tree", "--name-only", self.commit, "--", *paths, check=False)
+        return set(proc.stdout.split("\n")[:-1]) if proc.returncode == 0 else set()
+
     def dirs(self, path: str = "") -> list[str]:
         spec = f"{self.commit}:{path}" if path else self.commit
         proc = self.git.run("ls-tree", "-d", "--name-only", spec, check=False)
@@ -181,11 +188,12 @@ def _from_packages(tree: Tree) -> Declared | None:
     packages = [p for p in packages if p.rpartition("/")[2].isidentifier()
                 and p.rpartition("/")[2] not in NOT_PACKAGES and not p.startswith(".")]
     packages.sort(key=lambda p: p.rpartition("/")[2].lower() != name)
-    for package in packages:
-        for file in VERSION_FILES:
-            found = _dunder_in(tree, f"{package}/{file}")
-            if found:
-                return found
+    candidates = [f"{package}/{file}" for package in packages for file in VERSION_FILES]
+    existing = tree.existing(candidates)
+    for path in candidates:
+        found = _dunder_in(tree, path) if path in existing else None
+        if found:
+            return found
     return None
 
 
