@@ -1,26 +1,31 @@
-"""The project's CI: a GitHub Actions workflow running its tests, and the same gate run locally.
+"""The project's CI: a GitHub Actions workflow running its gate, and the same gate run locally.
 
-``write_workflow`` writes ``.github/workflows/aigentflow.yml`` (tests on push and pull request, with
-the setup step of the project's ecosystem). ``run_gate`` runs ``build.ci_command`` (else the test
-command) through the sandboxed executor: what ``aigentflow ci run`` does and what the merge step
-calls on a scratch worktree.
+The gate is ``build.ci_command``, else ``build.test_command``, else the test command detected at
+``aigentflow init``. ``run_gate`` runs it through the sandboxed executor: what ``aigentflow ci run``
+does and what the merge step calls on a scratch worktree. ``write_workflow`` writes
+``.github/workflows/aigentflow.yml`` running the same command on push and pull request, after the
+setup step of the project's ecosystem; a Python project is tested on the supported CPython versions
+its ``requires-python`` admits (``aigentflow.pythons``). It refuses (unless ``force``) when the
+project already has workflows of its own, naming them.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aigentflow.exceptions import UsageError
+from aigentflow.pythons import PythonChoice, choose_pythons
 
 if TYPE_CHECKING:
     from aigentflow.sandbox import ExecResult
 
 WORKFLOW = Path(".github") / "workflows" / "aigentflow.yml"
+WORKFLOWS_DIR = WORKFLOW.parent
 PYTHON_MARKERS = ("pyproject.toml", "requirements.txt", "setup.py", "setup.cfg")
 PYTHON_EXTRAS = ("test", "tests", "dev")
 NO_TEST_COMMAND = ("no test command is known for this project; set one with "
@@ -51,9 +56,19 @@ def resolve_test_command(root: Path, settings: Mapping[str, Any]) -> str:
     return command
 
 
+def gate_source(root: Path, settings: Mapping[str, Any]) -> tuple[str, str]:
+    """The merge gate and where it comes from: ``build.ci_command``, else the test command."""
+    build = settings.get("build", {})
+    for key in ("ci_command", "test_command"):
+        command = str(build.get(key) or "").strip()
+        if command:
+            return command, f"build.{key}"
+    return resolve_test_command(root, settings), "the test command `aigentflow init` detected"
+
+
 def gate_command(root: Path, settings: Mapping[str, Any]) -> str:
     """The merge gate: ``build.ci_command``, else the test command."""
-    return str(settings.get("build", {}).get("ci_command") or "").strip() or resolve_test_command(root, settings)
+    return gate_source(root, settings)[0]
 
 
 def run_gate(root: Path, settings: Mapping[str, Any], cwd: Path | None = None) -> ExecResult:
@@ -71,12 +86,6 @@ def run_gate(root: Path, settings: Mapping[str, Any], cwd: Path | None = None) -
 def _q(text: str) -> str:
     """A YAML double-quoted scalar (a JSON string is one)."""
     return json.dumps(text)
-
-
-def _python_version(pyproject: dict[str, Any]) -> str:
-    """The lowest Python ``requires-python`` allows, else the newest 3.x."""
-    match = re.search(r">=\s*(3\.\d+)", str(pyproject.get("project", {}).get("requires-python", "")))
-    return match.group(1) if match else "3.x"
 
 
 def _python_steps(root: Path, command: str) -> list[str]:
@@ -99,7 +108,7 @@ def _python_steps(root: Path, command: str) -> list[str]:
     return [
         "      - uses: actions/setup-python@v5",
         "        with:",
-        f"          python-version: {_q(_python_version(pyproject))}",
+        "          python-version: ${{ matrix.python-version }}",
         "      - name: Install",
         "        run: |",
         *(f"          {line}" for line in install),
@@ -127,14 +136,32 @@ def ecosystems(root: Path) -> list[str]:
     return found
 
 
-def render_workflow(root: Path, command: str) -> str:
+def _comment(text: str) -> str:
+    return " ".join(text.split())
+
+
+def render_workflow(root: Path, command: str, *, source: str = "build.test_command",
+                    pythons: PythonChoice | None = None) -> str:
+    """The workflow: ``command`` (from ``source``) after each ecosystem's setup; a Python project's job
+    runs once per version in ``pythons`` (default: ``choose_pythons``)."""
+    found = ecosystems(root)
+    if "python" in found and pythons is None:
+        pythons = choose_pythons(root)
     steps = ["      - uses: actions/checkout@v4"]
-    for ecosystem in ecosystems(root):
+    for ecosystem in found:
         steps += _python_steps(root, command) if ecosystem == "python" else _javascript_steps(root)
     steps += ["      - name: Test", f"        run: {_q(command)}"]
+    header = [
+        f"# Written by `aigentflow ci init`: runs `{_comment(command)}` ({_comment(source)}) on every push and",
+        "# pull request, the same command `aigentflow ci run` runs locally in aigentflow's sandbox.",
+    ]
+    matrix: list[str] = []
+    if "python" in found and pythons is not None:
+        header.append(f"# Python {', '.join(pythons.versions)}: {_comment(pythons.reason)}.")
+        matrix = ["    strategy:", "      fail-fast: false", "      matrix:",
+                  f"        python-version: [{', '.join(_q(v) for v in pythons.versions)}]"]
     lines = [
-        "# Written by `aigentflow ci init`: the project's tests on every push and pull request.",
-        "# `aigentflow ci run` runs the same command locally, in aigentflow's sandbox.",
+        *header,
         "name: aigentflow",
         '"on": [push, pull_request]',
         "permissions:",
@@ -142,32 +169,81 @@ def render_workflow(root: Path, command: str) -> str:
         "jobs:",
         "  test:",
         "    runs-on: ubuntu-latest",
+        *matrix,
         "    steps:",
         *steps,
     ]
     return "\n".join(lines) + "\n"
 
 
-def check_workflow(text: str, command: str) -> None:
-    """The workflow parses as YAML and its last step runs ``command`` (skipped without PyYAML)."""
-    try:
-        import yaml
-    except ImportError:
-        return
+def check_workflow(text: str, command: str, pythons: list[str] | None = None) -> None:
+    """The workflow parses as YAML, its last step runs ``command`` and its matrix is ``pythons``."""
+    import yaml
+
     data = yaml.safe_load(text)
-    steps = data["jobs"]["test"]["steps"]
-    if data["on"] != ["push", "pull_request"] or steps[-1]["run"] != command:
-        raise AssertionError(f"the workflow aigentflow wrote does not run {command!r}:\n{text}")
+    job = data["jobs"]["test"]
+    matrix = job.get("strategy", {}).get("matrix", {}).get("python-version")
+    if data["on"] != ["push", "pull_request"] or job["steps"][-1]["run"] != command or matrix != pythons:
+        raise AssertionError(f"the workflow aigentflow wrote does not run {command!r} on {pythons}:\n{text}")
+
+
+def existing_workflows(root: Path) -> list[str]:
+    """The project's own workflow files (``.github/workflows/*.yml|*.yaml`` but aigentflow's)."""
+    folder = root / WORKFLOWS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.suffix in (".yml", ".yaml") and p.is_file() and p.name != WORKFLOW.name)
+
+
+def machine_paths(command: str) -> list[str]:
+    """Absolute paths in ``command``: they name this machine's files, which a CI runner does not have."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    return [w for w in words if w.startswith("/") and not w.startswith("/dev/")]
+
+
+def _refusal(others: list[str], exists: bool, command: str) -> UsageError:
+    parts = []
+    if others:
+        them = "them" if len(others) > 1 else "it"
+        parts.append(f"the project already has {'workflows' if len(others) > 1 else 'a workflow'} of its own in "
+                     f"{WORKFLOWS_DIR}/: {', '.join(others)}; {WORKFLOW.name} would run beside {them} on every "
+                     "push and pull request")
+    if exists:
+        parts.append(f"{WORKFLOW} already exists")
+    kept = f", leaving {', '.join(others)} as {'they are' if len(others) > 1 else 'it is'}" if others else ""
+    return UsageError("; ".join(parts) + ". Nothing was written: run `aigentflow ci init --force` to write "
+                      f"{WORKFLOW}{' over the old one' if exists else ''} anyway{kept}"
+                      + (f", or make your own workflow run `{command}`" if others else "") + ".")
 
 
 def write_workflow(root: Path, settings: Mapping[str, Any], *, force: bool = False) -> dict[str, Any]:
-    """Write the workflow; refuses to overwrite an existing one unless ``force``."""
+    """Write the workflow; refuses (unless ``force``) when it or other workflows exist."""
     target = root / WORKFLOW
-    if target.exists() and not force:
-        raise UsageError(f"{target} already exists; run `aigentflow ci init --force` to overwrite it")
-    command = resolve_test_command(root, settings)
-    text = render_workflow(root, command)
-    check_workflow(text, command)
+    command, source = gate_source(root, settings)
+    others = existing_workflows(root)
+    if (others or target.exists()) and not force:
+        raise _refusal(others, target.exists(), command)
+    pythons = choose_pythons(root) if "python" in ecosystems(root) else None
+    text = render_workflow(root, command, source=source, pythons=pythons)
+    check_workflow(text, command, pythons.versions if pythons else None)
+    warnings = []
+    if others:
+        they = ("they are", "they run") if len(others) > 1 else ("it is", "it runs")
+        warnings.append(f"{WORKFLOWS_DIR}/ also has {', '.join(others)} (left as {they[0]}): {they[1]} on every "
+                        f"push and pull request beside {WORKFLOW.name}")
+    if pythons and pythons.end_of_life:
+        warnings.append(pythons.reason)
+    paths = machine_paths(command)
+    if paths:
+        key = source if source.startswith("build.") else "build.ci_command"
+        warnings.append(f"`{command}` names {', '.join(paths)}, which a CI runner will not have; set {key} to a "
+                        "command that works in a fresh checkout (e.g. `python -m pytest`) and run `aigentflow ci "
+                        "init --force` again")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    return {"path": str(target), "test_command": command, "ecosystems": ecosystems(root)}
+    return {"path": str(target), "command": command, "command_source": source, "ecosystems": ecosystems(root),
+            "python": pythons.to_dict() if pythons else None, "existing_workflows": others, "warnings": warnings}

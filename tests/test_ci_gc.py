@@ -52,7 +52,8 @@ def test_ci_init_writes_a_workflow_with_the_test_command_and_refuses_to_overwrit
     assert configured.returncode == 0, configured.stderr
     forced = aigentflow("ci", "init", "--force", "--json", cwd=sample_repo)
     assert forced.returncode == 0, forced.stderr
-    assert json.loads(forced.stdout)["test_command"] == 'pytest -k "not slow"'
+    report = json.loads(forced.stdout)
+    assert report["command"] == 'pytest -k "not slow"' and report["command_source"] == "build.test_command"
     assert workflow(sample_repo)["jobs"]["test"]["steps"][-1]["run"] == 'pytest -k "not slow"'
 
 

@@ -122,18 +122,19 @@ def test_release_commits_the_changelog_tags_it_and_records_it(sample_repo: Path,
     result = aigentflow("release", "--json", cwd=sample_repo)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["tag"] == "v0.1.0" and report["previous_tag"] is None
+    assert report["tag"] == "v0.2.0" and report["previous_tag"] is None  # the sample declares 0.1.0, untagged
+    assert report["based_on"]["text"] == "from pyproject.toml version 0.1.0, no release tag yet"
 
     head = sh(sample_repo, "rev-parse", "main")
     assert head == report["commit"] and sh(sample_repo, "rev-parse", "main^") == before
-    assert sh(sample_repo, "log", "-1", "--format=%s", "main") == "chore(release): v0.1.0"
+    assert sh(sample_repo, "log", "-1", "--format=%s", "main") == "chore(release): v0.2.0"
     assert sh(sample_repo, "diff", "--name-only", "main^", "main") == "CHANGELOG.md"
-    assert sh(sample_repo, "cat-file", "-t", "v0.1.0") == "tag"
-    assert sh(sample_repo, "rev-parse", "v0.1.0^{commit}") == head
-    assert "## v0.1.0" in sh(sample_repo, "tag", "-l", "--format=%(contents)", "v0.1.0")
+    assert sh(sample_repo, "cat-file", "-t", "v0.2.0") == "tag"
+    assert sh(sample_repo, "rev-parse", "v0.2.0^{commit}") == head
+    assert "## v0.2.0" in sh(sample_repo, "tag", "-l", "--format=%(contents)", "v0.2.0")
 
     changelog = sh(sample_repo, "show", "main:CHANGELOG.md")
-    assert changelog.startswith("# Changelog\n\n## v0.1.0 (")
+    assert changelog.startswith("# Changelog\n\n## v0.2.0 (")
     features, fixes, runs = changelog.index("### Features"), changelog.index("### Fixes"), changelog.index("### Runs")
     assert features < changelog.index("**cli:** add --due to tasks add") < fixes
     assert fixes < changelog.index("keep the due date when editing") < runs
@@ -145,12 +146,15 @@ def test_release_commits_the_changelog_tags_it_and_records_it(sample_repo: Path,
     assert (sample_repo / "CHANGELOG.md").read_text().strip() == changelog
     assert not marker.exists(), marker.read_text()
     [record] = releases(sample_repo)
-    assert (record.tag, record.version, record.commit_sha) == ("v0.1.0", "0.1.0", head)
-    assert record.run_ids == sorted([run.id, "251231-235959-beef"]) and "## v0.1.0" in record.changelog
+    assert (record.tag, record.version, record.commit_sha) == ("v0.2.0", "0.2.0", head)
+    assert record.run_ids == sorted([run.id, "251231-235959-beef"]) and "## v0.2.0" in record.changelog
 
 
 def test_second_release_prepends_and_nothing_more_is_refused(sample_repo: Path) -> None:
-    assert aigentflow("release", cwd=sample_repo).returncode == 0
+    nothing = aigentflow("release", cwd=sample_repo)  # only "Sample project": no feature, no fix
+    assert nothing.returncode == 2 and "nothing to release from pyproject.toml version 0.1.0" in nothing.stderr
+    assert "--version 0.1.0 to tag the version pyproject.toml declares" in nothing.stderr
+    assert aigentflow("release", "--version", "0.1.0", cwd=sample_repo).returncode == 0
     again = aigentflow("release", cwd=sample_repo)
     assert again.returncode == 2 and "nothing to release since v0.1.0" in again.stderr
 
@@ -195,9 +199,11 @@ def test_dry_run_prints_and_changes_nothing(sample_repo: Path) -> None:
     before = snapshot(sample_repo)
     dry = aigentflow("release", "--dry-run", cwd=sample_repo)
     assert dry.returncode == 0, dry.stderr
-    assert "Would release v0.1.0" in dry.stdout and "### Features" in dry.stdout and "- something" in dry.stdout
+    assert "Would release v0.2.0 on main (from pyproject.toml version 0.1.0, no release tag yet" in dry.stdout
+    assert "### Features" in dry.stdout and "- something" in dry.stdout
     as_json = json.loads(aigentflow("release", "--dry-run", "--json", cwd=sample_repo).stdout)
-    assert as_json["dry_run"] is True and as_json["version"] == "0.1.0"
+    assert as_json["dry_run"] is True and as_json["version"] == "0.2.0"
+    assert as_json["based_on"]["source"] == "declared" and as_json["based_on"]["declared"]["file"] == "pyproject.toml"
     assert snapshot(sample_repo) == before and not (sample_repo / "CHANGELOG.md").exists()
     assert releases(sample_repo) == []
 
@@ -224,7 +230,7 @@ def test_releasing_a_branch_that_is_not_checked_out(sample_repo: Path) -> None:
     (sample_repo / "README.md").write_text("work in progress on another branch\n")
     done = aigentflow("release", cwd=sample_repo)
     assert done.returncode == 0, done.stderr
-    assert sh(sample_repo, "log", "-1", "--format=%s", "main") == "chore(release): v0.1.0"
+    assert sh(sample_repo, "log", "-1", "--format=%s", "main") == "chore(release): v0.2.0"
     assert sh(sample_repo, "rev-parse", "--abbrev-ref", "HEAD") == "topic"
     assert not (sample_repo / "CHANGELOG.md").exists()
     assert (sample_repo / "README.md").read_text() == "work in progress on another branch\n"
@@ -244,8 +250,8 @@ def test_a_release_that_stopped_before_its_tag_is_finished_not_redone(sample_rep
     assert wrong.returncode == 2 and "left untagged" in wrong.stderr and sh(sample_repo, "tag", "-l") == ""
     finished = aigentflow("release", cwd=sample_repo)
     assert finished.returncode == 0, finished.stderr
-    assert "Finished v0.1.0" in finished.stdout
-    assert sh(sample_repo, "rev-parse", "main") == made == sh(sample_repo, "rev-parse", "v0.1.0^{commit}")
+    assert "Finished v0.1.1" in finished.stdout
+    assert sh(sample_repo, "rev-parse", "main") == made == sh(sample_repo, "rev-parse", "v0.1.1^{commit}")
     assert sh(sample_repo, "log", "--format=%s", "main").count("chore(release)") == 1
     [record] = releases(sample_repo)
     assert record.commit_sha == made and "- something" in record.changelog

@@ -27,7 +27,7 @@ def _settings(root: Path) -> dict[str, Any]:
 @reports_errors
 def release(
     version: Annotated[str | None, typer.Option("--version", help="Release this version (X.Y.Z) instead of "
-                                                "the one computed from conventional commits.")] = None,
+                                                "the one computed from the project's version and commits.")] = None,
     dry_run: DryRunOption = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -38,26 +38,31 @@ def release(
     if json_out:
         print_json(report)
         return
-    since = f"since {report['previous_tag']}" if report["previous_tag"] else "first release"
+    based_on = report["based_on"]["text"]
+    how = "as asked with --version; " if version is not None and not report["resumed"] else ""
+    count = report["commits"]
+    since = f"{how}{based_on}; {count} commit{'' if count == 1 else 's'}"
     if dry_run:
-        typer.echo(f"Would release {report['tag']} on {report['branch']} ({since}, {report['commits']} commits). "
-                   "Nothing was changed.\n")
+        typer.echo(f"Would release {report['tag']} on {report['branch']} ({since}). Nothing was changed.")
     elif report["resumed"]:
         typer.echo(f"Finished {report['tag']}: its changelog commit {report['commit'][:10]} was already on "
-                   f"{report['branch']}; tagged and recorded it.\n")
+                   f"{report['branch']}; tagged and recorded it.")
     else:
         typer.echo(f"Released {report['tag']} on {report['branch']} ({since}): CHANGELOG.md committed as "
-                   f"{report['commit'][:10]} and tagged.\n")
-    typer.echo(report["changelog"].rstrip())
+                   f"{report['commit'][:10]} and tagged.")
+    for note in report["notes"]:
+        typer.echo(f"Note: {note}")
+    typer.echo("\n" + report["changelog"].rstrip())
 
 
 @ci_app.command("init")
 @reports_errors
 def ci_init(
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing workflow file.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite aigentflow's workflow, and write it even "
+                                        "beside the project's own workflows.")] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Write .github/workflows/aigentflow.yml: the project's tests on every push and pull request."""
+    """Write .github/workflows/aigentflow.yml: the command `ci run` runs, on every push and pull request."""
     from aigentflow.ci import write_workflow
     from aigentflow.paths import locate_project
 
@@ -66,9 +71,15 @@ def ci_init(
     if json_out:
         print_json(written)
         return
-    typer.echo(f"Wrote {written['path']}: runs `{written['test_command']}` on push and pull request"
-               + (f" (setup: {', '.join(written['ecosystems'])})" if written["ecosystems"] else "")
-               + "; commit it to turn it on.")
+    for warning in written["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+    setup = f"; setup: {', '.join(written['ecosystems'])}" if written["ecosystems"] else ""
+    typer.echo(f"Wrote {_shown(root, written['path'])}: runs `{written['command']}` ({written['command_source']}, "
+               f"what `aigentflow ci run` runs) on push and pull request{setup}.")
+    if written["python"]:
+        python = written["python"]
+        typer.echo(f"Python {', '.join(python['versions'])}: {python['reason']}.")
+    typer.echo("Commit it to turn it on.")
 
 
 def _tail(text: str) -> str:
