@@ -53,6 +53,8 @@ class ProjectFacts(BaseModel):
     primary_language: str | None = None
     package_manager: str | None = None
     test_command: str | None = None
+    test_command_source: str | None = None
+    """Where the test command came from ("tox.ini [testenv] commands", "package.json scripts.test")."""
     frameworks: list[str] = Field(default_factory=list)
     entry_points: list[str] = Field(default_factory=list)
     file_count: int = 0
@@ -151,6 +153,7 @@ def detect_facts(root: Path) -> ProjectFacts:
         primary_language=primary,
         package_manager=chosen.package_manager if chosen else None,
         test_command=chosen.test_command if chosen else None,
+        test_command_source=chosen.test_source if chosen and chosen.test_command else None,
         frameworks=sorted(set().union(*(eco.frameworks for eco in ecosystems))),
         entry_points=sorted(set().union(*(eco.entry_points for eco in ecosystems))),
         file_count=len(paths),
