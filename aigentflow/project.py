@@ -53,8 +53,6 @@ class ProjectFacts(BaseModel):
     primary_language: str | None = None
     package_manager: str | None = None
     test_command: str | None = None
-    test_command_source: str | None = None
-    """Where the test command came from ("tox.ini [testenv] commands", "package.json scripts.test")."""
     frameworks: list[str] = Field(default_factory=list)
     entry_points: list[str] = Field(default_factory=list)
     file_count: int = 0
@@ -138,6 +136,12 @@ def _total_lines(repo: Repo) -> int:
 
 def detect_facts(root: Path) -> ProjectFacts:
     """Measure the repository at ``root``: languages, tooling, entry points, size and tests."""
+    return detect_project(root)[0]
+
+
+def detect_project(root: Path) -> tuple[ProjectFacts, str | None]:
+    """The facts, and where the test command came from ("tox.ini [testenv] commands", ...): shown by
+    `init`, kept out of the facts the agents get (the same facts give the same prompts)."""
     root = Path(root).resolve()
     repo = Repo(root, list_visible_files(root))
     paths = list(repo.sizes)
@@ -147,13 +151,12 @@ def detect_facts(root: Path) -> ProjectFacts:
     chosen = next((eco for eco in ecosystems if primary in eco.languages), None)
     chosen = chosen or (ecosystems[0] if ecosystems else None)
     test_file_count = sum(1 for path in paths if is_test_file(path))
-    return ProjectFacts(
+    facts = ProjectFacts(
         name=declared_name(repo),
         languages=languages,
         primary_language=primary,
         package_manager=chosen.package_manager if chosen else None,
         test_command=chosen.test_command if chosen else None,
-        test_command_source=chosen.test_source if chosen and chosen.test_command else None,
         frameworks=sorted(set().union(*(eco.frameworks for eco in ecosystems))),
         entry_points=sorted(set().union(*(eco.entry_points for eco in ecosystems))),
         file_count=len(paths),
@@ -163,6 +166,7 @@ def detect_facts(root: Path) -> ProjectFacts:
         has_tests=test_file_count > 0,
         test_file_count=test_file_count,
     )
+    return facts, chosen.test_source if chosen and chosen.test_command else None
 
 
 def _key_file_paths(repo: Repo) -> list[str]:

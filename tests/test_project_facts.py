@@ -16,6 +16,7 @@ from aigentflow.exceptions import NotAGitRepository
 from aigentflow.project import (
     ProjectFacts,
     detect_facts,
+    detect_project,
     render_facts,
     snapshot_repository,
 )
@@ -65,7 +66,7 @@ def test_sample_project_facts(tmp_path: Path) -> None:
     assert facts.languages == {"Python": 4}
     assert facts.package_manager == "pip"
     assert facts.test_command == "python -m pytest"
-    assert facts.test_command_source == "pyproject.toml [tool.pytest.ini_options]"
+    assert detect_project(repo)[1] == "pyproject.toml [tool.pytest.ini_options]", "where it came from"
     assert "pytest" in facts.frameworks
     assert facts.entry_points == ["tasks"]
     assert facts.has_tests and facts.test_file_count == 1
@@ -114,7 +115,8 @@ def test_javascript_project(tmp_path: Path) -> None:
     assert facts.languages == {"JavaScript": 2}
     assert facts.primary_language == "JavaScript"
     assert facts.package_manager == "npm"
-    assert facts.test_command == "npm test" and facts.test_command_source == "package.json scripts.test"
+    assert facts.test_command == "npm test"
+    assert detect_project(repo)[1] == "package.json scripts.test"
     assert facts.frameworks == ["express"]
     assert facts.entry_points == ["index.js"]
     assert facts.test_file_count == 1
@@ -155,9 +157,9 @@ def python_project(path: Path, files: dict[str, str]) -> Path:
 def test_the_test_command_is_the_one_the_projects_configuration_names(
     tmp_path: Path, files: dict[str, str], command: str, source: str
 ) -> None:
-    facts = detect_facts(python_project(tmp_path / "shapes", files))
+    facts, found_in = detect_project(python_project(tmp_path / "shapes", files))
 
-    assert (facts.test_command, facts.test_command_source) == (command, source)
+    assert (facts.test_command, found_in) == (command, source)
     assert ("pytest" in facts.frameworks) == ("pytest" in command)
 
 

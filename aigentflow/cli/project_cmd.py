@@ -29,7 +29,7 @@ def initialise(path: Path, *, git_init: bool = False, exclude: bool | None = Non
     default) keeps the last choice, and excludes the first time."""
     from aigentflow.exceptions import NotAGitRepository
     from aigentflow.paths import ProjectPaths, find_git_root
-    from aigentflow.project import detect_facts
+    from aigentflow.project import detect_project
     from aigentflow.store.sqlite import SQLiteRunStore
 
     path = path.resolve()
@@ -54,11 +54,12 @@ def initialise(path: Path, *, git_init: bool = False, exclude: bool | None = Non
     git_exclude = git_exclude_state(root, exclude)
     store = SQLiteRunStore(paths.database, create=True)
     try:
-        facts = detect_facts(root)
+        facts, test_source = detect_project(root)
         store.upsert_project(facts.name, facts.model_dump(mode="json"))
         project = store.get_project() or {}
     finally:
         store.close()
+    project["test_command_source"] = test_source
     project["state_dir"] = str(paths.state_dir)
     project["git_exclude"] = git_exclude
     return project
@@ -151,7 +152,7 @@ def init(
     typer.echo(f"  project:         {facts['name']}")
     typer.echo(f"  languages:       {languages}")
     typer.echo(f"  package manager: {facts['package_manager'] or 'unknown'}")
-    source = f" (from {facts['test_command_source']})" if facts.get("test_command_source") else ""
+    source = f" (from {project['test_command_source']})" if project["test_command_source"] else ""
     typer.echo(f"  test command:    {facts['test_command'] or 'unknown'}{source}")
     typer.echo(f"  size:            {facts['file_count']} files, {facts['line_count']} lines")
     typer.echo(f"  git:             {_exclude_text(project['git_exclude'], Path(project['state_dir']).parent)}")
