@@ -67,6 +67,24 @@ def test_a_failed_command_says_what_it_was_not_given(tmp_path: Path, monkeypatch
     assert canary not in json.dumps(result.to_record()) and canary not in result.env_note()
 
 
+def test_a_build_tasks_test_record_gets_the_passthrough_and_names_what_it_lacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a build task records as its tests (the step output `status` and the fixer read)."""
+    from aigentflow.build import limits_from_settings, run_in_sandbox
+    from aigentflow.settings import BuildSettings
+
+    monkeypatch.setenv("PYTHONPATH", "src")
+    monkeypatch.setenv("BUILD_FLAVOUR", "fast")
+    command = 'test "$PYTHONPATH" = src && test -n "$BUILD_FLAVOUR"'
+    plain = run_in_sandbox(tmp_path, command, limits_from_settings(BuildSettings().model_dump()))
+    assert plain["ok"] is False and plain["env_withheld"][0] == "PYTHONPATH" and "BUILD_FLAVOUR" in plain["env_withheld"]
+    settings = BuildSettings(env_passthrough=["PYTHONPATH", "BUILD_*"]).model_dump()
+    passed = run_in_sandbox(tmp_path, command, limits_from_settings(settings))
+    assert passed["ok"] is True, passed["summary"]
+    assert {"PYTHONPATH", "BUILD_FLAVOUR"}.isdisjoint(passed["env_withheld"])
+
+
 # -- the CLI on a src/ layout project ---------------------------------------------------------------
 
 
