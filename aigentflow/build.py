@@ -69,9 +69,10 @@ class TaskOutcome:
 
 
 def limits_from_settings(build: dict[str, Any]) -> dict[str, Any]:
-    """The sandbox ``Limits`` fields from the ``build`` settings section."""
+    """The sandbox ``Limits`` fields from the ``build`` settings section, and ``env_passthrough``."""
     return {"timeout_s": float(build["timeout_s"]), "memory_bytes": int(build["memory_mb"]) * 1024 * 1024,
-            "max_processes": int(build["max_processes"]), "max_output_bytes": int(build["max_output_kb"]) * 1024}
+            "max_processes": int(build["max_processes"]), "max_output_bytes": int(build["max_output_kb"]) * 1024,
+            "env_passthrough": list(build.get("env_passthrough") or [])}
 
 
 def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bool = False) -> dict[str, Any]:
@@ -84,7 +85,9 @@ def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bo
         # No bytecode caches: Python checks them by mtime in whole seconds and size, so a file an agent
         # rewrites within the second of a test run (a fix of the same length) would run stale code.
         env = {**junit_env(Path(reports)), "PYTHONDONTWRITEBYTECODE": "1"}
-        result = Sandbox(root, limits=Limits(**limits), network=network, extra_env=env).run(command)
+        fields = {name: value for name, value in limits.items() if name != "env_passthrough"}
+        result = Sandbox(root, limits=Limits(**fields), network=network, extra_env=env,
+                         env_passthrough=limits.get("env_passthrough") or ()).run(command)
         results = read_reports(Path(reports)) or {"source": "exit_code", "exit_code": result.exit_code}
     return {**result.to_record(), "ok": result.ok, "summary": result.summary(), "results": results}
 

@@ -28,6 +28,7 @@ WORKFLOW = Path(".github") / "workflows" / "aigentflow.yml"
 WORKFLOWS_DIR = WORKFLOW.parent
 PYTHON_MARKERS = ("pyproject.toml", "requirements.txt", "setup.py", "setup.cfg")
 PYTHON_EXTRAS = ("test", "tests", "dev")
+HINT_NAMES = 12
 NO_TEST_COMMAND = ("no test command is known for this project; set one with "
                    "`aigentflow config set build.test_command \"<command>\"` (e.g. \"python -m pytest\")")
 
@@ -80,7 +81,27 @@ def run_gate(root: Path, settings: Mapping[str, Any], cwd: Path | None = None) -
     build = BuildSettings.model_validate(settings.get("build", {}))
     limits = Limits(timeout_s=build.timeout_s, memory_bytes=build.memory_mb * 1024 * 1024,
                     max_processes=build.max_processes, max_output_bytes=build.max_output_kb * 1024)
-    return Sandbox(Path(cwd or root), limits=limits, network=build.network).run(command)
+    return Sandbox(Path(cwd or root), limits=limits, network=build.network,
+                   env_passthrough=build.env_passthrough).run(command)
+
+
+def environment_hint(result: ExecResult, passthrough: list[str]) -> str:
+    """For a failed gate: which of the user's variables the command did not get, and how to pass them
+    (names only, never a value); "" when it lacked none."""
+    from aigentflow.sandbox.env import BUILD_RELEVANT
+
+    lines = []
+    if result.env_withheld:
+        example = [name for name in result.env_withheld if name in BUILD_RELEVANT] or result.env_withheld[:1]
+        wanted = json.dumps([*passthrough, *(name for name in example if name not in passthrough)])
+        more = len(result.env_withheld) - HINT_NAMES
+        shown = ", ".join(result.env_withheld[:HINT_NAMES]) + (f" and {more} more (--json lists them)" if more > 0 else "")
+        lines.append(f"Not passed from your environment (sandboxed commands get an allowlist): {shown}.\n"
+                     f"If the command needs some of them, pass them with "
+                     f"`aigentflow config set build.env_passthrough '{wanted}'`.")
+    if result.env_refused:
+        lines.append(f"Refused because the name or value looks secret (never passed): {', '.join(result.env_refused)}.")
+    return "\n".join(lines)
 
 
 def _q(text: str) -> str:

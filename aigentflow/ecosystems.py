@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from aigentflow.testcommand import python_test_command
+
 MAX_LINE_COUNTED_FILE_BYTES = 1_000_000
 
 PYTHON_FRAMEWORKS = frozenset({
@@ -45,6 +47,8 @@ class Ecosystem:
     languages: tuple[str, ...]
     package_manager: str | None = None
     test_command: str | None = None
+    test_source: str | None = None
+    """Where the test command came from: "tox.ini [testenv] commands", "package.json scripts.test"..."""
     frameworks: set[str] = field(default_factory=set)
     entry_points: set[str] = field(default_factory=set)
     entry_files: set[str] = field(default_factory=set)
@@ -133,17 +137,6 @@ def _python_module_file(repo: Repo, target: str) -> str | None:
     return None
 
 
-def _python_pytest_configured(repo: Repo, pyproject: dict[str, Any]) -> bool:
-    if "pytest" in pyproject.get("tool", {}) or repo.has("pytest.ini") or repo.has("conftest.py"):
-        return True
-    if "[tool:pytest]" in repo.text("setup.cfg") or "[pytest]" in repo.text("tox.ini"):
-        return True
-    return any(
-        PurePosixPath(path).parts[0] in ("tests", "test") and is_test_file(path) and path.endswith(".py")
-        for path in repo.sizes
-    )
-
-
 def _python_ecosystem(repo: Repo) -> Ecosystem | None:
     manifests = ("pyproject.toml", "setup.py", "setup.cfg", "Pipfile", "requirements.txt")
     has_python = any(path.endswith(".py") for path in repo.sizes)
@@ -164,10 +157,12 @@ def _python_ecosystem(repo: Repo) -> Ecosystem | None:
         eco.package_manager = "pipenv"
     elif any(repo.has(name) for name in manifests):
         eco.package_manager = "pip"
-    eco.frameworks = _python_dependency_names(repo, pyproject) & PYTHON_FRAMEWORKS
-    if "pytest" in eco.frameworks or _python_pytest_configured(repo, pyproject):
-        eco.test_command = "python -m pytest"
-        eco.frameworks.add("pytest")
+    dependencies = _python_dependency_names(repo, pyproject)
+    eco.frameworks = dependencies & PYTHON_FRAMEWORKS
+    if found := python_test_command(repo, pyproject, dependencies):
+        eco.test_command, eco.test_source = found
+        if "pytest" in eco.test_command:
+            eco.frameworks.add("pytest")
     scripts = {**pyproject.get("project", {}).get("scripts", {}), **tool.get("poetry", {}).get("scripts", {})}
     for script, target in scripts.items():
         eco.entry_points.add(script)
@@ -190,7 +185,7 @@ def _javascript_ecosystem(repo: Repo) -> Ecosystem | None:
     scripts = package.get("scripts") or {}
     test_script = scripts.get("test") if isinstance(scripts, dict) else None
     if isinstance(test_script, str) and test_script.strip() and test_script != NPM_DEFAULT_TEST_SCRIPT:
-        eco.test_command = f"{eco.package_manager} test"
+        eco.test_command, eco.test_source = f"{eco.package_manager} test", "package.json scripts.test"
     for table in ("dependencies", "devDependencies", "peerDependencies"):
         dependencies = package.get(table) or {}
         if isinstance(dependencies, dict):
@@ -213,7 +208,7 @@ def _rust_ecosystem(repo: Repo) -> Ecosystem | None:
         return None
     cargo = repo.toml("Cargo.toml")
     names = set(cargo.get("dependencies", {})) | set(cargo.get("dev-dependencies", {}))
-    eco = Ecosystem(("Rust",), "cargo", "cargo test", frameworks=names & RUST_FRAMEWORKS)
+    eco = Ecosystem(("Rust",), "cargo", "cargo test", "Cargo.toml", frameworks=names & RUST_FRAMEWORKS)
     for path in repo.sizes:
         if path == "src/main.rs" or re.fullmatch(r"src/bin/[^/]+\.rs", path):
             eco.add_entry_file(path)
@@ -223,7 +218,7 @@ def _rust_ecosystem(repo: Repo) -> Ecosystem | None:
 def _go_ecosystem(repo: Repo) -> Ecosystem | None:
     if not repo.has("go.mod"):
         return None
-    eco = Ecosystem(("Go",), "go modules", "go test ./...")
+    eco = Ecosystem(("Go",), "go modules", "go test ./...", "go.mod")
     go_mod = repo.text("go.mod")
     eco.frameworks = {label for module, label in GO_FRAMEWORKS.items() if module in go_mod}
     for path in repo.sizes:
@@ -235,11 +230,11 @@ def _go_ecosystem(repo: Repo) -> Ecosystem | None:
 def _jvm_ecosystem(repo: Repo) -> Ecosystem | None:
     if repo.has("pom.xml"):
         command = "./mvnw test" if repo.has("mvnw") else "mvn test"
-        eco = Ecosystem(("Java", "Kotlin"), "maven", command)
+        eco = Ecosystem(("Java", "Kotlin"), "maven", command, "pom.xml")
         build_text = repo.text("pom.xml")
     elif any(repo.has(name) for name in ("build.gradle", "build.gradle.kts", "settings.gradle")):
         command = "./gradlew test" if repo.has("gradlew") else "gradle test"
-        eco = Ecosystem(("Java", "Kotlin"), "gradle", command)
+        eco = Ecosystem(("Java", "Kotlin"), "gradle", command, "build.gradle")
         build_text = repo.text("build.gradle") + repo.text("build.gradle.kts")
     else:
         return None
@@ -254,9 +249,9 @@ def _ruby_ecosystem(repo: Repo) -> Ecosystem | None:
     gems = set(re.findall(r"""^\s*gem\s+['"]([^'"]+)['"]""", repo.text("Gemfile"), re.MULTILINE))
     eco = Ecosystem(("Ruby",), "bundler", frameworks=gems & RUBY_FRAMEWORKS)
     if "rspec" in gems or any(path.startswith("spec/") for path in repo.sizes):
-        eco.test_command = "bundle exec rspec"
+        eco.test_command, eco.test_source = "bundle exec rspec", "Gemfile (rspec)"
     elif repo.has("Rakefile"):
-        eco.test_command = "bundle exec rake test"
+        eco.test_command, eco.test_source = "bundle exec rake test", "Rakefile"
     return eco
 
 

@@ -136,6 +136,12 @@ def _total_lines(repo: Repo) -> int:
 
 def detect_facts(root: Path) -> ProjectFacts:
     """Measure the repository at ``root``: languages, tooling, entry points, size and tests."""
+    return detect_project(root)[0]
+
+
+def detect_project(root: Path) -> tuple[ProjectFacts, str | None]:
+    """The facts, and where the test command came from ("tox.ini [testenv] commands", ...): shown by
+    `init`, kept out of the facts the agents get (the same facts give the same prompts)."""
     root = Path(root).resolve()
     repo = Repo(root, list_visible_files(root))
     paths = list(repo.sizes)
@@ -145,7 +151,7 @@ def detect_facts(root: Path) -> ProjectFacts:
     chosen = next((eco for eco in ecosystems if primary in eco.languages), None)
     chosen = chosen or (ecosystems[0] if ecosystems else None)
     test_file_count = sum(1 for path in paths if is_test_file(path))
-    return ProjectFacts(
+    facts = ProjectFacts(
         name=declared_name(repo),
         languages=languages,
         primary_language=primary,
@@ -160,6 +166,7 @@ def detect_facts(root: Path) -> ProjectFacts:
         has_tests=test_file_count > 0,
         test_file_count=test_file_count,
     )
+    return facts, chosen.test_source if chosen and chosen.test_command else None
 
 
 def _key_file_paths(repo: Repo) -> list[str]:

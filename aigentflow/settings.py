@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from aigentflow import flags as feature_flags
 from aigentflow.exceptions import ConfigError
+from aigentflow.redact import looks_secret_name
 
 
 def compiling(patterns: list[str], what: str) -> list[str]:
@@ -21,6 +22,23 @@ def compiling(patterns: list[str], what: str) -> list[str]:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"{what} {pattern!r} does not compile: {exc}") from None
+    return patterns
+
+
+_VARIABLE_PATTERN = re.compile(r"[A-Za-z_*?][A-Za-z0-9_*?]*")
+
+
+def passthrough_patterns(patterns: list[str]) -> list[str]:
+    """``patterns`` if each names environment variables safe to pass to sandboxed commands, else
+    ValueError: not a variable name or glob, matching everything, or looking like a secret's name."""
+    for pattern in patterns:
+        if not _VARIABLE_PATTERN.fullmatch(pattern):
+            raise ValueError(f"{pattern!r} is not a variable name or a glob of one (letters, digits, _, * and ?)")
+        if not pattern.strip("*?"):
+            raise ValueError(f"{pattern!r} would pass every variable: name them, or a prefix such as MYAPP_*")
+        if looks_secret_name(pattern):
+            raise ValueError(f"{pattern!r} looks like the name of a secret (a key, token, password...): secrets "
+                             "are never passed to sandboxed commands; remove it")
     return patterns
 
 
@@ -129,6 +147,10 @@ class BuildSettings(BaseModel):
     max_processes: int = Field(256, ge=4, description="Processes one sandboxed command may run at once.")
     max_output_kb: int = Field(1024, ge=1, description="Output kept from one sandboxed command, KiB (then killed).")
     network: bool = Field(False, description="Let sandboxed commands use the network.")
+    env_passthrough: list[str] = Field(
+        default_factory=list,
+        description="Your environment variables sandboxed commands also get (names or globs: PYTHONPATH, MYAPP_*).",
+    )
     coverage_threshold: float = Field(
         80.0, ge=0, le=100, description="Least coverage (%) of a task's changed lines (features.coverageTracking)."
     )
@@ -139,6 +161,12 @@ class BuildSettings(BaseModel):
     task_resource: str = Field(
         "", description='Custom Ray resource build tasks need ("" = none), e.g. to keep them on builder nodes.'
     )
+
+
+    @field_validator("env_passthrough")
+    @classmethod
+    def _passthrough_names(cls, patterns: list[str]) -> list[str]:
+        return passthrough_patterns(patterns)
 
 
 class ComplianceSettings(BaseModel):

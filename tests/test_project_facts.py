@@ -16,6 +16,7 @@ from aigentflow.exceptions import NotAGitRepository
 from aigentflow.project import (
     ProjectFacts,
     detect_facts,
+    detect_project,
     render_facts,
     snapshot_repository,
 )
@@ -65,6 +66,7 @@ def test_sample_project_facts(tmp_path: Path) -> None:
     assert facts.languages == {"Python": 4}
     assert facts.package_manager == "pip"
     assert facts.test_command == "python -m pytest"
+    assert detect_project(repo)[1] == "pyproject.toml [tool.pytest.ini_options]", "where it came from"
     assert "pytest" in facts.frameworks
     assert facts.entry_points == ["tasks"]
     assert facts.has_tests and facts.test_file_count == 1
@@ -114,9 +116,61 @@ def test_javascript_project(tmp_path: Path) -> None:
     assert facts.primary_language == "JavaScript"
     assert facts.package_manager == "npm"
     assert facts.test_command == "npm test"
+    assert detect_project(repo)[1] == "package.json scripts.test"
     assert facts.frameworks == ["express"]
     assert facts.entry_points == ["index.js"]
     assert facts.test_file_count == 1
+
+
+UNITTEST_CASE = "import unittest\n\nfrom shapes import area\n\n\nclass AreaTest(unittest.TestCase):\n" \
+    "    def test_area(self):\n        self.assertEqual(area(2, 3), 6)\n"
+
+
+def python_project(path: Path, files: dict[str, str]) -> Path:
+    """A small Python project with unittest tests, plus ``files`` (its configuration)."""
+    path.mkdir(parents=True)
+    for name, text in {"shapes/__init__.py": "def area(w, h):\n    return w * h\n",
+                       "tests/test_shapes.py": UNITTEST_CASE, "requirements.txt": "", **files}.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    return committed_repo(path)
+
+
+@pytest.mark.parametrize(("files", "command", "source"), [
+    ({"tox.ini": "[tox]\nenvlist = py311\n\n[testenv]\ndeps = -rrequirements.txt\ncommands =\n"
+                 "    python -m pip check\n    {envpython} -m unittest discover -s tests {posargs}\n"},
+     "python -m unittest discover -s tests", "tox.ini [testenv] commands"),
+    ({"Makefile": "PYTHON ?= python3\n\n.PHONY: test\ntest: lint\n\t@$(PYTHON) -m unittest discover -v\n\n"
+                  "lint:\n\truff check .\n"},
+     "python3 -m unittest discover -v", "Makefile target test"),
+    ({"Makefile": "test:\n\tcd tests && $(MAKE) all\n"}, "make test", "Makefile target test"),
+    ({"noxfile.py": "import nox\n\n\n@nox.session\ndef tests(session):\n    session.install('.')\n"
+                    "    session.run('python', '-m', 'unittest', 'discover', *session.posargs)\n"},
+     "python -m unittest discover", "noxfile.py session tests"),
+    ({"tox.ini": "[testenv]\ncommands = coverage run -m pytest tests\n"}, "python -m pytest tests",
+     "tox.ini [testenv] commands"),
+    ({"setup.cfg": "[metadata]\nname = shapes\n\n[tool:pytest]\ntestpaths = tests\n"}, "python -m pytest",
+     "setup.cfg [tool:pytest]"),
+    ({}, "python -m unittest discover -s tests", "test files (unittest)"),
+], ids=["tox-unittest", "makefile-unittest", "makefile-opaque", "nox-unittest", "tox-coverage-pytest",
+        "setup-cfg-pytest", "plain-unittest"])
+def test_the_test_command_is_the_one_the_projects_configuration_names(
+    tmp_path: Path, files: dict[str, str], command: str, source: str
+) -> None:
+    facts, found_in = detect_project(python_project(tmp_path / "shapes", files))
+
+    assert (facts.test_command, found_in) == (command, source)
+    assert ("pytest" in facts.frameworks) == ("pytest" in command)
+
+
+def test_the_recorded_unittest_command_runs_the_projects_tests(tmp_path: Path) -> None:
+    tox = "[testenv]\ncommands = python -m unittest discover -s tests\n"
+    repo = python_project(tmp_path / "shapes", {"tox.ini": tox})
+    command = detect_facts(repo).test_command
+    assert command is not None
+    ran = subprocess.run([sys.executable, *command.split()[1:]], cwd=repo, capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=False)
+    assert ran.returncode == 0 and "Ran 1 test" in ran.stderr, ran.stderr
 
 
 def test_ignored_files_and_aigentflow_state_are_left_out(tmp_path: Path) -> None:
@@ -207,7 +261,7 @@ def test_sample_projects_own_tests_pass(tmp_path: Path) -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=repo, capture_output=True, text=True, timeout=120,
+        cwd=repo, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
 

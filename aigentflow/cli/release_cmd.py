@@ -90,7 +90,7 @@ def _tail(text: str) -> str:
 @reports_errors
 def ci_run(json_out: JsonOption = False) -> None:
     """Run the CI command (build.ci_command, else the test command) in the sandbox; exit 1 if it fails."""
-    from aigentflow.ci import gate_command, run_gate
+    from aigentflow.ci import environment_hint, gate_command, run_gate
     from aigentflow.paths import locate_project
 
     root = locate_project().root
@@ -106,6 +106,8 @@ def ci_run(json_out: JsonOption = False) -> None:
             if text.strip():
                 typer.echo(f"--- {name} (last {OUTPUT_TAIL_LINES} lines) ---\n{_tail(text)}", err=True)
         typer.echo(f"CI gate failed: {result.summary()}", err=True)
+        if hint := environment_hint(result, settings["build"]["env_passthrough"]):
+            typer.echo(hint, err=True)
     if not result.ok:
         raise typer.Exit(1)
 

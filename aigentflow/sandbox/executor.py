@@ -24,7 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from aigentflow.sandbox.cgroups import Cgroup, run_cgroup_name
-from aigentflow.sandbox.env import DEFAULT_ENV_ALLOWLIST, scrub_environment
+from aigentflow.sandbox.env import (
+    DEFAULT_ENV_ALLOWLIST,
+    scrub_environment,
+    withheld_names,
+)
 from aigentflow.sandbox.launcher import launcher_argv
 from aigentflow.sandbox.output import Output
 from aigentflow.sandbox.probe import NET_FLAGS, PID_FLAGS, Features, probe
@@ -101,6 +105,8 @@ class _Launch:
 class Sandbox:
     """Runs commands inside ``root`` with the limits and the isolation this machine allows.
 
+    The environment is ``env_allowlist``, plus the variables ``env_passthrough`` names (exact names,
+    or globs such as ``MYAPP_*``), plus ``extra_env``; minus anything whose name or value looks secret.
     ``disable`` turns off "namespaces" or "cgroups" (to debug, or for a tool that breaks in them).
     """
 
@@ -111,6 +117,7 @@ class Sandbox:
         limits: Limits = Limits(),  # noqa: B008 (frozen)
         env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
         extra_env: Mapping[str, str] | None = None,
+        env_passthrough: Iterable[str] = (),
         network: bool = False,
         disable: Iterable[str] = (),
     ) -> None:
@@ -122,9 +129,10 @@ class Sandbox:
             raise SandboxRefused(
                 f"cannot disable {sorted(unknown)}: choose from {sorted(DISABLE_CHOICES)}"
             )
-        self.base_env, dropped = scrub_environment(os.environ, env_allowlist, extra_env)
-        if dropped:
-            logger.warning("sandbox: not passing %s: name or value looks secret", ", ".join(dropped))
+        self.base_env, self.env_refused = scrub_environment(os.environ, env_allowlist, extra_env, env_passthrough)
+        if self.env_refused:
+            logger.warning("sandbox: not passing %s: name or value looks secret", ", ".join(self.env_refused))
+        self.env_withheld = withheld_names(os.environ, self.base_env, self.env_refused)
 
     def isolation(self) -> dict[str, str]:
         """What confines this sandbox's commands on this machine (probed once per process)."""
@@ -247,6 +255,7 @@ class Sandbox:
             exit_code=exit_code, stdout=output.text("stdout"), stderr=output.text("stderr"),
             output_truncated=output.truncated, duration_s=round(duration, 3), killed_reason=reason,
             isolation=launch.isolation, leftover_processes=leftover,
+            env_withheld=list(self.env_withheld), env_refused=list(self.env_refused),
         )  # fmt: skip
 
     def _supervise(

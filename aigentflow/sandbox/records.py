@@ -53,6 +53,11 @@ class ExecResult:
     killed_reason: KilledReason | None
     isolation: dict[str, str] = field(default_factory=dict)
     leftover_processes: int = 0
+    env_withheld: list[str] = field(default_factory=list)
+    """Names (never values) of the caller's variables the command did not get and could get through
+    ``build.env_passthrough``: terminal and shell noise and secret-looking ones left out."""
+    env_refused: list[str] = field(default_factory=list)
+    """Names of variables that were to be passed but were not: their name or value looks secret."""
 
     @property
     def ok(self) -> bool:
@@ -81,6 +86,17 @@ class ExecResult:
         if self.killed_reason is not None or self.leftover_processes:
             text += f"; {self.leftover_processes} processes left"
         return text
+
+    def env_note(self, limit: int = 8) -> str:
+        """What the command's environment lacked, for a user whose command failed ("" when nothing)."""
+        parts = []
+        if self.env_withheld:
+            shown = ", ".join(self.env_withheld[:limit])
+            more = len(self.env_withheld) - limit
+            parts.append(f"not passed from your environment: {shown}" + (f" (and {more} more)" if more > 0 else ""))
+        if self.env_refused:
+            parts.append(f"refused because the name or value looks secret: {', '.join(self.env_refused)}")
+        return "; ".join(parts)
 
 
 def command_line(command: str | Sequence[str]) -> str:
