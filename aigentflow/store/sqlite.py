@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from aigentflow.exceptions import StoreError, UnknownRun
 from aigentflow.store.migrations import LATEST_VERSION, MIGRATIONS
@@ -50,7 +51,10 @@ def new_run_id() -> str:
 
 
 class SQLiteRunStore:
-    """The run store. ``SQLiteRunStore(path)`` opens (and migrates, if ``create``) the database."""
+    """The run store. ``SQLiteRunStore(path)`` opens (and migrates, if ``create``) the database;
+    ``with SQLiteRunStore(path) as store:`` closes it on the way out. It implements ``RunStore``
+    (``protocol.py``), whose contract it defines. One connection per instance: a thread that writes
+    concurrently with others opens its own."""
 
     def __init__(self, path: Path | str, *, create: bool = False, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -140,6 +144,13 @@ class SQLiteRunStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     # -- projects -------------------------------------------------------------------------------
 
