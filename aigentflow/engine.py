@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigentflow import hooks, metrics
 from aigentflow.agents import AgentCall, AgentResult
@@ -39,6 +39,9 @@ from aigentflow.store.records import RunRecord, StepUsage
 from aigentflow.store.sqlite import SQLiteRunStore
 from aigentflow.tracing.spans import make_span, new_span_id, trace_id_for
 from aigentflow.tracing.writer import SegmentWriter
+
+if TYPE_CHECKING:
+    from aigentflow.store.protocol import RunStore
 
 PAUSE_ALL = "emergency.pause_all"
 NEEDS_APPROVAL = "needs_approval"
@@ -72,7 +75,7 @@ class EngineOptions:
     """Test-only: build tasks act as if their node lacked the repository (the git-bundle path)."""
 
 
-def pause_reason(store: SQLiteRunStore, run: RunRecord) -> str | None:
+def pause_reason(store: RunStore, run: RunRecord) -> str | None:
     """Why the run must stop at this boundary, if it must: the emergency switch or a pause request."""
     if store.get_control(PAUSE_ALL, False, tenant_id=run.tenant_id):
         return "emergency pause-all is on (`aigentflow admin emergency --resume-all` lifts it)"
@@ -93,7 +96,7 @@ class RunEngine:
         self.run_id = run_id
         self.invoke = invoke
         self.options = options
-        self.store = SQLiteRunStore(paths.database)
+        self.store: RunStore = SQLiteRunStore(paths.database)
         self.transitions_made = 0
         self._cache: dict[str, Any] = {}
         self._stop_flushing = threading.Event()

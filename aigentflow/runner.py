@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigentflow.exceptions import UsageError
 from aigentflow.paths import ProjectPaths
@@ -27,6 +27,9 @@ from aigentflow.statemachine import (
 )
 from aigentflow.store.records import RunRecord
 from aigentflow.store.sqlite import SQLiteRunStore, StaleRun
+
+if TYPE_CHECKING:
+    from aigentflow.store.protocol import RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
 KILL_DRIVER_ENV = "AIGENTFLOW_TEST_KILL_DRIVER_AT"
@@ -291,7 +294,7 @@ def force_pause(paths: ProjectPaths, run_id: str, reason: str) -> None:
         store.close()
 
 
-def _store_call(paths: ProjectPaths, action: Any) -> Any:
+def _store_call(paths: ProjectPaths, action: Callable[[RunStore], Any]) -> Any:
     store = SQLiteRunStore(paths.database)
     try:
         return action(store)
