@@ -26,7 +26,7 @@ from aigentflow.tracing.spans import (
 
 def resolve_gate(gate: Any, run_id: str) -> Any:
     """A callable raising ``RunPaused`` when the run must stop, from a callable or an actor handle."""
-    if gate is None or callable(gate) and not hasattr(gate, "check_controls"):
+    if gate is None or (callable(gate) and not hasattr(gate, "check_controls")):
         return gate
 
     def check() -> None:

@@ -253,7 +253,7 @@ class RunEngine:
         invoked = time.perf_counter()
         try:
             result = self.invoke(role, call)
-        except Exception as exc:  # a crashed agent (after Ray's restarts and retries) fails the step, recorded
+        except Exception as exc:  # noqa: BLE001 - a crashed agent (after Ray's restarts and retries) fails the step, recorded
             result = AgentResult(role=role, output={}, error=f"the {role} agent crashed: {type(exc).__name__}: "
                                  f"{str(exc)[:2000]}", error_kind="crash")
         outcome = "paused" if result.error_kind == "paused" else "ok" if result.ok else "failed"

@@ -16,6 +16,7 @@ kills every process of this session if it runs out of time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -52,10 +53,8 @@ def kill_session(session_id: int) -> None:
     """SIGKILL every process of ``session_id`` except the caller."""
     for pid in session_pids(session_id):
         if pid != os.getpid():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def free_port() -> int:

@@ -89,7 +89,7 @@ def test_a_run_rides_out_rate_limits_and_counts_every_try(sample_repo: Path) -> 
     paths, run, spec = start(sample_repo, **{"model.name": "replay/flaky", "model.retry_backoff_s": "0.01"})
     assert drive(paths, run, spec).state == "COMPLETED"
     store = store_of(paths)
-    architect = [s for s in store.steps(run.id) if s.step == "architect"][0]
+    architect = next(s for s in store.steps(run.id) if s.step == "architect")
     assert architect.model_calls == 3
     assert store.get_run(run.id).model_calls == 1 + 2 + 3
 

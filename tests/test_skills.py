@@ -200,7 +200,7 @@ def test_missing_oversized_and_escaping_files_are_refused(tmp_path: Path) -> Non
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "skill.md").write_text("---\nname: empty\ndescription: d\n---\n")
-    with pytest.raises(SkillError, match="missing: .*rename skill.md to SKILL.md"):
+    with pytest.raises(SkillError, match=r"missing: .*rename skill.md to SKILL.md"):
         parse_skill(empty, "project")
 
     big = write_skill(tmp_path, "big", body="x" * MAX_SKILL_FILE_BYTES)
@@ -219,7 +219,7 @@ def test_missing_oversized_and_escaping_files_are_refused(tmp_path: Path) -> Non
     linked = tmp_path / "linked"
     linked.mkdir()
     os.symlink(tmp_path / "big" / "SKILL.md", linked / "SKILL.md")
-    with pytest.raises(SkillError, match="symlink to .*outside the skill folder"):
+    with pytest.raises(SkillError, match=r"symlink to .*outside the skill folder"):
         parse_skill(linked, "project")
 
 

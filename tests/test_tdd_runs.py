@@ -150,7 +150,7 @@ def run_reviewed(project: Path, address: str, entries: list[dict]):
 def test_request_changes_goes_back_to_the_developer_then_approval(project: Path, ray_address: str) -> None:
     from tests.worktree_project import review, rework
 
-    unused_import = {"calc/mod_1.py": "import os\n\n\ndef value_1():\n    return 1\n"}  # ruff: F401
+    unused_import = {"calc/mod_1.py": "import os\n\n\ndef value_1():\n    return 1\n"}  # ruff reports F401 here
     comment = {"path": "calc/mod_1.py", "line": 4, "body": "Add a docstring.", "severity": "nit"}
     result = run_reviewed(project, ray_address, [
         written_tests("T1", value_test(1)), developer("T1", unused_import),

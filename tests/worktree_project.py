@@ -99,7 +99,7 @@ def worktree_overrides(test_command: str = TEST_COMMAND) -> dict[str, str]:
     """The same as ``worktree_flags``, as config overrides for ``runner.create_run``."""
     flags = worktree_flags()
     pairs = [flags[i + 1].split("=", 1) for i in range(0, len(flags), 2)]
-    return {**{k: v for k, v in pairs}, "build.test_command": test_command}
+    return {**dict(pairs), "build.test_command": test_command}
 
 
 def conflicting(path: Path, resolution: str | None, *, claims: bool = True) -> str:
