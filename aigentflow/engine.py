@@ -392,7 +392,8 @@ class RunEngine:
         if not build["test_command"]:
             project = self.store.get_project() or {"facts": {}}
             build["test_command"] = project["facts"].get("test_command") or ""
-        return {"architecture": outputs.get("architect"), "build": outputs.get("build"), "design": outputs.get("design"),
+        return {"architecture": outputs.get("architect"), "build": outputs.get("build"),
+                "design": outputs.get("design"),
                 "settings": {"git": git, "build": build, "compliance": compliance}}
 
     def _record_cassette(self, result: AgentResult) -> None:

@@ -70,7 +70,8 @@ def test_planted_secrets_reach_no_store_trace_output_prompt_or_log(sample_repo: 
     env = cli_env(OPENAI_API_KEY=ENV_CANARY, MY_SERVICE_TOKEN=TOKEN_CANARY)
     recorded = sample_repo.parent / "prompts-seen.json"
     request = f"{DEMO_REQUEST}. Use the token {REQUEST_CANARY} for the API."
-    demo_cassette = json.loads(Path(sys.modules["aigentflow"].__file__).parent.joinpath("cassettes", "demo.json").read_text())
+    package_dir = Path(sys.modules["aigentflow"].__file__).parent
+    demo_cassette = json.loads(package_dir.joinpath("cassettes", "demo.json").read_text())
     (sample_repo / ".aigentflow" / "cassettes").mkdir(exist_ok=True)
     (sample_repo / ".aigentflow" / "cassettes" / "demo.json").write_text(json.dumps(demo_cassette))
     # Lenient: the planted token makes every prompt one the demo cassette was not recorded for.

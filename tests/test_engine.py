@@ -156,7 +156,8 @@ def test_pause_is_checked_before_every_model_call(sample_repo: Path) -> None:
     assert drive(paths, paused, spec, resume=True).state == "COMPLETED"
 
 
-def _project_cassette(paths: ProjectPaths, name: str, drop_role: str | None = None, replace: dict | None = None) -> None:
+def _project_cassette(paths: ProjectPaths, name: str, drop_role: str | None = None,
+                      replace: dict | None = None) -> None:
     from importlib import resources
 
     shipped = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())

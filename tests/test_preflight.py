@@ -116,7 +116,8 @@ def test_submit_leaves_keys_to_the_head_node(sample_repo: Path) -> None:
 
 def test_a_bare_name_resolves_through_the_table_without_litellm() -> None:
     code = ("import sys; from aigentflow.models import providers; "
-            "print(providers.resolve('gpt-4o-mini'), providers.resolve('openai/gpt-4o-mini'), 'litellm' in sys.modules)")
+            "print(providers.resolve('gpt-4o-mini'), providers.resolve('openai/gpt-4o-mini'), "
+            "'litellm' in sys.modules)")
     probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=cli_env(),
                            check=False)
     assert probe.stdout.split() == ["openai", "openai", "False"], probe.stderr

@@ -166,8 +166,10 @@ def test_skills_commands_never_import_ray_or_litellm(tmp_path: Path, user_config
         modules = {line.rsplit("|", 1)[-1].strip() for line in probe.stderr.splitlines() if "|" in line}
         assert "aigentflow.skills" in modules
         assert not modules & {"ray", "litellm", "pydantic"}, command
-    code = "import sys, aigentflow.skills; print([m for m in ('yaml', 'ray', 'litellm', 'pydantic') if m in sys.modules])"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    code = ("import sys, aigentflow.skills; "
+            "print([m for m in ('yaml', 'ray', 'litellm', 'pydantic') if m in sys.modules])")
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(("raw", "problem"), [

@@ -104,7 +104,8 @@ def test_three_failed_fixes_wait_for_a_human_with_the_attempts_as_evidence(proje
 def test_a_test_that_passes_before_any_implementation_is_flagged(project: Path, ray_address: str) -> None:
     vacuous = {"tests/test_greet_again.py": "from calc.app import greet\n\n\ndef test_greet():\n"
                                            "    assert greet() == 'hello'\n"}
-    result = run(project, ray_address, [written_tests("T1", {**value_test(1), **vacuous}), developer("T1", value_module(1, 1))])
+    result = run(project, ray_address,
+                 [written_tests("T1", {**value_test(1), **vacuous}), developer("T1", value_module(1, 1))])
     assert result.returncode == 0, result.stderr + result.stdout
     _, steps = the_run(project)
     tdd = steps["build"]["output"]["tasks"]["T1"]["tdd"]

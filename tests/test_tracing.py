@@ -85,7 +85,10 @@ def test_span_ids_names_and_trace_ids() -> None:
 
 def test_span_on_exception_records_the_error_and_reraises() -> None:
     sink: list[Span] = []
-    with pytest.raises(ValueError, match="bad plan"), span("invoke_agent architect", "agent", run_id="r", sink=sink.append):
+    with (
+        pytest.raises(ValueError, match="bad plan"),
+        span("invoke_agent architect", "agent", run_id="r", sink=sink.append),
+    ):
         raise ValueError("bad plan")
     assert len(sink) == 1
     assert sink[0]["status"] == "error"

@@ -108,7 +108,8 @@ def conflicting(path: Path, resolution: str | None, *, claims: bool = True) -> s
     one = APP + "\n\ndef one():\n    return 1\n"
     two = APP + "\n\ndef two():\n    return 2\n"
     tests = {n: (f"import unittest\n\nfrom calc.app import {n}\n\n\nclass {n.title()}Test(unittest.TestCase):\n"
-                 f"    def test_{n}(self):\n        self.assertEqual({n}(), {v})\n") for n, v in (("one", 1), ("two", 2))}
+                 f"    def test_{n}(self):\n        self.assertEqual({n}(), {v})\n")
+             for n, v in (("one", 1), ("two", 2))}
     entries = [
         developer("T1", {"calc/app.py": one, "tests/test_one.py": tests["one"]}),
         developer("T2", {"calc/app.py": two, "tests/test_two.py": tests["two"]}, delay_s=2.0),
