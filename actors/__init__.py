@@ -36,7 +36,7 @@ DETERMINISTIC_ROLES = frozenset({"git_agent"})
 """Roles that call no model (so have no prompt layer): their work is plain code."""
 
 ROLE_CLASSES: dict[str, str] = {
-    **{role: path for role, path in STEP_AGENTS.values()},
+    **dict(STEP_AGENTS.values()),
     "frontend_developer": "actors.developer:FrontendDeveloper",
     "project_analyzer": "actors.project_analyzer:ProjectAnalyzer",
     "merge_resolver": "actors.merge_resolver:MergeResolver",

@@ -84,10 +84,13 @@ class Analyst(BaseAgent):
         languages = ", ".join(f"{k} ({v} files)" for k, v in sorted(output.languages.items())) or "unknown"
         text = (
             f"# Research\n\n**Request:** {output.request}\n\n## Summary\n\n{notes.summary}\n\n"
-            f"## The repository\n\n- Languages: {languages}\n- Frameworks: {', '.join(output.frameworks) or 'none found'}\n"
-            f"- Package manager: {output.package_manager or 'unknown'}\n- Test command: `{output.test_command or 'unknown'}`\n"
+            f"## The repository\n\n- Languages: {languages}\n"
+            f"- Frameworks: {', '.join(output.frameworks) or 'none found'}\n"
+            f"- Package manager: {output.package_manager or 'unknown'}\n"
+            f"- Test command: `{output.test_command or 'unknown'}`\n"
             f"- Entry points: {', '.join(output.entry_points) or 'none found'}\n- Files: {output.file_count}\n\n"
-            f"## Relevant files\n\n{bullets(notes.relevant_files)}\n\n## Constraints\n\n{bullets(notes.constraints)}\n\n"
+            f"## Relevant files\n\n{bullets(notes.relevant_files)}\n\n"
+            f"## Constraints\n\n{bullets(notes.constraints)}\n\n"
             f"## Risks\n\n{bullets(notes.risks)}\n\n## Open questions\n\n{bullets(notes.open_questions)}\n"
         )
         if output.unknown_files:

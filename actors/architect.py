@@ -52,6 +52,7 @@ class Architect(BaseAgent):
                 f"## {number}. {decision.title}\n\n**Decision:** {decision.decision}\n\n"
                 f"**Rationale:** {decision.rationale}\n\n**Alternatives considered:**\n\n{alternatives}{shapes}\n"
             )
-        parts.append("## Affected components\n\n" + ("\n".join(f"- {c}" for c in output.affected_components) or "- (none)") + "\n")
+        components = "\n".join(f"- {c}" for c in output.affected_components) or "- (none)"
+        parts.append("## Affected components\n\n" + components + "\n")
         parts.append("## Risks\n\n" + ("\n".join(f"- {r}" for r in output.risks) or "- (none)") + "\n")
         return {"architecture.md": "\n".join(parts)}

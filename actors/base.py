@@ -26,7 +26,7 @@ from aigentflow.tracing.spans import (
 
 def resolve_gate(gate: Any, run_id: str) -> Any:
     """A callable raising ``RunPaused`` when the run must stop, from a callable or an actor handle."""
-    if gate is None or callable(gate) and not hasattr(gate, "check_controls"):
+    if gate is None or (callable(gate) and not hasattr(gate, "check_controls")):
         return gate
 
     def check() -> None:
@@ -124,7 +124,8 @@ class BaseAgent:
             role=self.role,
             output=output.model_dump(mode="json"),
             files=self.files(output, call),
-            spans=self._spans(call, span_id, started, calls, prompt.hash, "ok", None) + (toolbox.spans if toolbox else []),
+            spans=self._spans(call, span_id, started, calls, prompt.hash, "ok", None)
+            + (toolbox.spans if toolbox else []),
             calls=[c.cassette_entry() for c in calls if not c.transient],
             model_calls=len(calls),
             input_tokens=sum(c.input_tokens for c in calls),

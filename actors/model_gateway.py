@@ -35,7 +35,7 @@ class ModelGateway:
             return LocalTransport(spec).complete(messages, metadata)
         except TransportError as exc:
             return exc
-        except Exception as exc:  # a bad spec (no cassette, ...): the agent reports it, the gateway lives on
+        except Exception as exc:  # noqa: BLE001 - a bad spec (no cassette, ...): the agent reports it, the gateway lives on
             return TransportError(type(exc).__name__, str(exc), transient=False)
 
     def stats(self) -> dict[str, int]:

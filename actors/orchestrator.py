@@ -54,7 +54,8 @@ class Orchestrator:
             from actors.factory import agent_actor, model_gateway_actor
 
             resource = self.options.agent_resource
-            self.handles[role] = model_gateway_actor(resource) if role == "model_gateway" else agent_actor(role, resource)
+            self.handles[role] = (model_gateway_actor(resource) if role == "model_gateway"
+                                  else agent_actor(role, resource))
         return self.handles[role]
 
     def git_agent(self) -> Any:

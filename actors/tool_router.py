@@ -102,7 +102,8 @@ class ToolRouter:
                                                f"is {self.settings.allowed(role) or 'empty'}"
                                                + (f"; its skills grant {list(grants)}" if grants else "") + ")")
         elif server not in self.servers or not tool:
-            outcome["error"] = f"no such tool {tool_id!r}; configured servers: {', '.join(sorted(self.servers)) or 'none'}"
+            configured = ", ".join(sorted(self.servers)) or "none"
+            outcome["error"] = f"no such tool {tool_id!r}; configured servers: {configured}"
         else:
             result = self.hub.call(server, tool, arguments)  # the server's timeout_s (mcp.json) bounds it
             outcome.update(ok=result.ok and not result.is_error, is_error=result.is_error, error=result.error,

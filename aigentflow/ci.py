@@ -95,7 +95,8 @@ def environment_hint(result: ExecResult, passthrough: list[str]) -> str:
         example = [name for name in result.env_withheld if name in BUILD_RELEVANT] or result.env_withheld[:1]
         wanted = json.dumps([*passthrough, *(name for name in example if name not in passthrough)])
         more = len(result.env_withheld) - HINT_NAMES
-        shown = ", ".join(result.env_withheld[:HINT_NAMES]) + (f" and {more} more (--json lists them)" if more > 0 else "")
+        shown = ", ".join(result.env_withheld[:HINT_NAMES]) + (
+            f" and {more} more (--json lists them)" if more > 0 else "")
         lines.append(f"Not passed from your environment (sandboxed commands get an allowlist): {shown}.\n"
                      f"If the command needs some of them, pass them with "
                      f"`aigentflow config set build.env_passthrough '{wanted}'`.")

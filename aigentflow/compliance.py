@@ -113,6 +113,7 @@ def check(worktree: Path, installed_root: Path, diff: str, settings: dict[str, A
                              "detail": f"{ecosystem} dependency {name}: license unknown (not installed here?)"})
         elif (rule := _denied(found, settings.get("denied_licenses", []))):
             findings.append({"kind": "license", "path": name, "line": 0, "blocking": True,
-                             "detail": f"{ecosystem} dependency {name} is {found}, denied by compliance.denied_licenses "
+                             "detail": f"{ecosystem} dependency {name} is {found}, denied by "
+                                       "compliance.denied_licenses "
                                        f"({rule})"})
     return {"findings": findings, "blocking": any(f["blocking"] for f in findings)}

@@ -9,6 +9,7 @@ and replace each file atomically through a temporary file in its own directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -209,10 +210,8 @@ def _write(root: Path, relative: Path, data: bytes, path: str) -> None:
             os.close(fd)
         os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary, dir_fd=directory)
-        except FileNotFoundError:
-            pass
         raise
     finally:
         os.close(directory)

@@ -256,7 +256,7 @@ class RunEngine:
         invoked = time.perf_counter()
         try:
             result = self.invoke(role, call)
-        except Exception as exc:  # a crashed agent (after Ray's restarts and retries) fails the step, recorded
+        except Exception as exc:  # noqa: BLE001 - a crashed agent (after Ray's restarts and retries) fails the step, recorded
             result = AgentResult(role=role, output={}, error=f"the {role} agent crashed: {type(exc).__name__}: "
                                  f"{str(exc)[:2000]}", error_kind="crash")
         outcome = "paused" if result.error_kind == "paused" else "ok" if result.ok else "failed"
@@ -395,7 +395,8 @@ class RunEngine:
         if not build["test_command"]:
             project = self.store.get_project() or {"facts": {}}
             build["test_command"] = project["facts"].get("test_command") or ""
-        return {"architecture": outputs.get("architect"), "build": outputs.get("build"), "design": outputs.get("design"),
+        return {"architecture": outputs.get("architect"), "build": outputs.get("build"),
+                "design": outputs.get("design"),
                 "settings": {"git": git, "build": build, "compliance": compliance}}
 
     def _record_cassette(self, result: AgentResult) -> None:

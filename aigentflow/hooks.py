@@ -8,6 +8,7 @@ run: it is reported through ``on_hook_error``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -183,10 +184,8 @@ class ShellHook:
 
     @staticmethod
     def _kill_group(process: subprocess.Popen[bytes]) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     @staticmethod
     def _exit_message(returncode: int) -> str:

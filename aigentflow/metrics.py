@@ -102,7 +102,7 @@ def _create_instruments() -> dict[str, Any]:
 
 def _active_instruments() -> dict[str, Any] | None:
     """The metric objects of this process, created on first use; None where Ray is not running."""
-    global _instruments, _unavailable
+    global _instruments, _unavailable  # noqa: PLW0603 - created once per process, on first use
     if _unavailable or not _ray_initialised():
         return None
     if _instruments is None:

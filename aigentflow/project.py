@@ -91,7 +91,7 @@ def list_visible_files(root: Path) -> dict[str, int]:
     # A caller running inside a git hook may have these set; they would point git elsewhere.
     env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
     try:
-        result = subprocess.run(command, capture_output=True, env=env, timeout=GIT_TIMEOUT_SECONDS)
+        result = subprocess.run(command, capture_output=True, env=env, timeout=GIT_TIMEOUT_SECONDS, check=False)
     except FileNotFoundError:
         raise UsageError("git was not found on PATH; install git so aigentflow can read the project") from None
     if result.returncode != 0:

@@ -54,7 +54,7 @@ def _poetry_to_pep440(text: str) -> str:
                 return token  # left for the parser to refuse
             if token.startswith("^"):
                 first = next((i for i, n in enumerate(numbers) if n), len(numbers) - 1)
-                upper = numbers[:first] + [numbers[first] + 1]
+                upper = [*numbers[:first], numbers[first] + 1]
             else:
                 upper = [numbers[0] + 1] if len(numbers) == 1 else [numbers[0], numbers[1] + 1]
             parts += [f">={floor}", f"<{'.'.join(map(str, upper))}"]

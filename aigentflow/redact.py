@@ -148,7 +148,7 @@ class Redactor:
         rules.append(_Rule(_NAME_WORDS, _ASSIGNMENT, _redact_assignment, lowered=True))
         self._rules = tuple(rules)
         self._alphanumeric_rules = tuple(
-            rule for name, rule in zip(KEY_PATTERNS, rules) if name in _ALPHANUMERIC_SHAPES
+            rule for name, rule in zip(KEY_PATTERNS, rules, strict=False) if name in _ALPHANUMERIC_SHAPES
         )
         self._known = re.compile("|".join(map(re.escape, self.values))) if self.values else None
         self._extra = tuple(_compile_extra(pattern) for pattern in self.extra_patterns)

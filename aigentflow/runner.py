@@ -63,7 +63,8 @@ def preflight_agents(flags: Mapping[str, Any]) -> None:
         if step not in STEP_AGENTS:
             raise UsageError(
                 f"{state} is enabled by {' / '.join(STATES[state].agent_flags)}, but this version of aigentflow "
-                f"has no agent for it yet; turn it off (`aigentflow config set flags.{STATES[state].agent_flags[0]} false`) "
+                "has no agent for it yet; turn it off "
+                f"(`aigentflow config set flags.{STATES[state].agent_flags[0]} false`) "
                 "or use the mvp preset."
             )
 
@@ -171,7 +172,8 @@ def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     from aigentflow.models.preflight import check_models
 
     check_models([run.settings["model"]["name"]], paths.cassettes_dir)  # before Ray: its key may be gone since
-    return build_model_spec(run.settings["model"], paths.cassettes_dir, record=bool(run.settings["model"].get("record")))
+    return build_model_spec(run.settings["model"], paths.cassettes_dir,
+                            record=bool(run.settings["model"].get("record")))
 
 
 def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None,

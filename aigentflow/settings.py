@@ -208,7 +208,8 @@ class ToolSettings(BaseModel):
     analyst: list[str] = Field(default_factory=lambda: list(_RESEARCH), description="MCP tools the Analyst may call.")
     project_manager: list[str] = Field(default_factory=lambda: list(_RESEARCH),
                                        description="MCP tools the Project Manager may call.")
-    architect: list[str] = Field(default_factory=lambda: list(_RESEARCH), description="MCP tools the Architect may call.")
+    architect: list[str] = Field(default_factory=lambda: list(_RESEARCH),
+                                 description="MCP tools the Architect may call.")
     ui_designer: list[str] = Field(default_factory=lambda: list(_RESEARCH),
                                    description="MCP tools the UI Designer may call.")
     project_analyzer: list[str] = Field(default_factory=lambda: list(_RESEARCH),
@@ -219,7 +220,8 @@ class ToolSettings(BaseModel):
     frontend_developer: list[str] = Field(default_factory=lambda: list(_WRITERS),
                                           description="MCP tools the Frontend Developer may call.")
     tester: list[str] = Field(default_factory=lambda: list(_WRITERS), description="MCP tools the Tester may call.")
-    bug_fixer: list[str] = Field(default_factory=lambda: list(_WRITERS), description="MCP tools the Bug Fixer may call.")
+    bug_fixer: list[str] = Field(default_factory=lambda: list(_WRITERS),
+                                 description="MCP tools the Bug Fixer may call.")
     merge_resolver: list[str] = Field(default_factory=lambda: list(_WRITERS),
                                       description="MCP tools the Merge Conflict Resolver may call.")
     max_rounds: int = Field(4, ge=0, le=20, description="Rounds of tool calls one agent step may make.")

@@ -40,7 +40,7 @@ def client(address: str | None) -> Any:
 
     try:
         return JobSubmissionClient(url)
-    except Exception as exc:  # requests' and Ray's connection errors alike
+    except Exception as exc:  # noqa: BLE001 - requests' and Ray's connection errors alike
         raise UsageError(f"no Ray job server answers at {url} ({type(exc).__name__}: {str(exc)[:200]}). "
                          "Start one with `aigentflow cluster up`, or pass --address http://HEAD:8265.") from None
 

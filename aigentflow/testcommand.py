@@ -54,8 +54,8 @@ def _tox(repo: Repo) -> Found | None:
     sections = sorted((s for s in parser.sections() if s == "testenv" or s.startswith("testenv:")),
                       key=lambda s: (s != "testenv", s))  # fmt: skip
     for section in sections:
-        for line in parser.get(section, "commands", fallback="").replace("\\\n", " ").splitlines():
-            line = line.strip().lstrip("-!").strip()
+        for raw in parser.get(section, "commands", fallback="").replace("\\\n", " ").splitlines():
+            line = raw.strip().lstrip("-!").strip()
             for pattern, replacement in _TOX_SUBSTITUTIONS:
                 line = pattern.sub(replacement, line)
             if line and "{" not in line and (command := runner_command(line)):
@@ -72,10 +72,10 @@ def _make_recipe(repo: Repo) -> tuple[str, list[str]] | None:
         for number, line in enumerate(lines):
             if heading.match(line):
                 recipe = []
-                for step in lines[number + 1 :]:
-                    if not step.startswith("\t"):
+                for raw in lines[number + 1 :]:
+                    if not raw.startswith("\t"):
                         break
-                    step = step.strip().lstrip("@-+").strip()
+                    step = raw.strip().lstrip("@-+").strip()
                     expanded = _MAKE_REFERENCE.sub(lambda m: variables.get(m.group(1), m.group(0)), step)
                     if step and not step.startswith("#"):
                         recipe.append(expanded)

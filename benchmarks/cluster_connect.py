@@ -17,6 +17,7 @@ Prints one JSON line: {"benchmark": "cluster_connect", "runs": N, "cluster_first
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -67,10 +68,8 @@ def session_pids(session_id: int) -> list[int]:
 def kill_session(session_id: int) -> None:
     """SIGKILL every live process of ``session_id`` (one this benchmark started with start_new_session)."""
     for pid in session_pids(session_id):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def ray_child_env(config_home: Path, ray_tmp: Path) -> dict[str, str]:

@@ -77,7 +77,7 @@ def run_batch(agents: list[Any], calls: list[Any]) -> float:
     import ray
 
     started = time.perf_counter()
-    results = ray.get([agent.run.remote(call, None) for agent, call in zip(agents, calls)], timeout=120)
+    results = ray.get([agent.run.remote(call, None) for agent, call in zip(agents, calls, strict=True)], timeout=120)
     wall_s = time.perf_counter() - started
     failed = [r.error for r in results if not r.ok]
     if failed:

@@ -30,8 +30,9 @@ from datetime import datetime
 from pathlib import Path
 from statistics import median
 
-from aigentflow.paths import ProjectPaths
 from cli_latency import DEMO_REQUEST, make_sample_repo, percentile
+
+from aigentflow.paths import ProjectPaths
 
 TARGET_MS = 20
 TIME_LIMIT_S = 170

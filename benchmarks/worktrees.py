@@ -4,7 +4,8 @@ For N = 1, 8 and 32 worktrees on one repository (200 files), times making N work
 branch from the same base) and removing them again (worktree and branch), first with raw git
 commands, then with ``aigentflow.gitops.worktrees.Worktrees`` (hardened git: hooks off, checked
 names, the cross-process repository lock, idempotence checks). Each N is measured ``--repeat``
-times on a fresh repository (raw and aigentflow taking turns going first); medians are reported. Target: overhead ratio at most 1.2.
+times on a fresh repository (raw and aigentflow taking turns going first); medians are reported.
+Target: overhead ratio at most 1.2.
 
 Prints one JSON line: {"benchmark": "worktrees", "results": [{"n": 1, "raw_s": ..., "aigentflow_s":
 ..., "ratio": ...}, ...], "max_ratio": ...}.

@@ -22,7 +22,7 @@ from aigentflow.ray_connect import prepare_ray_environment
 
 prepare_ray_environment("127.0.0.1")
 
-from aigentflow.demo import DEMO_REQUEST, create_sample_project  # noqa: F401
+from aigentflow.demo import DEMO_REQUEST, create_sample_project  # noqa: E402, F401 - after prepare_ray_environment
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "core.hooksPath=/dev/null"]
 
@@ -64,7 +64,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     while time.time() < deadline:
         probe = subprocess.run(
             [sys.executable, "-c", f"import ray; ray.init(address='{address}', log_to_driver=False); print('up')"],
-            capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+            capture_output=True, text=True, timeout=60, env=os.environ.copy(), check=False,
         )
         if "up" in probe.stdout:
             break
@@ -151,5 +151,5 @@ def aigentflow(*args: str, cwd: Path, timeout: float = 240, env: dict[str, str] 
     """Run the installed `aigentflow` command as a user would."""
     return subprocess.run(
         [_bin("aigentflow"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env=env or cli_env(), input=input,
+        env=env or cli_env(), input=input, check=False,
     )

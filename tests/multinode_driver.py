@@ -16,6 +16,7 @@ kills every process of this session if it runs out of time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -52,10 +53,8 @@ def kill_session(session_id: int) -> None:
     """SIGKILL every process of ``session_id`` except the caller."""
     for pid in session_pids(session_id):
         if pid != os.getpid():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def free_port() -> int:
@@ -266,13 +265,15 @@ def build_run(cluster: Any, workdir: Path, crash: bool) -> dict[str, Any]:
     head = ray.get_runtime_context().get_node_id()
     return {"run_id": run.id, "state": outcome.state, "error": outcome.error, "repo": str(repo),
             "head_node": head, "removed_node": removed,
-            "tasks": {t: {k: v[k] for k in ("status", "merged", "remote", "node_id", "commit")} for t, v in tasks.items()}}
+            "tasks": {t: {k: v[k] for k in ("status", "merged", "remote", "node_id", "commit")}
+                      for t, v in tasks.items()}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdir", type=Path, help="an empty directory: the sample project and Ray's files go here")
-    parser.add_argument("--delay-s", type=float, default=ARCHITECT_DELAY_S, help="the architect's replayed model latency")
+    parser.add_argument("--delay-s", type=float, default=ARCHITECT_DELAY_S,
+                        help="the architect's replayed model latency")
     parser.add_argument("--scenario", choices=("agent", "build"), default="agent",
                         help="agent: lose the architect's node; build: build tasks on workers (bundles)")
     parser.add_argument("--removal", choices=("graceful", "crash", "none"), default="graceful",

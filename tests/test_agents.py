@@ -216,7 +216,7 @@ def test_project_manager_retries_a_cycle_and_succeeds_with_a_dag(sample: dict[st
     assert len(set(result.prompt_hashes)) == 2
     assert (result.input_tokens, result.output_tokens) == (1001 + 1002, 201 + 202)
     check_spans(result, model, calls=2)
-    first_chat = [s for s in result.spans if s["kind"] == "model"][0]
+    first_chat = next(s for s in result.spans if s["kind"] == "model")
     assert first_chat["status"] == "error" and "cycle" in first_chat["error"]
 
 

@@ -85,7 +85,8 @@ def test_a_repository_with_its_own_workflow_is_refused_unless_forced(tmp_path: P
 
 @pytest.mark.parametrize(("files", "versions", "said"), [
     ({"pyproject.toml": '[project]\nname = "p"\nrequires-python = ">=3.8"\n'},
-     ["3.10", "3.11", "3.12", "3.13", "3.14"], "requires-python >=3.8 (3.8-3.9, which it also admits, are end of life)"),
+     ["3.10", "3.11", "3.12", "3.13", "3.14"],
+     "requires-python >=3.8 (3.8-3.9, which it also admits, are end of life)"),
     ({"pyproject.toml": '[project]\nname = "p"\nrequires-python = ">=3.11, <3.14"\n'},
      ["3.11", "3.12", "3.13"], "within pyproject.toml requires-python >=3.11, <3.14"),
     ({"pyproject.toml": '[tool.poetry]\nname = "p"\n\n[tool.poetry.dependencies]\npython = "^3.12"\n'},

@@ -206,7 +206,9 @@ def test_a_failing_model_step_exits_1_and_status_shows_why(sample_repo: Path, ra
     assert (sample_repo / ".aigentflow" / "runs" / run["id"] / "work_breakdown.json").exists()
 
 
-def test_a_run_shows_in_the_prometheus_metrics_ray_exports(sample_repo: Path, ray_address: str, ray_metrics: str) -> None:
+def test_a_run_shows_in_the_prometheus_metrics_ray_exports(
+    sample_repo: Path, ray_address: str, ray_metrics: str,
+) -> None:
     import re
     import urllib.request
 

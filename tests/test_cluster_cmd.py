@@ -118,7 +118,8 @@ def test_up_status_connect_down_leaves_other_ray_running(
     assert code == 0 and f"already running at {address}" in out and "aigentflow cluster down" in out
 
     began = time.monotonic()
-    connect = f"import ray; ray.init(address='{address}', log_to_driver=False); print(ray.cluster_resources().get('CPU'))"
+    connect = (f"import ray; ray.init(address='{address}', log_to_driver=False); "
+               "print(ray.cluster_resources().get('CPU'))")
     probe = subprocess.run([sys.executable, "-c", connect], check=False, capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip().splitlines()[-1:] == ["1.0"], probe.stderr[-2000:]
     assert time.monotonic() - began < 20

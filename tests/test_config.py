@@ -287,7 +287,7 @@ def test_set_creates_the_file_and_refuses_bad_input(tmp_path: Path) -> None:
     assert path.read_text() == '[run]\ntenant = "acme"\n'
     with pytest.raises(ConfigError, match=r"model.temperature = '9'.*from 0 to 2"):
         set_value(path, "model.temperature", "9")
-    with pytest.raises(ConfigError, match="did you mean run.tenant"):
+    with pytest.raises(ConfigError, match=r"did you mean run.tenant"):
         set_value(path, "run.tenat", "x")
     with pytest.raises(ConfigError, match="did you mean"):
         unset_value(path, "run.tenat")

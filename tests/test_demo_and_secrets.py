@@ -51,7 +51,7 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path, user_config: Path) -> None
     assert "overdue" in (run_dir / "work_breakdown.md").read_text()
     assert "## Decision" not in (run_dir / "architecture.md").read_text()
     sample_tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=target,
-                                  capture_output=True, text=True, timeout=120)
+                                  capture_output=True, text=True, timeout=120, check=False)
     assert sample_tests.returncode == 0, sample_tests.stdout
     again = aigentflow("demo", "--dir", str(target), cwd=tmp_path)
     assert again.returncode == 2 and "not empty" in again.stderr
@@ -70,7 +70,8 @@ def test_planted_secrets_reach_no_store_trace_output_prompt_or_log(sample_repo: 
     env = cli_env(OPENAI_API_KEY=ENV_CANARY, MY_SERVICE_TOKEN=TOKEN_CANARY)
     recorded = sample_repo.parent / "prompts-seen.json"
     request = f"{DEMO_REQUEST}. Use the token {REQUEST_CANARY} for the API."
-    demo_cassette = json.loads(Path(sys.modules["aigentflow"].__file__).parent.joinpath("cassettes", "demo.json").read_text())
+    package_dir = Path(sys.modules["aigentflow"].__file__).parent
+    demo_cassette = json.loads(package_dir.joinpath("cassettes", "demo.json").read_text())
     (sample_repo / ".aigentflow" / "cassettes").mkdir(exist_ok=True)
     (sample_repo / ".aigentflow" / "cassettes" / "demo.json").write_text(json.dumps(demo_cassette))
     # Lenient: the planted token makes every prompt one the demo cassette was not recorded for.

@@ -96,7 +96,7 @@ def test_refused_paths_name_the_path_and_the_reason(repo: Path, path: str, reaso
 
 def test_a_symlinked_directory_pointing_outside_is_refused(repo: Path, outside: Path) -> None:
     (repo / "link").symlink_to(outside)
-    with pytest.raises(EditRefused, match="symlink .* outside the worktree"):
+    with pytest.raises(EditRefused, match=r"symlink .* outside the worktree"):
         apply_edits(repo, [FileEdit(path="link/file", content="escape")])
     with pytest.raises(EditRefused, match="outside the worktree"):
         apply_edits(repo, [FileEdit(path="link/deeper/file", content="escape")])

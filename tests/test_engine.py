@@ -88,7 +88,7 @@ def test_enabling_an_agent_this_version_lacks_is_refused(sample_repo: Path, monk
     import actors
 
     monkeypatch.delitem(actors.STEP_AGENTS, "design")
-    with pytest.raises(UsageError, match="DESIGNING.*agents.uiDesigner"):
+    with pytest.raises(UsageError, match=r"DESIGNING.*agents.uiDesigner"):
         start(sample_repo, **{"flags.agents.uiDesigner": "true"})
     assert store_of(ProjectPaths(sample_repo)).list_runs() == [], "a refused run is not recorded"
 
@@ -156,7 +156,8 @@ def test_pause_is_checked_before_every_model_call(sample_repo: Path) -> None:
     assert drive(paths, paused, spec, resume=True).state == "COMPLETED"
 
 
-def _project_cassette(paths: ProjectPaths, name: str, drop_role: str | None = None, replace: dict | None = None) -> None:
+def _project_cassette(paths: ProjectPaths, name: str, drop_role: str | None = None,
+                      replace: dict | None = None) -> None:
     from importlib import resources
 
     shipped = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())
@@ -199,7 +200,7 @@ def test_reply_that_never_matches_the_schema_fails_after_bounded_retries(sample_
         drive(paths, run, spec)
     store = store_of(paths)
     assert store.get_run(run.id).state == "FAILED"
-    plan = [s for s in store.steps(run.id) if s.step == "plan"][0]
+    plan = next(s for s in store.steps(run.id) if s.step == "plan")
     assert plan.status == "failed" and plan.model_calls == 3
 
 
@@ -247,7 +248,7 @@ def test_an_agent_that_crashes_fails_its_step_with_the_cause_recorded(sample_rep
     store = store_of(paths)
     failed = store.get_run(run.id)
     assert failed.state == "FAILED" and "out of memory" in failed.error
-    architect = [s for s in store.steps(run.id) if s.step == "architect"][0]
+    architect = next(s for s in store.steps(run.id) if s.step == "architect")
     assert architect.status == "failed" and "out of memory" in architect.error
     assert (paths.run_dir(run.id) / "work_breakdown.json").exists(), "earlier outputs are kept"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -75,15 +76,15 @@ def test_enterprise_enables_tenancy_but_leaves_per_tenant_controls_off() -> None
 
 def test_each_preset_extends_the_one_before() -> None:
     names = list(PRESETS)
-    for earlier, later in zip(names, names[1:]):
+    for earlier, later in pairwise(names):
         assert set(PRESETS[earlier]) <= set(PRESETS[later])
-    assert FLAG_NAMES == frozenset(PRESETS["enterprise"])
+    assert frozenset(PRESETS["enterprise"]) == FLAG_NAMES
 
 
 def test_flag_types() -> None:
     assert flag_type("agents.analyst") is bool
     assert flag_type("evolution.maxGeneratedAgents") is int
-    with pytest.raises(ConfigError, match="agents.analyst"):
+    with pytest.raises(ConfigError, match=r"agents.analyst"):
         flag_type("agents.analist")
 
 

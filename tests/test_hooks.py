@@ -268,11 +268,11 @@ def test_event_patterns_select_exact_names_prefixes_and_everything() -> None:
 
 def test_unknown_event_pattern_or_name_is_rejected() -> None:
     bus = EventBus()
-    with pytest.raises(UsageError, match="'run.finishd' matches no event"):
+    with pytest.raises(UsageError, match=r"'run.finishd' matches no event"):
         bus.subscribe(print, event="run.finishd")
-    with pytest.raises(UsageError, match="'agents.*' matches no event"):
+    with pytest.raises(UsageError, match=r"'agents.*' matches no event"):
         ShellHook("true", event="agents.*")
-    with pytest.raises(ValueError, match="unknown event 'run.done'"):
+    with pytest.raises(ValueError, match=r"unknown event 'run.done'"):
         bus.emit("run.done", "run-1")
 
 

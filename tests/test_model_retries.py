@@ -50,7 +50,8 @@ def test_a_transient_failure_is_retried_with_backoff_until_it_answers(error: str
 
 def test_a_failure_that_persists_fails_clearly_after_bounded_tries() -> None:
     model = client([flaky("server_error", times=None)], retry_backoff_s=0.01, max_transient_retries=2)
-    with pytest.raises(ModelError, match=r"kept failing transiently \(ServiceUnavailableError\) after 3 tries") as failure:
+    with pytest.raises(ModelError,
+                       match=r"kept failing transiently \(ServiceUnavailableError\) after 3 tries") as failure:
         model.call_structured(MESSAGES, Answer, role="agent", step="work")
     assert model.calls_made == 3
     assert len(failure.value.calls) == 3 and all(c.transient for c in failure.value.calls)
@@ -89,7 +90,7 @@ def test_a_run_rides_out_rate_limits_and_counts_every_try(sample_repo: Path) -> 
     paths, run, spec = start(sample_repo, **{"model.name": "replay/flaky", "model.retry_backoff_s": "0.01"})
     assert drive(paths, run, spec).state == "COMPLETED"
     store = store_of(paths)
-    architect = [s for s in store.steps(run.id) if s.step == "architect"][0]
+    architect = next(s for s in store.steps(run.id) if s.step == "architect")
     assert architect.model_calls == 3
     assert store.get_run(run.id).model_calls == 1 + 2 + 3
 

@@ -354,7 +354,8 @@ def test_tool_rounds_are_bounded_and_a_malformed_request_is_fed_back() -> None:
 
 
 def test_without_tools_a_tool_request_is_just_an_unusable_reply() -> None:
-    client = client_for([entry({"tool_calls": [{"tool": "clock/now", "arguments": {}}]}), entry({"count": 5}, attempt=2)],
+    client = client_for([entry({"tool_calls": [{"tool": "clock/now", "arguments": {}}]}),
+                         entry({"count": 5}, attempt=2)],
                         script=True)
     result = ask(client)
     assert result.output == Count(count=5) and result.calls[0].error

@@ -116,7 +116,8 @@ def test_submit_leaves_keys_to_the_head_node(sample_repo: Path) -> None:
 
 def test_a_bare_name_resolves_through_the_table_without_litellm() -> None:
     code = ("import sys; from aigentflow.models import providers; "
-            "print(providers.resolve('gpt-4o-mini'), providers.resolve('openai/gpt-4o-mini'), 'litellm' in sys.modules)")
+            "print(providers.resolve('gpt-4o-mini'), providers.resolve('openai/gpt-4o-mini'), "
+            "'litellm' in sys.modules)")
     probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=cli_env(),
                            check=False)
     assert probe.stdout.split() == ["openai", "openai", "False"], probe.stderr
@@ -128,7 +129,7 @@ def test_key_alternatives_empty_values_and_local_servers() -> None:
     check_models(["anthropic/claude-sonnet-4-5"], None, environ={"ANTHROPIC_AUTH_TOKEN": "t"})
     with pytest.raises(UsageError, match="OPENAI_API_KEY is empty"):
         check_models(["openai/gpt-4o-mini"], None, environ={"OPENAI_API_KEY": " "})
-    with pytest.raises(UsageError, match="or instead .*AWS_PROFILE"):
+    with pytest.raises(UsageError, match=r"or instead .*AWS_PROFILE"):
         check_models(["bedrock/anthropic.claude-3-haiku-20240307-v1:0"], None, environ={})
     # litellm asks ollama for OLLAMA_API_BASE, but it defaults to http://localhost:11434: not refused
     assert providers.requirements("ollama") == [["OLLAMA_API_BASE"]]
@@ -146,7 +147,7 @@ def test_a_table_for_another_litellm_is_not_trusted(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(providers, "TABLE", stale)
     providers.table.cache_clear()
     try:
-        with pytest.raises(providers.Undecided, match="litellm 0.0.1"):
+        with pytest.raises(providers.Undecided, match=r"litellm 0.0.1"):
             providers.table()
         with pytest.raises(UsageError, match="provider openai needs OPENAI_API_KEY"):
             check_models(["gpt-4o-mini"], None, environ={})

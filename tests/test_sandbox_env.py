@@ -78,7 +78,8 @@ def test_a_build_tasks_test_record_gets_the_passthrough_and_names_what_it_lacked
     monkeypatch.setenv("BUILD_FLAVOUR", "fast")
     command = 'test "$PYTHONPATH" = src && test -n "$BUILD_FLAVOUR"'
     plain = run_in_sandbox(tmp_path, command, limits_from_settings(BuildSettings().model_dump()))
-    assert plain["ok"] is False and plain["env_withheld"][0] == "PYTHONPATH" and "BUILD_FLAVOUR" in plain["env_withheld"]
+    assert plain["ok"] is False and plain["env_withheld"][0] == "PYTHONPATH"
+    assert "BUILD_FLAVOUR" in plain["env_withheld"]
     settings = BuildSettings(env_passthrough=["PYTHONPATH", "BUILD_*"]).model_dump()
     passed = run_in_sandbox(tmp_path, command, limits_from_settings(settings))
     assert passed["ok"] is True, passed["summary"]
@@ -97,7 +98,8 @@ def src_layout(tmp_path: Path, user_config: Path) -> Path:
     (repo / "pyproject.toml").write_text('[project]\nname = "calc"\nversion = "0.1.0"\n\n'
                                          '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
     (repo / "src" / "calc" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
-    (repo / "tests" / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+    (repo / "tests" / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
     git = ["git", "-c", "user.name=u", "-c", "user.email=u@x", "-c", "core.hooksPath=/dev/null"]
     subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True)
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
@@ -155,7 +157,8 @@ def test_a_passed_through_variable_whose_value_looks_secret_is_withheld_by_name(
     secret = "postgres://app:" + uuid.uuid4().hex + "@db/app"
     (src_layout / "tests" / "test_calc.py").write_text(
         "import os\n\n\ndef test_database_url():\n    assert os.environ.get('DATABASE_URL')\n")
-    assert aigentflow("config", "set", "build.env_passthrough", "PYTHONPATH,DATABASE_URL", cwd=src_layout).returncode == 0
+    setting = ("config", "set", "build.env_passthrough", "PYTHONPATH,DATABASE_URL")
+    assert aigentflow(*setting, cwd=src_layout).returncode == 0
     failed = aigentflow("ci", "run", cwd=src_layout, env=exported(DATABASE_URL=secret))
     assert failed.returncode == 1
     assert "Refused because the name or value looks secret (never passed): DATABASE_URL." in failed.stderr

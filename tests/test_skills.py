@@ -166,8 +166,10 @@ def test_skills_commands_never_import_ray_or_litellm(tmp_path: Path, user_config
         modules = {line.rsplit("|", 1)[-1].strip() for line in probe.stderr.splitlines() if "|" in line}
         assert "aigentflow.skills" in modules
         assert not modules & {"ray", "litellm", "pydantic"}, command
-    code = "import sys, aigentflow.skills; print([m for m in ('yaml', 'ray', 'litellm', 'pydantic') if m in sys.modules])"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    code = ("import sys, aigentflow.skills; "
+            "print([m for m in ('yaml', 'ray', 'litellm', 'pydantic') if m in sys.modules])")
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(("raw", "problem"), [
@@ -200,7 +202,7 @@ def test_missing_oversized_and_escaping_files_are_refused(tmp_path: Path) -> Non
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "skill.md").write_text("---\nname: empty\ndescription: d\n---\n")
-    with pytest.raises(SkillError, match="missing: .*rename skill.md to SKILL.md"):
+    with pytest.raises(SkillError, match=r"missing: .*rename skill.md to SKILL.md"):
         parse_skill(empty, "project")
 
     big = write_skill(tmp_path, "big", body="x" * MAX_SKILL_FILE_BYTES)
@@ -219,7 +221,7 @@ def test_missing_oversized_and_escaping_files_are_refused(tmp_path: Path) -> Non
     linked = tmp_path / "linked"
     linked.mkdir()
     os.symlink(tmp_path / "big" / "SKILL.md", linked / "SKILL.md")
-    with pytest.raises(SkillError, match="symlink to .*outside the skill folder"):
+    with pytest.raises(SkillError, match=r"symlink to .*outside the skill folder"):
         parse_skill(linked, "project")
 
 

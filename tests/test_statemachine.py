@@ -78,7 +78,7 @@ def test_kinds() -> None:
     assert STATES[State.PAUSED].kind is Kind.PAUSED
     assert STATES[State.AWAITING_APPROVAL].kind is Kind.WAITING
     assert {s for s in State if is_terminal(s)} == set(TERMINAL)
-    assert WORKING == set(PIPELINE) | {State.FIXING}
+    assert set(PIPELINE) | {State.FIXING} == WORKING
 
 
 def test_pipeline_order_excludes_fixing() -> None:
@@ -288,8 +288,8 @@ def test_snapshot_return_to_is_set_exactly_when_paused_or_awaiting_approval() ->
 # Mostly-on flags so the loops (TESTS_FAILED, CHANGES_REQUESTED) get exercised; the optional keys
 # cover missing flags.
 flag_value = st.sampled_from([True, True, True, 1, "yes", False, 0, None, ""])
-flag_sets = st.fixed_dictionaries({flag: flag_value for flag in ALL_FLAGS}) | st.fixed_dictionaries(
-    {}, optional={flag: flag_value for flag in ALL_FLAGS}
+flag_sets = st.fixed_dictionaries(dict.fromkeys(ALL_FLAGS, flag_value)) | st.fixed_dictionaries(
+    {}, optional=dict.fromkeys(ALL_FLAGS, flag_value)
 )
 
 

@@ -195,7 +195,7 @@ def test_create_get_and_list_runs(store: SQLiteRunStore) -> None:
 
 def test_resolve_run_id_by_unique_prefix_ambiguous_prefix_and_unknown(store: SQLiteRunStore) -> None:
     one, two = new_run(store).id, new_run(store).id
-    shared = len(os.path.commonprefix([one, two]))
+    shared = len(os.path.commonprefix([one, two]))  # noqa: RUF071 - a common prefix of two id strings is meant
     assert shared > 0  # both ids start with the creation date
     assert store.resolve_run_id(one[: shared + 1]) == one
     assert store.resolve_run_id(two[: shared + 1]) == two

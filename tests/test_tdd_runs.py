@@ -104,7 +104,8 @@ def test_three_failed_fixes_wait_for_a_human_with_the_attempts_as_evidence(proje
 def test_a_test_that_passes_before_any_implementation_is_flagged(project: Path, ray_address: str) -> None:
     vacuous = {"tests/test_greet_again.py": "from calc.app import greet\n\n\ndef test_greet():\n"
                                            "    assert greet() == 'hello'\n"}
-    result = run(project, ray_address, [written_tests("T1", {**value_test(1), **vacuous}), developer("T1", value_module(1, 1))])
+    result = run(project, ray_address,
+                 [written_tests("T1", {**value_test(1), **vacuous}), developer("T1", value_module(1, 1))])
     assert result.returncode == 0, result.stderr + result.stdout
     _, steps = the_run(project)
     tdd = steps["build"]["output"]["tasks"]["T1"]["tdd"]
@@ -150,7 +151,7 @@ def run_reviewed(project: Path, address: str, entries: list[dict]):
 def test_request_changes_goes_back_to_the_developer_then_approval(project: Path, ray_address: str) -> None:
     from tests.worktree_project import review, rework
 
-    unused_import = {"calc/mod_1.py": "import os\n\n\ndef value_1():\n    return 1\n"}  # ruff: F401
+    unused_import = {"calc/mod_1.py": "import os\n\n\ndef value_1():\n    return 1\n"}  # ruff reports F401 here
     comment = {"path": "calc/mod_1.py", "line": 4, "body": "Add a docstring.", "severity": "nit"}
     result = run_reviewed(project, ray_address, [
         written_tests("T1", value_test(1)), developer("T1", unused_import),

@@ -57,7 +57,8 @@ def test_a_project_skill_is_picked_put_in_the_prompt_and_recorded_on_the_step(sa
     assert all(("due-dates", "project") in picked[step] for step in ("analyze", "plan", "architect")), picked
     assert "skills: due-dates" in aigentflow("status", cwd=sample_repo).stdout
     analyze = next(s for s in report["steps"] if s["step"] == "analyze")
-    assert {"due", "overdu", "task"} <= set(next(p for p in analyze["output"]["skills"] if p["name"] == "due-dates")["matched"])
+    due_dates = next(p for p in analyze["output"]["skills"] if p["name"] == "due-dates")
+    assert {"due", "overdu", "task"} <= set(due_dates["matched"])
     # the skill's record is not handed to later agents as if it were the analyst's result
     listing = aigentflow("skills", "list", "--json", cwd=sample_repo)
     assert "Broken_Skill" in listing.stdout
@@ -107,7 +108,8 @@ def test_an_agent_calls_mcp_tools_through_the_router_refused_and_failing_calls_r
     assert spans["execute_tool edge/echo"]["status"] == "ok"
     assert spans["execute_tool edge/add"]["status"] == "error"
     assert spans["execute_tool edge/add"]["attributes"]["aigentflow.tool.refused"] is True
-    assert json.loads(spans["execute_tool edge/echo"]["attributes"]["aigentflow.tool.arguments"]) == {"text": "due dates"}
+    arguments = spans["execute_tool edge/echo"]["attributes"]["aigentflow.tool.arguments"]
+    assert json.loads(arguments) == {"text": "due dates"}
     # the run closed its servers: no edge server is left running
     left = subprocess.run(["pgrep", "-f", str(EDGE_SERVER)], capture_output=True, text=True, check=False)
     assert left.stdout.strip() == "", left.stdout

@@ -52,16 +52,17 @@ def run_spans(run_id: str = "run-1") -> list[Span]:
     }
     with traced(f"run {run_id}", "run") as root:
         root_id = root["span_id"]
-        with traced("state PLANNING", "state", parent_id=root_id, attributes=transition) as state:
-            with traced(agent_span_name("planner"), "agent", parent_id=state["span_id"]) as agent:
-                for tokens_in in (1000, 500):
-                    model = model_span_name("gpt-4o-mini")
-                    with traced(model, "model", parent_id=agent["span_id"]) as call:
-                        call["attributes"].update(usage)
-                        call["attributes"]["gen_ai.usage.input_tokens"] = tokens_in
-        with pytest.raises(RuntimeError):
-            with traced("command pytest", "command", parent_id=root_id):
-                raise RuntimeError("3 tests failed")
+        with (
+            traced("state PLANNING", "state", parent_id=root_id, attributes=transition) as state,
+            traced(agent_span_name("planner"), "agent", parent_id=state["span_id"]) as agent,
+        ):
+            for tokens_in in (1000, 500):
+                model = model_span_name("gpt-4o-mini")
+                with traced(model, "model", parent_id=agent["span_id"]) as call:
+                    call["attributes"].update(usage)
+                    call["attributes"]["gen_ai.usage.input_tokens"] = tokens_in
+        with pytest.raises(RuntimeError), traced("command pytest", "command", parent_id=root_id):
+            raise RuntimeError("3 tests failed")
     return collected
 
 
@@ -84,9 +85,11 @@ def test_span_ids_names_and_trace_ids() -> None:
 
 def test_span_on_exception_records_the_error_and_reraises() -> None:
     sink: list[Span] = []
-    with pytest.raises(ValueError, match="bad plan"):
-        with span("invoke_agent architect", "agent", run_id="r", sink=sink.append):
-            raise ValueError("bad plan")
+    with (
+        pytest.raises(ValueError, match="bad plan"),
+        span("invoke_agent architect", "agent", run_id="r", sink=sink.append),
+    ):
+        raise ValueError("bad plan")
     assert len(sink) == 1
     assert sink[0]["status"] == "error"
     assert sink[0]["error"] == "ValueError: bad plan"
@@ -239,7 +242,7 @@ def test_reading_while_another_process_holds_the_database_open(tmp_path: Path) -
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         assert len(read_spans(tmp_path, "live-run")) == 6
-        with pytest.raises(StoreError, match="traces.duckdb"):
+        with pytest.raises(StoreError, match=r"traces.duckdb"):
             compact(tmp_path, wait_s=0.2)
         assert len(read_spans(tmp_path, "live-run")) == 6  # a failed compaction lost nothing
     finally:

@@ -99,7 +99,7 @@ def worktree_overrides(test_command: str = TEST_COMMAND) -> dict[str, str]:
     """The same as ``worktree_flags``, as config overrides for ``runner.create_run``."""
     flags = worktree_flags()
     pairs = [flags[i + 1].split("=", 1) for i in range(0, len(flags), 2)]
-    return {**{k: v for k, v in pairs}, "build.test_command": test_command}
+    return {**dict(pairs), "build.test_command": test_command}
 
 
 def conflicting(path: Path, resolution: str | None, *, claims: bool = True) -> str:
@@ -108,7 +108,8 @@ def conflicting(path: Path, resolution: str | None, *, claims: bool = True) -> s
     one = APP + "\n\ndef one():\n    return 1\n"
     two = APP + "\n\ndef two():\n    return 2\n"
     tests = {n: (f"import unittest\n\nfrom calc.app import {n}\n\n\nclass {n.title()}Test(unittest.TestCase):\n"
-                 f"    def test_{n}(self):\n        self.assertEqual({n}(), {v})\n") for n, v in (("one", 1), ("two", 2))}
+                 f"    def test_{n}(self):\n        self.assertEqual({n}(), {v})\n")
+             for n, v in (("one", 1), ("two", 2))}
     entries = [
         developer("T1", {"calc/app.py": one, "tests/test_one.py": tests["one"]}),
         developer("T2", {"calc/app.py": two, "tests/test_two.py": tests["two"]}, delay_s=2.0),

@@ -32,5 +32,6 @@ from actors.workflow.stages import (
            TestingWorkflow,
 )
 
-__all__ = ["AnalyzeWorkflow", "BuildWorkflow", "FixWorkflow", "MergeWorkflow", "ReviewWorkflow", "TestingWorkflow", "Workflow",
+__all__ = ["AnalyzeWorkflow", "BuildWorkflow", "FixWorkflow", "MergeWorkflow", "ReviewWorkflow", "TestingWorkflow",
+           "Workflow",
            "implementer", "steady", "withhold_secrets"]

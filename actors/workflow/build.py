@@ -216,7 +216,8 @@ class BuildWorkflow(Workflow):
                             {"aigentflow.task.id": record["task_id"], "aigentflow.task.status": record["status"],
                              "aigentflow.task.remote": bool(record.get("remote")),
                              "aigentflow.task.fix_attempts": len(record.get("fix_attempts", [])),
-                             "aigentflow.sandbox.isolation": json.dumps((record.get("tests") or {}).get("isolation", {}))},
+                             "aigentflow.sandbox.isolation":
+                                 json.dumps((record.get("tests") or {}).get("isolation", {}))},
                             stop[:500] if stop else None)
         return stop
 

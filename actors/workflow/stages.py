@@ -142,7 +142,8 @@ class FixWorkflow(Workflow):
         started = time.time_ns()
         number = round_of(self.call.step)
         last = (self.call.inputs.get("test_rounds") or [{}])[-1]
-        earlier = [{k: f.get(k) for k in ("attempt", "status", "detail")} for f in self.call.inputs.get("fix_rounds") or []]
+        earlier = [{k: f.get(k) for k in ("attempt", "status", "detail")}
+                   for f in self.call.inputs.get("fix_rounds") or []]
         command = self.build["test_command"]
         task = {"id": "suite", "type": "backend", "title": "Make the whole test suite pass on the feature branch",
                 "description": f"Every task passed its own tests, but with all of them merged the project's test suite "

@@ -16,7 +16,8 @@ app = typer.Typer(help="Operator commands: emergency switches.", no_args_is_help
 @reports_errors
 def emergency(
     pause_all: Annotated[bool, typer.Option("--pause-all", help="Stop every run at its next step boundary.")] = False,
-    resume_all: Annotated[bool, typer.Option("--resume-all", help="Lift --pause-all (paused runs need `aigentflow resume`).")] = False,
+    resume_all: Annotated[bool, typer.Option(
+        "--resume-all", help="Lift --pause-all (paused runs need `aigentflow resume`).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Emergency switches; with no option, show them."""

@@ -12,7 +12,8 @@ from aigentflow.cli.common import print_json, reports_errors
 submit_app = typer.Typer(help="Submit work to a Ray cluster's job server.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Follow jobs submitted to a Ray cluster.", no_args_is_help=True)
 
-AddressOption = Annotated[str | None, typer.Option("--address", help="Job server URL, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS or http://127.0.0.1:8265).")]
+AddressOption = Annotated[str | None, typer.Option(
+    "--address", help="Job server URL, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS or http://127.0.0.1:8265).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 EXIT_BY_STATUS = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 130}
 
@@ -22,7 +23,8 @@ EXIT_BY_STATUS = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 130}
 def submit_run(
     request: Annotated[str, typer.Argument(help="The feature request, in plain words.")],
     address: AddressOption = None,
-    project: Annotated[Path, typer.Option(help="The project's directory on the head node (default: this one).")] = Path("."),
+    project: Annotated[Path, typer.Option(
+        help="The project's directory on the head node (default: this one).")] = Path("."),
     model: Annotated[str | None, typer.Option("--model", "-m", help="litellm model name.")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", "-c", help="Override a config key: KEY=VALUE.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job and print its log.")] = False,
@@ -97,7 +99,8 @@ def logs(job_id: Annotated[str, typer.Argument(help="The job's id.")], address: 
     try:
         typer.echo(jobs.get_job_logs(job_id), nl=False)
     except RuntimeError as exc:
-        raise UsageError(f"no job {job_id!r} on this cluster ({str(exc)[:200]}); `aigentflow jobs list` lists them.") from None
+        raise UsageError(f"no job {job_id!r} on this cluster ({str(exc)[:200]}); "
+                         "`aigentflow jobs list` lists them.") from None
 
 
 @jobs_app.command("stop")
@@ -110,5 +113,6 @@ def stop(job_id: Annotated[str, typer.Argument(help="The job's id.")], address: 
     try:
         stopped = client(address).stop_job(job_id)
     except RuntimeError as exc:
-        raise UsageError(f"no job {job_id!r} on this cluster ({str(exc)[:200]}); `aigentflow jobs list` lists them.") from None
+        raise UsageError(f"no job {job_id!r} on this cluster ({str(exc)[:200]}); "
+                         "`aigentflow jobs list` lists them.") from None
     typer.echo(f"Job {job_id} {'is stopping' if stopped else 'had already ended'}.")

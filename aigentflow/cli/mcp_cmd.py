@@ -114,14 +114,16 @@ def tools_command(server: ServerArgument, json_out: JsonOption = False) -> None:
 def call_command(
     server: ServerArgument,
     tool: Annotated[str, typer.Argument(help="The tool's name (see `aigentflow mcp tools SERVER`).")],
-    args_json: Annotated[str | None, typer.Option("--args", help='All arguments as a JSON object: \'{"a": 1}\'.')] = None,
+    args_json: Annotated[str | None, typer.Option(
+        "--args", help='All arguments as a JSON object: \'{"a": 1}\'.')] = None,
     arg: Annotated[
         list[str] | None,
         typer.Option("--arg", help="One argument as key=value (repeatable); the value is read as JSON unless the "
                                    "tool declares a string, so `n=3` is a number and `text=hi` a string."),
     ] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0.001,
-                                                  help="Seconds for the call (default: the server's timeout_s).")] = None,
+                                                  help="Seconds for the call "
+                                                       "(default: the server's timeout_s).")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Call one tool and print its result; exit 1 when the tool reports an error or the server fails."""

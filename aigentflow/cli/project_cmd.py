@@ -10,7 +10,8 @@ import typer
 
 from aigentflow.cli.common import print_json, reports_errors
 
-GITIGNORE = "# aigentflow's own state: keep config.toml, prompts/ and cassettes/ in git if you like.\nstate.db*\nruns/\ntraces/\nworktrees/\n"
+GITIGNORE = ("# aigentflow's own state: keep config.toml, prompts/ and cassettes/ in git if you like.\n"
+             "state.db*\nruns/\ntraces/\nworktrees/\n")
 CONFIG_TEMPLATE = """# aigentflow project configuration. `aigentflow config list` shows every key and where its value
 # comes from; `aigentflow config set KEY VALUE` changes this file.
 """

@@ -17,9 +17,12 @@ if TYPE_CHECKING:
     from aigentflow.runner import Outcome
 
 
-ModelOption = Annotated[str | None, typer.Option("--model", "-m", help="litellm model name, e.g. openai/gpt-4o-mini or replay/demo.")]
-AddressOption = Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local single-node Ray).")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", "-c", help="Override a config key: KEY=VALUE (repeatable).")]
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", help="litellm model name, e.g. openai/gpt-4o-mini or replay/demo.")]
+AddressOption = Annotated[str | None, typer.Option(
+    "--address", help="Ray cluster address (default: a local single-node Ray).")]
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", "-c", help="Override a config key: KEY=VALUE (repeatable).")]
 
 
 def drive_with_progress(paths: ProjectPaths, run: object, options: object, *, resume: bool) -> Outcome:
@@ -137,10 +140,12 @@ def _request_text(request: str | None, request_file: Path | None) -> str:
 @reports_errors
 def run(
     request: Annotated[str | None, typer.Argument(help="The feature request, in plain words.")] = None,
-    request_file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the request from a file ('-': stdin).")] = None,
+    request_file: Annotated[Path | None, typer.Option(
+        "--file", "-f", help="Read the request from a file ('-': stdin).")] = None,
     model: ModelOption = None,
     address: AddressOption = None,
-    record: Annotated[str | None, typer.Option("--record", help="Write the model's replies to this cassette file as the run goes.")] = None,
+    record: Annotated[str | None, typer.Option(
+        "--record", help="Write the model's replies to this cassette file as the run goes.")] = None,
     sets: SetOption = None,
 ) -> None:
     """Carry a feature request through the agent team; outputs go to .aigentflow/runs/<run_id>/."""
@@ -186,7 +191,8 @@ def resume(
 
 @reports_errors
 def demo(
-    directory: Annotated[Path | None, typer.Option("--dir", help="Where to create the sample project (default: a new temp dir).")] = None,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Where to create the sample project (default: a new temp dir).")] = None,
     address: AddressOption = None,
 ) -> None:
     """Create a small sample project and run a real feature request on it, offline (replay model)."""

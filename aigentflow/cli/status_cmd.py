@@ -145,7 +145,8 @@ def result_line(step: str, output: dict[str, Any]) -> str:
         counts = f"{results.get('passed')} passed, {results.get('failed')} failed" if results.get("source") == "junit" \
             else output.get("summary", "")
         cov = f"; coverage {coverage.get('before')}% -> {coverage.get('after')}%" if coverage.get("measured") else ""
-        return f"whole suite on {output.get('feature_branch')}: {'ok' if output.get('ok') else 'FAILED'} ({counts}){cov}"
+        verdict = "ok" if output.get("ok") else "FAILED"
+        return f"whole suite on {output.get('feature_branch')}: {verdict} ({counts}){cov}"
     if step == "review":
         lint = output.get("lint") or {}
         return (f"{output.get('verdict')}: {len(lint.get('findings', []))} lint finding(s); tasks "

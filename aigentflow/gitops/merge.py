@@ -118,7 +118,8 @@ def _hunks(git: Git, tree: str, path: str) -> list[ConflictHunk]:
         elif line == "=======" and mode in ("ours", "base"):
             mode = "theirs"
         elif line.startswith(">>>>>>> ") and mode == "theirs":
-            hunks.append(ConflictHunk(path, "\n".join(ours)[:MAX_HUNK_CHARS], "\n".join(theirs)[:MAX_HUNK_CHARS], start))
+            hunks.append(ConflictHunk(path, "\n".join(ours)[:MAX_HUNK_CHARS], "\n".join(theirs)[:MAX_HUNK_CHARS],
+                                      start))
             mode = None
         elif mode == "ours":
             ours.append(line)

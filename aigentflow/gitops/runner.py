@@ -101,7 +101,8 @@ class Git:
         self._common_dir: Path | None = None
 
     def run(self, *args: str, check: bool = True, input: bytes | str | None = None,
-            env: Mapping[str, str] | None = None, binary: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
+            env: Mapping[str, str] | None = None, binary: bool = False,
+            timeout: float = 300) -> subprocess.CompletedProcess:
         name, email = self.author
         identity = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
                     "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}

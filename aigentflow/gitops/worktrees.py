@@ -31,7 +31,7 @@ def list_worktrees(git: Git) -> list[dict[str, str]]:
     """``git worktree list --porcelain`` as dicts: path, head, branch (short name, or "")."""
     entries: list[dict[str, str]] = []
     current: dict[str, str] = {}
-    for line in git.out("worktree", "list", "--porcelain", "-z").split("\0") + [""]:
+    for line in [*git.out("worktree", "list", "--porcelain", "-z").split("\0"), ""]:
         if not line:
             if current:
                 entries.append(current)

@@ -240,7 +240,7 @@ class McpHub:
     async def _tools(self, config: ServerConfig) -> list[ToolInfo]:
         return (await self._session_for(config))[1]
 
-    async def _call(self, config: ServerConfig, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
+    async def _call(self, config: ServerConfig, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:  # noqa: ASYNC109 - the per-call limit the session enforces on the server, passed on
         def failed(message: str) -> ToolResult:
             return ToolResult(server=config.name, tool=tool, ok=False, error=message)
 

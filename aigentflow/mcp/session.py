@@ -197,7 +197,7 @@ class Session:
         if config.transport == "http":
             http_client = await stack.enter_async_context(create_mcp_http_client(headers=dict(config.headers) or None))
             return streamable_http_client(config.url or "", http_client=http_client)
-        if config.cwd is not None and not Path(config.cwd).is_dir():
+        if config.cwd is not None and not Path(config.cwd).is_dir():  # noqa: ASYNC240 - one stat(), once per server start
             where = f" in {config.source}" if config.source else ""
             raise StartFailure(f"cannot start MCP server {self.name!r}: its working directory {config.cwd} "
                                 f"does not exist; fix `cwd`{where}.")

@@ -138,7 +138,8 @@ def credential_failure_message(model: str, role: str, kind: str, text: str) -> s
     text = re.sub(r"(api key provided:?\s*)\S+?(?=[.,;]?(?:\s|$))", r"\1[redacted]", text, flags=re.IGNORECASE)
     what = ("refused access with these credentials (permission denied)" if kind == "PermissionDeniedError"
             else "refused the credentials, or they are missing")
-    check = (f"check {_join(variables, 'and')} in the environment of the process that calls the model (on a cluster: the Model Gateway's node)"
+    check = (f"check {_join(variables, 'and')} in the environment of the process that calls the model "
+             "(on a cluster: the Model Gateway's node)"
              if variables else "check the provider's key variables in the environment that calls the model")
     return (f"{role}: the provider of {model} {what} ({kind}); {check}. The call was not retried. "
             f"The provider said: {text[:300]}")

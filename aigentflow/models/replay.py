@@ -122,7 +122,7 @@ _register_lock = threading.Lock()
 
 def replay_provider() -> ReplayProvider:
     """This process's replay provider, registered with litellm on first use."""
-    global _provider
+    global _provider  # noqa: PLW0603 - registered once per process, on first use
     with _register_lock:
         if _provider is None:
             _provider = ReplayProvider()

@@ -82,7 +82,7 @@ class LocalTransport:
         try:
             response = self._litellm.completion(model=self.model, messages=messages, temperature=self.spec.temperature,
                                                 timeout=self.spec.timeout_s, metadata=metadata)
-        except Exception as exc:  # litellm maps every provider failure onto its own exception types
+        except Exception as exc:  # noqa: BLE001 - litellm maps every provider failure onto its own exception types
             from aigentflow.models.preflight import is_credential_failure
 
             kind = type(exc).__name__
@@ -111,7 +111,7 @@ class LocalTransport:
             prompt_cost, completion_cost = self._litellm.cost_per_token(
                 model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
             return float(prompt_cost + completion_cost)
-        except Exception:  # a model missing from the cost map: unknown, shown as 0
+        except Exception:  # noqa: BLE001 - a model missing from the cost map: unknown, shown as 0
             return 0.0
 
     def _cost(self, response: Any) -> float:
@@ -119,7 +119,7 @@ class LocalTransport:
         litellm = self._litellm
         try:
             return float(litellm.completion_cost(completion_response=response))
-        except Exception:  # not every model is in the cost map
+        except Exception:  # noqa: BLE001 - not every model is in the cost map
             return 0.0
 
 

@@ -167,16 +167,12 @@ class Cgroup:
             _write(path / "pids.max", str(limit))
         elif version == 1:
             _write(path / "memory.limit_in_bytes", str(limit))
-            try:
+            with contextlib.suppress(OSError):
                 _write(path / "memory.memsw.limit_in_bytes", str(limit))  # no escape to swap
-            except OSError:
-                pass
         else:
             _write(path / "memory.max", str(limit))
-            try:
+            with contextlib.suppress(OSError):
                 _write(path / "memory.swap.max", "0")
-            except OSError:
-                pass
 
     def procs_files(self) -> list[str]:
         return [str(path / "cgroup.procs") for path in dict.fromkeys(self.dirs.values())]
@@ -184,10 +180,8 @@ class Cgroup:
     def pids(self) -> set[int]:
         found: set[int] = set()
         for procs in self.procs_files():
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 found.update(int(pid) for pid in Path(procs).read_text().split())
-            except (OSError, ValueError):
-                pass
         return found
 
     def process_limit_hit(self) -> bool:

@@ -5,6 +5,7 @@ Every kill checks the process's start time first, so that a reused pid is never 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -122,10 +123,8 @@ def stop(proc: subprocess.Popen[bytes], tree: Tree) -> None:
     """Kill the top first (unshare: its PID namespace dies with it), then the rest of the tree."""
     if proc.poll() is None:
         proc.kill()
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
     tree.kill()
     try:
         proc.wait(timeout=5)

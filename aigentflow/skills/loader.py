@@ -388,7 +388,8 @@ def skill_dirs(project_root: Path | None = None, user_dir: Path | None = None) -
     """Where skills are looked for, lowest precedence first: (source, directory of skill folders)."""
     from aigentflow.paths import STATE_DIRNAME, user_config_dir
 
-    dirs = [("built-in", BUILTIN_DIR), ("user", Path(user_dir) if user_dir is not None else user_config_dir() / "skills")]
+    dirs = [("built-in", BUILTIN_DIR),
+            ("user", Path(user_dir) if user_dir is not None else user_config_dir() / "skills")]
     if project_root is not None:
         dirs.append(("project", Path(project_root) / STATE_DIRNAME / "skills"))
     return dirs

@@ -162,7 +162,7 @@ def _section(skill: Skill, body: str) -> str:
 
 
 def _layer(selections: list[Selection], bodies: list[str]) -> str:
-    return "\n\n".join([LAYER_HEADER, *(_section(s.skill, b) for s, b in zip(selections, bodies))])
+    return "\n\n".join([LAYER_HEADER, *(_section(s.skill, b) for s, b in zip(selections, bodies, strict=True))])
 
 
 def _cut(body: str, keep: int) -> str:

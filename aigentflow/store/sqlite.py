@@ -81,7 +81,8 @@ class SQLiteRunStore:
             )
         if version < LATEST_VERSION:
             if readonly:
-                raise StoreError(f"{self.path} needs a schema upgrade; run any writing command (e.g. `aigentflow init`).")
+                raise StoreError(f"{self.path} needs a schema upgrade; "
+                                 "run any writing command (e.g. `aigentflow init`).")
             self.migrate()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -281,7 +282,8 @@ class SQLiteRunStore:
             (to_state, return_to, stamp, error, 1 if terminal else 0, stamp, to_state, run_id),
         )
         conn.execute(
-            "INSERT INTO transitions (tenant_id, run_id, from_state, to_state, event, reason, at) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO transitions (tenant_id, run_id, from_state, to_state, event, reason, at) "
+            "VALUES (?,?,?,?,?,?,?)",
             (row["tenant_id"], run_id, row["state"], to_state, event, reason, stamp),
         )
 

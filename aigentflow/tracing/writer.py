@@ -214,7 +214,7 @@ def compaction_lock(
     """
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
-        handle = open(Path(trace_dir) / COMPACT_LOCK_FILENAME, "a+b")
+        handle = open(Path(trace_dir) / COMPACT_LOCK_FILENAME, "a+b")  # noqa: SIM115 - `with handle` below; here so a failed open can yield False
     except OSError:
         if wait_s is None:
             raise
