@@ -160,7 +160,8 @@ def test_a_transition_from_the_current_version_applies_and_is_logged(store: RunS
     assert failed.finished_at is not None
     log = store.transitions(run.id)
     assert [(t.from_state, t.to_state, t.event, t.reason) for t in log] == [
-        (None, "CREATED", "CREATE", None), ("CREATED", "ANALYZING", "ADVANCE", "go"), ("ANALYZING", "FAILED", "FAIL", None)]
+        (None, "CREATED", "CREATE", None), ("CREATED", "ANALYZING", "ADVANCE", "go"),
+        ("ANALYZING", "FAILED", "FAIL", None)]
     assert [t.seq for t in log] == sorted({t.seq for t in log})
 
 

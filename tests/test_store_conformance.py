@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aigentflow.store import InMemoryRunStore, RunStore, SQLiteRunStore
-from tests.store_conformance import *  # the suite's tests, collected here
+from tests.store_conformance import *  # noqa: F403 (the suite's tests, collected here)
 from tests.store_conformance import Backend, new_run
 
 
