@@ -163,3 +163,14 @@ def test_a_passed_through_variable_whose_value_looks_secret_is_withheld_by_name(
     assert failed.returncode == 1
     assert "Refused because the name or value looks secret (never passed): DATABASE_URL." in failed.stderr
     assert secret.split(":")[2] not in failed.stdout + failed.stderr
+
+
+def test_status_names_the_variables_a_failed_tasks_tests_ran_without() -> None:
+    from aigentflow.cli.status_cmd import withheld_lines
+
+    build = {"step": "build", "output": {"tasks": {
+        "T1": {"status": "failed", "tests": {"env_withheld": ["PYTHONPATH", "MYAPP_HOME"]}},
+        "T2": {"status": "passed", "tests": {"env_withheld": ["PYTHONPATH"]}},
+    }}}
+    [line] = withheld_lines({"steps": [build]})
+    assert line.startswith("T1:") and "PYTHONPATH, MYAPP_HOME" in line and "build.env_passthrough" in line

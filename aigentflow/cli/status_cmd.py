@@ -178,6 +178,20 @@ def _tasks_table(report: dict[str, Any]) -> str:
                  rows, title="Tasks", flexible=[4])
 
 
+def withheld_lines(report: dict[str, Any]) -> list[str]:
+    """For each task whose tests failed: the user's variables its sandbox did not pass (names only)."""
+    builds = [s for s in report["steps"] if s["step"] == "build" and s["output"]]
+    lines = []
+    for task_id, t in sorted((builds[-1]["output"].get("tasks", {}) if builds else {}).items()):
+        tests = t.get("tests") or {}
+        if t.get("status") != "passed" and tests.get("env_withheld"):
+            names = tests["env_withheld"]
+            lines.append(f"{task_id}: its tests ran without {', '.join(names[:8])}"
+                         + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+                         + " from your environment; pass what they need with build.env_passthrough.")
+    return lines
+
+
 def replay_line(replay: dict[str, Any] | None) -> str:
     """How a replay run's answers were obtained, for people ("" for a real model)."""
     if not replay:
@@ -216,6 +230,8 @@ def _print_report(report: dict[str, Any]) -> None:
     tasks = _tasks_table(report)
     if tasks:
         echo(tasks)
+    for line in withheld_lines(report):
+        echo(style(line, "yellow"))
     metrics = report.get("metrics") or {}
     if any(v is not None for v in metrics.values()):
         def pct(value: float | None) -> str:
