@@ -407,3 +407,12 @@ def test_concurrent_audit_appends_are_all_kept(backend: Backend) -> None:
     assert len(entries) == RACERS * 10 and len({e.seq for e in entries}) == RACERS * 10
     for racer in range(RACERS):
         assert [e.data["n"] for e in entries if e.data["racer"] == racer] == list(range(10))
+
+
+def test_a_run_for_an_unknown_project_or_calls_for_an_unknown_run_are_refused(store: RunStore) -> None:
+    with pytest.raises(StoreError):
+        store.create_run(project_id="no-such-project", request="x", model="replay/demo",
+                         settings={}, flags={})
+    with pytest.raises(UnknownRun):
+        store.add_model_calls("261203-000000-dead", 1)
+    assert store.list_runs(limit=5) == [], "nothing was written"

@@ -114,6 +114,9 @@ class SQLiteRunStore:
             raise self._explain(exc) from None
         try:
             yield self._conn
+        except sqlite3.IntegrityError as exc:  # e.g. a run for a project that does not exist
+            self._conn.execute("ROLLBACK")
+            raise StoreError(f"state database {self.path}: {exc}; nothing was written") from None
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -319,7 +322,10 @@ class SQLiteRunStore:
     def add_model_calls(self, run_id: str, count: int) -> int:
         with self._write() as conn:
             conn.execute("UPDATE runs SET model_calls=model_calls+? WHERE id=?", (count, run_id))
-            return int(conn.execute("SELECT model_calls FROM runs WHERE id=?", (run_id,)).fetchone()[0])
+            row = conn.execute("SELECT model_calls FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                raise UnknownRun(f"no run {run_id!r} in this project; `aigentflow runs` lists them.")
+            return int(row[0])
 
     # -- steps ----------------------------------------------------------------------------------
 
