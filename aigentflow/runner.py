@@ -109,9 +109,6 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
-    from aigentflow.models.preflight import check_models
-
-    check_models([settings.model.name], paths.cassettes_dir)  # callable from here: known, keyed, cassette found
     preflight_agents(config.flags)
     preflight_git(paths, settings, config.flags)
     from aigentflow.mcp.config import load_servers
@@ -169,9 +166,8 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
 
 def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     from aigentflow.models.names import build_model_spec
-    from aigentflow.models.preflight import check_models
 
-    check_models([run.settings["model"]["name"]], paths.cassettes_dir)  # before Ray: its key may be gone since
+    # Refuses, before Ray, a model whose key is gone since the run started.
     return build_model_spec(run.settings["model"], paths.cassettes_dir,
                             record=bool(run.settings["model"].get("record")))
 

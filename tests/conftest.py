@@ -115,6 +115,23 @@ def ray_dashboard(ray_head: tuple[str, str, str]) -> str:
     raise RuntimeError(f"the Ray dashboard at {url} never answered")
 
 
+def git(cwd: Path, *args: str) -> str:
+    """A git command in ``cwd`` (no hooks, a test identity); its output, stripped."""
+    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit_files(root: Path, files: dict[str, str], message: str = "Initial import") -> Path:
+    """A new git repository at ``root`` with ``files`` committed on main."""
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+    return root
+
+
 def make_sample_repo(target: Path) -> Path:
     """A copy of the demo's sample project, committed to a fresh git repository."""
     return create_sample_project(target)

@@ -5,33 +5,18 @@ project's requires-python."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import aigentflow
+from tests.conftest import aigentflow, commit_files
 
 OWN_WORKFLOW = "name: tests\non: [push]\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps: [{run: tox}]\n"
 
 
-def sh(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True,
-                          env={**os.environ, "GIT_AUTHOR_NAME": "u", "GIT_AUTHOR_EMAIL": "u@x",
-                               "GIT_COMMITTER_NAME": "u", "GIT_COMMITTER_EMAIL": "u@x"}).stdout.strip()
-
-
 def make_project(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir()
-    sh(root, "init", "-q", "-b", "main")
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    sh(root, "add", "-A")
-    sh(root, "commit", "-qm", "Initial import")
+    commit_files(root, files)
     assert aigentflow("init", cwd=root).returncode == 0
     assert aigentflow("config", "set", "build.test_command", "python -m pytest", cwd=root).returncode == 0
     return root

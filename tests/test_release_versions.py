@@ -5,33 +5,19 @@ versions that are not versions."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import aigentflow
-
-
-def sh(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True,
-                          env={**os.environ, "GIT_AUTHOR_NAME": "u", "GIT_AUTHOR_EMAIL": "u@x",
-                               "GIT_COMMITTER_NAME": "u", "GIT_COMMITTER_EMAIL": "u@x"}).stdout.strip()
+from tests.conftest import aigentflow, commit_files
+from tests.conftest import git as sh
 
 
 def make_project(root: Path, files: dict[str, str], subjects: tuple[str, ...] = ("Add a feature",),
                  tags: tuple[str, ...] = ()) -> Path:
     """``files`` committed as "Initial import" (tagged with ``tags``), then one commit per subject;
     initialised with `aigentflow init`."""
-    root.mkdir()
-    sh(root, "init", "-q", "-b", "main")
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    sh(root, "add", "-A")
-    sh(root, "commit", "-qm", "Initial import")
+    commit_files(root, files)
     for tag in tags:
         sh(root, "tag", "-a", "-m", tag, tag)
     for subject in subjects:

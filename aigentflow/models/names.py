@@ -1,11 +1,11 @@
-"""Check a model name before a run starts, and build the ``ModelSpec`` agents will call."""
+"""Check a model name, and build the ``ModelSpec`` agents will call (refusing, before a run is recorded
+or Ray started, a model that cannot be called)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from aigentflow.exceptions import UsageError
 from aigentflow.models.spec import ModelSpec
 
 EXAMPLES = "openai/gpt-4o-mini, anthropic/claude-sonnet-4-5, ollama/llama3, replay/demo"
@@ -14,8 +14,6 @@ EXAMPLES = "openai/gpt-4o-mini, anthropic/claude-sonnet-4-5, ollama/llama3, repl
 def check_model_name(name: str) -> None:
     """Refuse a name litellm cannot route, with examples of names it can (by the provider table: no
     litellm import; keys and cassettes are ``preflight.check_models``' part)."""
-    if not name or name != name.strip():
-        raise UsageError(f"model name {name!r} is empty or has spaces; use a litellm name like {EXAMPLES}.")
     from aigentflow.models.preflight import provider_of
 
     provider_of(name)
@@ -26,11 +24,14 @@ def build_model_spec(model_settings: dict[str, Any], cassettes_dir: Path | None,
     from aigentflow.models.cassette import load_cassette, resolve_cassette_path
 
     name = model_settings["name"]
-    check_model_name(name)
     cassette, source = None, ""
     if name.startswith("replay/"):
-        path = resolve_cassette_path(name[len("replay/"):], cassettes_dir)
+        path = resolve_cassette_path(name[len("replay/"):], cassettes_dir)  # a missing one: where it looked
         cassette, source = load_cassette(path), str(path)
+    else:
+        from aigentflow.models.preflight import check_models
+
+        check_models([name], cassettes_dir)  # provider known, key variables set: before Ray or any record
     return ModelSpec(
         name=name,
         temperature=model_settings["temperature"],

@@ -34,6 +34,8 @@ the openai SDK's "Missing credentials" comes back as an InternalServerError, whi
 
 def provider_of(name: str, environ: Mapping[str, str] = os.environ) -> str:
     """The provider litellm routes ``name`` to; a UsageError with examples if it routes it nowhere."""
+    if not name or name != name.strip():
+        raise UsageError(f"model name {name!r} is empty or has spaces; use a litellm name like {EXAMPLES}.")
     if name.startswith(REPLAY_PREFIX):
         return "replay"
     try:
@@ -55,15 +57,13 @@ def check_models(names: Iterable[str], cassettes_dir: Path | None, environ: Mapp
     """Refuse, with what to do, a model that cannot be called from this environment: an unknown name,
     a missing cassette, or (with ``keys``) an unset key variable. Returns None if all can be called."""
     from aigentflow.models.cassette import resolve_cassette_path
-    from aigentflow.models.names import check_model_name
 
     problems = []
     for name in dict.fromkeys(names):
-        check_model_name(name)
-        if name.startswith(REPLAY_PREFIX):
+        provider = provider_of(name, environ)
+        if provider == "replay":
             resolve_cassette_path(name[len(REPLAY_PREFIX):], cassettes_dir)
             continue
-        provider = provider_of(name, environ)
         if not keys or provider in providers.INTERACTIVE:
             continue
         alternatives = _alternatives(name, provider, environ)

@@ -29,13 +29,8 @@ from aigentflow.store.records import (
     TransitionRecord,
     dumps,
 )
-from aigentflow.store.sqlite import (
-    StaleRun,
-    _run_from_row,
-    _step_from_row,
-    new_run_id,
-    now_iso,
-)
+from aigentflow.store.rows import new_run_id, now_iso, run_from_row, step_from_row
+from aigentflow.store.sqlite import StaleRun
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -125,14 +120,14 @@ class InMemoryRunStore:
                 "flags_json": dumps(flags), "owner_pid": None, "owner_host": None, "heartbeat_at": None,
                 "pause_requested": 0, "model_calls": 0}
             self._log(t, tenant_id, run_id, None, "CREATED", "CREATE", None, stamp)
-            return _run_from_row(t.runs[run_id])
+            return run_from_row(t.runs[run_id])
         return self._locked(write)
 
     def get_run(self, run_id: str) -> RunRecord:
         def read(t: _Tables) -> RunRecord:
             if run_id not in t.runs:
                 raise UnknownRun(f"no run {run_id!r} in this project; `aigentflow runs` lists them.")
-            return _run_from_row(t.runs[run_id])
+            return run_from_row(t.runs[run_id])
         return self._locked(read)
 
     def resolve_run_id(self, prefix: str) -> str:
@@ -149,7 +144,7 @@ class InMemoryRunStore:
         def read(t: _Tables) -> list[RunRecord]:
             rows = [r for r in t.runs.values() if not tenant_id or r["tenant_id"] == tenant_id]
             rows.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
-            return [_run_from_row(r) for r in (rows[:limit] if limit >= 0 else rows)]
+            return [run_from_row(r) for r in (rows[:limit] if limit >= 0 else rows)]
         return self._locked(read)
 
     def transition(self, run_id: str, *, expected_version: int, to_state: str, return_to: str | None,
@@ -158,7 +153,7 @@ class InMemoryRunStore:
         def write(t: _Tables) -> RunRecord:
             self._check_version(t, run_id, expected_version)
             self._move(t, run_id, to_state, return_to, event, reason, error, terminal)
-            return _run_from_row(t.runs[run_id])
+            return run_from_row(t.runs[run_id])
         return self._locked(write)
 
     @staticmethod
@@ -231,9 +226,9 @@ class InMemoryRunStore:
                           key=lambda r: r["attempt"])
             for row in rows:
                 if row["status"] == "completed":
-                    return _step_from_row(row)
+                    return step_from_row(row)
             if rows and (rows[-1]["status"] == "started" or not new_attempt):
-                return _step_from_row(rows[-1])
+                return step_from_row(rows[-1])
             attempt = rows[-1]["attempt"] + 1 if rows else 1
             if run_id not in t.runs:
                 raise UnknownRun(f"no run {run_id!r}")
@@ -242,7 +237,7 @@ class InMemoryRunStore:
                    "started_at": now_iso(), "finished_at": None, "input_tokens": 0, "output_tokens": 0,
                    "cost_usd": 0.0, "model_calls": 0, "prompt_hashes_json": "[]"}
             t.steps[(run_id, step, attempt)] = row
-            return _step_from_row(row)
+            return step_from_row(row)
         return self._locked(write)
 
     def complete_step(self, step: StepRecord, *, output: dict[str, Any], usage: StepUsage,
@@ -262,7 +257,7 @@ class InMemoryRunStore:
                     "run_id": art.run_id, "tenant_id": tenant, "step": art.step, "name": art.name,
                     "path": art.path, "sha256": art.sha256, "bytes": art.bytes, "created_at": stamp}
             self._move(t, step.run_id, to_state, return_to, event, None, None, terminal)
-            return _run_from_row(t.runs[step.run_id])
+            return run_from_row(t.runs[step.run_id])
         return self._locked(write)
 
     def fail_step(self, step: StepRecord, error: str, usage: StepUsage | None = None) -> None:
@@ -276,7 +271,7 @@ class InMemoryRunStore:
         def read(t: _Tables) -> list[StepRecord]:
             rows = [r for r in t.steps.values() if r["run_id"] == run_id]
             rows.sort(key=lambda r: (r["started_at"], r["step"], r["attempt"]))
-            return [_step_from_row(r) for r in rows]
+            return [step_from_row(r) for r in rows]
         return self._locked(read)
 
     def artifacts(self, run_id: str) -> list[ArtifactRecord]:

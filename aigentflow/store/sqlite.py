@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -31,23 +29,13 @@ from aigentflow.store.records import (
     TransitionRecord,
     dumps,
 )
+from aigentflow.store.rows import new_run_id, now_iso, run_from_row, step_from_row
 
 BUSY_TIMEOUT_MS = 5000
 
 
 class StaleRun(StoreError):
     """The run moved under us (another process changed it): nothing was written."""
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def new_run_id() -> str:
-    """Sortable and short: ``YYMMDD-HHMMSS-xxxx``; commands accept any unique prefix."""
-    import secrets
-
-    return time.strftime("%y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
 class SQLiteRunStore:
@@ -218,7 +206,7 @@ class SQLiteRunStore:
         rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
         if not rows:
             raise UnknownRun(f"no run {run_id!r} in this project; `aigentflow runs` lists them.")
-        return _run_from_row(rows[0])
+        return run_from_row(rows[0])
 
     def resolve_run_id(self, prefix: str) -> str:
         """The full id of the run whose id starts with ``prefix`` (it must be unique)."""
@@ -238,7 +226,7 @@ class SQLiteRunStore:
             )
         else:
             rows = self._query("SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT ?", (limit,))
-        return [_run_from_row(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     def transition(
         self,
@@ -339,11 +327,11 @@ class SQLiteRunStore:
             ).fetchall()
             for row in rows:
                 if row["status"] == "completed":
-                    return _step_from_row(row)
+                    return step_from_row(row)
             if rows and rows[-1]["status"] == "started":
-                return _step_from_row(rows[-1])
+                return step_from_row(rows[-1])
             if rows and not new_attempt:
-                return _step_from_row(rows[-1])
+                return step_from_row(rows[-1])
             attempt = (rows[-1]["attempt"] + 1) if rows else 1
             owner = conn.execute("SELECT tenant_id FROM runs WHERE id=?", (run_id,)).fetchone()
             if owner is None:
@@ -357,7 +345,7 @@ class SQLiteRunStore:
             row = conn.execute(
                 "SELECT * FROM steps WHERE run_id=? AND step=? AND attempt=?", (run_id, step, attempt)
             ).fetchone()
-            return _step_from_row(row)
+            return step_from_row(row)
 
     def complete_step(
         self,
@@ -408,7 +396,7 @@ class SQLiteRunStore:
 
     def steps(self, run_id: str) -> list[StepRecord]:
         rows = self._query("SELECT * FROM steps WHERE run_id=? ORDER BY started_at, step, attempt", (run_id,))
-        return [_step_from_row(r) for r in rows]
+        return [step_from_row(r) for r in rows]
 
     def artifacts(self, run_id: str) -> list[ArtifactRecord]:
         rows = self._query("SELECT * FROM artifacts WHERE run_id=? ORDER BY created_at, name", (run_id,))
@@ -492,24 +480,3 @@ def _split_statements(script: str) -> list[str]:
     if "\n".join(current).strip():
         statements.append("\n".join(current).strip())
     return statements
-
-
-def _run_from_row(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        id=row["id"], tenant_id=row["tenant_id"], project_id=row["project_id"], request=row["request"],
-        model=row["model"], state=row["state"], return_to=row["return_to"], version=row["version"],
-        created_at=row["created_at"], updated_at=row["updated_at"], finished_at=row["finished_at"],
-        error=row["error"], settings=json.loads(row["settings_json"]), flags=json.loads(row["flags_json"]),
-        owner_pid=row["owner_pid"], owner_host=row["owner_host"], heartbeat_at=row["heartbeat_at"],
-        pause_requested=bool(row["pause_requested"]), model_calls=row["model_calls"],
-    )
-
-
-def _step_from_row(row: sqlite3.Row) -> StepRecord:
-    return StepRecord(
-        run_id=row["run_id"], step=row["step"], attempt=row["attempt"], role=row["role"], state=row["state"],
-        status=row["status"], output=json.loads(row["output_json"]) if row["output_json"] else None,
-        error=row["error"], started_at=row["started_at"], finished_at=row["finished_at"],
-        input_tokens=row["input_tokens"], output_tokens=row["output_tokens"], cost_usd=row["cost_usd"],
-        model_calls=row["model_calls"], prompt_hashes=json.loads(row["prompt_hashes_json"]),
-    )
