@@ -10,6 +10,8 @@
   (``stages.py``).
 - ``orchestrator.py``: owns a run; drives it through the state machine with the other actors.
 - ``factory.py``: the one place actor options (names, restarts, retries) are set.
+- ``specs.py``: the built-in roles as data (``AgentSpec``), registered with ``aigentflow.roles`` through the
+  ``aigentflow.agents`` entry point. What a role is (its steps, class, workflow, flags) lives there only.
 """
 
 from __future__ import annotations
@@ -17,40 +19,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# step name (from the state machine) -> (role, "module:Class")
-STEP_AGENTS: dict[str, tuple[str, str]] = {
-    "analyze": ("analyst", "actors.analyst:Analyst"),
-    "plan": ("project_manager", "actors.project_manager:ProjectManager"),
-    "architect": ("architect", "actors.architect:Architect"),
-    "design": ("ui_designer", "actors.ui_designer:UIDesigner"),
-    "build": ("backend_developer", "actors.developer:BackendDeveloper"),
-    "test": ("tester", "actors.tester:Tester"),
-    "fix": ("bug_fixer", "actors.bug_fixer:BugFixer"),
-    "review": ("reviewer", "actors.reviewer:Reviewer"),
-    "merge": ("git_agent", "actors.git_agent:GitAgent"),
-}
-WORKFLOW_STEPS = frozenset({"build", "test", "fix", "review", "merge"})
-"""Steps the Orchestrator runs as workflows (``actors.workflow``) rather than one agent call."""
 
-DETERMINISTIC_ROLES = frozenset({"git_agent"})
-"""Roles that call no model (so have no prompt layer): their work is plain code."""
-
-ROLE_CLASSES: dict[str, str] = {
-    **dict(STEP_AGENTS.values()),
-    "frontend_developer": "actors.developer:FrontendDeveloper",
-    "project_analyzer": "actors.project_analyzer:ProjectAnalyzer",
-    "merge_resolver": "actors.merge_resolver:MergeResolver",
-}
-BUILD_ROLES: dict[str, str] = {
-    "agents.backendDev": "backend_developer",
-    "agents.frontendDev": "frontend_developer",
-    "agents.tester": "tester",
-    "agents.bugFixer": "bug_fixer",
-    "agents.reviewer": "reviewer",
-}
-"""The roles the build step calls, by the flag that turns each on (started with the run's agents)."""
+def load_class(path: str) -> Any:
+    """The class a spec names as ``module:Class``."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def agent_class(role: str) -> Any:
-    module, name = ROLE_CLASSES[role].split(":")
-    return getattr(importlib.import_module(module), name)
+    """The class of ``role``'s built-in version."""
+    from actors.specs import BUILTIN_SPECS
+
+    return load_class(next(spec.implementation for spec in BUILTIN_SPECS if spec.name == role))

@@ -92,6 +92,7 @@ class BaseAgent:
             output_schema=asked_for,
             skills=call.skills,
             tools=call.tools,
+            role_layers=call.prompt_layers,
         )
         client = ModelClient(call.model, gate=resolve_gate(gate, call.run_id), budget=call.budget, run_id=call.run_id,
                              transport=self.transport(call.model))
@@ -151,7 +152,8 @@ class BaseAgent:
             "tenant_id": call.tenant_id, "name": agent_span_name(self.role), "kind": "agent",
             "start_ns": started, "end_ns": ended, "status": status, "error": error,
             "attributes": {
-                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": self.role,
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": call.agent_name or self.role,
+                **({"gen_ai.agent.version": call.agent_version} if call.agent_version else {}),
                 "aigentflow.step": call.step, "aigentflow.attempt": call.attempt,
                 "aigentflow.prompt_hash": phash,
                 "gen_ai.usage.input_tokens": sum(c.input_tokens for c in calls),
@@ -169,6 +171,8 @@ class BaseAgent:
                 "error": record.error,
                 "attributes": {
                     "gen_ai.operation.name": "chat", "gen_ai.request.model": call.model.name,
+                    "gen_ai.agent.name": call.agent_name or self.role,
+                    **({"gen_ai.agent.version": call.agent_version} if call.agent_version else {}),
                     "gen_ai.usage.input_tokens": record.input_tokens,
                     "gen_ai.usage.output_tokens": record.output_tokens,
                     "aigentflow.cost_usd": record.cost_usd, "aigentflow.prompt_hash": record.prompt_hash,

@@ -22,9 +22,14 @@ MAX_RESTARTS = 3
 MAX_TASK_RETRIES = -1
 
 
-def agent_actor_name(role: str, resource: str = "") -> str:
-    """``analyst@0.1.0``; agents kept to nodes with a custom resource are a separate actor per resource."""
-    return f"{role}@{__version__}" + (f"[{resource}]" if resource else "")
+def agent_actor_name(role: str, resource: str = "", version: str | None = None) -> str:
+    """``analyst@1.0.0`` (the role's version; the Model Gateway's is aigentflow's); agents kept to nodes with a
+    custom resource are a separate actor per resource."""
+    if version is None:
+        from actors.specs import BUILTIN_SPECS
+
+        version = next((s.version for s in BUILTIN_SPECS if s.name == role), __version__)
+    return f"{role}@{version}" + (f"[{resource}]" if resource else "")
 
 
 def orchestrator_actor_name(run_id: str) -> str:
@@ -77,13 +82,15 @@ def git_agent_actor(project_root: str, run_id: str, test_kill_in_merge: str | No
                       scheduling_strategy=this_node())
 
 
-def agent_actor(role: str, resource: str = "") -> Any:
-    """The shared actor of ``role``; with ``resource``, only on nodes that offer that custom resource."""
-    from actors import agent_class
+def agent_actor(spec: Any, resource: str = "") -> Any:
+    """The shared actor of one version of a role (an ``AgentSpec``: ``analyst@1.0.0``); with ``resource``,
+    only on nodes that offer that custom resource."""
+    from actors import load_class
 
     # Several runs may share one agent: let it serve a few calls at once. Its completions go through
     # the Model Gateway of the same resource (the agent itself never imports litellm).
-    return make_actor(agent_class(role), resource, name=agent_actor_name(role, resource), max_concurrency=8,
+    return make_actor(load_class(spec.implementation), resource,
+                      name=agent_actor_name(spec.name, resource, spec.version), max_concurrency=8,
                       detached=True, resources={resource: 0.01} if resource else None)
 
 
@@ -92,5 +99,5 @@ def model_gateway_actor(resource: str = "") -> Any:
     shared by every agent and run; calls wait on providers, so it serves many at once (threads)."""
     from actors.model_gateway import ModelGateway
 
-    return make_actor(ModelGateway, name=agent_actor_name(ModelGateway.role, resource), max_concurrency=64,
+    return make_actor(ModelGateway, name=agent_actor_name(ModelGateway.role, resource, __version__), max_concurrency=64,
                       detached=True, resources={resource: 0.01} if resource else None)

@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from actors import DETERMINISTIC_ROLES, WORKFLOW_STEPS
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.engine import EngineOptions, RunEngine, pause_reason
 from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageError
@@ -45,6 +44,9 @@ class Orchestrator:
         self._project_terms: str | None = None
         self._tool_catalogs: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         self._router: Any = None
+        self._role_models: dict[str, Any] = {}
+        self.roles: Any = options.roles
+        """The run's ``ActiveRoles`` (resolved by its engine from the run's recorded versions)."""
 
     def agent(self, role: str) -> Any:
         """The handle of ``role``'s actor (started on first use); ``model_gateway`` is the cluster's gateway."""
@@ -55,7 +57,7 @@ class Orchestrator:
 
             resource = self.options.agent_resource
             self.handles[role] = (model_gateway_actor(resource) if role == "model_gateway"
-                                  else agent_actor(role, resource))
+                                  else agent_actor(self.roles.spec(role), resource))
         return self.handles[role]
 
     def git_agent(self) -> Any:
@@ -94,7 +96,7 @@ class Orchestrator:
         is a clear error, not a run that waits forever."""
         import ray
 
-        if any(role not in DETERMINISTIC_ROLES for role in roles):
+        if any(not self.roles.spec(role).deterministic for role in roles):
             roles = [*roles, "model_gateway"]
         pending = {self.agent(role).ping.remote(): role for role in roles}
         ready, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
@@ -113,21 +115,11 @@ class Orchestrator:
     def _invoke(self, role: str, call: AgentCall) -> AgentResult:
         import ray
 
-        if call.step == "analyze" and self.flags.get("agents.projectAnalyzer", False):
-            from actors.workflow import AnalyzeWorkflow
+        workflow_path = self.roles.workflow(base_step(call.step), self.flags)
+        if workflow_path:  # the step's lead (or a helper the flags turn on) runs it as a workflow of calls
+            from actors import load_class
 
-            return self._with_git_usage(lambda: AnalyzeWorkflow(self, call).run())
-        if base_step(call.step) in WORKFLOW_STEPS:
-            from actors.workflow import (
-                BuildWorkflow,
-                FixWorkflow,
-                MergeWorkflow,
-                ReviewWorkflow,
-                TestingWorkflow,
-            )
-
-            workflow = {"build": BuildWorkflow, "test": TestingWorkflow, "fix": FixWorkflow, "review": ReviewWorkflow,
-                        "merge": MergeWorkflow}[base_step(call.step)]
+            workflow = load_class(workflow_path)
             return self._with_git_usage(lambda: workflow(self, call).run())
         me = ray.get_runtime_context().current_actor
         pending = self.ask(role, call, me)
@@ -144,12 +136,21 @@ class Orchestrator:
         return self.agent(role).run.remote(self.equip(role, call), me)
 
     def equip(self, role: str, call: AgentCall) -> AgentCall:
-        """``call`` with the skills picked for it (a prompt layer, and what was picked) and the MCP tools
-        ``role`` may call (with the run's Tool Router to call them through)."""
+        """``call`` as the active version of ``role`` makes it (its name and version for the spans, its prompt
+        layers, model and budget), with the skills picked for it (a prompt layer, and what was picked) and the
+        MCP tools ``role`` may call (with the run's Tool Router to call them through)."""
         from dataclasses import replace
 
-        extra: dict[str, Any] = {}
+        spec = self.roles.spec(role)
+        extra: dict[str, Any] = {"agent_name": spec.name, "agent_version": spec.version,
+                                 "prompt_layers": spec.role_layers}
+        if spec.budget is not None:
+            extra["budget"] = spec.budget if call.budget is None else min(call.budget, spec.budget)
+        if spec.model and spec.model != call.model.name:
+            extra["model"] = self._role_model(spec.model)
         picks = self._pick_skills(role, call)
+        if spec.skills is not None:
+            picks = [p for p in picks if p.skill.name in spec.skills]
         if picks:
             from aigentflow.skills import render_layer
 
@@ -160,7 +161,18 @@ class Orchestrator:
         router = self.tool_router()
         if router is not None:
             extra.update(self._tools_for(router, role, picks))
-        return replace(call, **extra) if extra else call
+        return replace(call, **extra)
+
+    def _role_model(self, name: str) -> Any:
+        """The ``ModelSpec`` of a model a role version names (its own, not the run's): the run's model
+        settings with that name (checked at run start, so a missing key never gets this far)."""
+        with self._equip_lock:
+            if name not in self._role_models:
+                from aigentflow.models.names import build_model_spec
+
+                self._role_models[name] = build_model_spec({**self.settings["model"], "name": name},
+                                                           self.paths.cassettes_dir, record=False)
+            return self._role_models[name]
 
     def _tools_for(self, router: Any, role: str, picks: list[Any]) -> dict[str, Any]:
         """The ``AgentCall`` fields that give ``role`` its MCP tools: those its allowlist names, and
@@ -223,7 +235,10 @@ class Orchestrator:
                     from actors.factory import make_actor, this_node
                     from actors.tool_router import ToolRouter
 
-                    self._router = make_actor(ToolRouter, str(self.paths.root), self.settings.get("tools", {}),
+                    # A role version's own allowlist (its spec's ``tools``) replaces the run's tools.<role>.
+                    tools = {**self.settings.get("tools", {}), **{
+                        role: list(spec.tools) for role, spec in self.roles.specs.items() if spec.tools is not None}}
+                    self._router = make_actor(ToolRouter, str(self.paths.root), tools,
                                               self.options.redactor, name=f"tools:{self.run_id}",
                                               max_concurrency=16, scheduling_strategy=this_node())
             return self._router or None
@@ -254,6 +269,7 @@ class Orchestrator:
     def drive(self, resume: bool = False) -> dict[str, Any]:
         """Run to a stop; returns {state, error, outcome} (outcome: completed/paused/failed/waiting)."""
         engine = RunEngine(self.paths, self.run_id, self._invoke, self.options)
+        self.roles = engine.roles
         try:
             self.warm_up(engine.roles_needed(), self.options.agent_start_timeout_s)
             run = engine.drive(resume=resume)

@@ -45,6 +45,12 @@ class AgentCall:
     """``ToolSettings`` limits: max_rounds, max_calls_per_round, max_result_chars."""
     notices: tuple[str, ...] = ()
     """What the agent should report as warnings (an MCP server whose tools could not be listed)."""
+    agent_name: str = ""
+    """The role's name, from its ``AgentSpec`` (``gen_ai.agent.name`` on spans)."""
+    agent_version: str = ""
+    """The version of the role that makes the call (``gen_ai.agent.version`` on spans)."""
+    prompt_layers: tuple[str, ...] = ()
+    """The role's prompt layers (``AgentSpec.role_layers``); empty: ``roles/<role>.md``."""
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,13 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 }
 _FLAG_PREFIX = "flags."
 _PRESET_KEY = "flags.preset"
+_AGENT_KEY = re.compile(r"agents\.([a-z][a-z0-9_]*)\.version")
+"""``agents.<role>.version``: which version of a role runs use (the roles are the registry's, checked at run start)."""
+
+
+def _agent_role(key: str) -> str | None:
+    match = _AGENT_KEY.fullmatch(key)
+    return match.group(1) if match else None
 
 
 @cache
@@ -84,7 +92,7 @@ _RETIRED_KEYS = {
 
 
 def _check_key(key: str, origin: str | None = None) -> None:
-    if key in _known_keys():
+    if key in _known_keys() or _agent_role(key):
         return
     where = f" in {origin}" if origin else ""
     if key in _RETIRED_KEYS:
@@ -96,6 +104,8 @@ def _check_key(key: str, origin: str | None = None) -> None:
     by_lower = {known.lower(): known for known in _known_keys()}
     close = [by_lower[m] for m in difflib.get_close_matches(key.lower(), list(by_lower), n=3)]
     hint = f"did you mean {', '.join(close)}? " if close else ""
+    if key.startswith("agents."):
+        hint += "a role's version is agents.<role>.version; "
     raise ConfigError(
         f"unknown configuration key {key!r}{where}; {hint}`aigentflow config list` shows every key"
     )
@@ -104,6 +114,9 @@ def _check_key(key: str, origin: str | None = None) -> None:
 def describe_key(key: str) -> str:
     """The one-line description of a key."""
     _check_key(key)
+    role = _agent_role(key)
+    if role is not None:
+        return f"The version of the {role} role runs use (`aigentflow agents list`); unset: the built-in one."
     flag = _flag_name(key)
     if flag is not None:
         kind = "true/false" if feature_flags.flag_type(flag) is bool else "a whole number"
@@ -118,6 +131,8 @@ def describe_key(key: str) -> str:
 
 
 def _expected_type(key: str) -> type:
+    if _agent_role(key):
+        return str
     flag = _flag_name(key)
     if flag is not None:
         return feature_flags.flag_type(flag)
@@ -142,6 +157,8 @@ def allowed_values(key: str) -> str:
     _check_key(key)
     if key == _PRESET_KEY:
         return "one of " + ", ".join(feature_flags.PRESETS)
+    if _agent_role(key):
+        return "a version of the role (PEP 440, e.g. 1.0.0); `aigentflow agents list` shows them"
     kind = _KIND_TEXT[_expected_type(key)]
     if _flag_name(key) is not None:
         return kind if kind == _KIND_TEXT[bool] else f"{kind} >= 0"
@@ -203,6 +220,13 @@ def _validated(key: str, value: object, origin: str, given: object = None) -> ob
         if value not in feature_flags.PRESETS:
             raise _bad_value(key, shown, origin, "unknown preset")
         return value
+    if _agent_role(key):
+        from aigentflow.roles.spec import check_version
+
+        try:
+            return check_version(value) if isinstance(value, str) else check_version(str(value))
+        except ValueError as exc:
+            raise _bad_value(key, shown, origin, str(exc)) from None
     section, name = key.split(".", 1)
     try:
         checked = _SECTIONS[section].model_validate({name: value}, strict=True)
@@ -269,6 +293,9 @@ def _env_layer(env: Mapping[str, str]) -> list[Entry]:
             continue
         origin = f"env {variable}"
         key = keys_by_env_name.get(upper)
+        agent = re.fullmatch(ENV_PREFIX + r"AGENTS__([A-Z][A-Z0-9_]*?)__VERSION", upper)
+        if key is None and agent:
+            key = f"agents.{agent.group(1).lower()}.version"
         if key is None:
             close = difflib.get_close_matches(upper, list(keys_by_env_name), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -308,12 +335,17 @@ class EffectiveConfig:
         flag = _flag_name(key)
         if flag is not None:
             return self.flags[flag]
+        role = _agent_role(key)
+        if role is not None:
+            choice = self.settings.agents.get(role)
+            return choice.version if choice else None
         section, name = key.split(".", 1)
         return getattr(getattr(self.settings, section), name)
 
     def items(self) -> list[tuple[str, object, str]]:
-        """(key, value, source) for every key, feature flags included."""
-        return [(key, self.get(key), self.sources[key]) for key in _known_keys()]
+        """(key, value, source) for every key, feature flags and the role versions set included."""
+        chosen = [f"agents.{role}.version" for role in sorted(self.settings.agents)]
+        return [(key, self.get(key), self.sources.get(key, "default")) for key in (*_known_keys(), *chosen)]
 
 
 def load_config(
@@ -336,6 +368,11 @@ def load_config(
     for entries, layer_hooks in layers:
         hooks += layer_hooks
         for key, value, source in entries:
+            role = _agent_role(key)
+            if role is not None:
+                merged["agents"].setdefault(role, {})["version"] = value
+                sources[key] = source
+                continue
             section, name = key.split(".", 1)
             table = merged["flags"]["overrides"] if _flag_name(key) else merged[section]
             table[name] = value
@@ -345,6 +382,7 @@ def load_config(
     flags = feature_flags.resolve_flags(settings.flags.preset, settings.flags.overrides)
     preset_source = f"preset {settings.flags.preset}"
     ordered_sources = {key: sources.get(key, preset_source) for key in _known_keys()}
+    ordered_sources.update({key: source for key, source in sources.items() if _agent_role(key)})
     return EffectiveConfig(settings, flags, ordered_sources)
 
 
@@ -365,7 +403,7 @@ def set_value(path: Path, key: str, value: str) -> None:
     table = document[section]
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: {section!r} is not a [{section}] table; fix the file first")
-    if section == "flags":
+    if section in ("flags", "agents"):
         _remove_nested(table, name)
     table[name] = typed
     _write(path, document)
@@ -377,7 +415,7 @@ def unset_value(path: Path, key: str) -> bool:
     section, name = key.split(".", 1) if "." in key else (key, "")
     table = document.get(section)
     removed = isinstance(table, dict) and (
-        _remove_nested(table, name) if section == "flags" else table.pop(name, None) is not None
+        _remove_nested(table, name) if section in ("flags", "agents") else table.pop(name, None) is not None
     )
     if not removed:
         _check_key(key)

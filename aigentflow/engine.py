@@ -23,6 +23,7 @@ from aigentflow.artifacts import render_summary, write_artifact
 from aigentflow.exceptions import RunFailure, RunPaused, UsageError
 from aigentflow.paths import ProjectPaths
 from aigentflow.redact import Redactor
+from aigentflow.roles.registry import ActiveRoles
 from aigentflow.statemachine import (
     ROUND_STATES,
     STATES,
@@ -73,6 +74,8 @@ class EngineOptions:
     """Test-only: the Git Agent SIGKILLs itself at this point of a branch move (``gitops.merge``)."""
     test_force_remote_build: bool = False
     """Test-only: build tasks act as if their node lacked the repository (the git-bundle path)."""
+    roles: ActiveRoles | None = None
+    """The version of each role the run uses; None: resolved from the run's recorded ``agents`` settings."""
 
 
 def pause_reason(store: RunStore, run: RunRecord) -> str | None:
@@ -102,6 +105,7 @@ class RunEngine:
         self._stop_flushing = threading.Event()
         run = self.store.get_run(run_id)
         self.enabled = enabled_states(run.flags)
+        self.roles = options.roles or active_roles(paths, run.settings.get("agents"))
         self.redactor = options.redactor
         self.writer = SegmentWriter(paths.traces_dir, self.redactor, run.settings["trace"]["flush_every_spans"])
         self.bus = hooks.EventBus(redactor=self.redactor, on_hook_error=self._hook_failed)
@@ -113,15 +117,9 @@ class RunEngine:
             self.bus.add_user_hook(hook)
 
     def roles_needed(self) -> list[str]:
-        """The agent roles this run's enabled states use."""
-        from actors import BUILD_ROLES, STEP_AGENTS
-
+        """The agent roles this run's enabled states use: each step's lead, and the helpers its flags turn on."""
         steps = [STATES[state].step for state in sorted(self.enabled)]
-        roles = [STEP_AGENTS[step][0] for step in steps if step in STEP_AGENTS]
-        if State.BUILDING in self.enabled:
-            flags = self.store.get_run(self.run_id).flags
-            roles += [role for flag, role in BUILD_ROLES.items() if flags.get(flag)] + ["git_agent"]
-        return sorted(set(roles))
+        return self.roles.needed(steps, self.store.get_run(self.run_id).flags)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -233,16 +231,16 @@ class RunEngine:
         self.writer.add(span)
 
     def _execute(self, run: RunRecord) -> RunRecord:
-        from actors import STEP_AGENTS
-
         state = State(run.state)
         step_name = self._step_name(state)
-        if base_step(step_name) not in STEP_AGENTS:
+        lead = self.roles.lead(base_step(step_name))
+        if lead is None:
             raise UsageError(
-                f"{state} is enabled by feature flags {', '.join(STATES[state].agent_flags)}, but this version "
-                "of aigentflow has no agent for it; disable the flag (`aigentflow config set flags.<name> false`)."
+                f"{state} is enabled by feature flags {', '.join(STATES[state].agent_flags)}, but no active role "
+                f"leads its step {base_step(step_name)!r}; disable the flag (`aigentflow config set flags.<name> "
+                "false`) or pick a role version that leads it (`aigentflow agents list`)."
             )
-        role = STEP_AGENTS[base_step(step_name)][0]
+        role = lead.name
         step = self.store.begin_step(run.id, step_name, role, state)
         state_span = (new_span_id(), time.time_ns())
         budget = run.settings["model"]["max_calls_per_run"] - run.model_calls
@@ -414,6 +412,13 @@ class RunEngine:
             self.writer.flush()
             os.kill(self.options.driver_pid, signal.SIGKILL)
             time.sleep(60)  # the driver is gone; Ray tears this process down with it
+
+
+def active_roles(paths: ProjectPaths, choices: Any = None) -> ActiveRoles:
+    """The role versions ``choices`` (a run's recorded ``agents`` settings) name, from the project's registry."""
+    from aigentflow.roles.registry import project_registry
+
+    return project_registry(paths).require_valid().resolve(choices)
 
 
 RECORD_ONLY = ("skills", "tool_calls", "git")

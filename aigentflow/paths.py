@@ -62,6 +62,11 @@ class ProjectPaths:
         return self.state_dir / "prompts"
 
     @property
+    def agents_dir(self) -> Path:
+        """The project's own versions of roles: ``<role>/<version>.toml|json`` (and their prompt layers)."""
+        return self.state_dir / "agents"
+
+    @property
     def cassettes_dir(self) -> Path:
         return self.state_dir / "cassettes"
 

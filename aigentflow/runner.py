@@ -54,19 +54,33 @@ def check_request(request: str, max_chars: int) -> str:
     return text
 
 
-def preflight_agents(flags: Mapping[str, Any]) -> None:
-    """Refuse a flag set that enables a state this version has no agent for."""
-    from actors import STEP_AGENTS
-
+def preflight_agents(flags: Mapping[str, Any], roles: Any) -> None:
+    """Refuse a flag set that enables a state no active role leads (``roles``: the run's ``ActiveRoles``)."""
     for state in sorted(enabled_states(flags)):
         step = STATES[state].step
-        if step not in STEP_AGENTS:
+        if roles.lead(step) is None:
             raise UsageError(
-                f"{state} is enabled by {' / '.join(STATES[state].agent_flags)}, but this version of aigentflow "
-                "has no agent for it yet; turn it off "
-                f"(`aigentflow config set flags.{STATES[state].agent_flags[0]} false`) "
-                "or use the mvp preset."
+                f"{state} is enabled by {' / '.join(STATES[state].agent_flags)}, but no active role leads its step "
+                f"{step!r}; turn it off (`aigentflow config set flags.{STATES[state].agent_flags[0]} false`), "
+                "use the mvp preset, or pick a role version that leads it (`aigentflow agents list`)."
             )
+
+
+def preflight_roles(paths: ProjectPaths, choices: Any) -> Any:
+    """The run's active role versions (``agents.<role>.version`` choices); every broken spec file, an unknown
+    role or version, is refused here, before anything is recorded."""
+    from aigentflow.roles.registry import project_registry
+
+    return project_registry(paths).require_valid().resolve(choices)
+
+
+def preflight_role_models(paths: ProjectPaths, settings: Any, roles: Any) -> None:
+    """A role version that names its own model: that model is checked now (its key, its cassette), as the
+    run's is, so that no step finds out later."""
+    from aigentflow.models.names import build_model_spec
+
+    for name in sorted({spec.model for spec in roles.specs.values() if spec.model} - {settings.model.name}):
+        build_model_spec({**settings.model.model_dump(), "name": name}, paths.cassettes_dir, record=False)
 
 
 @dataclass
@@ -77,6 +91,8 @@ class RunPlan:
     settings: Any
     flags: dict[str, Any]
     spec: Any
+    roles: Any = None
+    """The ``ActiveRoles``: the version of each role the run uses (recorded as its ``agents`` settings)."""
 
 
 def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) -> None:
@@ -109,14 +125,16 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
-    preflight_agents(config.flags)
+    roles = preflight_roles(paths, settings.agents)
+    preflight_agents(config.flags, roles)
+    preflight_role_models(paths, settings, roles)
     preflight_git(paths, settings, config.flags)
     from aigentflow.mcp.config import load_servers
 
     load_servers(paths.root)  # a broken mcp.json (or an unset ${VAR} in it) stops here, with the file named
     spec = build_model_spec(settings.model.model_dump(), paths.cassettes_dir, record=bool(settings.model.record))
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
-    return RunPlan(redactor.redact_text(text), settings, dict(config.flags), spec)
+    return RunPlan(redactor.redact_text(text), settings, dict(config.flags), spec, roles)
 
 
 def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
@@ -129,6 +147,8 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
         settings = plan.settings.model_dump(mode="json")
         # A cassette marked lenient makes the run lenient: recorded, so every later output can say so.
         settings["model"]["replay_lenient"] = bool(plan.spec.lenient)
+        if plan.roles is not None:  # every role's version, so that a resume uses the same ones
+            settings["agents"] = plan.roles.versions()
         run = store.create_run(
             project_id=project["id"], request=plan.request, model=plan.spec.name,
             settings=settings, flags=plan.flags, tenant_id=plan.settings.run.tenant,
@@ -167,7 +187,8 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
 def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     from aigentflow.models.names import build_model_spec
 
-    # Refuses, before Ray, a model whose key is gone since the run started.
+    # Refuses, before Ray, a model whose key is gone since the run started, or a role version gone or broken.
+    preflight_roles(paths, run.settings.get("agents"))
     return build_model_spec(run.settings["model"], paths.cassettes_dir,
                             record=bool(run.settings["model"].get("record")))
 

@@ -274,6 +274,14 @@ class HookConfig(BaseModel):
         return self
 
 
+class AgentChoice(BaseModel):
+    """Which version of a role runs use (``agents.<role>.version``; ``aigentflow agents list`` shows them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str | None = Field(None, description="The version of the role a run uses; none: the built-in one.")
+
+
 class Settings(BaseModel):
     """The whole validated configuration."""
 
@@ -289,3 +297,4 @@ class Settings(BaseModel):
     tools: ToolSettings = Field(default_factory=ToolSettings, description="MCP tools per agent role.")
     skills: SkillSettings = Field(default_factory=SkillSettings, description="Skill packs.")
     hooks: list[HookConfig] = Field(default_factory=list, description="Event hooks.")
+    agents: dict[str, AgentChoice] = Field(default_factory=dict, description="The version of each role runs use.")

@@ -33,13 +33,17 @@ def role_layer(role: str) -> str:
     return f"roles/{role}.md"
 
 
-def load_layers(project_prompts_dir: Path | None = None) -> dict[str, str]:
-    """Every shipped layer by relative path, with the project's overrides applied."""
+def load_layers(project_prompts_dir: Path | None = None, agents_dir: Path | None = None) -> dict[str, str]:
+    """Every shipped layer by relative path, with the project's overrides applied, and the prompt layers
+    kept beside the project's own role versions (``.aigentflow/agents/<role>/*.md`` as ``agents/<role>/...``)."""
     shipped_root = Path(str(resources.files("aigentflow.prompts") / LAYER_ROOT))
     layers = {p.relative_to(shipped_root).as_posix(): p.read_text() for p in sorted(shipped_root.rglob("*.md"))}
     if project_prompts_dir is not None and project_prompts_dir.is_dir():
         for path in sorted(project_prompts_dir.rglob("*.md")):
             layers[path.relative_to(project_prompts_dir).as_posix()] = path.read_text()
+    if agents_dir is not None and agents_dir.is_dir():
+        for path in sorted(agents_dir.glob("*/*.md")):
+            layers["agents/" + path.relative_to(agents_dir).as_posix()] = path.read_text()
     return layers
 
 
@@ -63,22 +67,25 @@ def compose(
     output_schema: type[BaseModel],
     skills: str = "",
     tools: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
+    role_layers: tuple[str, ...] = (),
 ) -> ComposedPrompt:
     """System message: constitution, role, [skills], output format, [tools]. User message: project
     context, task. The skills and tools layers are left out when empty, so a prompt without them is
-    the same as before they existed (recorded cassettes keep matching)."""
+    the same as before they existed (recorded cassettes keep matching). ``role_layers``: the role's
+    layers from its ``AgentSpec`` (default ``roles/<role>.md``)."""
+    role_names = role_layers or (role_layer(role),)
     schema = json.dumps(output_schema.model_json_schema(), indent=2, sort_keys=True)
     parts = {
         CONSTITUTION: layers[CONSTITUTION].strip(),
-        role_layer(role): layers[role_layer(role)].strip(),
+        **{name: layers[name].strip() for name in role_names},
         "skills": skills.strip(),
         OUTPUT_FORMAT: layers[OUTPUT_FORMAT].strip().replace("{schema}", schema),
         "tools": render_tools(layers, tools),
         "project_context": "# Project context\n\n" + project_context.strip(),
         "task": "# Task\n\n" + task.strip(),
     }
-    system = "\n\n".join(part for part in (parts[CONSTITUTION], parts[role_layer(role)], parts["skills"],
-                                            parts[OUTPUT_FORMAT], parts["tools"]) if part)
+    system = "\n\n".join(part for part in (parts[CONSTITUTION], *(parts[name] for name in role_names),
+                                            parts["skills"], parts[OUTPUT_FORMAT], parts["tools"]) if part)
     user = "\n\n".join([parts["project_context"], parts["task"]])
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     return ComposedPrompt(

@@ -1,0 +1,1 @@
+"""Roles as data: ``AgentSpec`` versions in a registry (``registry.py``); see ``spec.py``."""
