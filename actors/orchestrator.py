@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.engine import EngineOptions, RunEngine, pause_reason
@@ -18,6 +18,9 @@ from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageE
 from aigentflow.paths import ProjectPaths
 from aigentflow.statemachine import base_step
 from aigentflow.store.sqlite import SQLiteRunStore
+
+if TYPE_CHECKING:
+    from aigentflow.settings import BuildSettings, Settings
 
 AGENT_START_TIMEOUT_S = 120.0
 MCP_TOOL = re.compile(r"[A-Za-z0-9_-]+/(\*|[A-Za-z0-9_.:-]+)")
@@ -38,7 +41,8 @@ class Orchestrator:
         self.handles: dict[str, Any] = {}
         self._controls_lock = threading.Lock()
         self._controls_store: SQLiteRunStore | None = None
-        self._recorded_run: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._recorded_run: tuple[dict[str, Any], Settings] | None = None
+        self._project_facts: dict[str, Any] | None = None
         self._equip_lock = threading.Lock()
         self._skill_catalog: Any = None
         self._project_terms: str | None = None
@@ -69,7 +73,7 @@ class Orchestrator:
                                                         self.options.test_kill_in_merge)
         return self.handles["git_agent"]
 
-    def _recorded(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _recorded(self) -> tuple[dict[str, Any], Settings]:
         """The run's flags and settings as recorded when it was created (they never change after)."""
         if self._recorded_run is None:
             store = SQLiteRunStore(self.paths.database, readonly=True)
@@ -77,7 +81,7 @@ class Orchestrator:
                 run = store.get_run(self.run_id)
             finally:
                 store.close()
-            self._recorded_run = (run.flags, run.settings)
+            self._recorded_run = (run.flags, run.config)
         return self._recorded_run
 
     @property
@@ -85,8 +89,26 @@ class Orchestrator:
         return self._recorded()[0]
 
     @property
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> Settings:
+        """The run's settings, typed (``RunRecord.config``)."""
         return self._recorded()[1]
+
+    @property
+    def build_settings(self) -> BuildSettings:
+        """The run's ``build`` settings, with the test command `aigentflow init` detected when none is set
+        (what the engine gives the build steps as ``inputs["settings"]["build"]``)."""
+        build = self.settings.build
+        return build if build.test_command else build.with_detected_test_command(self.project_facts())
+
+    def project_facts(self) -> dict[str, Any]:
+        """The facts `aigentflow init` recorded about the project (read once)."""
+        if self._project_facts is None:
+            store = SQLiteRunStore(self.paths.database, readonly=True)
+            try:
+                self._project_facts = (store.get_project() or {}).get("facts", {})
+            finally:
+                store.close()
+        return self._project_facts
 
     def warm_up(self, roles: list[str], timeout_s: float = AGENT_START_TIMEOUT_S) -> None:
         """Start the run's agents together, and the cluster's Model Gateway (which imports litellm,
@@ -170,7 +192,7 @@ class Orchestrator:
             if name not in self._role_models:
                 from aigentflow.models.names import build_model_spec
 
-                self._role_models[name] = build_model_spec({**self.settings["model"], "name": name},
+                self._role_models[name] = build_model_spec(self.settings.model.model_copy(update={"name": name}),
                                                            self.paths.cassettes_dir, record=False)
             return self._role_models[name]
 
@@ -192,14 +214,15 @@ class Orchestrator:
         if notices:
             fields["notices"] = notices
         if catalog["tools"]:
-            limits = self.settings.get("tools", {})
+            limits = self.settings.tools
             fields.update(tools=tuple(catalog["tools"]), tool_router=router, tool_limits={
-                k: limits[k] for k in ("max_rounds", "max_calls_per_round", "max_result_chars") if k in limits})
+                "max_rounds": limits.max_rounds, "max_calls_per_round": limits.max_calls_per_round,
+                "max_result_chars": limits.max_result_chars})
         return fields
 
     def _pick_skills(self, role: str, call: AgentCall) -> list[Any]:
-        options = self.settings.get("skills", {})
-        if not options.get("enabled", True) or not options.get("limit", 3):
+        options = self.settings.skills
+        if not options.enabled or not options.limit:
             return []
         from aigentflow.skills import discover, select
 
@@ -207,11 +230,7 @@ class Orchestrator:
             if self._skill_catalog is None:
                 self._skill_catalog = discover(self.paths.root)
             if self._project_terms is None:
-                store = SQLiteRunStore(self.paths.database, readonly=True)
-                try:
-                    facts = (store.get_project() or {}).get("facts", {})
-                finally:
-                    store.close()
+                facts = self.project_facts()
                 self._project_terms = " ".join([facts.get("primary_language") or "", *facts.get("languages", {}),
                                                 *facts.get("frameworks", []), facts.get("test_command") or ""])
         task = call.inputs.get("task") if isinstance(call.inputs.get("task"), dict) else {}
@@ -220,8 +239,8 @@ class Orchestrator:
         text = "\n".join([role.replace("_", " "), call.step.split("/")[0], call.request, str(task.get("title", "")),
                           str(task.get("description", "")), *map(str, task.get("acceptance_criteria", [])),
                           " ".join(call.inputs)])
-        return select(self._skill_catalog, text, context=self._project_terms, limit=int(options.get("limit", 3)),
-                      min_score=int(options.get("min_score", 2)))
+        return select(self._skill_catalog, text, context=self._project_terms, limit=options.limit,
+                      min_score=options.min_score)
 
     def tool_router(self) -> Any:
         """The run's Tool Router, started on first need; None when no MCP server is configured."""
@@ -236,8 +255,8 @@ class Orchestrator:
                     from actors.tool_router import ToolRouter
 
                     # A role version's own allowlist (its spec's ``tools``) replaces the run's tools.<role>.
-                    tools = {**self.settings.get("tools", {}), **{
-                        role: list(spec.tools) for role, spec in self.roles.specs.items() if spec.tools is not None}}
+                    tools = self.settings.tools.model_copy(update={
+                        role: list(spec.tools) for role, spec in self.roles.specs.items() if spec.tools is not None})
                     self._router = make_actor(ToolRouter, str(self.paths.root), tools,
                                               self.options.redactor, name=f"tools:{self.run_id}",
                                               max_concurrency=16, scheduling_strategy=this_node())

@@ -17,9 +17,12 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigentflow.tracing.spans import make_span
+
+if TYPE_CHECKING:
+    from aigentflow.settings import ToolSettings
 
 ARGUMENTS_SHOWN = 2000
 """Characters of a call's (redacted) arguments kept on its span."""
@@ -34,12 +37,11 @@ def tool_allowed(patterns: list[str], tool_id: str) -> bool:
 class ToolRouter:
     role = "tool_router"
 
-    def __init__(self, project_root: str, tool_settings: dict[str, Any], redactor: Any) -> None:
+    def __init__(self, project_root: str, tool_settings: ToolSettings, redactor: Any) -> None:
         from aigentflow.mcp.client import McpHub
         from aigentflow.mcp.config import load_servers
-        from aigentflow.settings import ToolSettings
 
-        self.settings = ToolSettings.model_validate(tool_settings)
+        self.settings = tool_settings
         # stdio servers run in the project's directory unless their entry says otherwise (`cwd`)
         self.servers = {name: replace(config, cwd=config.cwd or project_root) if config.transport == "stdio"
                         else config for name, config in load_servers(Path(project_root)).items()}

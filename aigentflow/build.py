@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigentflow.gitops.runner import Git
+
+if TYPE_CHECKING:
+    from aigentflow.settings import BuildSettings
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,11 @@ class TaskOutcome:
 
 
 
-def limits_from_settings(build: dict[str, Any]) -> dict[str, Any]:
+def limits_from_settings(build: BuildSettings) -> dict[str, Any]:
     """The sandbox ``Limits`` fields from the ``build`` settings section, and ``env_passthrough``."""
-    return {"timeout_s": float(build["timeout_s"]), "memory_bytes": int(build["memory_mb"]) * 1024 * 1024,
-            "max_processes": int(build["max_processes"]), "max_output_bytes": int(build["max_output_kb"]) * 1024,
-            "env_passthrough": list(build.get("env_passthrough") or [])}
+    return {"timeout_s": float(build.timeout_s), "memory_bytes": build.memory_mb * 1024 * 1024,
+            "max_processes": build.max_processes, "max_output_bytes": build.max_output_kb * 1024,
+            "env_passthrough": list(build.env_passthrough)}
 
 
 def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bool = False) -> dict[str, Any]:

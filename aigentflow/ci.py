@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shlex
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from aigentflow.pythons import PythonChoice, choose_pythons
 
 if TYPE_CHECKING:
     from aigentflow.sandbox import ExecResult
+    from aigentflow.settings import BuildSettings
 
 WORKFLOW = Path(".github") / "workflows" / "aigentflow.yml"
 WORKFLOWS_DIR = WORKFLOW.parent
@@ -49,36 +49,32 @@ def detected_test_command(root: Path) -> str | None:
     return project.get("facts", {}).get("test_command") or None
 
 
-def resolve_test_command(root: Path, settings: Mapping[str, Any]) -> str:
+def resolve_test_command(root: Path, build: BuildSettings) -> str:
     """``build.test_command``, else the detected one; ``UsageError`` when neither is known."""
-    command = str(settings.get("build", {}).get("test_command") or "").strip() or detected_test_command(root)
+    command = build.test_command.strip() or detected_test_command(root)
     if not command:
         raise UsageError(NO_TEST_COMMAND)
     return command
 
 
-def gate_source(root: Path, settings: Mapping[str, Any]) -> tuple[str, str]:
+def gate_source(root: Path, build: BuildSettings) -> tuple[str, str]:
     """The merge gate and where it comes from: ``build.ci_command``, else the test command."""
-    build = settings.get("build", {})
-    for key in ("ci_command", "test_command"):
-        command = str(build.get(key) or "").strip()
+    for key, command in (("ci_command", build.ci_command.strip()), ("test_command", build.test_command.strip())):
         if command:
             return command, f"build.{key}"
-    return resolve_test_command(root, settings), "the test command `aigentflow init` detected"
+    return resolve_test_command(root, build), "the test command `aigentflow init` detected"
 
 
-def gate_command(root: Path, settings: Mapping[str, Any]) -> str:
+def gate_command(root: Path, build: BuildSettings) -> str:
     """The merge gate: ``build.ci_command``, else the test command."""
-    return gate_source(root, settings)[0]
+    return gate_source(root, build)[0]
 
 
-def run_gate(root: Path, settings: Mapping[str, Any], cwd: Path | None = None) -> ExecResult:
+def run_gate(root: Path, build: BuildSettings, cwd: Path | None = None) -> ExecResult:
     """Run the gate command in ``cwd`` (default: ``root``) under the build section's sandbox limits."""
     from aigentflow.sandbox import Limits, Sandbox
-    from aigentflow.settings import BuildSettings
 
-    command = gate_command(root, settings)
-    build = BuildSettings.model_validate(settings.get("build", {}))
+    command = gate_command(root, build)
     limits = Limits(timeout_s=build.timeout_s, memory_bytes=build.memory_mb * 1024 * 1024,
                     max_processes=build.max_processes, max_output_bytes=build.max_output_kb * 1024)
     return Sandbox(Path(cwd or root), limits=limits, network=build.network,
@@ -242,10 +238,11 @@ def _refusal(others: list[str], exists: bool, command: str) -> UsageError:
                       + (f", or make your own workflow run `{command}`" if others else "") + ".")
 
 
-def write_workflow(root: Path, settings: Mapping[str, Any], *, force: bool = False) -> dict[str, Any]:
-    """Write the workflow; refuses (unless ``force``) when it or other workflows exist."""
+def write_workflow(root: Path, build: BuildSettings, *, force: bool = False) -> dict[str, Any]:
+    """Write the workflow (the gate from the ``build`` settings); refuses (unless ``force``) when it or
+    other workflows exist."""
     target = root / WORKFLOW
-    command, source = gate_source(root, settings)
+    command, source = gate_source(root, build)
     others = existing_workflows(root)
     if (others or target.exists()) and not force:
         raise _refusal(others, target.exists(), command)

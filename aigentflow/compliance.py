@@ -17,7 +17,10 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aigentflow.settings import ComplianceSettings
 
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -93,10 +96,11 @@ def _denied(license_text: str, denied: list[str]) -> str | None:
     return None
 
 
-def check(worktree: Path, installed_root: Path, diff: str, settings: dict[str, Any], redactor: Any) -> dict[str, Any]:
+def check(worktree: Path, installed_root: Path, diff: str, settings: ComplianceSettings,
+          redactor: Any) -> dict[str, Any]:
     """The findings on a change (``diff``, from ``worktree``); ``blocking`` when any finding blocks."""
     findings: list[dict[str, Any]] = []
-    patterns = [(p, re.compile(p)) for p in settings.get("forbidden_patterns", [])]
+    patterns = [(p, re.compile(p)) for p in settings.forbidden_patterns]
     for path, number, text in added_lines(diff):
         if redactor.redact_text(text) != text:
             findings.append({"kind": "secret", "path": path, "line": number, "blocking": True,
@@ -109,9 +113,9 @@ def check(worktree: Path, installed_root: Path, diff: str, settings: dict[str, A
         found = license_of(ecosystem, name, installed_root)
         if found is None:
             findings.append({"kind": "license", "path": name, "line": 0,
-                             "blocking": bool(settings.get("block_unknown_licenses")),
+                             "blocking": settings.block_unknown_licenses,
                              "detail": f"{ecosystem} dependency {name}: license unknown (not installed here?)"})
-        elif (rule := _denied(found, settings.get("denied_licenses", []))):
+        elif (rule := _denied(found, settings.denied_licenses)):
             findings.append({"kind": "license", "path": name, "line": 0, "blocking": True,
                              "detail": f"{ecosystem} dependency {name} is {found}, denied by "
                                        "compliance.denied_licenses "

@@ -105,15 +105,14 @@ class RunEngine:
         self._stop_flushing = threading.Event()
         run = self.store.get_run(run_id)
         self.enabled = enabled_states(run.flags)
-        self.roles = options.roles or active_roles(paths, run.settings.get("agents"))
+        self.roles = options.roles or active_roles(paths, run.config.agents)
         self.redactor = options.redactor
-        self.writer = SegmentWriter(paths.traces_dir, self.redactor, run.settings["trace"]["flush_every_spans"])
+        self.writer = SegmentWriter(paths.traces_dir, self.redactor, run.config.trace.flush_every_spans)
         self.bus = hooks.EventBus(redactor=self.redactor, on_hook_error=self._hook_failed)
         self.bus.subscribe(self._audit)
         from aigentflow.hooks import build_user_hooks
-        from aigentflow.settings import HookConfig
 
-        for hook in build_user_hooks(HookConfig(**h) for h in run.settings.get("hooks", [])):
+        for hook in build_user_hooks(run.config.hooks):
             self.bus.add_user_hook(hook)
 
     def roles_needed(self) -> list[str]:
@@ -243,12 +242,12 @@ class RunEngine:
         role = lead.name
         step = self.store.begin_step(run.id, step_name, role, state)
         state_span = (new_span_id(), time.time_ns())
-        budget = run.settings["model"]["max_calls_per_run"] - run.model_calls
+        budget = run.config.model.max_calls_per_run - run.model_calls
         call = AgentCall(
             run_id=run.id, step=step_name, attempt=step.attempt, request=run.request,
             project_context=self._project_context(), layers=self._layers(), model=self.options.model_spec,
             inputs=self._inputs(step_name), parent_span_id=state_span[0], budget=max(budget, 0),
-            tenant_id=run.tenant_id, timeout_s=run.settings["run"]["step_timeout_s"],
+            tenant_id=run.tenant_id, timeout_s=run.config.run.step_timeout_s,
         )
         self.emit(hooks.AGENT_STARTED, run, role=role, step=step_name, attempt=step.attempt)
         invoked = time.perf_counter()
@@ -384,18 +383,14 @@ class RunEngine:
         return inputs
 
     def _build_inputs(self, outputs: dict[str, Any]) -> dict[str, Any]:
-        from aigentflow.settings import BuildSettings, ComplianceSettings, GitSettings
-
-        settings = self.store.get_run(self.run_id).settings
-        git = {**GitSettings().model_dump(), **settings.get("git", {})}
-        compliance = {**ComplianceSettings().model_dump(), **settings.get("compliance", {})}
-        build = {**BuildSettings().model_dump(), **settings.get("build", {})}
-        if not build["test_command"]:
-            project = self.store.get_project() or {"facts": {}}
-            build["test_command"] = project["facts"].get("test_command") or ""
+        config = self.store.get_run(self.run_id).config
+        build = config.build
+        if not build.test_command:
+            build = build.with_detected_test_command((self.store.get_project() or {"facts": {}})["facts"])
         return {"architecture": outputs.get("architect"), "build": outputs.get("build"),
                 "design": outputs.get("design"),
-                "settings": {"git": git, "build": build, "compliance": compliance}}
+                "settings": {"git": config.git.model_dump(mode="json"), "build": build.model_dump(mode="json"),
+                             "compliance": config.compliance.model_dump(mode="json")}}
 
     def _record_cassette(self, result: AgentResult) -> None:
         if not self.options.record_path or not result.calls:

@@ -80,7 +80,7 @@ def preflight_role_models(paths: ProjectPaths, settings: Any, roles: Any) -> Non
     from aigentflow.models.names import build_model_spec
 
     for name in sorted({spec.model for spec in roles.specs.values() if spec.model} - {settings.model.name}):
-        build_model_spec({**settings.model.model_dump(), "name": name}, paths.cassettes_dir, record=False)
+        build_model_spec(settings.model.model_copy(update={"name": name}), paths.cassettes_dir, record=False)
 
 
 @dataclass
@@ -132,7 +132,7 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     from aigentflow.mcp.config import load_servers
 
     load_servers(paths.root)  # a broken mcp.json (or an unset ${VAR} in it) stops here, with the file named
-    spec = build_model_spec(settings.model.model_dump(), paths.cassettes_dir, record=bool(settings.model.record))
+    spec = build_model_spec(settings.model, paths.cassettes_dir, record=bool(settings.model.record))
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
     return RunPlan(redactor.redact_text(text), settings, dict(config.flags), spec, roles)
 
@@ -172,12 +172,13 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
     from aigentflow.engine import EngineOptions
     from aigentflow.redact import Redactor
 
+    config = run.config
     return EngineOptions(
-        redactor=Redactor.from_environment(extra_patterns=run.settings["trace"]["redact_patterns"]),
-        model_spec=spec, record_path=record or run.settings["model"].get("record") or None,
+        redactor=Redactor.from_environment(extra_patterns=config.trace.redact_patterns),
+        model_spec=spec, record_path=record or config.model.record or None,
         kill_driver_at=os.environ.get(KILL_DRIVER_ENV) or None,
-        agent_resource=run.settings["run"].get("agent_resource", ""),
-        agent_start_timeout_s=run.settings["run"].get("agent_start_timeout_s", 120.0),
+        agent_resource=config.run.agent_resource,
+        agent_start_timeout_s=config.run.agent_start_timeout_s,
         driver_pid=os.getpid(),
         test_kill_in_merge=os.environ.get("AIGENTFLOW_TEST_KILL_IN_MERGE") or None,
         test_force_remote_build=os.environ.get("AIGENTFLOW_TEST_FORCE_REMOTE_BUILD") == "1",
@@ -188,9 +189,8 @@ def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     from aigentflow.models.names import build_model_spec
 
     # Refuses, before Ray, a model whose key is gone since the run started, or a role version gone or broken.
-    preflight_roles(paths, run.settings.get("agents"))
-    return build_model_spec(run.settings["model"], paths.cassettes_dir,
-                            record=bool(run.settings["model"].get("record")))
+    preflight_roles(paths, run.config.agents)
+    return build_model_spec(run.config.model, paths.cassettes_dir, record=bool(run.config.model.record))
 
 
 def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None,

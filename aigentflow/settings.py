@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aigentflow import flags as feature_flags
 from aigentflow.exceptions import ConfigError
@@ -168,6 +169,13 @@ class BuildSettings(BaseModel):
     def _passthrough_names(cls, patterns: list[str]) -> list[str]:
         return passthrough_patterns(patterns)
 
+    def with_detected_test_command(self, facts: Mapping[str, Any]) -> BuildSettings:
+        """These settings, with the test command `aigentflow init` detected (``facts``, the project's) when
+        none is configured."""
+        if self.test_command:
+            return self
+        return self.model_copy(update={"test_command": facts.get("test_command") or ""})
+
 
 class ComplianceSettings(BaseModel):
     """What the Compliance Agent blocks (agents.complianceAgent)."""
@@ -298,3 +306,62 @@ class Settings(BaseModel):
     skills: SkillSettings = Field(default_factory=SkillSettings, description="Skill packs.")
     hooks: list[HookConfig] = Field(default_factory=list, description="Event hooks.")
     agents: dict[str, AgentChoice] = Field(default_factory=dict, description="The version of each role runs use.")
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> Settings:
+        """The settings a run recorded (``RunRecord.settings``), read leniently: what an older version did
+        not record gets today's defaults, and what it recorded that this version no longer knows is
+        ignored. (User input stays strict: ``config.load_config`` validates it, unknown keys refused.)"""
+        known = _known(cls, data)
+        try:
+            return cls.model_validate(known)
+        except ValidationError:
+            # Checked when the run was recorded, by the version that recorded it: a value a later version
+            # refuses (a tightened limit) still reads, as it was.
+            return _constructed(cls, known)
+
+
+def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model class a field holds (and whether as a list of them), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    args = getattr(annotation, "__args__", ())
+    if getattr(annotation, "__origin__", None) is list and args and isinstance(args[0], type) \
+            and issubclass(args[0], BaseModel):
+        return args[0], True
+    return None, False
+
+
+def _known(model: type[BaseModel], data: Any) -> Any:
+    """``data`` with only the keys ``model`` (and the models in it) has fields for."""
+    if not isinstance(data, Mapping):
+        return data
+    kept: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in data:
+            continue
+        inner, many = _model_of(info.annotation)
+        value = data[name]
+        if inner is None:
+            kept[name] = value
+        elif many and isinstance(value, list):
+            kept[name] = [_known(inner, item) for item in value]
+        else:
+            kept[name] = _known(inner, value)
+    return kept
+
+
+def _constructed(model: type[BaseModel], data: Any) -> Any:
+    """``model`` built from ``data`` (already ``_known``) without validation, nested models too."""
+    if not isinstance(data, Mapping):
+        return data
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        inner, many = _model_of(model.model_fields[name].annotation)
+        if inner is None:
+            values[name] = value
+        elif many and isinstance(value, list):
+            values[name] = [_constructed(inner, item) for item in value]
+        else:
+            values[name] = _constructed(inner, value)
+    return model.model_construct(**values)

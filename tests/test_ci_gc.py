@@ -14,6 +14,7 @@ import yaml
 
 from aigentflow.ci import render_workflow, run_gate
 from aigentflow.gitops.worktrees import Worktrees, commit_all
+from aigentflow.settings import BuildSettings
 from aigentflow.store.sqlite import SQLiteRunStore
 from tests.conftest import aigentflow
 
@@ -112,10 +113,10 @@ def test_ci_run_passes_then_fails_when_a_test_breaks(sample_repo: Path) -> None:
 def test_run_gate_prefers_the_ci_command_and_runs_in_the_given_worktree(sample_repo: Path, tmp_path: Path) -> None:
     scratch = Worktrees(sample_repo).ensure(tmp_path / "scratch", "aigentflow/gate-check", "main").path
     (scratch / "only-here.txt").write_text("x")
-    settings = {"build": {"test_command": "false", "ci_command": "test -f only-here.txt", "timeout_s": 30}}
-    assert run_gate(sample_repo, settings, cwd=scratch).ok
-    assert run_gate(sample_repo, settings).exit_code == 1
-    assert not run_gate(sample_repo, {"build": {"test_command": "false"}}, cwd=scratch).ok
+    build = BuildSettings(test_command="false", ci_command="test -f only-here.txt", timeout_s=30)
+    assert run_gate(sample_repo, build, cwd=scratch).ok
+    assert run_gate(sample_repo, build).exit_code == 1
+    assert not run_gate(sample_repo, BuildSettings(test_command="false"), cwd=scratch).ok
 
 
 # -- gc --------------------------------------------------------------------------------------------

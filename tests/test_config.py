@@ -311,6 +311,27 @@ def test_known_keys_and_descriptions() -> None:
         describe_key("hooks")
 
 
+def test_recorded_settings_read_leniently_while_config_files_stay_strict(project: Path, env: dict[str, str]) -> None:
+    """A run's recorded settings (``RunRecord.config``) come from whichever version recorded them: keys it
+    no longer knows are ignored, missing ones get defaults, and a value a later check refuses still reads.
+    The same unknown key in a config file is refused."""
+    from aigentflow.settings import Settings
+
+    recorded = {"model": {"name": "openai/gpt-4o-mini", "stream": True}, "legacy": {"x": 1},
+                "build": {"env_passthrough": ["MYAPP_API_KEY"], "memory_mb": 4096},
+                "hooks": [{"command": "true", "retries": 2}]}
+    settings = Settings.from_stored(recorded)
+    assert settings.model.name == "openai/gpt-4o-mini" and settings.model.max_calls_per_run == 200
+    assert settings.build.env_passthrough == ["MYAPP_API_KEY"] and settings.build.memory_mb == 4096
+    assert settings.build.timeout_s == 600.0 and settings.git.merge_style == "merge"
+    assert [(h.event, h.command, h.timeout_s) for h in settings.hooks] == [("*", "true", 10.0)]
+    assert Settings.from_stored({}) == Settings()
+    assert Settings.from_stored(Settings().model_dump(mode="json")) == Settings()
+    write(project_file(project), '[model]\nname = "replay/demo"\nstream = true\n')
+    with pytest.raises(ConfigError, match="stream"):
+        load_config(project, env=env)
+
+
 # --- the `aigentflow config` commands, in a real git repository ---------------------------------
 
 

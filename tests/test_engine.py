@@ -83,13 +83,13 @@ def test_disabled_agent_state_is_skipped(sample_repo: Path) -> None:
     assert not (paths.run_dir(run.id) / "architecture.md").exists()
 
 
-def test_enabling_an_agent_this_version_lacks_is_refused(sample_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every pipeline state has its agent in this version: take one away, as a build without it would be.
-    import actors
-
-    monkeypatch.delitem(actors.STEP_AGENTS, "design")
-    with pytest.raises(UsageError, match=r"DESIGNING.*agents.uiDesigner"):
-        start(sample_repo, **{"flags.agents.uiDesigner": "true"})
+def test_enabling_a_state_no_active_role_leads_is_refused(sample_repo: Path) -> None:
+    # A version of the UI Designer that leads no step, picked by settings: DESIGNING has nobody to run it.
+    spec_dir = ProjectPaths(sample_repo).agents_dir / "ui_designer"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "2.0.0.toml").write_text("steps = []\n")
+    with pytest.raises(UsageError, match=r"DESIGNING.*agents.uiDesigner.*no active role leads its step 'design'"):
+        start(sample_repo, **{"flags.agents.uiDesigner": "true", "agents.ui_designer.version": "2.0.0"})
     assert store_of(ProjectPaths(sample_repo)).list_runs() == [], "a refused run is not recorded"
 
 
@@ -259,3 +259,62 @@ def test_the_shipped_demo_cassette_matches_todays_prompts(sample_repo: Path) -> 
     paths, run, spec = start(sample_repo, **{"model.replay_lenient": "false"})
     final = drive(paths, run, spec)
     assert final.state == "COMPLETED", final.error
+
+
+def test_a_run_recorded_by_an_older_version_resumes_with_defaults_for_what_it_lacked(sample_repo: Path) -> None:
+    """An older aigentflow recorded fewer settings (no trace, tools, skills, build, compliance sections; no
+    newer model or run keys) and some this version no longer knows. Resuming it reads them leniently; what
+    it did record is what the engine uses, the rest are today's defaults, and the stored JSON is unchanged."""
+    import sqlite3
+
+    paths, run, spec = start(sample_repo)
+    with pytest.raises(Interrupted):
+        drive(paths, run, spec, agents_invoker(interrupt_at="analyze"))
+    log = sample_repo.parent / "hook-events.jsonl"
+    older = {
+        "model": {"name": "replay/demo", "temperature": 0.0, "max_validation_retries": 2, "timeout_s": 120.0,
+                  "max_calls_per_run": 50, "max_reply_bytes": 1_000_000, "replay_lenient": True,
+                  "record": "", "stream": False},
+        "run": {"max_request_chars": 100_000, "ray_address": "", "include_dashboard": False,
+                "step_timeout_s": 333.0, "tenant": "default"},
+        "flags": {"preset": "mvp", "overrides": {}},
+        "git": {"integration_branch": "", "merge_style": "ff", "tag_prefix": "v"},
+        "hooks": [{"event": "run.finished", "command": f"cat >> {log}; echo >> {log}", "timeout_s": 10.0,
+                   "retries": 2}],
+        "telemetry": {"endpoint": "http://old.example"},
+    }
+    database = sqlite3.connect(paths.database)
+    with database:
+        database.execute("UPDATE runs SET settings_json = ? WHERE id = ?", (json.dumps(older), run.id))
+    database.close()
+
+    resumed = store_of(paths).get_run(run.id)
+    config = resumed.config
+    assert (config.model.max_calls_per_run, config.run.step_timeout_s, config.git.merge_style) == (50, 333.0, "ff")
+    assert config.model.max_transient_retries == 3 and config.run.agent_start_timeout_s == 120.0
+    assert config.trace.flush_every_spans == 256 and config.tools.max_rounds == 4 and config.skills.limit == 3
+    assert config.build.timeout_s == 600.0 and config.compliance.denied_licenses == ["AGPL-3.0", "GPL-3.0", "SSPL-1.0"]
+    assert [h.command for h in config.hooks] == [older["hooks"][0]["command"]]
+
+    seen: list = []
+    healthy = agents_invoker()
+
+    def invoke(role, call):
+        seen.append((call.step, call.budget, call.timeout_s, call.inputs.get("settings")))
+        return healthy(role, call)
+
+    assert drive(paths, resumed, spec, invoke, resume=True).state == "COMPLETED"
+    assert [(step, budget, timeout) for step, budget, timeout, _ in seen][:2] == [
+        ("analyze", 50, 333.0), ("plan", 49, 333.0)], "budget and step timeout as recorded"
+    settings = seen[0][3]  # what the analyze step was given: plain data, as agents get it
+    assert json.loads(json.dumps(settings)) == settings
+    assert settings["git"] == {"integration_branch": "", "merge_style": "ff", "tag_prefix": "v"}
+    facts = store_of(paths).get_project()["facts"]
+    assert settings["build"]["timeout_s"] == 600.0 and settings["build"]["memory_mb"] == 2048
+    assert facts["test_command"] and settings["build"]["test_command"] == facts["test_command"], "as detected"
+    assert settings["compliance"]["block_unknown_licenses"] is False
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert [e["name"] for e in events] == ["run.finished"], "the recorded hook ran, its unknown key ignored"
+    raw = sqlite3.connect(paths.database).execute("SELECT settings_json FROM runs WHERE id = ?", (run.id,))
+    assert json.loads(raw.fetchone()[0]) == older, "the stored settings are left as recorded"
+

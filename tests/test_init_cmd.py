@@ -143,6 +143,6 @@ def test_a_unittest_project_records_unittest_and_its_results_come_back(unittest_
     # What a build task's tests record (the Tester and the Bug Fixer read it): no JUnit report from
     # unittest, so the result is the exit code and the fixer gets the output.
     record = run_in_sandbox(unittest_project, f"{sys.executable} -m unittest discover -s tests -t .",
-                            limits_from_settings(BuildSettings().model_dump()))
+                            limits_from_settings(BuildSettings()))
     assert record["ok"] is False and record["results"] == {"source": "exit_code", "exit_code": 1}
     assert "6 != 7" in record["stderr"]

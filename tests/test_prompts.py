@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from actors import DETERMINISTIC_ROLES, ROLE_CLASSES, agent_class
+from actors import agent_class
+from actors.specs import BUILTIN_SPECS
 from aigentflow.models.spec import prompt_hash
 from aigentflow.prompts.compose import (
     CONSTITUTION,
@@ -103,8 +104,9 @@ def test_shipped_layers_compose_for_every_role() -> None:
     assert {CONSTITUTION, OUTPUT_FORMAT} <= set(shipped)
     from actors.base import BaseAgent
 
-    for role in ROLE_CLASSES:
-        if role in DETERMINISTIC_ROLES:  # calls no model: must not pretend to be a model agent
+    for spec in BUILTIN_SPECS:
+        role = spec.name
+        if spec.deterministic:  # calls no model: must not pretend to be a model agent
             assert not issubclass(agent_class(role), BaseAgent) and agent_class(role).role == role
             continue
         assert role_layer(role) in shipped, f"no shipped role layer for {role}"

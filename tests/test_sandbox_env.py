@@ -77,10 +77,10 @@ def test_a_build_tasks_test_record_gets_the_passthrough_and_names_what_it_lacked
     monkeypatch.setenv("PYTHONPATH", "src")
     monkeypatch.setenv("BUILD_FLAVOUR", "fast")
     command = 'test "$PYTHONPATH" = src && test -n "$BUILD_FLAVOUR"'
-    plain = run_in_sandbox(tmp_path, command, limits_from_settings(BuildSettings().model_dump()))
+    plain = run_in_sandbox(tmp_path, command, limits_from_settings(BuildSettings()))
     assert plain["ok"] is False and plain["env_withheld"][0] == "PYTHONPATH"
     assert "BUILD_FLAVOUR" in plain["env_withheld"]
-    settings = BuildSettings(env_passthrough=["PYTHONPATH", "BUILD_*"]).model_dump()
+    settings = BuildSettings(env_passthrough=["PYTHONPATH", "BUILD_*"])
     passed = run_in_sandbox(tmp_path, command, limits_from_settings(settings))
     assert passed["ok"] is True, passed["summary"]
     assert {"PYTHONPATH", "BUILD_FLAVOUR"}.isdisjoint(passed["env_withheld"])

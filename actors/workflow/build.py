@@ -123,7 +123,7 @@ class BuildWorkflow(Workflow):
                 return self._done(record, stop)
         if outcome.status == "passed" and flags.get("features.coverageTracking", False):
             record["coverage"] = coverage = self.coverage(worktree["path"], self.feature, worktree["branch"])
-            threshold = float(self.build["coverage_threshold"])
+            threshold = self.build.coverage_threshold
             if coverage["measured"] and coverage["changed_percent"] is not None and \
                     coverage["changed_percent"] < threshold:
                 record.update(status="coverage_below", detail=f"changed lines {coverage['changed_percent']}% covered")
@@ -254,7 +254,7 @@ class BuildWorkflow(Workflow):
         missing = [t for t in self.order if not self.outcomes.get(t, {}).get("merged")]
         output = {"feature_branch": self.feature, "integration_branch": self.integration,
                   "tasks": self.outcomes, "conflicts": self.conflicts, "overlaps": self.overlaps,
-                  "test_command": self.build["test_command"], "coverage_baseline": self.baseline}
+                  "test_command": self.build.test_command, "coverage_baseline": self.baseline}
         report = render_build_report(self.run_id, self.feature, self.outcomes, self.conflicts, self.overlaps)
         if stop or missing:
             reason = stop or f"tasks {', '.join(missing)} were not built"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.build import (
@@ -23,6 +23,9 @@ from aigentflow.build import (
 from aigentflow.engine import NEEDS_APPROVAL
 from aigentflow.gitops import names
 from aigentflow.tracing.spans import new_span_id, trace_id_for
+
+if TYPE_CHECKING:
+    from aigentflow.settings import ComplianceSettings
 
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 MAX_FIX_ATTEMPTS = 3
@@ -50,7 +53,8 @@ def _coverage_task(worktree: str, test_command: str, configured: str, limits: di
     return measure(Path(worktree), test_command, configured, limits, diff_u0)
 
 
-def _compliance_task(worktree: str, root: str, diff: str, settings: dict[str, Any], redactor: Any) -> dict[str, Any]:
+def _compliance_task(worktree: str, root: str, diff: str, settings: ComplianceSettings,
+                     redactor: Any) -> dict[str, Any]:
     from aigentflow.compliance import check
 
     return check(Path(worktree), Path(root), diff, settings, redactor)
@@ -177,12 +181,12 @@ class Workflow:
         self.run_id = call.run_id
         self.git = orchestrator.git_agent()
         self.me = ray.get_runtime_context().current_actor
-        self.settings = call.inputs["settings"]
-        self.build = self.settings["build"]
+        self.settings = orchestrator.settings
+        self.build = orchestrator.build_settings
         self.limits = limits_from_settings(self.build)
         self.collector = _Collector(role)
         self.feature = names.feature_branch(self.run_id)
-        self.integration = self.settings["git"]["integration_branch"]
+        self.integration = self.settings.git.integration_branch
         self.conflicts: list[dict[str, Any]] = []
         self._repo_node: str | None = None
 
@@ -206,13 +210,13 @@ class Workflow:
         return withhold_secrets(files, self.orch.options.redactor)
 
     def build_task_options(self, *, here: bool = False) -> dict[str, Any]:
-        options: dict[str, Any] = {"num_cpus": float(self.build["task_cpus"]), "max_retries": 2}
+        options: dict[str, Any] = {"num_cpus": self.build.task_cpus, "max_retries": 2}
         if here:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self.repo_node, soft=False)
-        elif self.build["task_resource"]:
-            options["resources"] = {self.build["task_resource"]: 1}
+        elif self.build.task_resource:
+            options["resources"] = {self.build.task_resource: 1}
         return options
 
     def coverage(self, worktree: str, base: str | None, ref: str) -> dict[str, Any]:
@@ -221,7 +225,7 @@ class Workflow:
 
         diff_u0 = ray.get(self.git.diff.remote(base, ref, 2_000_000, 0)) if base else ""
         return ray.get(ray.remote(_coverage_task).options(**self.build_task_options(here=True)).remote(
-            worktree, self.build["test_command"], self.build["coverage_command"], self.limits, diff_u0))
+            worktree, self.build.test_command, self.build.coverage_command, self.limits, diff_u0))
 
     def compliance(self, worktree: str, base: str, ref: str) -> dict[str, Any] | None:
         """The Compliance Agent's findings on what ``ref`` adds since ``base`` (None when it is off)."""
@@ -231,7 +235,7 @@ class Workflow:
             return None
         diff = ray.get(self.git.diff.remote(base, ref, 5_000_000, 0))
         return ray.get(ray.remote(_compliance_task).options(**self.build_task_options(here=True)).remote(
-            worktree, str(self.orch.paths.root), diff, self.settings["compliance"], self.orch.options.redactor))
+            worktree, str(self.orch.paths.root), diff, self.settings.compliance, self.orch.options.redactor))
 
     @contextmanager
     def scratch(self, label: str, target: str, source: str | None = None) -> Iterator[dict[str, Any]]:
@@ -258,7 +262,7 @@ class Workflow:
         change_ref = self.orch.ask(role, call, self.me)
         trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": role})
         spec = BuildSpec(self.run_id, task_id, title, worktree["path"], worktree["branch"], head, self.repo_node,
-                         self.build["test_command"], self.limits, bool(self.build["network"]), trailers=trailers,
+                         self.build.test_command, self.limits, self.build.network, trailers=trailers,
                          force_remote=self.orch.options.test_force_remote_build, kind=kind,
                          commit_message=_commit_message(kind, step, task_id, title))
         outcome: TaskOutcome = ray.get(self.run_task(spec, change_ref))
@@ -319,8 +323,8 @@ class Workflow:
             record["detail"] = "the resolver could not resolve it"
             return self._conflict_done(record, started)
         spec = BuildSpec(self.run_id, f"resolve-{label}", f"resolve {source} into {target}", scratch["path"],
-                         scratch["branch"], "", self.repo_node, self.build["test_command"], self.limits,
-                         bool(self.build["network"]))
+                         scratch["branch"], "", self.repo_node, self.build.test_command, self.limits,
+                         self.build.network)
         outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": proposal["edits"]}, here=True))
         markers = _markers_left(scratch["path"], scratch["conflicted"])
         record["tests"] = outcome.tests

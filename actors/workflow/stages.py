@@ -36,8 +36,8 @@ class AnalyzeWorkflow(Workflow):
         from aigentflow.coverage_tracking import coverage_method
 
         facts = self.call.inputs.get("facts") or {}
-        command = self.build["test_command"]
-        method = coverage_method(command, self.build["coverage_command"])
+        command = self.build.test_command
+        method = coverage_method(command, self.build.coverage_command)
         baseline = self.coverage_on(self.integration, "analysis") if command else {}
         analysis = {"facts": facts, "test_command": command or None, "coverage_method": method,
                     "baseline": {"tests_ok": baseline.get("tests_ok"), "total_percent": baseline.get("total_percent"),
@@ -82,14 +82,14 @@ class TestingWorkflow(Workflow):
 
         started = time.time_ns()
         number = round_of(self.call.step)
-        command = self.build["test_command"]
+        command = self.build.test_command
         output: dict[str, Any] = {"feature_branch": self.feature, "command": command, "round": number}
         if not command:
             output.update(ok=True, summary="no test command configured: nothing to run")
         else:
             with self.scratch("test", self.feature) as scratch:
                 spec = BuildSpec(self.run_id, "suite", "the whole test suite", scratch["path"], scratch["branch"], "",
-                                 self.repo_node, command, self.limits, bool(self.build["network"]))
+                                 self.repo_node, command, self.limits, self.build.network)
                 outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
                 failing_tests, tail = failure_inputs(outcome.tests, scratch["path"]) if not outcome.ok else ([], "")
             output.update(ok=outcome.ok, summary=outcome.detail, tests=outcome.tests,
@@ -144,7 +144,7 @@ class FixWorkflow(Workflow):
         last = (self.call.inputs.get("test_rounds") or [{}])[-1]
         earlier = [{k: f.get(k) for k in ("attempt", "status", "detail")}
                    for f in self.call.inputs.get("fix_rounds") or []]
-        command = self.build["test_command"]
+        command = self.build.test_command
         task = {"id": "suite", "type": "backend", "title": "Make the whole test suite pass on the feature branch",
                 "description": f"Every task passed its own tests, but with all of them merged the project's test suite "
                                f"fails on the feature branch: {last.get('summary', '')}",
@@ -231,7 +231,7 @@ class MergeWorkflow(Workflow):
         import ray
 
         started = time.time_ns()
-        style = self.settings["git"]["merge_style"]
+        style = self.settings.git.merge_style
         output: dict[str, Any] = {"feature_branch": self.feature, "integration_branch": self.integration,
                                   "style": style, "conflicts": self.conflicts}
         findings = self.compliance(str(self.orch.paths.root), self.integration, self.feature)
@@ -241,7 +241,7 @@ class MergeWorkflow(Workflow):
                 details = "; ".join(f["detail"] for f in findings["findings"] if f["blocking"])
                 return self.needs_approval(f"the Compliance Agent blocks the merge: {details[:500]}", output,
                                            {"merge_report.md": _merge_report(output)})
-        gate_command = self.build["ci_command"]
+        gate_command = self.build.ci_command
         if gate_command:
             gate = self._gate(gate_command)
             output["gate"] = gate
@@ -275,7 +275,7 @@ class MergeWorkflow(Workflow):
                 return {"ok": False, "summary": f"the merge conflicts in {', '.join(scratch['conflicted'])}",
                         "command": command}
             spec = BuildSpec(self.run_id, "gate", "CI gate", scratch["path"], scratch["branch"], "", self.repo_node,
-                             command, self.limits, bool(self.build["network"]))
+                             command, self.limits, self.build.network)
             outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
             return {**(outcome.tests or {}), "ok": outcome.ok, "summary": outcome.detail, "command": command}
 

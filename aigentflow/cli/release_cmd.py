@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aigentflow.cli.common import print_json, reports_errors
+
+if TYPE_CHECKING:
+    from aigentflow.settings import BuildSettings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show what would be done; change nothing.")]
@@ -18,10 +21,10 @@ ci_app = typer.Typer(help="The project's CI: a GitHub Actions workflow, and the 
                      no_args_is_help=True)
 
 
-def _settings(root: Path) -> dict[str, Any]:
+def _build_settings(root: Path) -> BuildSettings:
     from aigentflow.config import load_config
 
-    return load_config(root).settings.model_dump(mode="json")
+    return load_config(root).settings.build
 
 
 @reports_errors
@@ -67,7 +70,7 @@ def ci_init(
     from aigentflow.paths import locate_project
 
     root = locate_project().root
-    written = write_workflow(root, _settings(root), force=force)
+    written = write_workflow(root, _build_settings(root), force=force)
     if json_out:
         print_json(written)
         return
@@ -94,9 +97,9 @@ def ci_run(json_out: JsonOption = False) -> None:
     from aigentflow.paths import locate_project
 
     root = locate_project().root
-    settings = _settings(root)
-    command = gate_command(root, settings)
-    result = run_gate(root, settings)
+    build = _build_settings(root)
+    command = gate_command(root, build)
+    result = run_gate(root, build)
     if json_out:
         print_json({"command": command, "passed": result.ok, "summary": result.summary(), **result.to_record()})
     elif result.ok:
@@ -106,7 +109,7 @@ def ci_run(json_out: JsonOption = False) -> None:
             if text.strip():
                 typer.echo(f"--- {name} (last {OUTPUT_TAIL_LINES} lines) ---\n{_tail(text)}", err=True)
         typer.echo(f"CI gate failed: {result.summary()}", err=True)
-        if hint := environment_hint(result, settings["build"]["env_passthrough"]):
+        if hint := environment_hint(result, build.env_passthrough):
             typer.echo(hint, err=True)
     if not result.ok:
         raise typer.Exit(1)

@@ -183,8 +183,7 @@ def resume(
                          "that process first (Ctrl-C pauses it).")
     spec = spec_for_existing_run(paths, run)
     typer.echo(f"Resuming run {run.id} from {run.state}...")
-    connect_ray(address or run.settings["run"]["ray_address"] or None,
-                include_dashboard=run.settings["run"]["include_dashboard"])
+    connect_ray(address or run.config.run.ray_address or None, include_dashboard=run.config.run.include_dashboard)
     outcome = drive_with_progress(paths, run, engine_options(run, spec), resume=True)
     _finish(outcome, paths)
 

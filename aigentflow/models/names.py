@@ -4,9 +4,12 @@ or Ray started, a model that cannot be called)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aigentflow.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from aigentflow.settings import ModelSettings
 
 EXAMPLES = "openai/gpt-4o-mini, anthropic/claude-sonnet-4-5, ollama/llama3, replay/demo"
 
@@ -19,11 +22,11 @@ def check_model_name(name: str) -> None:
     provider_of(name)
 
 
-def build_model_spec(model_settings: dict[str, Any], cassettes_dir: Path | None, *, record: bool = False) -> ModelSpec:
-    """The spec for the run's model; a replay model carries its cassette."""
+def build_model_spec(model: ModelSettings, cassettes_dir: Path | None, *, record: bool = False) -> ModelSpec:
+    """The spec for the run's model (its ``model`` settings); a replay model carries its cassette."""
     from aigentflow.models.cassette import load_cassette, resolve_cassette_path
 
-    name = model_settings["name"]
+    name = model.name
     cassette, source = None, ""
     if name.startswith("replay/"):
         path = resolve_cassette_path(name[len("replay/"):], cassettes_dir)  # a missing one: where it looked
@@ -34,14 +37,14 @@ def build_model_spec(model_settings: dict[str, Any], cassettes_dir: Path | None,
         check_models([name], cassettes_dir)  # provider known, key variables set: before Ray or any record
     return ModelSpec(
         name=name,
-        temperature=model_settings["temperature"],
-        timeout_s=model_settings["timeout_s"],
-        max_validation_retries=model_settings["max_validation_retries"],
-        max_reply_bytes=model_settings["max_reply_bytes"],
-        replay_lenient=bool(model_settings.get("replay_lenient", False)),
+        temperature=model.temperature,
+        timeout_s=model.timeout_s,
+        max_validation_retries=model.max_validation_retries,
+        max_reply_bytes=model.max_reply_bytes,
+        replay_lenient=model.replay_lenient,
         record=record,
-        max_transient_retries=model_settings.get("max_transient_retries", 3),
-        retry_backoff_s=model_settings.get("retry_backoff_s", 1.0),
+        max_transient_retries=model.max_transient_retries,
+        retry_backoff_s=model.retry_backoff_s,
         cassette=cassette,
         cassette_source=source,
     )

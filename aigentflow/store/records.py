@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aigentflow.settings import Settings
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
@@ -67,6 +71,15 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
+
+    @cached_property
+    def config(self) -> Settings:
+        """``settings`` typed: the ``Settings`` the run was recorded with; a section or key an older version
+        did not record has its default, and one this version no longer knows is ignored (see
+        ``Settings.from_stored``). Imports pydantic: commands that must not (``status``) read ``settings``."""
+        from aigentflow.settings import Settings
+
+        return Settings.from_stored(self.settings)
 
     def owner_alive_here(self) -> bool:
         """Whether the process recorded as the run's owner is alive on this host (not a zombie, not us)."""
