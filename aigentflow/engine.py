@@ -355,7 +355,7 @@ class RunEngine:
         if "layers" not in self._cache:
             from aigentflow.prompts.compose import load_layers
 
-            self._cache["layers"] = load_layers(self.paths.prompts_dir)
+            self._cache["layers"] = load_layers(self.paths.prompts_dir, self.paths.agents_dir)
         return self._cache["layers"]
 
     def _inputs(self, step: str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "submit": "jobs_cmd:submit_app",
     "jobs": "jobs_cmd:jobs_app",
     "ci": "release_cmd:ci_app",
+    "agents": "agents_cmd:app",
     "skills": "skills_cmd:app",
     "mcp": "mcp_cmd:app",
 }
