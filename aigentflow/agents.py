@@ -45,6 +45,10 @@ class AgentCall:
     """``ToolSettings`` limits: max_rounds, max_calls_per_round, max_result_chars."""
     notices: tuple[str, ...] = ()
     """What the agent should report as warnings (an MCP server whose tools could not be listed)."""
+    agent_name: str = ""
+    """The agent's registered name (``gen_ai.agent.name`` on its spans); "" means its role."""
+    agent_version: str = ""
+    """The agent's version (``gen_ai.agent.version`` on its spans), or "" when none is known."""
 
 
 @dataclass
