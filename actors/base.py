@@ -16,12 +16,7 @@ from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.exceptions import RunFailure, RunPaused
 from aigentflow.models.client import CallRecord, ModelClient
 from aigentflow.prompts.compose import compose
-from aigentflow.tracing.spans import (
-    agent_span_name,
-    model_span_name,
-    new_span_id,
-    trace_id_for,
-)
+from aigentflow.tracing.spans import agent_spans, new_span_id
 
 
 def resolve_gate(gate: Any, run_id: str) -> Any:
@@ -145,44 +140,8 @@ class BaseAgent:
 
     def _spans(self, call: AgentCall, span_id: str, started: int, calls: list[CallRecord], phash: str,
                status: str, error: str | None) -> list[dict[str, Any]]:
-        trace_id = trace_id_for(call.run_id)
-        ended = time.time_ns()
-        spans = [{
-            "span_id": span_id, "trace_id": trace_id, "parent_id": call.parent_span_id, "run_id": call.run_id,
-            "tenant_id": call.tenant_id, "name": agent_span_name(self.role), "kind": "agent",
-            "start_ns": started, "end_ns": ended, "status": status, "error": error,
-            "attributes": {
-                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": call.agent_name or self.role,
-                **({"gen_ai.agent.version": call.agent_version} if call.agent_version else {}),
-                "aigentflow.step": call.step, "aigentflow.attempt": call.attempt,
-                "aigentflow.prompt_hash": phash,
-                "gen_ai.usage.input_tokens": sum(c.input_tokens for c in calls),
-                "gen_ai.usage.output_tokens": sum(c.output_tokens for c in calls),
-                "aigentflow.cost_usd": sum(c.cost_usd for c in calls),
-            },
-        }]
-        cursor = started
-        for record in calls:
-            duration_ns = int(record.duration_s * 1e9)
-            spans.append({
-                "span_id": new_span_id(), "trace_id": trace_id, "parent_id": span_id, "run_id": call.run_id,
-                "tenant_id": call.tenant_id, "name": model_span_name(call.model.name), "kind": "model",
-                "start_ns": cursor, "end_ns": cursor + duration_ns, "status": "error" if record.error else "ok",
-                "error": record.error,
-                "attributes": {
-                    "gen_ai.operation.name": "chat", "gen_ai.request.model": call.model.name,
-                    "gen_ai.agent.name": call.agent_name or self.role,
-                    **({"gen_ai.agent.version": call.agent_version} if call.agent_version else {}),
-                    "gen_ai.usage.input_tokens": record.input_tokens,
-                    "gen_ai.usage.output_tokens": record.output_tokens,
-                    "aigentflow.cost_usd": record.cost_usd, "aigentflow.prompt_hash": record.prompt_hash,
-                    "aigentflow.attempt": record.attempt, "aigentflow.prompt_drift": bool(record.drift),
-                    **({"aigentflow.replay.recorded_cost_usd": record.recorded_cost_usd,
-                        "aigentflow.replay.lenient": call.model.lenient} if call.model.is_replay else {}),
-                },
-            })
-            cursor += duration_ns
-        return spans
+        return agent_spans(call, role=self.role, span_id=span_id, start_ns=started, end_ns=time.time_ns(),
+                           prompt_hash=phash, calls=calls, status=status, error=error)
 
 
 class Toolbox:

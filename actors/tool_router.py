@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aigentflow.tracing.spans import make_span
+from aigentflow.tracing.spans import tool_span
 
 if TYPE_CHECKING:
     from aigentflow.settings import ToolSettings
@@ -112,17 +112,11 @@ class ToolRouter:
                            text=self.redactor.redact_text(result.text), duration_s=round(result.duration_s, 3),
                            size=result.size)
         shown = json.dumps(self.redactor.redact(arguments), sort_keys=True, default=str)[:ARGUMENTS_SHOWN]
-        span = make_span(f"execute_tool {tool_id}", "tool", run_id=run_id, parent_id=parent_span_id,
-                         tenant_id=tenant_id, start_ns=started, end_ns=time.time_ns(), attributes={
-                             "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool_id,
-                             "aigentflow.tool.server": server, "aigentflow.tool.role": role,
-                             "aigentflow.tool.arguments": shown, "aigentflow.tool.result_bytes": outcome["size"],
-                             "aigentflow.tool.refused": outcome["refused"],
-                             "aigentflow.tool.is_error": outcome["is_error"]})
-        if not outcome["ok"]:
-            span["status"] = "error"
-            span["error"] = self.redactor.redact_text(outcome["error"] or outcome["text"] or "tool error")[:1000]
-        outcome["span"] = span
+        error = None if outcome["ok"] else \
+            self.redactor.redact_text(outcome["error"] or outcome["text"] or "tool error")[:1000]
+        outcome["span"] = tool_span(tool_id, run_id=run_id, role=role, arguments=shown, result_bytes=outcome["size"],
+                                    refused=outcome["refused"], is_error=outcome["is_error"], start_ns=started,
+                                    end_ns=time.time_ns(), parent_id=parent_span_id, tenant_id=tenant_id, error=error)
         return outcome
 
     def close(self) -> None:

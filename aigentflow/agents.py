@@ -46,9 +46,9 @@ class AgentCall:
     notices: tuple[str, ...] = ()
     """What the agent should report as warnings (an MCP server whose tools could not be listed)."""
     agent_name: str = ""
-    """The role's name, from its ``AgentSpec`` (``gen_ai.agent.name`` on spans)."""
+    """The agent's registered name (``gen_ai.agent.name`` on its spans); "" means its role."""
     agent_version: str = ""
-    """The version of the role that makes the call (``gen_ai.agent.version`` on spans)."""
+    """The agent's version (``gen_ai.agent.version`` on its spans), or "" when none is known."""
     prompt_layers: tuple[str, ...] = ()
     """The role's prompt layers (``AgentSpec.role_layers``); empty: ``roles/<role>.md``."""
 

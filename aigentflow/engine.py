@@ -38,11 +38,13 @@ from aigentflow.statemachine import (
 )
 from aigentflow.store.records import RunRecord, StepUsage
 from aigentflow.store.sqlite import SQLiteRunStore
-from aigentflow.tracing.spans import make_span, new_span_id, trace_id_for
+from aigentflow.tracing import spans
+from aigentflow.tracing.spans import new_span_id
 from aigentflow.tracing.writer import SegmentWriter
 
 if TYPE_CHECKING:
     from aigentflow.store.protocol import RunStore
+    from aigentflow.tracing.protocol import TraceSink
 
 PAUSE_ALL = "emergency.pause_all"
 NEEDS_APPROVAL = "needs_approval"
@@ -87,10 +89,6 @@ def pause_reason(store: RunStore, run: RunRecord) -> str | None:
     return None
 
 
-def root_span_id(run_id: str) -> str:
-    return trace_id_for(run_id)[:16]
-
-
 class RunEngine:
     """Drives one run to COMPLETED, PAUSED, AWAITING_APPROVAL or FAILED; see the module docstring."""
 
@@ -107,7 +105,7 @@ class RunEngine:
         self.enabled = enabled_states(run.flags)
         self.roles = options.roles or active_roles(paths, run.config.agents)
         self.redactor = options.redactor
-        self.writer = SegmentWriter(paths.traces_dir, self.redactor, run.config.trace.flush_every_spans)
+        self.writer: TraceSink = SegmentWriter(paths.traces_dir, self.redactor, run.config.trace.flush_every_spans)
         self.bus = hooks.EventBus(redactor=self.redactor, on_hook_error=self._hook_failed)
         self.bus.subscribe(self._audit)
         from aigentflow.hooks import build_user_hooks
@@ -188,18 +186,14 @@ class RunEngine:
     def _after_transition(self, before: RunRecord, after: RunRecord, reason: str | None,
                           state_span: tuple[str, int] | None = None) -> None:
         """Trace and announce a transition; ``state_span`` (id, start) closes the span of the state left."""
-        attributes = {"aigentflow.state.from": before.state, "aigentflow.state.to": after.state,
-                      **({"aigentflow.reason": reason} if reason else {})}
+        status, error = ("error", after.error) if after.state == State.FAILED else ("ok", None)
         if state_span:
-            span = make_span(f"state {before.state}", "state", run_id=after.id, parent_id=root_span_id(after.id),
-                             tenant_id=after.tenant_id, attributes=attributes, start_ns=state_span[1],
-                             end_ns=time.time_ns())
-            span["span_id"] = state_span[0]
+            span = spans.state_span(after.id, span_id=state_span[0], from_state=before.state, to_state=after.state,
+                                    start_ns=state_span[1], end_ns=time.time_ns(), reason=reason,
+                                    tenant_id=after.tenant_id, status=status, error=error)
         else:
-            span = make_span(f"transition {before.state} -> {after.state}", "transition", run_id=after.id,
-                             parent_id=root_span_id(after.id), tenant_id=after.tenant_id, attributes=attributes)
-        if after.state == State.FAILED:
-            span["status"], span["error"] = "error", after.error
+            span = spans.transition_span(after.id, from_state=before.state, to_state=after.state, reason=reason,
+                                         tenant_id=after.tenant_id, status=status, error=error)
         self.writer.add(span)
         self.emit(hooks.RUN_STATE_CHANGED, after, from_state=before.state, to_state=after.state, reason=reason)
         if after.state == State.PAUSED:
@@ -219,15 +213,10 @@ class RunEngine:
         self._maybe_kill_driver(f"transition:{self.transitions_made}")
 
     def _root_span(self, run: RunRecord) -> None:
-        started = _iso_to_ns(run.created_at)
-        span = make_span("invoke_workflow aigentflow", "run", run_id=run.id, tenant_id=run.tenant_id,
-                         start_ns=started, end_ns=time.time_ns(),
-                         attributes={"aigentflow.request_chars": len(run.request), "aigentflow.state": run.state,
-                                     "gen_ai.request.model": run.model})
-        span["span_id"] = root_span_id(run.id)
-        if run.state != State.COMPLETED:
-            span["status"], span["error"] = "error", run.error or run.state
-        self.writer.add(span)
+        self.writer.add(spans.run_span(
+            run.id, start_ns=_iso_to_ns(run.created_at), end_ns=time.time_ns(), state=run.state, model=run.model,
+            request_chars=len(run.request), tenant_id=run.tenant_id,
+            error=None if run.state == State.COMPLETED else run.error or run.state))
 
     def _execute(self, run: RunRecord) -> RunRecord:
         state = State(run.state)

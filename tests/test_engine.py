@@ -4,11 +4,14 @@ agent classes called directly. Real SQLite, real files, real git; the model is t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from actors import agent_class
+from aigentflow.cli.main import app
 from aigentflow.engine import PAUSE_ALL, RunEngine
 from aigentflow.exceptions import RunFailure, RunPaused, UsageError
 from aigentflow.paths import ProjectPaths
@@ -251,6 +254,36 @@ def test_an_agent_that_crashes_fails_its_step_with_the_cause_recorded(sample_rep
     architect = next(s for s in store.steps(run.id) if s.step == "architect")
     assert architect.status == "failed" and "out of memory" in architect.error
     assert (paths.run_dir(run.id) / "work_breakdown.json").exists(), "earlier outputs are kept"
+
+
+def test_every_agent_and_model_call_span_names_its_agent_and_version(sample_repo: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``aigentflow trace --json``: gen_ai.agent.name on each agent span and on each of its model calls
+    (the role unless the call names its agent), gen_ai.agent.version where the call carries one."""
+    paths, run, spec = start(sample_repo)
+    healthy = agents_invoker()
+
+    def invoke(role, call):  # as the role registry fills them for a role with a registered version
+        if role == "architect":
+            call = replace(call, agent_name="architect", agent_version="2.1.0")
+        return healthy(role, call)
+
+    assert drive(paths, run, spec, invoke).state == "COMPLETED"
+    monkeypatch.chdir(sample_repo)
+    shown = CliRunner().invoke(app, ["trace", run.id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    spans = json.loads(shown.stdout)["spans"]
+    by_id = {s["span_id"]: s for s in spans}
+    agents = [s for s in spans if s["kind"] == "agent"]
+    assert sorted(s["attributes"]["gen_ai.agent.name"] for s in agents) == ["analyst", "architect",
+                                                                           "project_manager"]
+    chats = [s for s in spans if s["kind"] == "model"]
+    assert len(chats) == 4
+    for one in agents + chats:
+        agent = one if one["kind"] == "agent" else by_id[one["parent_id"]]
+        role = agent["name"].removeprefix("invoke_agent ")
+        assert one["attributes"]["gen_ai.agent.name"] == role
+        assert one["attributes"].get("gen_ai.agent.version") == ("2.1.0" if role == "architect" else None)
 
 
 def test_the_shipped_demo_cassette_matches_todays_prompts(sample_repo: Path) -> None:

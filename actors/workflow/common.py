@@ -22,7 +22,7 @@ from aigentflow.build import (
 )
 from aigentflow.engine import NEEDS_APPROVAL
 from aigentflow.gitops import names
-from aigentflow.tracing.spans import new_span_id, trace_id_for
+from aigentflow.tracing.spans import task_span
 
 if TYPE_CHECKING:
     from aigentflow.settings import ComplianceSettings
@@ -157,17 +157,10 @@ class _Collector:
 
     def span(self, call: AgentCall, name: str, kind: str, start_ns: int, end_ns: int, status: str,
              attributes: dict[str, Any], error: str | None = None) -> None:
+        built = task_span(call, name, kind=kind, start_ns=start_ns, end_ns=end_ns, status=status,
+                          attributes=attributes, error=error)
         with self._lock:
-            self.result.spans.append(self._span(call, name, kind, start_ns, end_ns, status, attributes, error))
-
-    @staticmethod
-    def _span(call: AgentCall, name: str, kind: str, start_ns: int, end_ns: int, status: str,
-              attributes: dict[str, Any], error: str | None) -> dict[str, Any]:
-        return {
-            "span_id": new_span_id(), "trace_id": trace_id_for(call.run_id), "parent_id": call.parent_span_id,
-            "run_id": call.run_id, "tenant_id": call.tenant_id, "name": name, "kind": kind, "start_ns": start_ns,
-            "end_ns": end_ns, "status": status, "error": error, "attributes": attributes,
-        }
+            self.result.spans.append(built)
 
 
 class Workflow:
@@ -204,7 +197,9 @@ class Workflow:
     def agent_call(self, step: str, inputs: dict[str, Any]) -> AgentCall:
         spent = self.collector.result.model_calls
         budget = None if self.call.budget is None else max(self.call.budget - spent, 0)
-        return replace(self.call, step=step, inputs=inputs, budget=budget)
+        # Another role's call: its agent's name and version are that role's, not this workflow's.
+        return replace(self.call, step=step, inputs=inputs, budget=budget, agent_name="", agent_version="",
+                       prompt_layers=())
 
     def without_secrets(self, files: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         return withhold_secrets(files, self.orch.options.redactor)

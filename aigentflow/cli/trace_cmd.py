@@ -23,10 +23,10 @@ def trace(
     """Show every state, agent call and model call of a run as a tree, with time, tokens, cost."""
     from aigentflow.exceptions import UsageError
     from aigentflow.paths import locate_project
-    from aigentflow.tracing.reader import read_spans, span_tree, summarize
+    from aigentflow.tracing.reader import SegmentReader, span_tree, summarize
 
     paths = locate_project()
-    spans = read_spans(paths.traces_dir, run_id)
+    spans = SegmentReader(paths.traces_dir).spans(run_id)
     if not spans:
         raise UsageError(
             f"no spans recorded for run {run_id!r} in {paths.traces_dir}. "

@@ -33,6 +33,17 @@ class SpanNode(TypedDict):
     children: list[SpanNode]
 
 
+class SegmentReader:
+    """The ``TraceReader`` of a trace directory: its ``traces.duckdb`` and the segments not yet in it."""
+
+    def __init__(self, trace_dir: Path) -> None:
+        self.trace_dir = Path(trace_dir)
+
+    def spans(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The spans of ``run_id`` (of every run when None): see ``read_spans``."""
+        return read_spans(self.trace_dir, run_id)
+
+
 def read_spans(trace_dir: Path, run_id: str | None = None) -> list[dict[str, Any]]:
     """The spans of ``trace_dir`` (of one run when ``run_id`` is given), ordered by ``start_ns``."""
     import duckdb

@@ -3,6 +3,10 @@
 Names and attributes follow OpenTelemetry's GenAI semantic conventions (``invoke_agent <role>``,
 ``chat <model>``, ``gen_ai.*`` attributes) plus aigentflow's own ``aigentflow.*`` attributes.
 A span is a plain dict so that it crosses process boundaries (Ray actors) as is.
+
+Every span a run records is built here, by a named builder: ``run_span``, ``state_span``,
+``transition_span`` (the engine), ``agent_spans`` (an agent call and its ``chat`` model calls),
+``tool_span`` (the Tool Router) and ``task_span`` (the workflows' tasks, merges and suites).
 """
 
 from __future__ import annotations
@@ -12,7 +16,11 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from aigentflow.agents import AgentCall
+    from aigentflow.models.client import CallRecord
 
 AttributeValue = str | int | float | bool
 
@@ -24,12 +32,15 @@ SPAN_FIELDS = (
 # Attribute names, so that producers and readers agree on spelling.
 OPERATION_NAME = "gen_ai.operation.name"
 AGENT_NAME = "gen_ai.agent.name"
+AGENT_VERSION = "gen_ai.agent.version"
+TOOL_NAME = "gen_ai.tool.name"
 REQUEST_MODEL = "gen_ai.request.model"
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 COST_USD = "aigentflow.cost_usd"
 STATE_FROM = "aigentflow.state.from"
 STATE_TO = "aigentflow.state.to"
+REASON = "aigentflow.reason"
 PROMPT_HASH = "aigentflow.prompt_hash"
 
 
@@ -68,6 +79,11 @@ def trace_id_for(run_id: str) -> str:
     return hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:32]
 
 
+def root_span_id(run_id: str) -> str:
+    """The id of a run's root span, known before the span is written (its states' parent)."""
+    return trace_id_for(run_id)[:16]
+
+
 def agent_span_name(role: str) -> str:
     """The GenAI span name of an agent call: ``invoke_agent <role>``."""
     return f"invoke_agent {role}"
@@ -88,11 +104,14 @@ def make_span(
     attributes: Mapping[str, AttributeValue] | None = None,
     start_ns: int | None = None,
     end_ns: int | None = None,
+    span_id: str | None = None,
+    status: str = "ok",
+    error: str | None = None,
 ) -> Span:
-    """A span with a fresh id; ``end_ns`` defaults to ``start_ns`` (an instant: a transition)."""
+    """A span (with a fresh id unless given); ``end_ns`` defaults to ``start_ns`` (an instant)."""
     start = time.time_ns() if start_ns is None else start_ns
     return Span(
-        span_id=new_span_id(),
+        span_id=new_span_id() if span_id is None else span_id,
         trace_id=trace_id_for(run_id),
         parent_id=parent_id,
         run_id=run_id,
@@ -101,8 +120,8 @@ def make_span(
         kind=kind,
         start_ns=start,
         end_ns=start if end_ns is None else end_ns,
-        status="ok",
-        error=None,
+        status=status,
+        error=error,
         attributes=dict(attributes or {}),
     )
 
@@ -136,3 +155,177 @@ def span(
     finally:
         record["end_ns"] = time.time_ns()
         sink(record)
+
+
+# -- the spans of a run, one builder each -----------------------------------------------------------
+
+
+def _moved(from_state: str, to_state: str, reason: str | None) -> dict[str, AttributeValue]:
+    return {STATE_FROM: from_state, STATE_TO: to_state, **({REASON: reason} if reason else {})}
+
+
+def run_span(
+    run_id: str,
+    *,
+    start_ns: int,
+    end_ns: int,
+    state: str,
+    model: str,
+    request_chars: int,
+    tenant_id: str = "default",
+    error: str | None = None,
+) -> Span:
+    """The root span of a run (``invoke_workflow aigentflow``), written when it ends in ``state``;
+    an ``error`` (a run that did not complete) makes it an error span."""
+    return make_span(
+        "invoke_workflow aigentflow", "run", run_id=run_id, tenant_id=tenant_id, start_ns=start_ns,
+        end_ns=end_ns, span_id=root_span_id(run_id), status="ok" if error is None else "error", error=error,
+        attributes={"aigentflow.request_chars": request_chars, "aigentflow.state": state, REQUEST_MODEL: model},
+    )  # fmt: skip
+
+
+def state_span(
+    run_id: str,
+    *,
+    span_id: str,
+    from_state: str,
+    to_state: str,
+    start_ns: int,
+    end_ns: int,
+    reason: str | None = None,
+    tenant_id: str = "default",
+    status: str = "ok",
+    error: str | None = None,
+) -> Span:
+    """The span of the state a run worked in (its step), closed when the run moved to ``to_state``;
+    ``span_id`` was chosen when the state began (its agent's span is its child)."""
+    return make_span(
+        f"state {from_state}", "state", run_id=run_id, parent_id=root_span_id(run_id), tenant_id=tenant_id,
+        attributes=_moved(from_state, to_state, reason), start_ns=start_ns, end_ns=end_ns, span_id=span_id,
+        status=status, error=error,
+    )  # fmt: skip
+
+
+def transition_span(
+    run_id: str,
+    *,
+    from_state: str,
+    to_state: str,
+    reason: str | None = None,
+    tenant_id: str = "default",
+    status: str = "ok",
+    error: str | None = None,
+) -> Span:
+    """An instant: a move between states with no step in between (CREATED -> ANALYZING, a pause)."""
+    return make_span(
+        f"transition {from_state} -> {to_state}", "transition", run_id=run_id, parent_id=root_span_id(run_id),
+        tenant_id=tenant_id, attributes=_moved(from_state, to_state, reason), status=status, error=error,
+    )  # fmt: skip
+
+
+def agent_identity(call: AgentCall, role: str) -> dict[str, AttributeValue]:
+    """``gen_ai.agent.name`` (the call's agent name, else the role) and ``gen_ai.agent.version`` (if known)."""
+    identity: dict[str, AttributeValue] = {AGENT_NAME: call.agent_name or role}
+    if call.agent_version:
+        identity[AGENT_VERSION] = call.agent_version
+    return identity
+
+
+def agent_spans(
+    call: AgentCall,
+    *,
+    role: str,
+    span_id: str,
+    start_ns: int,
+    end_ns: int,
+    prompt_hash: str,
+    calls: list[CallRecord],
+    status: str = "ok",
+    error: str | None = None,
+) -> list[Span]:
+    """An agent call (``invoke_agent <role>``, with its usage totals) and, as its children, one
+    ``chat`` span per model call it made, laid end to end from ``start_ns``."""
+    agent = make_span(
+        agent_span_name(role), "agent", run_id=call.run_id, parent_id=call.parent_span_id,
+        tenant_id=call.tenant_id, start_ns=start_ns, end_ns=end_ns, span_id=span_id, status=status, error=error,
+        attributes={
+            OPERATION_NAME: "invoke_agent", **agent_identity(call, role),
+            "aigentflow.step": call.step, "aigentflow.attempt": call.attempt, PROMPT_HASH: prompt_hash,
+            INPUT_TOKENS: sum(c.input_tokens for c in calls), OUTPUT_TOKENS: sum(c.output_tokens for c in calls),
+            COST_USD: sum(c.cost_usd for c in calls),
+        },
+    )  # fmt: skip
+    spans = [agent]
+    cursor = start_ns
+    for record in calls:
+        spans.append(chat_span(call, role=role, parent_id=span_id, record=record, start_ns=cursor))
+        cursor = spans[-1]["end_ns"]
+    return spans
+
+
+def chat_span(call: AgentCall, *, role: str, parent_id: str, record: CallRecord, start_ns: int) -> Span:
+    """One model call (``chat <model>``) of an agent call: its tokens, cost, prompt hash, attempt."""
+    model = call.model
+    replay: dict[str, AttributeValue] = (
+        {"aigentflow.replay.recorded_cost_usd": record.recorded_cost_usd, "aigentflow.replay.lenient": model.lenient}
+        if model.is_replay else {}
+    )  # fmt: skip
+    return make_span(
+        model_span_name(model.name), "model", run_id=call.run_id, parent_id=parent_id, tenant_id=call.tenant_id,
+        start_ns=start_ns, end_ns=start_ns + int(record.duration_s * 1e9),
+        status="error" if record.error else "ok", error=record.error,
+        attributes={
+            OPERATION_NAME: "chat", REQUEST_MODEL: model.name, **agent_identity(call, role),
+            INPUT_TOKENS: record.input_tokens, OUTPUT_TOKENS: record.output_tokens, COST_USD: record.cost_usd,
+            PROMPT_HASH: record.prompt_hash, "aigentflow.attempt": record.attempt,
+            "aigentflow.prompt_drift": bool(record.drift), **replay,
+        },
+    )  # fmt: skip
+
+
+def tool_span(
+    tool_id: str,
+    *,
+    run_id: str,
+    role: str,
+    arguments: str,
+    result_bytes: int,
+    refused: bool,
+    is_error: bool,
+    start_ns: int,
+    end_ns: int,
+    parent_id: str | None = None,
+    tenant_id: str = "default",
+    error: str | None = None,
+) -> Span:
+    """An MCP tool call (``execute_tool <server/tool>``) made for ``role``; ``arguments`` as shown
+    (redacted, cut short); an ``error`` (refused, failed) makes it an error span."""
+    return make_span(
+        f"execute_tool {tool_id}", "tool", run_id=run_id, parent_id=parent_id, tenant_id=tenant_id,
+        start_ns=start_ns, end_ns=end_ns, status="ok" if error is None else "error", error=error,
+        attributes={
+            OPERATION_NAME: "execute_tool", TOOL_NAME: tool_id, "aigentflow.tool.server": tool_id.partition("/")[0],
+            "aigentflow.tool.role": role, "aigentflow.tool.arguments": arguments,
+            "aigentflow.tool.result_bytes": result_bytes, "aigentflow.tool.refused": refused,
+            "aigentflow.tool.is_error": is_error,
+        },
+    )  # fmt: skip
+
+
+def task_span(
+    call: AgentCall,
+    name: str,
+    *,
+    kind: str,
+    start_ns: int,
+    end_ns: int,
+    status: str,
+    attributes: Mapping[str, AttributeValue],
+    error: str | None = None,
+) -> Span:
+    """A piece of a workflow step (kind ``task``: a build task, the test suite, a fix, a review;
+    kind ``merge``: a merge or a conflict resolved), a child of the step's state span."""
+    return make_span(
+        name, kind, run_id=call.run_id, parent_id=call.parent_span_id, tenant_id=call.tenant_id,
+        start_ns=start_ns, end_ns=end_ns, status=status, error=error, attributes=attributes,
+    )  # fmt: skip

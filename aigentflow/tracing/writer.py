@@ -92,8 +92,8 @@ class SegmentWriter:
     def add(self, span: Mapping[str, Any]) -> None:
         """Queue one span; a span that cannot be serialised is counted in ``dropped_spans``."""
         try:
-            row = self._to_row(span)
-        except (KeyError, TypeError, ValueError, AttributeError):
+            row = span_row(span, self.redactor)
+        except UNSTORABLE:
             with self._lock:
                 self.dropped_spans += 1
             return
@@ -107,31 +107,6 @@ class SegmentWriter:
         """Queue many spans."""
         for one in spans:
             self.add(one)
-
-    def _to_row(self, span: Mapping[str, Any]) -> dict[str, Any]:
-        attributes = span.get("attributes") or {}
-        if not isinstance(attributes, Mapping):
-            raise TypeError(f"attributes must be a mapping, not {type(attributes).__name__}")
-        redactor = self.redactor
-        row: dict[str, Any] = {}
-        for field in _TEXT_FIELDS:
-            value = span.get(field) if field in _OPTIONAL_FIELDS else span[field]
-            if value is None:
-                if field not in _OPTIONAL_FIELDS:
-                    raise TypeError(f"span field {field!r} must be a string, not None")
-            elif not isinstance(value, str):
-                raise TypeError(f"span field {field!r} must be a string")
-            elif redactor is not None:
-                value = redactor.redact_text(value)
-            row[field] = value
-        for field in _TIME_FIELDS:
-            value = span[field]
-            if type(value) is not int or value not in _INT64:
-                raise TypeError(f"span field {field!r} must be an int of nanoseconds")
-            row[field] = value
-        clean = redactor.redact(dict(attributes)) if redactor is not None else attributes
-        row["attributes"] = _encode_json(clean)
-        return row
 
     def flush(self) -> Path | None:
         """Write the queued spans as one segment; its path, or None when nothing was queued."""
@@ -167,7 +142,7 @@ class SegmentWriter:
         try:
             payload.encode("utf-8")
         except UnicodeEncodeError:
-            valid = [row for row in rows if _is_valid_utf8(_encode_json(row))]
+            valid = [row for row in rows if is_storable(row)]
             self.dropped_spans += len(rows) - len(valid)
             rows[:] = valid
             return self._payload(rows)
@@ -189,6 +164,42 @@ class SegmentWriter:
                 if self._connection is not None:
                     self._connection.close()
                     self._connection = None
+
+
+UNSTORABLE = (KeyError, TypeError, ValueError, AttributeError)
+"""What ``span_row`` raises for a span that cannot be stored."""
+
+
+def span_row(span: Mapping[str, Any], redactor: Redactor | None) -> dict[str, Any]:
+    """A span as the row every trace store keeps: its text fields redacted, its attributes redacted
+    and encoded as a JSON object; raises one of ``UNSTORABLE`` for a span that cannot be stored."""
+    attributes = span.get("attributes") or {}
+    if not isinstance(attributes, Mapping):
+        raise TypeError(f"attributes must be a mapping, not {type(attributes).__name__}")
+    row: dict[str, Any] = {}
+    for field in _TEXT_FIELDS:
+        value = span.get(field) if field in _OPTIONAL_FIELDS else span[field]
+        if value is None:
+            if field not in _OPTIONAL_FIELDS:
+                raise TypeError(f"span field {field!r} must be a string, not None")
+        elif not isinstance(value, str):
+            raise TypeError(f"span field {field!r} must be a string")
+        elif redactor is not None:
+            value = redactor.redact_text(value)
+        row[field] = value
+    for field in _TIME_FIELDS:
+        value = span[field]
+        if type(value) is not int or value not in _INT64:
+            raise TypeError(f"span field {field!r} must be an int of nanoseconds")
+        row[field] = value
+    clean = redactor.redact(dict(attributes)) if redactor is not None else attributes
+    row["attributes"] = _encode_json(clean)
+    return row
+
+
+def is_storable(row: dict[str, Any]) -> bool:
+    """Whether DuckDB can store the row: its text is valid UTF-8 (no lone surrogates)."""
+    return _is_valid_utf8(_encode_json(row))
 
 
 def _is_valid_utf8(text: str) -> bool:

@@ -1,0 +1,102 @@
+"""``InMemoryTraceStore``: the trace directory's twin in memory, for tests. Same redaction, dropped
+spans, flush visibility, ordering and dedup as ``SegmentWriter`` + ``SegmentReader``
+(``tests/trace_conformance.py`` holds both to it).
+
+Spans are kept as the rows a segment holds (text fields redacted, attributes as JSON text), so what
+comes back is what DuckDB would give back: fresh dicts, JSON-normalised, sharing nothing with the
+caller. ``sink()`` opens a ``TraceSink`` that stores into it, as a ``SegmentWriter`` on the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from aigentflow.redact import Redactor
+from aigentflow.tracing.spans import SPAN_FIELDS
+from aigentflow.tracing.writer import UNSTORABLE, is_storable, span_row
+
+
+class InMemoryTraceStore:
+    """A ``TraceReader`` over spans kept in memory; ``sink()`` writes to it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] = []
+
+    def sink(self, redactor: Redactor | None = None, flush_every: int = 256) -> InMemoryTraceSink:
+        """A new sink storing here, as ``SegmentWriter(trace_dir, redactor, flush_every)``."""
+        return InMemoryTraceSink(self, redactor, flush_every)
+
+    def stored(self) -> list[dict[str, Any]]:
+        """The rows as kept (attributes as JSON text): what a test searches for planted secrets."""
+        with self._lock:
+            return [dict(row) for row in self._rows]
+
+    def spans(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The spans of ``run_id`` (of every run when None), each once, ordered like the DuckDB reader."""
+        with self._lock:
+            rows = [row for row in self._rows if run_id is None or row["run_id"] == run_id]
+        first: dict[str, dict[str, Any]] = {}
+        for row in rows:  # of a span stored twice, the copy that starts first (as the reader's QUALIFY)
+            kept = first.get(row["span_id"])
+            if kept is None or row["start_ns"] < kept["start_ns"]:
+                first[row["span_id"]] = row
+        ordered = sorted(first.values(), key=lambda row: (row["start_ns"], row["end_ns"], row["span_id"]))
+        return [{**{field: row.get(field) for field in SPAN_FIELDS}, "attributes": json.loads(row["attributes"])}
+                for row in ordered]
+
+    def _keep(self, rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._rows.extend(rows)
+
+
+class InMemoryTraceSink:
+    """A ``TraceSink`` into an ``InMemoryTraceStore``: spans are redacted when added, stored at flush."""
+
+    def __init__(self, store: InMemoryTraceStore, redactor: Redactor | None, flush_every: int = 256) -> None:
+        self.store = store
+        self.redactor = redactor
+        self.flush_every = max(1, flush_every)
+        self.spans_written = 0
+        self.dropped_spans = 0
+        self._rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def add(self, span: Mapping[str, Any]) -> None:
+        try:
+            row = span_row(span, self.redactor)
+        except UNSTORABLE:
+            with self._lock:
+                self.dropped_spans += 1
+            return
+        with self._lock:
+            self._rows.append(row)
+            full = len(self._rows) >= self.flush_every
+        if full:
+            self.flush()
+
+    def extend(self, spans: Iterable[Mapping[str, Any]]) -> None:
+        for one in spans:
+            self.add(one)
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+            kept = [row for row in rows if is_storable(row)]
+            self.dropped_spans += len(rows) - len(kept)
+            self.store._keep(kept)
+            self.spans_written += len(kept)
+
+    def close(self) -> None:
+        self.flush()
