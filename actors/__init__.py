@@ -11,7 +11,7 @@
 - ``orchestrator.py``: owns a run; drives it through the state machine with the other actors.
 - ``factory.py``: the one place actor options (names, restarts, retries) are set.
 - ``specs.py``: the built-in roles as data (``AgentSpec``), registered with ``aigentflow.roles`` through the
-  ``aigentflow.agents`` entry point. What a role is (its steps, class, workflow, flags) lives there only.
+  ``aigentflow.roles`` entry point. What a role is (its steps, class, workflow, flags) lives there only.
 """
 
 from __future__ import annotations

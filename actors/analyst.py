@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
-from aigentflow.agents import AgentCall
+from aigentflow.run.protocol import AgentCall
 
 
 class AnalystNotes(BaseModel):

@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.exceptions import RunFailure, RunPaused
 from aigentflow.models.client import CallRecord, ModelClient
 from aigentflow.prompts.compose import compose
+from aigentflow.run.protocol import AgentCall, AgentResult
 from aigentflow.tracing.spans import agent_spans, new_span_id
 
 

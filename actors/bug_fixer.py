@@ -1,7 +1,7 @@
 """The Bug Fixer: given a task's failing tests and their output, proposes a fix (at most 3 attempts).
 
 It may not delete, skip or weaken tests to go green: the edit guard refuses an edit that removes
-assertions from a test file, marks tests skipped, or deletes one (``aigentflow.testguard``).
+assertions from a test file, marks tests skipped, or deletes one (``aigentflow.checks.testguard``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
 from actors.developer import task_text
-from aigentflow.agents import AgentCall
-from aigentflow.edits import FileEdit
+from aigentflow.checks.edits import FileEdit
+from aigentflow.run.protocol import AgentCall
 
 
 class Fix(BaseModel):

@@ -4,8 +4,8 @@ The Backend Developer takes every task but front-end ones when the Frontend Deve
 (``agents.frontendDev``); the orchestrator routes by the task's type. The model sees the task, the
 architecture, the tests written for it (when the Tester wrote them first), and the files of the
 task's worktree (small text files, up to a budget). Its edits are whole-file contents; they are
-applied by the build task through the edit guard (``aigentflow.edits``), never by the agent, and
-may not weaken tests (``aigentflow.testguard``).
+applied by the build task through the edit guard (``aigentflow.checks.edits``), never by the agent, and
+may not weaken tests (``aigentflow.checks.testguard``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import json
 from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
-from aigentflow.agents import AgentCall
-from aigentflow.edits import FileEdit
+from aigentflow.checks.edits import FileEdit
+from aigentflow.run.protocol import AgentCall
 
 
 class TaskChange(BaseModel):

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
 from actors.developer import render_files
-from aigentflow.agents import AgentCall
-from aigentflow.edits import FileEdit
+from aigentflow.checks.edits import FileEdit
+from aigentflow.run.protocol import AgentCall
 
 
 class Resolution(BaseModel):

@@ -12,15 +12,15 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aigentflow.agents import AgentCall, AgentResult
-from aigentflow.engine import EngineOptions, RunEngine, pause_reason
 from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageError
-from aigentflow.paths import ProjectPaths
-from aigentflow.statemachine import base_step
+from aigentflow.project.paths import ProjectPaths
+from aigentflow.run.engine import EngineOptions, RunEngine, pause_reason
+from aigentflow.run.protocol import AgentCall, AgentResult
+from aigentflow.run.statemachine import base_step
 from aigentflow.store.sqlite import SQLiteRunStore
 
 if TYPE_CHECKING:
-    from aigentflow.settings import BuildSettings, Settings
+    from aigentflow.config.settings import BuildSettings, Settings
 
 AGENT_START_TIMEOUT_S = 120.0
 MCP_TOOL = re.compile(r"[A-Za-z0-9_-]+/(\*|[A-Za-z0-9_.:-]+)")

@@ -15,7 +15,7 @@ import json
 from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
-from aigentflow.agents import AgentCall
+from aigentflow.run.protocol import AgentCall
 
 
 class ProjectSummary(BaseModel):

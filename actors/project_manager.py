@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from actors.base import BaseAgent
-from aigentflow.agents import AgentCall
+from aigentflow.run.protocol import AgentCall
 
 
 class WorkTask(BaseModel):

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
-from aigentflow.agents import AgentCall
+from aigentflow.run.protocol import AgentCall
 
 
 class ReviewComment(BaseModel):

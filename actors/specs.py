@@ -1,4 +1,4 @@
-"""The built-in roles, as data: one ``AgentSpec`` each, registered through the ``aigentflow.agents``
+"""The built-in roles, as data: one ``AgentSpec`` each, registered through the ``aigentflow.roles``
 entry point (``pyproject.toml``). Importing this module imports no agent class, Ray or litellm: classes
 are named as ``module:Class`` and loaded only where an actor is made (``actors/factory.py``)."""
 
@@ -49,6 +49,6 @@ BUILTIN_SPECS: tuple[AgentSpec, ...] = (
 
 
 def register(registry: RoleRegistry) -> None:
-    """The ``aigentflow.agents`` entry point: the built-in roles."""
+    """The ``aigentflow.roles`` entry point: the built-in roles."""
     for spec in BUILTIN_SPECS:
         registry.register(spec, source=BUILTIN, builtin=True)

@@ -1,6 +1,6 @@
 """The Tester: writes a task's tests first, from its acceptance criteria (TDD).
 
-Its edits may touch test files only (``aigentflow.testguard.is_test_path``). They are applied and the
+Its edits may touch test files only (``aigentflow.checks.testguard.is_test_path``). They are applied and the
 project's test command runs before any implementation: the new tests must fail then (a new test that
 already passes is flagged as a TDD violation on the task) and pass after the implementation.
 """
@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
 from actors.developer import task_text
-from aigentflow.agents import AgentCall
-from aigentflow.edits import FileEdit
+from aigentflow.checks.edits import FileEdit
+from aigentflow.run.protocol import AgentCall
 
 
 class TestPlan(BaseModel):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aigentflow.tracing.spans import tool_span
 
 if TYPE_CHECKING:
-    from aigentflow.settings import ToolSettings
+    from aigentflow.config.settings import ToolSettings
 
 ARGUMENTS_SHOWN = 2000
 """Characters of a call's (redacted) arguments kept on its span."""

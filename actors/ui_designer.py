@@ -12,7 +12,7 @@ import json
 from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
-from aigentflow.agents import AgentCall, AgentResult
+from aigentflow.run.protocol import AgentCall, AgentResult
 
 
 class ComponentSpec(BaseModel):

@@ -36,11 +36,11 @@ FIRST_TASK = r"""
 import json, sys, time
 started = time.perf_counter()
 if sys.argv[1] == "cluster":
-    from aigentflow.ray_connect import connect_ray
+    from aigentflow.cluster.connect import connect_ray
     connect_ray(None)
     import ray
 else:
-    from aigentflow.ray_connect import prepare_ray_environment
+    from aigentflow.cluster.env import prepare_ray_environment
     prepare_ray_environment("127.0.0.1")
     import ray
     ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
@@ -60,7 +60,7 @@ ray.shutdown()
 
 def session_pids(session_id: int) -> list[int]:
     """Live pids whose session is ``session_id``."""
-    from aigentflow.cluster import session_pids as live_session_pids
+    from aigentflow.cluster.head import session_pids as live_session_pids
 
     return live_session_pids(session_id) or []
 
@@ -85,8 +85,7 @@ def run_supervised(script: str, arguments: list[str], env: dict[str, str], time_
                    state_file: Path | None = None) -> dict[str, object]:
     """Run ``script --inner ...`` in a session of its own; its last JSON line. Always kills that session
     and stops the head recorded in ``state_file`` (if any) afterwards."""
-    from aigentflow import cluster
-
+    from aigentflow.cluster import head as cluster
     child = subprocess.Popen([sys.executable, script, "--inner", *arguments], env=env, stdout=subprocess.PIPE,
                              text=True, start_new_session=True)
     try:
@@ -119,8 +118,7 @@ def first_task(case: str, env: dict[str, str]) -> dict[str, float | str]:
 
 def measure(runs: int, workdir: Path, state_file: Path) -> dict[str, object]:
     """Start the head, time ``runs`` fresh processes of each case (after one untimed each), stop the head."""
-    from aigentflow import cluster
-
+    from aigentflow.cluster import head as cluster
     config_home = state_file.parent
     started = time.perf_counter()
     info = cluster.up(temp_dir=workdir / "head", state_file=state_file)

@@ -69,7 +69,7 @@ def demo(target: Path, env: dict[str, str]) -> dict[str, Any]:
     process_s = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"the demo failed: {proc.stderr[-2000:]}")
-    from aigentflow.paths import ProjectPaths
+    from aigentflow.project.paths import ProjectPaths
     from aigentflow.store.sqlite import SQLiteRunStore
     from aigentflow.tracing.reader import read_spans
 

@@ -3,7 +3,7 @@
 Starts a head with ``aigentflow.cluster.up`` (own temp dir and state file, dashboard on, 127.0.0.1,
 the virtualenv's bin first on PATH so that the job's ``aigentflow`` is this one), initialises the
 sample project, then submits ``aigentflow run`` jobs one after another with
-``aigentflow.submission.submit_run(..., model="replay/demo")``. Times come from the project's
+``aigentflow.cluster.jobs.submit_run(..., model="replay/demo")``. Times come from the project's
 store (SQLiteRunStore) against the wall clock at submission: when the run was recorded (CREATED),
 its first transition after that (CREATED -> ANALYZING), and COMPLETED; also when Ray reports the
 job SUCCEEDED. The first job is a warm-up (it starts the agent actors) and is reported apart.
@@ -32,7 +32,7 @@ RUN_TIMEOUT_S = 120
 
 def wait_for_job_server(url: str, timeout_s: float = 60) -> None:
     """Until the dashboard's job API answers (401/403 count: it is up and asks for Ray's token)."""
-    from aigentflow.cluster import http_status
+    from aigentflow.cluster.head import http_status
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -48,8 +48,8 @@ def seconds_after(stamp: str, since: float) -> float:
 
 def one_job(url: str, repo: Path, database: Path) -> dict[str, float]:
     """Submit one run as a job and follow it in the store until it is COMPLETED."""
+    from aigentflow.cluster.jobs import submit_run, wait
     from aigentflow.store.sqlite import SQLiteRunStore
-    from aigentflow.submission import submit_run, wait
 
     def runs() -> dict[str, str]:
         store = SQLiteRunStore(database, readonly=True)
@@ -91,9 +91,9 @@ def one_job(url: str, repo: Path, database: Path) -> dict[str, float]:
 
 def measure(runs: int, workdir: Path, state_file: Path) -> dict[str, object]:
     """Start the head, submit 1 + ``runs`` jobs, stop the head."""
-    from aigentflow import cluster
     from aigentflow.cli.project_cmd import initialise
-    from aigentflow.paths import locate_project
+    from aigentflow.cluster import head as cluster
+    from aigentflow.project.paths import locate_project
 
     repo = make_sample_repo(workdir / "project")
     initialise(repo)

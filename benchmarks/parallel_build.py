@@ -2,7 +2,7 @@
 side by side versus one after another.
 
 Each task has its own worktree of one repository (made with ``aigentflow.gitops``) whose test
-command burns about ``--work-s`` seconds of one core; a task is ``aigentflow.build.execute_task``,
+command burns about ``--work-s`` seconds of one core; a task is ``aigentflow.checks.build.execute_task``,
 exactly what a run's build step runs (edit guard, sandboxed test command, outcome). Sequential: the
 N tasks in this process one after another. Parallel: the same N tasks as Ray tasks with
 ``num_cpus=1`` on a local Ray (127.0.0.1, its own temp dir, one CPU per core), after a warm-up
@@ -30,7 +30,7 @@ GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT
 
 
 def make_specs(root: Path, tasks: int, work_s: float, node_id: str) -> list:
-    from aigentflow.build import BuildSpec
+    from aigentflow.checks.build import BuildSpec
     from aigentflow.gitops.worktrees import Worktrees
 
     root.mkdir()
@@ -53,12 +53,12 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     tasks = args.tasks or 2 * cores
-    from aigentflow.ray_connect import prepare_ray_environment
+    from aigentflow.cluster.env import prepare_ray_environment
 
     prepare_ray_environment("127.0.0.1")
     import ray
 
-    from aigentflow.build import execute_task
+    from aigentflow.checks.build import execute_task
 
     ray_tmp = tempfile.mkdtemp(prefix="afpb", dir="/tmp")
     work = Path(tempfile.mkdtemp(prefix="af-bench-build-"))

@@ -44,12 +44,12 @@ def free_port() -> int:
 
 def analyze_calls(workdir: Path, k: int, delay_s: float) -> list[Any]:
     """K analyze calls on the sample project, as the engine builds them, with a slowed replay model."""
-    from aigentflow.agents import AgentCall
     from aigentflow.cli.project_cmd import initialise
-    from aigentflow.paths import locate_project
-    from aigentflow.project import ProjectFacts, render_facts, snapshot_repository
+    from aigentflow.project.facts import ProjectFacts, render_facts, snapshot_repository
+    from aigentflow.project.paths import locate_project
     from aigentflow.prompts.compose import load_layers
-    from aigentflow.runner import plan_run
+    from aigentflow.run.protocol import AgentCall
+    from aigentflow.run.runner import plan_run
     from aigentflow.store.sqlite import SQLiteRunStore
 
     repo = make_sample_repo(workdir / "project")
@@ -110,7 +110,7 @@ def measure_size(nodes: int, calls: list[Any], batches: int) -> dict[str, Any]:
 
 def measure(k: int, delay_s: float, batches: int, workdir: Path) -> dict[str, Any]:
     """Grow a cluster through ``NODE_COUNTS`` and measure each size; shut it down at the end."""
-    from aigentflow.ray_connect import prepare_ray_environment
+    from aigentflow.cluster.env import prepare_ray_environment
 
     prepare_ray_environment("127.0.0.1")
     import ray

@@ -32,7 +32,7 @@ from statistics import median
 
 from cli_latency import DEMO_REQUEST, make_sample_repo, percentile
 
-from aigentflow.paths import ProjectPaths
+from aigentflow.project.paths import ProjectPaths
 
 TARGET_MS = 20
 TIME_LIMIT_S = 170
@@ -51,7 +51,7 @@ def ray_head(log_file: Path, time_limit_s: float) -> Iterator[tuple[str, subproc
     A watchdog kills the group and this process after ``time_limit_s``: a driver stuck inside Ray's
     C++ client never returns to Python, so a signal handler would not be enough.
     """
-    from aigentflow.ray_connect import prepare_ray_environment
+    from aigentflow.cluster.env import prepare_ray_environment
 
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -90,7 +90,7 @@ def ray_head(log_file: Path, time_limit_s: float) -> Iterator[tuple[str, subproc
 
 def connect_when_up(address: str, head: subprocess.Popen[bytes], log_file: Path) -> None:
     """Connect this process to the head as soon as its GCS port accepts connections."""
-    from aigentflow.ray_connect import connect_ray, prepare_ray_environment
+    from aigentflow.cluster.connect import connect_ray, prepare_ray_environment
 
     prepare_ray_environment(address)  # before the first `import ray`: keeps the client on loopback
     host, port = address.split(":")
@@ -111,7 +111,7 @@ def iso_seconds(stamp: str) -> float:
 
 def measure_run(paths: ProjectPaths) -> dict[str, float]:
     """Create and drive one replay run; its wall time, model time, steps and Orchestrator start."""
-    from aigentflow.runner import create_run, drive, engine_options
+    from aigentflow.run.runner import create_run, drive, engine_options
     from aigentflow.store.sqlite import SQLiteRunStore
     from aigentflow.tracing.reader import read_spans
 
@@ -138,7 +138,7 @@ def measure_run(paths: ProjectPaths) -> dict[str, float]:
 def run(runs: int) -> dict[str, object]:
     """Start Ray, run the pipeline 1 + ``runs`` times in a temp project; return the measurements."""
     from aigentflow.cli.project_cmd import initialise
-    from aigentflow.paths import locate_project
+    from aigentflow.project.paths import locate_project
 
     started_at = time.time()
     with tempfile.TemporaryDirectory(prefix="aigentflow-step-bench-") as directory:

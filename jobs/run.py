@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     """Create the run, attach to the cluster, drive the run; returns the process exit code."""
     arguments = parse_arguments(argv)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from aigentflow.cluster.connect import connect_ray
     from aigentflow.exceptions import AigentflowError
-    from aigentflow.paths import locate_project
-    from aigentflow.ray_connect import connect_ray
-    from aigentflow.runner import create_run, drive, engine_options
+    from aigentflow.project.paths import locate_project
+    from aigentflow.run.runner import create_run, drive, engine_options
 
     try:
         paths = locate_project(arguments.project)

@@ -18,7 +18,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Ray reads these at import: keep local clusters on loopback and present Ray's own auth token.
-from aigentflow.ray_connect import prepare_ray_environment
+from aigentflow.cluster.env import prepare_ray_environment
 
 prepare_ray_environment("127.0.0.1")
 

@@ -44,7 +44,7 @@ REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
 
 def session_pids(session_id: int) -> list[int]:
     """Live pids whose session is ``session_id``."""
-    from aigentflow.cluster import session_pids as live_session_pids
+    from aigentflow.cluster.head import session_pids as live_session_pids
 
     return live_session_pids(session_id) or []
 
@@ -152,7 +152,7 @@ def node_after_fault(role: str) -> str | None:
 
 
 def new_run(paths: Any, model: str) -> tuple[Any, Any]:
-    from aigentflow.runner import create_run, engine_options
+    from aigentflow.run.runner import create_run, engine_options
 
     run, spec = create_run(paths, REQUEST, {"model.name": model, "run.agent_resource": AGENT_RESOURCE})
     return run, engine_options(run, spec)
@@ -160,7 +160,7 @@ def new_run(paths: Any, model: str) -> tuple[Any, Any]:
 
 def reference_run(paths: Any, model: str) -> dict[str, Any]:
     """One run on the cluster without a fault."""
-    from aigentflow.runner import drive
+    from aigentflow.run.runner import drive
 
     run, options = new_run(paths, model)
     outcome = drive(paths, run, options, resume=False)
@@ -188,7 +188,7 @@ def faulted_run(cluster: Any, paths: Any, model: str, graceful: bool) -> dict[st
     SIGKILL, as a crashed machine: the GCS learns of it only when its health checks fail."""
     import ray
 
-    from aigentflow.runner import drive
+    from aigentflow.run.runner import drive
 
     run, options = new_run(paths, model)
     result: dict[str, Any] = {}
@@ -227,8 +227,8 @@ def build_run(cluster: Any, workdir: Path, crash: bool) -> dict[str, Any]:
     while the tests of a build task run on it; Ray retries the task on the other worker."""
     import ray
 
-    from aigentflow.paths import locate_project
-    from aigentflow.runner import create_run, drive, engine_options
+    from aigentflow.project.paths import locate_project
+    from aigentflow.run.runner import create_run, drive, engine_options
     from tests.worktree_project import (
         TEST_COMMAND,
         eight_tasks,
@@ -297,14 +297,14 @@ def main() -> int:
     # Ray workers import `actors` and `aigentflow` from the repository, whatever their working directory.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     sys.path.insert(0, str(REPO_ROOT))
-    from aigentflow.ray_connect import prepare_ray_environment
+    from aigentflow.cluster.env import prepare_ray_environment
 
     prepare_ray_environment("127.0.0.1")
     import ray
 
     from aigentflow.cli.project_cmd import initialise
     from aigentflow.demo import create_sample_project
-    from aigentflow.paths import locate_project
+    from aigentflow.project.paths import locate_project
 
     cluster = None
     try:

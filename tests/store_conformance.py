@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from aigentflow.exceptions import StoreError, UnknownRun
-from aigentflow.statemachine import State
+from aigentflow.run.statemachine import State
 from aigentflow.store.protocol import RunStore
 from aigentflow.store.records import ArtifactRecord, RunRecord, StepUsage
 from aigentflow.store.sqlite import StaleRun

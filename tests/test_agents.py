@@ -15,11 +15,11 @@ from actors.analyst import Analyst
 from actors.architect import Architect
 from actors.base import BaseAgent
 from actors.project_manager import ProjectManager, WorkBreakdown, topological_order
-from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.exceptions import RunPaused
 from aigentflow.models.spec import ModelSpec
-from aigentflow.project import detect_facts, render_facts, snapshot_repository
+from aigentflow.project.facts import detect_facts, render_facts, snapshot_repository
 from aigentflow.prompts.compose import load_layers
+from aigentflow.run.protocol import AgentCall, AgentResult
 from tests.conftest import make_sample_repo
 
 REQUEST = "Add due dates to tasks and a command that lists overdue tasks"

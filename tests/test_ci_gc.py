@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aigentflow.ci import render_workflow, run_gate
+from aigentflow.checks.ci import render_workflow, run_gate
+from aigentflow.config.settings import BuildSettings
 from aigentflow.gitops.worktrees import Worktrees, commit_all
-from aigentflow.settings import BuildSettings
 from aigentflow.store.sqlite import SQLiteRunStore
 from tests.conftest import aigentflow
 

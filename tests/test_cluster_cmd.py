@@ -19,8 +19,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from aigentflow import cluster
 from aigentflow.cli import cluster_cmd
+from aigentflow.cluster import head as cluster
 
 
 def cli() -> typer.Typer:

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from aigentflow.cli.config_cmd import app
-from aigentflow.config import (
+from aigentflow.config.flags import FLAG_NAMES
+from aigentflow.config.loader import (
     describe_key,
     known_keys,
     load_config,
@@ -20,7 +21,6 @@ from aigentflow.config import (
     user_config_file,
 )
 from aigentflow.exceptions import ConfigError
-from aigentflow.flags import FLAG_NAMES
 
 
 @pytest.fixture
@@ -315,7 +315,7 @@ def test_recorded_settings_read_leniently_while_config_files_stay_strict(project
     """A run's recorded settings (``RunRecord.config``) come from whichever version recorded them: keys it
     no longer knows are ignored, missing ones get defaults, and a value a later check refuses still reads.
     The same unknown key in a config file is refused."""
-    from aigentflow.settings import Settings
+    from aigentflow.config.settings import Settings
 
     recorded = {"model": {"name": "openai/gpt-4o-mini", "stream": True}, "legacy": {"x": 1},
                 "build": {"env_passthrough": ["MYAPP_API_KEY"], "memory_mb": 4096},

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from aigentflow.edits import EditRefused, FileEdit, apply_edits, check_edit_path
+from aigentflow.checks.edits import EditRefused, FileEdit, apply_edits, check_edit_path
 from aigentflow.exceptions import UsageError
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "core.hooksPath=/dev/null"]

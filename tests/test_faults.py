@@ -20,7 +20,7 @@ pytestmark = pytest.mark.ray
 
 KILL_AGENT = """
 import os, signal, sys
-from aigentflow.ray_connect import prepare_ray_environment
+from aigentflow.cluster.env import prepare_ray_environment
 prepare_ray_environment(sys.argv[1])
 import ray
 ray.init(address=sys.argv[1], namespace="aigentflow", log_to_driver=False)
@@ -94,7 +94,7 @@ def test_agents_that_cannot_start_anywhere_fail_fast_and_leave_the_run_resumable
 
 PROBE = """
 import json, sys
-from aigentflow.ray_connect import prepare_ray_environment
+from aigentflow.cluster.env import prepare_ray_environment
 prepare_ray_environment(sys.argv[1])
 import ray
 ray.init(address=sys.argv[1], namespace="aigentflow", log_to_driver=False)

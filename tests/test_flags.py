@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from aigentflow.config.flags import FLAG_NAMES, PRESETS, flag_type, resolve_flags
 from aigentflow.exceptions import ConfigError
-from aigentflow.flags import FLAG_NAMES, PRESETS, flag_type, resolve_flags
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_8e4df1d31b94c934.txt"
 CORE_AGENTS = {"agents.orchestrator", "agents.projectManager", "agents.architect", "agents.analyst"}

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from aigentflow.exceptions import UsageError
-from aigentflow.hooks import (
+from aigentflow.run.hooks import (
     EVENT_NAMES,
     NOT_RUN_BUS_CLOSED,
     Event,

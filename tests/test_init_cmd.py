@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from aigentflow.build import limits_from_settings, run_in_sandbox
-from aigentflow.settings import BuildSettings
+from aigentflow.checks.build import limits_from_settings, run_in_sandbox
+from aigentflow.config.settings import BuildSettings
 from tests.conftest import aigentflow, cli_env
 
 EXCLUDE_LINE = "/.aigentflow/"

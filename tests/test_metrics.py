@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from aigentflow.ray_connect import prepare_ray_environment
+from aigentflow.cluster.env import prepare_ray_environment
 
 REPO = Path(__file__).resolve().parents[1]
 SCRAPE_TIMEOUT_S = 60
@@ -92,7 +92,7 @@ def metrics_head() -> Iterator[MetricsHead]:
 
 
 RECORDING_DRIVER = """
-    from aigentflow.ray_connect import prepare_ray_environment
+    from aigentflow.cluster.env import prepare_ray_environment
     prepare_ray_environment({address!r})
     import ray
 
@@ -101,8 +101,7 @@ RECORDING_DRIVER = """
     @ray.remote(num_cpus=0)
     class Recorder:
         def record(self):
-            from aigentflow import metrics
-
+            from aigentflow.cluster import metrics
             metrics.record_transition("CREATED", "ANALYZING")
             metrics.record_transition("ANALYZING", "PLANNING")
             metrics.record_run_finished("COMPLETED")
@@ -179,8 +178,7 @@ def test_recorded_metrics_reach_the_prometheus_endpoint(metrics_head: MetricsHea
 def test_without_ray_recording_is_a_silent_no_op_and_ray_is_never_imported() -> None:
     checked = _python("""
         import sys
-        from aigentflow import metrics
-
+        from aigentflow.cluster import metrics
         print("imported ray", "ray" in sys.modules)
         metrics.record_transition("CREATED", "ANALYZING")
         metrics.record_run_finished("FAILED")
@@ -198,11 +196,10 @@ def test_without_ray_recording_is_a_silent_no_op_and_ray_is_never_imported() -> 
 
 def test_with_ray_imported_but_not_initialised_recording_is_a_no_op() -> None:
     checked = _python("""
-        from aigentflow.ray_connect import prepare_ray_environment
+        from aigentflow.cluster.env import prepare_ray_environment
         prepare_ray_environment("127.0.0.1")
         import ray
-        from aigentflow import metrics
-
+        from aigentflow.cluster import metrics
         metrics.record_agent_call("analyst", "ok", 1.0)
         metrics.record_dropped_spans(1)
         print("active", metrics.is_active(), "initialised", ray.is_initialized())
@@ -212,7 +209,7 @@ def test_with_ray_imported_but_not_initialised_recording_is_a_no_op() -> None:
 
 
 def test_every_metric_is_documented() -> None:
-    from aigentflow.metrics import SPECS
+    from aigentflow.cluster.metrics import SPECS
 
     doc = (REPO / "docs" / "metrics.md").read_text()
     missing = [spec.exported_name for spec in SPECS if f"`{spec.exported_name}`" not in doc]

@@ -72,8 +72,8 @@ def test_an_unknown_provider_is_named_at_once(sample_repo: Path) -> None:
 
 
 def test_resume_without_the_key_exits_2_before_ray(sample_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aigentflow.paths import ProjectPaths
-    from aigentflow.runner import plan_run, record_run
+    from aigentflow.project.paths import ProjectPaths
+    from aigentflow.run.runner import plan_run, record_run
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy-for-planning")
     run = record_run(ProjectPaths(sample_repo), plan_run(ProjectPaths(sample_repo), DEMO_REQUEST,

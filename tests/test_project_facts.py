@@ -13,7 +13,7 @@ import pytest
 
 import aigentflow
 from aigentflow.exceptions import NotAGitRepository
-from aigentflow.project import (
+from aigentflow.project.facts import (
     ProjectFacts,
     detect_facts,
     detect_project,

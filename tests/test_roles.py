@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aigentflow.exceptions import ConfigError
-from aigentflow.paths import ProjectPaths
+from aigentflow.project.paths import ProjectPaths
 from aigentflow.roles.registry import builtin_registry, project_registry
 from aigentflow.roles.spec import AgentSpec
 from aigentflow.store.sqlite import SQLiteRunStore
@@ -31,7 +31,7 @@ def terse_analyst(repo: Path) -> Path:
 
 
 def test_every_step_of_the_pipeline_has_one_built_in_lead() -> None:
-    from aigentflow.statemachine import PIPELINE, STATES
+    from aigentflow.run.statemachine import PIPELINE, STATES
 
     roles = builtin_registry().resolve()
     for state in PIPELINE:

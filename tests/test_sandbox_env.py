@@ -71,8 +71,8 @@ def test_a_build_tasks_test_record_gets_the_passthrough_and_names_what_it_lacked
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a build task records as its tests (the step output `status` and the fixer read)."""
-    from aigentflow.build import limits_from_settings, run_in_sandbox
-    from aigentflow.settings import BuildSettings
+    from aigentflow.checks.build import limits_from_settings, run_in_sandbox
+    from aigentflow.config.settings import BuildSettings
 
     monkeypatch.setenv("PYTHONPATH", "src")
     monkeypatch.setenv("BUILD_FLAVOUR", "fast")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from aigentflow.exceptions import IllegalTransition, UsageError
-from aigentflow.statemachine import (
+from aigentflow.run.statemachine import (
     PIPELINE,
     STATES,
     TRANSITIONS,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aigentflow.testguard import assertion_count, is_test_path, weakening
-from aigentflow.testresults import (
+from aigentflow.checks.testguard import assertion_count, is_test_path, weakening
+from aigentflow.checks.testresults import (
     failing,
     junit_env,
     node_major,

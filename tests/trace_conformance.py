@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aigentflow.agents import AgentCall
 from aigentflow.models.client import CallRecord
 from aigentflow.models.spec import ModelSpec
 from aigentflow.redact import REDACTED, Redactor
+from aigentflow.run.protocol import AgentCall
 from aigentflow.tracing.protocol import TraceReader, TraceSink
 from aigentflow.tracing.spans import (
     Span,

@@ -18,10 +18,10 @@ from actors.workflow.common import (
     failure_inputs,
     implementer,
 )
-from aigentflow.agents import AgentCall, AgentResult
-from aigentflow.build import TaskOutcome, render_build_report
+from aigentflow.checks.build import TaskOutcome, render_build_report
+from aigentflow.checks.testresults import passing_in
 from aigentflow.gitops import names
-from aigentflow.testresults import passing_in
+from aigentflow.run.protocol import AgentCall, AgentResult
 
 
 class BuildWorkflow(Workflow):

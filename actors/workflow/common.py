@@ -13,19 +13,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aigentflow.agents import AgentCall, AgentResult
-from aigentflow.build import (
+from aigentflow.checks.build import (
     BuildSpec,
     TaskOutcome,
     execute_task,
     limits_from_settings,
 )
-from aigentflow.engine import NEEDS_APPROVAL
 from aigentflow.gitops import names
+from aigentflow.run.engine import NEEDS_APPROVAL
+from aigentflow.run.protocol import AgentCall, AgentResult
 from aigentflow.tracing.spans import task_span
 
 if TYPE_CHECKING:
-    from aigentflow.settings import ComplianceSettings
+    from aigentflow.config.settings import ComplianceSettings
 
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 MAX_FIX_ATTEMPTS = 3
@@ -48,14 +48,14 @@ def implementer(task_type: str, flags: dict[str, Any]) -> str:
 
 def _coverage_task(worktree: str, test_command: str, configured: str, limits: dict[str, Any],
                    diff_u0: str) -> dict[str, Any]:
-    from aigentflow.coverage_tracking import measure
+    from aigentflow.checks.coverage import measure
 
     return measure(Path(worktree), test_command, configured, limits, diff_u0)
 
 
 def _compliance_task(worktree: str, root: str, diff: str, settings: ComplianceSettings,
                      redactor: Any) -> dict[str, Any]:
-    from aigentflow.compliance import check
+    from aigentflow.checks.compliance import check
 
     return check(Path(worktree), Path(root), diff, settings, redactor)
 
@@ -103,7 +103,7 @@ def failure_inputs(tests: dict[str, Any] | None, worktree: str) -> tuple[list[di
     """What the Bug Fixer is given about a failing run: the failing cases with their assertion lines
     when the runner wrote a report, the output's tail only when it did not; either way without what
     varies from run to run (paths, durations), so the same failure gives the same prompt."""
-    from aigentflow.testresults import failing
+    from aigentflow.checks.testresults import failing
 
     results = (tests or {}).get("results") or {}
     cases = [{**case, "message": steady(case["message"].splitlines()[0] if case["message"] else "", worktree)}

@@ -15,10 +15,10 @@ from actors.workflow.common import (
     _merge_report,
     failure_inputs,
 )
-from aigentflow.agents import AgentCall, AgentResult
-from aigentflow.build import BuildSpec, TaskOutcome
-from aigentflow.engine import TESTS_FAILED
-from aigentflow.statemachine import round_of
+from aigentflow.checks.build import BuildSpec, TaskOutcome
+from aigentflow.run.engine import TESTS_FAILED
+from aigentflow.run.protocol import AgentCall, AgentResult
+from aigentflow.run.statemachine import round_of
 
 
 class AnalyzeWorkflow(Workflow):
@@ -33,7 +33,7 @@ class AnalyzeWorkflow(Workflow):
         import ray
 
         from actors.project_analyzer import render_analysis
-        from aigentflow.coverage_tracking import coverage_method
+        from aigentflow.checks.coverage import coverage_method
 
         facts = self.call.inputs.get("facts") or {}
         command = self.build.test_command

@@ -21,9 +21,9 @@ def emergency(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Emergency switches; with no option, show them."""
-    from aigentflow.engine import PAUSE_ALL
     from aigentflow.exceptions import UsageError
-    from aigentflow.paths import locate_project
+    from aigentflow.project.paths import locate_project
+    from aigentflow.run.engine import PAUSE_ALL
     from aigentflow.store.sqlite import SQLiteRunStore
 
     if pause_all and resume_all:

@@ -1,7 +1,7 @@
 """``aigentflow agents``: the roles, their versions, which one runs use and where each comes from.
 
 Read-only and quick (no Ray, no litellm): the registry is the built-in roles (``actors/specs.py``, through
-the ``aigentflow.agents`` entry point) plus the project's ``.aigentflow/agents/<role>/<version>.toml|json``
+the ``aigentflow.roles`` entry point) plus the project's ``.aigentflow/agents/<role>/<version>.toml|json``
 files; the active version is the configuration's ``agents.<role>.version`` (else the built-in one).
 """
 
@@ -21,7 +21,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def _project() -> tuple[Any, Any]:
     """(ProjectPaths or None, the registry with the project's spec files)."""
-    from aigentflow.paths import ProjectPaths, find_git_root
+    from aigentflow.project.paths import ProjectPaths, find_git_root
     from aigentflow.roles.registry import load_registry, project_registry
 
     root = find_git_root(Path.cwd())
@@ -32,7 +32,7 @@ def _project() -> tuple[Any, Any]:
 
 
 def _choices(paths: Any) -> dict[str, Any]:
-    from aigentflow.config import load_config
+    from aigentflow.config.loader import load_config
 
     return dict(load_config(paths.root if paths else None).settings.agents)
 

@@ -40,8 +40,7 @@ def up(
     json_out: JsonOption = False,
 ) -> None:
     """Start a Ray head on 127.0.0.1 (or report the one already running)."""
-    from aigentflow import cluster
-
+    from aigentflow.cluster import head as cluster
     already = cluster.status()
     started = time.monotonic()
     info = cluster.up(port=port, dashboard_port=dashboard_port, num_cpus=num_cpus,
@@ -65,8 +64,7 @@ def up(
 @reports_errors
 def status(json_out: JsonOption = False) -> None:
     """Whether the cluster started by `aigentflow cluster up` is running, and where."""
-    from aigentflow import cluster
-
+    from aigentflow.cluster import head as cluster
     info = cluster.status()
     if json_out:
         print_json(info.to_dict() if info else {"running": False})
@@ -86,8 +84,7 @@ def status(json_out: JsonOption = False) -> None:
 @reports_errors
 def down(json_out: JsonOption = False) -> None:
     """Stop the cluster started by `aigentflow cluster up` (and nothing else)."""
-    from aigentflow import cluster
-
+    from aigentflow.cluster import head as cluster
     info = cluster.status()
     stopped = cluster.down()
     if json_out:
@@ -100,7 +97,7 @@ def down(json_out: JsonOption = False) -> None:
 
 def _describe_address(target: str) -> dict[str, Any]:
     """What can be told about a cluster given by address, without Ray: where its dashboard answers."""
-    from aigentflow.cluster import http_status
+    from aigentflow.cluster.head import http_status
     from aigentflow.exceptions import UsageError
 
     if target.startswith(("http://", "https://")):
@@ -123,7 +120,7 @@ def dashboard(
     json_out: JsonOption = False,
 ) -> None:
     """Print the URL of the Ray dashboard of the local cluster (or of --address)."""
-    from aigentflow import cluster
+    from aigentflow.cluster import head as cluster
     from aigentflow.exceptions import UsageError
 
     target = address or os.environ.get("RAY_ADDRESS")

@@ -13,7 +13,7 @@ import typer
 from aigentflow.cli.common import print_json, reports_errors
 
 if TYPE_CHECKING:
-    from aigentflow.config import EffectiveConfig
+    from aigentflow.config.loader import EffectiveConfig
 
 app = typer.Typer(help="Show and change layered configuration.", no_args_is_help=True)
 
@@ -25,8 +25,8 @@ UserOption = Annotated[
 
 def _effective() -> EffectiveConfig:
     """The configuration seen from the working directory, with the process environment."""
-    from aigentflow.config import load_config
-    from aigentflow.paths import find_git_root
+    from aigentflow.config.loader import load_config
+    from aigentflow.project.paths import find_git_root
 
     return load_config(find_git_root(Path.cwd()))
 
@@ -34,10 +34,10 @@ def _effective() -> EffectiveConfig:
 def _target_file(user: bool) -> Path:
     """The file `set`/`unset` change: the user's, or the initialised project's."""
     if user:
-        from aigentflow.config import user_config_file
+        from aigentflow.config.loader import user_config_file
 
         return user_config_file()
-    from aigentflow.paths import locate_project
+    from aigentflow.project.paths import locate_project
 
     return locate_project(must_exist=True).config_file
 
@@ -59,7 +59,7 @@ def list_command(
     ] = True,
 ) -> None:
     """List every key with its effective value and the layer it came from."""
-    from aigentflow.config import display_value
+    from aigentflow.config.loader import display_value
 
     rows = [row for row in _effective().items() if show_defaults or not _is_default(row[2])]
     if as_json:
@@ -81,7 +81,7 @@ def get_command(
     as_json: JsonOption = False,
 ) -> None:
     """Print the effective value of one key."""
-    from aigentflow.config import display_value
+    from aigentflow.config.loader import display_value
 
     effective = _effective()
     value = effective.get(key)
@@ -99,7 +99,7 @@ def set_command(
     user: UserOption = False,
 ) -> None:
     """Validate a value and write it into the project (or user) config file."""
-    from aigentflow.config import set_value
+    from aigentflow.config.loader import set_value
 
     path = _target_file(user)
     set_value(path, key, value)
@@ -113,7 +113,7 @@ def unset_command(
     user: UserOption = False,
 ) -> None:
     """Remove a key from the project (or user) config file, so lower layers show through."""
-    from aigentflow.config import unset_value
+    from aigentflow.config.loader import unset_value
 
     path = _target_file(user)
     if unset_value(path, key):

@@ -32,10 +32,10 @@ def submit_run(
     json_out: JsonOption = False,
 ) -> None:
     """Submit `aigentflow run` as a Ray job; it runs in the project's directory on the head node."""
-    from aigentflow.paths import find_git_root
-    from aigentflow.submission import client
-    from aigentflow.submission import submit_run as submit
-    from aigentflow.submission import wait as wait_for
+    from aigentflow.cluster.jobs import client
+    from aigentflow.cluster.jobs import submit_run as submit
+    from aigentflow.cluster.jobs import wait as wait_for
+    from aigentflow.project.paths import find_git_root
 
     root = find_git_root(project) or project.resolve()
     check_submitted_model(root, model, sets or [])
@@ -59,12 +59,12 @@ def check_submitted_model(root: Path, model: str | None, sets: list[str]) -> Non
     or value of this environment is sent to the cluster."""
     from aigentflow.models.names import check_model_name
     from aigentflow.models.preflight import check_models
-    from aigentflow.paths import ProjectPaths
+    from aigentflow.project.paths import ProjectPaths
 
     paths = ProjectPaths(root)
     if paths.state_dir.is_dir():  # the project is here too: its config and cassettes are the job's
         from aigentflow.cli.run_cmd import _overrides
-        from aigentflow.config import load_config
+        from aigentflow.config.loader import load_config
 
         name = load_config(root, _overrides(model, None, sets)).settings.model.name
         check_models([name], paths.cassettes_dir, keys=False)
@@ -76,7 +76,7 @@ def check_submitted_model(root: Path, model: str | None, sets: list[str]) -> Non
 @reports_errors
 def list_jobs(address: AddressOption = None, json_out: JsonOption = False) -> None:
     """The cluster's jobs, newest first."""
-    from aigentflow.submission import client, describe
+    from aigentflow.cluster.jobs import client, describe
 
     jobs = sorted((describe(j) for j in client(address).list_jobs()), key=lambda j: j["start_time"] or 0, reverse=True)
     if json_out:
@@ -92,8 +92,8 @@ def list_jobs(address: AddressOption = None, json_out: JsonOption = False) -> No
 @reports_errors
 def logs(job_id: Annotated[str, typer.Argument(help="The job's id.")], address: AddressOption = None) -> None:
     """A job's log so far."""
+    from aigentflow.cluster.jobs import client
     from aigentflow.exceptions import UsageError
-    from aigentflow.submission import client
 
     jobs = client(address)
     try:
@@ -107,8 +107,8 @@ def logs(job_id: Annotated[str, typer.Argument(help="The job's id.")], address: 
 @reports_errors
 def stop(job_id: Annotated[str, typer.Argument(help="The job's id.")], address: AddressOption = None) -> None:
     """Stop a job. The run it drives is left resumable (`aigentflow resume` on the head node)."""
+    from aigentflow.cluster.jobs import client
     from aigentflow.exceptions import UsageError
-    from aigentflow.submission import client
 
     try:
         stopped = client(address).stop_job(job_id)

@@ -30,7 +30,7 @@ ServerArgument = Annotated[str, typer.Argument(help="The server's name in mcp.js
 
 def _project_root() -> Path | None:
     """The git work tree around the working directory, if any: its ``.aigentflow/mcp.json`` counts."""
-    from aigentflow.paths import find_git_root
+    from aigentflow.project.paths import find_git_root
 
     return find_git_root(Path.cwd())
 

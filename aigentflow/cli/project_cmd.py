@@ -29,8 +29,8 @@ def initialise(path: Path, *, git_init: bool = False, exclude: bool | None = Non
     .gitignore) so that git status stays clean; False removes it and is remembered; None (the
     default) keeps the last choice, and excludes the first time."""
     from aigentflow.exceptions import NotAGitRepository
-    from aigentflow.paths import ProjectPaths, find_git_root
-    from aigentflow.project import detect_project
+    from aigentflow.project.facts import detect_project
+    from aigentflow.project.paths import ProjectPaths, find_git_root
     from aigentflow.store.sqlite import SQLiteRunStore
 
     path = path.resolve()
@@ -123,7 +123,7 @@ def _exclude_text(report: dict[str, str], root: Path) -> str:
 
 def _record_integration_branch(paths) -> None:
     """The branch checked out now becomes ``git.integration_branch``, unless one is configured."""
-    from aigentflow.config import load_config, set_value
+    from aigentflow.config.loader import load_config, set_value
 
     if load_config(paths.root).get("git.integration_branch"):
         return

@@ -1,5 +1,5 @@
 """`aigentflow release`, `aigentflow ci init|run` and `aigentflow gc`: the logic lives in
-``aigentflow.release``, ``aigentflow.ci`` and ``aigentflow.gc``; nothing here imports Ray or litellm."""
+``aigentflow.release``, ``aigentflow.checks.ci`` and ``aigentflow.run.gc``; nothing here imports Ray or litellm."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from aigentflow.cli.common import print_json, reports_errors
 
 if TYPE_CHECKING:
-    from aigentflow.settings import BuildSettings
+    from aigentflow.config.settings import BuildSettings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show what would be done; change nothing.")]
@@ -22,7 +22,7 @@ ci_app = typer.Typer(help="The project's CI: a GitHub Actions workflow, and the 
 
 
 def _build_settings(root: Path) -> BuildSettings:
-    from aigentflow.config import load_config
+    from aigentflow.config.loader import load_config
 
     return load_config(root).settings.build
 
@@ -66,8 +66,8 @@ def ci_init(
     json_out: JsonOption = False,
 ) -> None:
     """Write .github/workflows/aigentflow.yml: the command `ci run` runs, on every push and pull request."""
-    from aigentflow.ci import write_workflow
-    from aigentflow.paths import locate_project
+    from aigentflow.checks.ci import write_workflow
+    from aigentflow.project.paths import locate_project
 
     root = locate_project().root
     written = write_workflow(root, _build_settings(root), force=force)
@@ -93,8 +93,8 @@ def _tail(text: str) -> str:
 @reports_errors
 def ci_run(json_out: JsonOption = False) -> None:
     """Run the CI command (build.ci_command, else the test command) in the sandbox; exit 1 if it fails."""
-    from aigentflow.ci import environment_hint, gate_command, run_gate
-    from aigentflow.paths import locate_project
+    from aigentflow.checks.ci import environment_hint, gate_command, run_gate
+    from aigentflow.project.paths import locate_project
 
     root = locate_project().root
     build = _build_settings(root)
@@ -123,8 +123,8 @@ def gc(
     json_out: JsonOption = False,
 ) -> None:
     """Remove the worktrees and branches of finished and abandoned runs."""
-    from aigentflow.gc import collect_garbage
-    from aigentflow.paths import locate_project
+    from aigentflow.project.paths import locate_project
+    from aigentflow.run.gc import collect_garbage
     from aigentflow.store.sqlite import SQLiteRunStore
 
     paths = locate_project()

@@ -13,8 +13,8 @@ from aigentflow.cli.common import reports_errors
 from aigentflow.demo import DEMO_REQUEST
 
 if TYPE_CHECKING:
-    from aigentflow.paths import ProjectPaths
-    from aigentflow.runner import Outcome
+    from aigentflow.project.paths import ProjectPaths
+    from aigentflow.run.runner import Outcome
 
 
 ModelOption = Annotated[str | None, typer.Option(
@@ -29,8 +29,8 @@ def drive_with_progress(paths: ProjectPaths, run: object, options: object, *, re
     """Drive the run with live progress: a line per transition and step, a spinner on the state."""
     from rich.console import Console
 
-    from aigentflow.runner import drive
-    from aigentflow.statemachine import STATES, State
+    from aigentflow.run.runner import drive
+    from aigentflow.run.statemachine import STATES, State
 
     console = Console(highlight=False)
 
@@ -100,9 +100,9 @@ def _finish(outcome: Outcome, paths: ProjectPaths, *, lenient: bool = False) -> 
 def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None) -> None:
     """Check the run, connect to Ray, record the run, drive it. Nothing is recorded if a check fails
     or Ray cannot be reached."""
-    from aigentflow.paths import locate_project
-    from aigentflow.ray_connect import connect_ray
-    from aigentflow.runner import engine_options, plan_run, record_run
+    from aigentflow.cluster.connect import connect_ray
+    from aigentflow.project.paths import locate_project
+    from aigentflow.run.runner import engine_options, plan_run, record_run
 
     paths = locate_project(root)
     plan = plan_run(paths, request, overrides, record=record)
@@ -159,12 +159,12 @@ def resume(
     address: AddressOption = None,
 ) -> None:
     """Continue an interrupted or paused run from its last committed step."""
-    from aigentflow.engine import PAUSE_ALL
+    from aigentflow.cluster.connect import connect_ray
     from aigentflow.exceptions import UsageError
-    from aigentflow.paths import locate_project
-    from aigentflow.ray_connect import connect_ray
-    from aigentflow.runner import engine_options, spec_for_existing_run
-    from aigentflow.statemachine import State, is_terminal
+    from aigentflow.project.paths import locate_project
+    from aigentflow.run.engine import PAUSE_ALL
+    from aigentflow.run.runner import engine_options, spec_for_existing_run
+    from aigentflow.run.statemachine import State, is_terminal
     from aigentflow.store.sqlite import SQLiteRunStore
 
     paths = locate_project()

@@ -27,7 +27,7 @@ DESCRIPTION_CHARS = 100
 
 
 def _project_root() -> Path | None:
-    from aigentflow.paths import find_git_root
+    from aigentflow.project.paths import find_git_root
 
     return find_git_root(Path.cwd())
 

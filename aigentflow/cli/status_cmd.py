@@ -13,7 +13,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _store() -> Any:
-    from aigentflow.paths import locate_project
+    from aigentflow.project.paths import locate_project
     from aigentflow.store.sqlite import SQLiteRunStore
 
     return SQLiteRunStore(locate_project().database, readonly=True)

@@ -22,7 +22,7 @@ def trace(
 ) -> None:
     """Show every state, agent call and model call of a run as a tree, with time, tokens, cost."""
     from aigentflow.exceptions import UsageError
-    from aigentflow.paths import locate_project
+    from aigentflow.project.paths import locate_project
     from aigentflow.tracing.reader import SegmentReader, span_tree, summarize
 
     paths = locate_project()

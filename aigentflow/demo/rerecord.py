@@ -23,10 +23,10 @@ def rerecord(cassette: Path) -> dict[tuple[str, str, int], str]:
     The demo builds in worktrees with Ray tasks, so this runs it as `aigentflow demo` does: on a local
     Ray instance (127.0.0.1, its own temp dir), recording every model call."""
     from aigentflow.cli.project_cmd import initialise
+    from aigentflow.cluster.connect import connect_ray
     from aigentflow.demo import DEMO_REQUEST, create_sample_project, demo_settings
-    from aigentflow.paths import ProjectPaths
-    from aigentflow.ray_connect import connect_ray
-    from aigentflow.runner import create_run, drive, engine_options
+    from aigentflow.project.paths import ProjectPaths
+    from aigentflow.run.runner import create_run, drive, engine_options
 
     with tempfile.TemporaryDirectory() as scratch:
         repo = create_sample_project(Path(scratch) / "sample")

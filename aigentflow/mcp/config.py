@@ -4,7 +4,7 @@ Two files, the project's over the user's (a project entry replaces a user entry 
 whole)::
 
     <git root>/.aigentflow/mcp.json
-    <user config dir>/mcp.json          (``$AIGENTFLOW_CONFIG_HOME``, ...; see ``aigentflow.paths``)
+    <user config dir>/mcp.json          (``$AIGENTFLOW_CONFIG_HOME``, ...; see ``aigentflow.project.paths``)
 
     {"mcpServers": {
         "time":   {"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]},
@@ -131,7 +131,7 @@ class ServerConfig:
 
 def project_config_file(project_root: Path) -> Path:
     """The project's MCP server file: ``<root>/.aigentflow/mcp.json``."""
-    from aigentflow.paths import STATE_DIRNAME
+    from aigentflow.project.paths import STATE_DIRNAME
 
     return Path(project_root) / STATE_DIRNAME / CONFIG_FILENAME
 
@@ -139,7 +139,7 @@ def project_config_file(project_root: Path) -> Path:
 def user_config_file(user_dir: Path | None = None) -> Path:
     """The user's MCP server file: ``<user config dir>/mcp.json``."""
     if user_dir is None:
-        from aigentflow.paths import user_config_dir
+        from aigentflow.project.paths import user_config_dir
 
         user_dir = user_config_dir()
     return Path(user_dir) / CONFIG_FILENAME

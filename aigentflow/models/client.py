@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from aigentflow import metrics
+from aigentflow.cluster import metrics
 from aigentflow.exceptions import (
     CassetteMissError,
     ModelError,

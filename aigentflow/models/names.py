@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from aigentflow.models.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from aigentflow.settings import ModelSettings
+    from aigentflow.config.settings import ModelSettings
 
 EXAMPLES = "openai/gpt-4o-mini, anthropic/claude-sonnet-4-5, ollama/llama3, replay/demo"
 

@@ -78,8 +78,8 @@ def publish(git: Git, plan: ReleasePlan, store: Any, *, tenant_id: str = "defaul
 
 def release(root: Path, *, version: str | None = None, dry_run: bool = False) -> dict[str, Any]:
     """``aigentflow release``: plan, then (unless ``dry_run``) commit, tag and record."""
-    from aigentflow.config import load_config
-    from aigentflow.paths import locate_project
+    from aigentflow.config.loader import load_config
+    from aigentflow.project.paths import locate_project
     from aigentflow.store.sqlite import SQLiteRunStore
 
     paths = locate_project(root)

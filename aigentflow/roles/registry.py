@@ -1,7 +1,7 @@
 """The role registry: every version of every role, where each comes from, and which one a run uses.
 
 Sources, in order:
-1. **Built-in**: packages register their roles through the ``aigentflow.agents`` entry point (a function
+1. **Built-in**: packages register their roles through the ``aigentflow.roles`` entry point (a function
    taking the registry); aigentflow's own are in ``actors/specs.py``. The core never imports ``actors/``.
 2. **Code**: ``RoleRegistry.register(spec, source=...)`` (what the self-evolution loop calls).
 3. **Project files**: ``.aigentflow/agents/<role>/<version>.toml`` or ``.json``. A file names a version
@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from aigentflow.exceptions import ConfigError
 from aigentflow.roles.spec import ROLE_NAME, AgentSpec
 
-ENTRY_POINT_GROUP = "aigentflow.agents"
+ENTRY_POINT_GROUP = "aigentflow.roles"
 SPEC_SUFFIXES = (".toml", ".json")
 BUILTIN = "built-in"
 
@@ -179,7 +179,7 @@ class ActiveRoles:
 
 
 def builtin_registry() -> RoleRegistry:
-    """The roles installed packages register (``aigentflow.agents`` entry points)."""
+    """The roles installed packages register (``aigentflow.roles`` entry points)."""
     from importlib.metadata import entry_points
 
     registry = RoleRegistry()

@@ -3,7 +3,7 @@
 A role (the Analyst, the Backend Developer, ...) is one or more versions of an ``AgentSpec``: its name,
 version, the state-machine steps it leads or helps with, the class that implements it, its prompt layers,
 model, skills, tool allowlist and budget. Built-in versions are registered by ``actors/`` (through the
-``aigentflow.agents`` entry point); a project adds versions as files under
+``aigentflow.roles`` entry point); a project adds versions as files under
 ``.aigentflow/agents/<role>/<version>.toml|json``; the run's settings (``agents.<role>.version``) pick
 which one is active. The engine reads only the registry (``aigentflow.roles.registry``).
 """

@@ -386,7 +386,7 @@ def _check_link(entry: Path, real_folder: Path, folder: Path, warnings: list[str
 
 def skill_dirs(project_root: Path | None = None, user_dir: Path | None = None) -> list[tuple[str, Path]]:
     """Where skills are looked for, lowest precedence first: (source, directory of skill folders)."""
-    from aigentflow.paths import STATE_DIRNAME, user_config_dir
+    from aigentflow.project.paths import STATE_DIRNAME, user_config_dir
 
     dirs = [("built-in", BUILTIN_DIR),
             ("user", Path(user_dir) if user_dir is not None else user_config_dir() / "skills")]

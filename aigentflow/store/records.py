@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aigentflow.settings import Settings
+    from aigentflow.config.settings import Settings
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
@@ -77,7 +77,7 @@ class RunRecord:
         """``settings`` typed: the ``Settings`` the run was recorded with; a section or key an older version
         did not record has its default, and one this version no longer knows is ignored (see
         ``Settings.from_stored``). Imports pydantic: commands that must not (``status``) read ``settings``."""
-        from aigentflow.settings import Settings
+        from aigentflow.config.settings import Settings
 
         return Settings.from_stored(self.settings)
 

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
-    from aigentflow.agents import AgentCall
     from aigentflow.models.client import CallRecord
+    from aigentflow.run.protocol import AgentCall
 
 AttributeValue = str | int | float | bool
 

@@ -15,14 +15,14 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 
-from aigentflow.ecosystems import (
+from aigentflow.exceptions import NotAGitRepository, UsageError
+from aigentflow.project.ecosystems import (
     MAX_LINE_COUNTED_FILE_BYTES,
     Repo,
     declared_name,
     detect_ecosystems,
     is_test_file,
 )
-from aigentflow.exceptions import NotAGitRepository, UsageError
 
 EXCLUDED_TOP_DIRS = frozenset({".aigentflow", ".git"})
 MAX_LINE_COUNTED_FILES = 10_000

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from aigentflow.testcommand import python_test_command
+from aigentflow.project.testcommand import python_test_command
 
 MAX_LINE_COUNTED_FILE_BYTES = 1_000_000
 

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aigentflow.ecosystems import Repo
+    from aigentflow.project.ecosystems import Repo
 
 Found = tuple[str, str]
 """(command, where it came from: "tox.ini", "Makefile target test", ...)."""

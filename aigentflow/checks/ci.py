@@ -5,7 +5,7 @@ The gate is ``build.ci_command``, else ``build.test_command``, else the test com
 does and what the merge step calls on a scratch worktree. ``write_workflow`` writes
 ``.github/workflows/aigentflow.yml`` running the same command on push and pull request, after the
 setup step of the project's ecosystem; a Python project is tested on the supported CPython versions
-its ``requires-python`` admits (``aigentflow.pythons``). It refuses (unless ``force``) when the
+its ``requires-python`` admits (``aigentflow.project.pythons``). It refuses (unless ``force``) when the
 project already has workflows of its own, naming them.
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aigentflow.exceptions import UsageError
-from aigentflow.pythons import PythonChoice, choose_pythons
+from aigentflow.project.pythons import PythonChoice, choose_pythons
 
 if TYPE_CHECKING:
+    from aigentflow.config.settings import BuildSettings
     from aigentflow.sandbox import ExecResult
-    from aigentflow.settings import BuildSettings
 
 WORKFLOW = Path(".github") / "workflows" / "aigentflow.yml"
 WORKFLOWS_DIR = WORKFLOW.parent
@@ -35,7 +35,7 @@ NO_TEST_COMMAND = ("no test command is known for this project; set one with "
 
 def detected_test_command(root: Path) -> str | None:
     """The test command ``aigentflow init`` detected, from the project's facts in the store."""
-    from aigentflow.paths import ProjectPaths
+    from aigentflow.project.paths import ProjectPaths
     from aigentflow.store.sqlite import SQLiteRunStore
 
     paths = ProjectPaths(root)

@@ -14,8 +14,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from aigentflow.cluster.env import prepare_ray_environment
 from aigentflow.exceptions import UsageError
-from aigentflow.ray_connect import prepare_ray_environment
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")

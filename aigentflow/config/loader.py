@@ -21,10 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from aigentflow import flags as feature_flags
-from aigentflow.exceptions import ConfigError
-from aigentflow.paths import ProjectPaths, user_config_dir
-from aigentflow.settings import (
+from aigentflow.config import flags as feature_flags
+from aigentflow.config.settings import (
     BuildSettings,
     ComplianceSettings,
     FlagSettings,
@@ -37,6 +35,8 @@ from aigentflow.settings import (
     ToolSettings,
     TraceSettings,
 )
+from aigentflow.exceptions import ConfigError
+from aigentflow.project.paths import ProjectPaths, user_config_dir
 
 ENV_PREFIX = "AIGENTFLOW_"
 COMMAND_LINE = "command line"

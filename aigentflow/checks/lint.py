@@ -18,7 +18,7 @@ MAX_FINDINGS = 200
 
 def lint(root: Path, paths: list[str], limits: dict[str, Any]) -> dict[str, Any]:
     """Lint ``paths`` (relative to ``root``); {"tool", "findings": [{path, line, code, message}], "ran"}."""
-    from aigentflow.build import run_in_sandbox
+    from aigentflow.checks.build import run_in_sandbox
 
     python = sorted(p for p in paths if p.endswith(".py") and (Path(root) / p).is_file())
     if not python:

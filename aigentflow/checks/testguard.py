@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from aigentflow.ecosystems import is_test_file
+from aigentflow.project.ecosystems import is_test_file
 
 _ASSERTION = re.compile(r"(?m)^\s*assert\b|\bself\.assert\w*\(|\bpytest\.raises\(|\bexpect\(|\bassert\.\w+\(|"
                         r"\bassert(?:Equal|True|False|Raises|Throws)\w*\(")

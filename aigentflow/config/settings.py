@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aigentflow import flags as feature_flags
+from aigentflow.config import flags as feature_flags
 from aigentflow.exceptions import ConfigError
 from aigentflow.redact import looks_secret_name
 

@@ -17,14 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aigentflow import hooks, metrics
-from aigentflow.agents import AgentCall, AgentResult
-from aigentflow.artifacts import render_summary, write_artifact
+from aigentflow.cluster import metrics
 from aigentflow.exceptions import RunFailure, RunPaused, UsageError
-from aigentflow.paths import ProjectPaths
+from aigentflow.project.paths import ProjectPaths
 from aigentflow.redact import Redactor
 from aigentflow.roles.registry import ActiveRoles
-from aigentflow.statemachine import (
+from aigentflow.run import hooks
+from aigentflow.run.artifacts import render_summary, write_artifact
+from aigentflow.run.protocol import AgentCall, AgentResult
+from aigentflow.run.statemachine import (
     ROUND_STATES,
     STATES,
     Event,
@@ -108,7 +109,7 @@ class RunEngine:
         self.writer: TraceSink = SegmentWriter(paths.traces_dir, self.redactor, run.config.trace.flush_every_spans)
         self.bus = hooks.EventBus(redactor=self.redactor, on_hook_error=self._hook_failed)
         self.bus.subscribe(self._audit)
-        from aigentflow.hooks import build_user_hooks
+        from aigentflow.run.hooks import build_user_hooks
 
         for hook in build_user_hooks(run.config.hooks):
             self.bus.add_user_hook(hook)
@@ -333,7 +334,7 @@ class RunEngine:
                          if s.step == "analyze" and s.status == "completed" and s.output), None)
         key = f"context:{bool(analysis)}"
         if key not in self._cache:
-            from aigentflow.project import ProjectFacts, render_facts
+            from aigentflow.project.facts import ProjectFacts, render_facts
 
             project = self.store.get_project() or {"facts": {"name": self.paths.root.name}}
             self._cache[key] = render_facts(ProjectFacts.model_validate(project["facts"])) + (
@@ -354,7 +355,7 @@ class RunEngine:
                                                   key=lambda s: round_of(s.step))] for kind in ("test", "fix")}
         step = base_step(step)
         if step == "analyze":
-            from aigentflow.project import snapshot_repository
+            from aigentflow.project.facts import snapshot_repository
 
             project = self.store.get_project() or {"facts": {}}
             return {"facts": project["facts"],

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aigentflow.gitops.runner import Git
 
 if TYPE_CHECKING:
-    from aigentflow.settings import BuildSettings
+    from aigentflow.config.settings import BuildSettings
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,8 @@ def limits_from_settings(build: BuildSettings) -> dict[str, Any]:
 def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bool = False) -> dict[str, Any]:
     """Run ``command`` in ``root`` through the sandboxed executor; its record (``ok``, output, isolation,
     and ``results``: the JUnit report when the runner wrote one, else the exit code)."""
+    from aigentflow.checks.testresults import junit_env, read_reports
     from aigentflow.sandbox import Limits, Sandbox
-    from aigentflow.testresults import junit_env, read_reports
 
     with tempfile.TemporaryDirectory(prefix="af-junit-") as reports:
         # No bytecode caches: Python checks them by mtime in whole seconds and size, so a file an agent
@@ -97,8 +97,8 @@ def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bo
 
 def check_edits(workdir: Path, kind: str, edits: list[Any]) -> None:
     """The Tester writes only tests; nobody else may weaken them. Raises ``EditRefused``."""
-    from aigentflow.edits import EditRefused
-    from aigentflow.testguard import is_test_path, weakening
+    from aigentflow.checks.edits import EditRefused
+    from aigentflow.checks.testguard import is_test_path, weakening
 
     for edit in edits:
         if kind == "tests" and not is_test_path(edit.path):
@@ -116,7 +116,7 @@ def execute_task(spec: BuildSpec, change: dict[str, Any], node_id: str,
     """Apply ``change`` (the developer's output) in the task's worktree, test it, commit it.
 
     ``fetch_bundle`` gives the task branch as a bundle when this node lacks the repository."""
-    from aigentflow.edits import EditRefused, FileEdit, apply_edits
+    from aigentflow.checks.edits import EditRefused, FileEdit, apply_edits
     from aigentflow.gitops.bundle import clone_bundle, create_bundle
     from aigentflow.gitops.worktrees import commit_all
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aigentflow.exceptions import UsageError
-from aigentflow.paths import user_config_dir
+from aigentflow.project.paths import user_config_dir
 
 HOST = "127.0.0.1"
 STATE_FILENAME = "cluster.json"
@@ -66,7 +66,7 @@ def free_port() -> int:
 
 def port_answers(port: int, timeout_s: float = 0.5) -> bool:
     """Whether something accepts a TCP connection at 127.0.0.1:``port``."""
-    from aigentflow.ray_connect import answers
+    from aigentflow.cluster.env import answers
 
     return answers(f"{HOST}:{port}", timeout_s)
 
@@ -152,7 +152,7 @@ def http_status(url: str, timeout_s: float = 2.0) -> int | None:
 
 
 def _ray_environment() -> dict[str, str]:
-    from aigentflow.ray_connect import prepare_ray_environment
+    from aigentflow.cluster.env import prepare_ray_environment
 
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)

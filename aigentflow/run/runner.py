@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aigentflow.exceptions import UsageError
-from aigentflow.paths import ProjectPaths
-from aigentflow.statemachine import (
+from aigentflow.project.paths import ProjectPaths
+from aigentflow.run.statemachine import (
     STATES,
     Event,
     Snapshot,
@@ -116,7 +116,7 @@ def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) 
 def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
              record: str | None = None) -> RunPlan:
     """Check everything a run needs (config, request, flags, model, cassette) without recording it."""
-    from aigentflow.config import load_config
+    from aigentflow.config.loader import load_config
     from aigentflow.models.names import build_model_spec
     from aigentflow.redact import Redactor
 
@@ -169,8 +169,8 @@ def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], 
 
 def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
     """How the Orchestrator drives ``run``; recording goes to ``record`` or the run's ``model.record``."""
-    from aigentflow.engine import EngineOptions
     from aigentflow.redact import Redactor
+    from aigentflow.run.engine import EngineOptions
 
     config = run.config
     return EngineOptions(
@@ -250,7 +250,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
 def _warm_task_worker() -> None:
     """A no-op Ray task: the worker process it starts (Ray keeps it for the job's later tasks) has
     what build, test and coverage tasks import loaded already."""
-    import aigentflow.build
+    import aigentflow.checks.build
     import aigentflow.sandbox  # noqa: F401
 
 

@@ -62,7 +62,7 @@ def summarise(report: dict[str, Any], changed: dict[str, set[int]]) -> dict[str,
     """Total coverage and the coverage of the changed executable lines (``percent`` None: none changed).
 
     Test files do not count: their coverage says nothing about the code's."""
-    from aigentflow.testguard import is_test_path
+    from aigentflow.checks.testguard import is_test_path
 
     files = report.get("files", {})
     covered = total = 0
@@ -87,7 +87,7 @@ def summarise(report: dict[str, Any], changed: dict[str, set[int]]) -> dict[str,
 
 def measure(root: Path, test_command: str, configured: str, limits: dict[str, Any], diff_u0: str) -> dict[str, Any]:
     """Run the tests under coverage in ``root`` (sandboxed); the summary, or why nothing was measured."""
-    from aigentflow.build import run_in_sandbox
+    from aigentflow.checks.build import run_in_sandbox
 
     with tempfile.TemporaryDirectory(prefix="af-cov-") as tmp:
         commands = coverage_commands(test_command, configured, Path(tmp))
