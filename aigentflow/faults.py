@@ -40,7 +40,7 @@ FLAGS = ("force-remote-build",)
 _POINT = re.compile(r"(transition:\d+|step:[\w./-]+|[a-z]+\.[a-z-]+)")
 
 
-class FaultInjected(BaseException):  # noqa: N818 - not an error the code handles: a process that "died"
+class FaultInjected(BaseException):
     """Raised where a killed process would have stopped (the engine after killing its driver)."""
 
 
@@ -114,21 +114,20 @@ def from_environment(env: Mapping[str, str] | None = None) -> FaultPlan:
     return parse(text, driver_pid=os.getpid()) if text.strip() else OFF
 
 
-_installed: FaultPlan | None = None
+_process: dict[str, FaultPlan] = {}
+"""This process's plan, under "plan" once installed or read."""
 
 
 def install(plan: FaultPlan | None) -> None:
     """Make ``plan`` this process's (an actor given the driver's plan, e.g. the Git Agent)."""
-    global _installed
-    _installed = plan or OFF
+    _process["plan"] = plan or OFF
 
 
 def current() -> FaultPlan:
     """This process's plan: the installed one, else its own environment's (read once)."""
-    global _installed
-    if _installed is None:
-        _installed = from_environment()
-    return _installed
+    if "plan" not in _process:
+        _process["plan"] = from_environment()
+    return _process["plan"]
 
 
 def point(where: str) -> None:

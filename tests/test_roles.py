@@ -172,6 +172,8 @@ def test_a_run_with_a_new_version_records_it_on_its_steps_and_model_calls(sample
     agents = {s["attributes"]["gen_ai.agent.name"]: s["attributes"].get("gen_ai.agent.version")
               for s in spans if s["name"].startswith("invoke_agent ") and s["kind"] == "agent"}
     assert agents == {"analyst": "1.1.0", "project_manager": "1.0.0", "architect": "1.0.0"}
+    states = {s["name"]: s["attributes"].get("gen_ai.agent.version") for s in spans if s["kind"] == "state"}
+    assert states["state ANALYZING"] == "1.1.0" and states["state PLANNING"] == "1.0.0"
     chats = [s["attributes"] for s in spans if s["name"].startswith("chat ")]
     assert chats and all(c.get("gen_ai.agent.version") for c in chats)
     assert {c["gen_ai.agent.name"] for c in chats} == set(agents)

@@ -189,7 +189,10 @@ class RunEngine:
         """Trace and announce a transition; ``state_span`` (id, start) closes the span of the state left."""
         status, error = ("error", after.error) if after.state == State.FAILED else ("ok", None)
         if state_span:
+            step = STATES[State(before.state)].step
+            lead = self.roles.lead(base_step(step)) if step else None
             span = spans.state_span(after.id, span_id=state_span[0], from_state=before.state, to_state=after.state,
+                                    agent=(lead.name, lead.version) if lead else None,
                                     start_ns=state_span[1], end_ns=time.time_ns(), reason=reason,
                                     tenant_id=after.tenant_id, status=status, error=error)
         else:

@@ -196,12 +196,17 @@ def state_span(
     tenant_id: str = "default",
     status: str = "ok",
     error: str | None = None,
+    agent: tuple[str, str] | None = None,
 ) -> Span:
     """The span of the state a run worked in (its step), closed when the run moved to ``to_state``;
-    ``span_id`` was chosen when the state began (its agent's span is its child)."""
+    ``span_id`` was chosen when the state began (its agent's span is its child). ``agent``: the (name,
+    version) of the role that led the step."""
+    attributes = _moved(from_state, to_state, reason)
+    if agent:
+        attributes.update({AGENT_NAME: agent[0], AGENT_VERSION: agent[1]})
     return make_span(
         f"state {from_state}", "state", run_id=run_id, parent_id=root_span_id(run_id), tenant_id=tenant_id,
-        attributes=_moved(from_state, to_state, reason), start_ns=start_ns, end_ns=end_ns, span_id=span_id,
+        attributes=attributes, start_ns=start_ns, end_ns=end_ns, span_id=span_id,
         status=status, error=error,
     )  # fmt: skip
 
