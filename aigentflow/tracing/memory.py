@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aigentflow.redact import Redactor
 from aigentflow.tracing.spans import SPAN_FIELDS
-from aigentflow.tracing.writer import UNSTORABLE, is_storable, span_row
+from aigentflow.tracing.writer import SpanBuffer, is_storable
 
 
 class InMemoryTraceStore:
@@ -54,41 +52,12 @@ class InMemoryTraceStore:
             self._rows.extend(rows)
 
 
-class InMemoryTraceSink:
+class InMemoryTraceSink(SpanBuffer):
     """A ``TraceSink`` into an ``InMemoryTraceStore``: spans are redacted when added, stored at flush."""
 
     def __init__(self, store: InMemoryTraceStore, redactor: Redactor | None, flush_every: int = 256) -> None:
+        super().__init__(redactor, flush_every)
         self.store = store
-        self.redactor = redactor
-        self.flush_every = max(1, flush_every)
-        self.spans_written = 0
-        self.dropped_spans = 0
-        self._rows: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def add(self, span: Mapping[str, Any]) -> None:
-        try:
-            row = span_row(span, self.redactor)
-        except UNSTORABLE:
-            with self._lock:
-                self.dropped_spans += 1
-            return
-        with self._lock:
-            self._rows.append(row)
-            full = len(self._rows) >= self.flush_every
-        if full:
-            self.flush()
-
-    def extend(self, spans: Iterable[Mapping[str, Any]]) -> None:
-        for one in spans:
-            self.add(one)
 
     def flush(self) -> None:
         with self._lock:
@@ -97,6 +66,3 @@ class InMemoryTraceSink:
             self.dropped_spans += len(rows) - len(kept)
             self.store._keep(kept)
             self.spans_written += len(kept)
-
-    def close(self) -> None:
-        self.flush()

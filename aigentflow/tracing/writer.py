@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aigentflow.exceptions import StoreError
 from aigentflow.redact import Redactor
@@ -68,22 +68,19 @@ def list_segments(trace_dir: Path) -> list[Path]:
     return [segments_dir(trace_dir) / name for name in names]
 
 
-class SegmentWriter:
-    """Buffers spans and writes them, redacted, as one Parquet segment per ``flush``."""
+class SpanBuffer:
+    """What every ``TraceSink`` shares: spans redacted into rows as they are added (one that cannot be stored
+    is counted in ``dropped_spans``), queued, and handed to ``flush`` every ``flush_every`` spans."""
 
-    def __init__(self, trace_dir: Path, redactor: Redactor | None, flush_every: int = 256) -> None:
-        self.trace_dir = Path(trace_dir)
+    def __init__(self, redactor: Redactor | None, flush_every: int = 256) -> None:
         self.redactor = redactor
         self.flush_every = max(1, flush_every)
         self.spans_written = 0
         self.dropped_spans = 0
-        self.segments_written = 0
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._connection: Any = None
-        self._writer_tag = f"{os.getpid():07d}-{os.urandom(3).hex()}"
 
-    def __enter__(self) -> SegmentWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -107,6 +104,23 @@ class SegmentWriter:
         """Queue many spans."""
         for one in spans:
             self.add(one)
+
+    def flush(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.flush()
+
+
+class SegmentWriter(SpanBuffer):
+    """Buffers spans and writes them, redacted, as one Parquet segment per ``flush``."""
+
+    def __init__(self, trace_dir: Path, redactor: Redactor | None, flush_every: int = 256) -> None:
+        super().__init__(redactor, flush_every)
+        self.trace_dir = Path(trace_dir)
+        self.segments_written = 0
+        self._connection: Any = None
+        self._writer_tag = f"{os.getpid():07d}-{os.urandom(3).hex()}"
 
     def flush(self) -> Path | None:
         """Write the queued spans as one segment; its path, or None when nothing was queued."""
