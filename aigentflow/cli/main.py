@@ -47,6 +47,18 @@ COMMANDS: dict[str, str] = {
 """Command name -> ``module:attribute`` in ``aigentflow.cli``: a command function or a ``typer.Typer``
 (a command group). In this order in ``--help``."""
 
+PLUGIN_GROUP = "aigentflow.commands"
+"""Entry points naming more commands (``name = "package.module:attribute"``): how ``evolution/`` adds its
+commands (traces, patterns, ui, ...) without aigentflow importing it. Read only when a name is not one of
+``COMMANDS`` or every command is listed (``--help``): scanning entry points costs about 30 ms."""
+
+
+def _plugins() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {point.name: point.value for point in entry_points(group=PLUGIN_GROUP) if point.name not in COMMANDS}
+
+
 SETTINGS: dict[str, Any] = {"rich_markup_mode": None, "pretty_exceptions_enable": False, "add_completion": False}
 
 
@@ -80,11 +92,20 @@ class LazyCommands(MutableMapping[str, Any]):
 
     def __init__(self, made: Mapping[str, Any]) -> None:
         self.made = dict(made)
-        self._names = [*COMMANDS, *(name for name in made if name not in COMMANDS)]
+        self._listed: list[str] | None = None
+        self._extra = [name for name in made if name not in COMMANDS]
+
+    @property
+    def _names(self) -> list[str]:
+        """Every command name, plugins' included (scanned on first need)."""
+        if self._listed is None:
+            self._listed = [*COMMANDS, *(n for n in self._extra if n not in COMMANDS)]
+            self._listed += [n for n in sorted(_plugin_targets()) if n not in self._listed]
+        return self._listed
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.made:
-            if name not in self._names:
+            if name not in COMMANDS and name not in self._names:
                 raise KeyError(name)
             self.made[name] = _make(name)
         return self.made[name]
@@ -93,6 +114,8 @@ class LazyCommands(MutableMapping[str, Any]):
         self.made[name] = command
         if name not in self._names:
             self._names.append(name)
+        if name not in COMMANDS:
+            self._extra.append(name)
 
     def __delitem__(self, name: str) -> None:
         if name not in self._names:
@@ -101,7 +124,7 @@ class LazyCommands(MutableMapping[str, Any]):
         self.made.pop(name, None)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._names
+        return name in COMMANDS or name in self.made or name in self._names
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._names))
@@ -110,12 +133,25 @@ class LazyCommands(MutableMapping[str, Any]):
         return len(self._names)
 
 
+_PLUGIN_TARGETS: dict[str, str] = {}
+
+
+def _plugin_targets() -> dict[str, str]:
+    if not _PLUGIN_TARGETS:
+        _PLUGIN_TARGETS.update(_plugins() or {"": ""})
+    return {name: value for name, value in _PLUGIN_TARGETS.items() if name}
+
+
 def _target(name: str) -> Any:
-    """The command function or ``typer.Typer`` of ``COMMANDS[name]``, importing its module."""
-    module, attribute = COMMANDS[name].split(":")
+    """The command function or ``typer.Typer`` of ``COMMANDS[name]`` (or a plugin's), importing its module."""
+    if name in COMMANDS:
+        module, attribute = COMMANDS[name].split(":")
+        module = f"aigentflow.cli.{module}"
+    else:
+        module, attribute = _plugin_targets()[name].split(":")
     # __import__, not importlib.import_module: only an import through __import__ (an import statement)
     # shows in `python -X importtime`, which the tests and benchmarks/cli_latency.py read.
-    return getattr(__import__(f"aigentflow.cli.{module}", fromlist=[attribute]), attribute)
+    return getattr(__import__(module, fromlist=[attribute]), attribute)
 
 
 def _make(name: str) -> Any:
@@ -143,7 +179,7 @@ class LazyGroup(Group):
         """As ``Group.summary``, but from the function or typer app of a command not made yet, as typer
         would find its help: ``--help`` does not make every command (typer reads the type hints of
         every parameter to make one: about 35 ms for them all)."""
-        if name in self.commands.made or name not in COMMANDS:
+        if name in self.commands.made or (name not in COMMANDS and name not in _plugin_targets()):
             return super().summary(ctx, name)
         target = _target(name)
         if isinstance(target, typer.Typer):
