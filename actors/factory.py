@@ -74,11 +74,12 @@ def orchestrator_actor(cls: type, *args: Any, run_id: str) -> Any:
                       scheduling_strategy=this_node())
 
 
-def git_agent_actor(project_root: str, run_id: str, test_kill_in_merge: str | None = None) -> Any:
-    """The run's Git Agent, on the caller's node (the repository's); a few calls at once (threads)."""
+def git_agent_actor(project_root: str, run_id: str, fault_plan: Any = None) -> Any:
+    """The run's Git Agent, on the caller's node (the repository's); a few calls at once (threads).
+    ``fault_plan``: the run's ``aigentflow.faults`` plan, installed in the agent's process."""
     from actors.git_agent import GitAgent
 
-    return make_actor(GitAgent, project_root, test_kill_in_merge, name=f"git_agent:{run_id}", max_concurrency=8,
+    return make_actor(GitAgent, project_root, fault_plan, name=f"git_agent:{run_id}", max_concurrency=8,
                       scheduling_strategy=this_node())
 
 

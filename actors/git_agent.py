@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aigentflow import faults
+from aigentflow.faults import FaultPlan
 from aigentflow.gitops import names
 from aigentflow.gitops.bundle import create_bundle, fetch_bundle
 from aigentflow.gitops.merge import MergeConflict, is_ancestor, merge_into, predict
@@ -25,11 +27,8 @@ SNAPSHOT_MAX_TOTAL = 120_000
 class GitAgent:
     role = "git_agent"
 
-    def __init__(self, project_root: str, test_kill_in_merge: str | None = None) -> None:
-        if test_kill_in_merge:  # crash tests: this process dies at that point of a merge
-            import os
-
-            os.environ["AIGENTFLOW_TEST_KILL_IN_MERGE"] = test_kill_in_merge
+    def __init__(self, project_root: str, fault_plan: FaultPlan | None = None) -> None:
+        faults.install(fault_plan)  # the fault points a crash test turned on (gitops.merge has some)
         self.root = Path(project_root)
         self.git = Git(self.root)
         self.trees = Worktrees(self.root)

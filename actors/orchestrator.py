@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aigentflow import faults
 from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageError
 from aigentflow.project.paths import ProjectPaths
 from aigentflow.run.engine import EngineOptions, RunEngine, pause_reason
@@ -38,6 +39,7 @@ class Orchestrator:
         self.paths = ProjectPaths(Path(project_root))
         self.run_id = run_id
         self.options = options
+        faults.install(options.faults)  # the fault points a crash test turned on (the engine's, the build's)
         self.handles: dict[str, Any] = {}
         self._controls_lock = threading.Lock()
         self._controls_store: SQLiteRunStore | None = None
@@ -69,8 +71,7 @@ class Orchestrator:
         if "git_agent" not in self.handles:
             from actors.factory import git_agent_actor
 
-            self.handles["git_agent"] = git_agent_actor(str(self.paths.root), self.run_id,
-                                                        self.options.test_kill_in_merge)
+            self.handles["git_agent"] = git_agent_actor(str(self.paths.root), self.run_id, self.options.faults)
         return self.handles["git_agent"]
 
     def _recorded(self) -> tuple[dict[str, Any], Settings]:

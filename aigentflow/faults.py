@@ -1,141 +1,159 @@
-"""Fault injection for crash tests: one hook, off unless a test turns it on.
+"""Fault points: the places crash tests make a process die, or act as if a resource were missing.
 
-Production code marks the few places where a crash test needs a fault, and nothing else about tests:
+Production code marks a point and carries on; with no plan installed (always, outside tests) a
+mark is one dict lookup, and nothing here reads the environment per call::
 
-- ``plan.point("transition:3", before=flush)``: the engine, after its third transition; ``"step:plan"``:
-  before it commits the ``plan`` step;
-- ``point("merge.before-sync")`` / ``point("merge.after-sync")``: a branch move, around moving the
-  checked-out worktree (``gitops.merge``);
-- ``enabled("force-remote-build")``: build tasks act as if their node lacked the repository (the git
-  bundle path of a cluster).
+    faults.point("engine.transition", n)          # may SIGKILL a process here
+    faults.point("merge.after-sync")
+    if faults.enabled("build.force-remote"): ...   # a switch
 
-A test turns faults on with ONE environment variable of the driver (or of any process it starts),
-``AIGENTFLOW_FAULTS``: a comma-separated list of
+Tests turn faults on with ONE environment variable of the driver (``aigentflow run``/``resume``,
+``jobs/run.py``), ``AIGENTFLOW_FAULTS``: a comma-separated list of entries, each either
 
-- ``kill-driver@<point>``: SIGKILL the run's driver when the engine reaches ``<point>`` (``transition:N``
-  or ``step:NAME``); the engine then stops as if its own process had died, writing nothing more;
-- ``kill-self@<point>``: SIGKILL the process that reaches ``<point>`` (``merge.before-sync``, ...);
-- ``force-remote-build``.
+- ``ACTION@POINT`` or ``ACTION@POINT:ARG`` (a point that takes an argument fires only for that one), or
+- ``SWITCH``,
 
-The driver parses it once (``from_environment``; a malformed value is a UsageError, exit 2) and the plan
-travels in the data actors already get (``EngineOptions.faults``, the Git Agent's constructor), so that it
-works on a cluster whose workers never saw the driver's environment. With no plan every hook is a no-op:
-one attribute test, no environment read per call.
+for example ``AIGENTFLOW_FAULTS="kill-driver@engine.transition:3"``,
+``"kill-self@merge.after-sync"``, ``"build.force-remote,kill-driver@engine.step:merge"``.
+
+Actions: ``kill-driver`` SIGKILLs the driver that parsed the plan (its pid travels in the plan);
+``kill-self`` SIGKILLs the process reaching the point. Points and switches are listed in ``POINTS``
+and ``SWITCHES``; anything else (an unknown name, a missing or unexpected argument, a bad number)
+is a ``UsageError`` naming the entry.
+
+The driver parses the variable once (``from_environment``) and the plan, plain data, travels to the
+actors in what they already get (``EngineOptions.faults``, the Git Agent's arguments), so it works on
+an already-running cluster whose workers never saw the driver's environment; each actor process
+activates it with ``install(plan)``. A process holds one plan at a time: ``install`` replaces it
+(``install(None)`` turns every fault off).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NoReturn
 
 from aigentflow.exceptions import UsageError
 
 ENV = "AIGENTFLOW_FAULTS"
-ACTIONS = ("kill-driver", "kill-self")
-FLAGS = ("force-remote-build",)
-_POINT = re.compile(r"(transition:\d+|step:[\w./-]+|[a-z]+\.[a-z-]+)")
 
-
-class FaultInjected(BaseException):
-    """Raised where a killed process would have stopped (the engine after killing its driver)."""
+ACTIONS = {
+    "kill-driver": "SIGKILL the driver process that parsed the plan",
+    "kill-self": "SIGKILL the process that reaches the point",
+}
+POINTS: dict[str, tuple[str | None, str]] = {
+    # name: (its argument, or None when it takes none; where it is)
+    "engine.transition": ("N", "the Orchestrator, after the Nth state transition of this drive (N from 1)"),
+    "engine.step": ("STEP", "the Orchestrator, before committing the result of step STEP (e.g. analyze, merge)"),
+    "merge.before-sync": (None, "moving a checked-out branch: journal written, worktree not moved yet"),
+    "merge.after-sync": (None, "moving a checked-out branch: worktree moved, branch ref not moved yet"),
+}
+SWITCHES = {
+    "build.force-remote": "a work-breakdown task's build acts as if its node lacked the repository (git bundles)",
+}
 
 
 @dataclass(frozen=True)
 class Fault:
-    action: str
-    point: str = ""
+    point: str
+    """A name from ``POINTS``, or from ``SWITCHES`` (then ``action`` is None)."""
+    action: str | None = None
+    arg: str | None = None
 
 
 @dataclass(frozen=True)
 class FaultPlan:
-    """The faults one test asked for; ``OFF`` (no faults) everywhere else."""
+    """The faults a test asked for; plain data (it travels to the actors)."""
 
     faults: tuple[Fault, ...] = ()
     driver_pid: int | None = None
+    """The process ``kill-driver`` kills: the one that parsed the plan."""
 
     def __bool__(self) -> bool:
         return bool(self.faults)
 
-    def enabled(self, flag: str) -> bool:
-        return any(f.action == flag for f in self.faults)
 
-    def kills_self_at(self) -> tuple[str, ...]:
-        return tuple(f.point for f in self.faults if f.action == "kill-self")
-
-    def point(self, where: str, *, before: Callable[[], None] | None = None) -> None:
-        """The fault planned at ``where``, if any: kill the driver (then raise ``FaultInjected``) or this process."""
-        if not self.faults:
-            return
-        for fault in self.faults:
-            if fault.point != where:
-                continue
-            if before is not None:
-                before()
-            if fault.action == "kill-driver" and self.driver_pid:
-                os.kill(self.driver_pid, signal.SIGKILL)
-                raise FaultInjected(f"crash test: the driver was killed at {where}")
-            if fault.action == "kill-self":
-                os.kill(os.getpid(), signal.SIGKILL)
-                time.sleep(10)  # the signal is delivered at once; never go on past the point
-
-    def describe(self) -> str:
-        return ",".join(f"{f.action}@{f.point}" if f.point else f.action for f in self.faults)
+_ARMED: dict[str, dict[str | None, tuple[Fault, int | None]]] = {}
+"""What ``install`` activated: point or switch name -> its argument (None: any) -> (fault, the driver's pid)."""
 
 
-OFF = FaultPlan()
+def point(name: str, arg: object = None, *, before: Callable[[], None] | None = None) -> None:
+    """A fault point: fires the fault a test installed here (for ``arg``, when the point takes one).
+
+    ``before`` runs just before a kill (e.g. flush what the process holds); not at all otherwise."""
+    armed = _ARMED.get(name)
+    if armed is None:
+        return
+    fault = armed.get(None if arg is None else str(arg))
+    if fault is not None:
+        _fire(*fault, before)
 
 
-def parse(text: str, *, driver_pid: int | None = None) -> FaultPlan:
-    """``AIGENTFLOW_FAULTS``'s value as a plan; anything it does not understand is refused, naming it."""
-    faults = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        action, _, where = item.partition("@")
-        if action in FLAGS and not where:
-            faults.append(Fault(action))
-        elif action in ACTIONS and _POINT.fullmatch(where):
-            faults.append(Fault(action, where))
-        else:
-            raise UsageError(
-                f"{ENV} has {item!r}, which is not a fault: write kill-driver@transition:N, kill-driver@step:NAME, "
-                f"kill-self@<point> (merge.before-sync, merge.after-sync) or force-remote-build, comma-separated "
-                f"(crash tests only; unset {ENV} otherwise)")
-    return FaultPlan(tuple(faults), driver_pid)
-
-
-def from_environment(env: Mapping[str, str] | None = None) -> FaultPlan:
-    """The plan this process's environment asks for (the driver's; its pid is the one ``kill-driver`` kills)."""
-    text = (os.environ if env is None else env).get(ENV, "")
-    return parse(text, driver_pid=os.getpid()) if text.strip() else OFF
-
-
-_process: dict[str, FaultPlan] = {}
-"""This process's plan, under "plan" once installed or read."""
+def enabled(name: str) -> bool:
+    """Whether a test turned on the switch ``name``."""
+    return name in _ARMED
 
 
 def install(plan: FaultPlan | None) -> None:
-    """Make ``plan`` this process's (an actor given the driver's plan, e.g. the Git Agent)."""
-    _process["plan"] = plan or OFF
+    """Activate ``plan`` in this process, replacing any earlier one (None or an empty plan: all off)."""
+    armed: dict[str, dict[str | None, tuple[Fault, int | None]]] = {}
+    for fault in plan.faults if plan else ():
+        armed.setdefault(fault.point, {})[fault.arg] = (fault, plan.driver_pid)
+    _ARMED.clear()
+    _ARMED.update(armed)
 
 
-def current() -> FaultPlan:
-    """This process's plan: the installed one, else its own environment's (read once)."""
-    if "plan" not in _process:
-        _process["plan"] = from_environment()
-    return _process["plan"]
+def from_environment() -> FaultPlan:
+    """The plan ``AIGENTFLOW_FAULTS`` asks for (empty when unset), with this process as the driver."""
+    return parse(os.environ.get(ENV, ""), driver_pid=os.getpid())
 
 
-def point(where: str) -> None:
-    """A point where this process may be told to die (``kill-self@<where>``)."""
-    plan = current()
-    if plan:
-        plan.point(where)
+@lru_cache(maxsize=8)
+def parse(text: str, driver_pid: int | None = None) -> FaultPlan:
+    """Parse the ``AIGENTFLOW_FAULTS`` syntax (see the module docstring); a ``UsageError`` if malformed."""
+    faults = tuple(_parse_entry(entry.strip()) for entry in text.split(",") if entry.strip())
+    return FaultPlan(faults, driver_pid if faults else None)
 
 
-def enabled(flag: str) -> bool:
-    return current().enabled(flag)
+def _parse_entry(entry: str) -> Fault:
+    if "@" not in entry:
+        if entry in SWITCHES:
+            return Fault(entry)
+        if entry in POINTS:
+            _refuse(entry, f"{entry} is a point: say what happens there, e.g. kill-self@{entry}")
+        _refuse(entry, f"unknown switch {entry!r}")
+    action, _, target = entry.partition("@")
+    if action not in ACTIONS:
+        _refuse(entry, f"unknown action {action!r}")
+    name, colon, arg = target.partition(":")
+    if name not in POINTS:
+        _refuse(entry, f"unknown point {name!r}" + (" (a switch takes no action)" if name in SWITCHES else ""))
+    wants = POINTS[name][0]
+    if wants is None and colon:
+        _refuse(entry, f"{name} takes no argument")
+    if wants is not None and not arg:
+        _refuse(entry, f"{name} needs its argument: {action}@{name}:{wants}")
+    if wants == "N" and not (arg.isdigit() and int(arg) >= 1):
+        _refuse(entry, f"{name}:{wants} needs a whole number from 1, not {arg!r}")
+    return Fault(name, action, str(int(arg)) if wants == "N" else arg or None)
+
+
+def _refuse(entry: str, why: str) -> NoReturn:
+    points = ", ".join(f"{n}:{a}" if a else n for n, (a, _) in POINTS.items())
+    raise UsageError(f"{ENV}: {entry!r}: {why}. Entries are ACTION@POINT[:ARG] (actions: {', '.join(ACTIONS)}; "
+                     f"points: {points}) or a switch ({', '.join(SWITCHES)}), separated by commas.")
+
+
+def _fire(fault: Fault, driver_pid: int | None, before: Callable[[], None] | None) -> None:
+    pid = {"kill-self": os.getpid(), "kill-driver": driver_pid}.get(fault.action or "")
+    if pid is None:  # a switch, or no driver to kill
+        return
+    if before is not None:
+        before()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(60)  # gone, or about to be: Ray tears an actor down with the driver that owns it

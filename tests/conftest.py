@@ -157,7 +157,7 @@ def sample_repo(tmp_path: Path, user_config: Path) -> Path:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGENTFLOW_TEST_")}
+    env = {k: v for k, v in os.environ.items() if k != "AIGENTFLOW_FAULTS"}  # faults only where a test asks
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     env.update(extra)
     return env

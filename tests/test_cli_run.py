@@ -81,12 +81,12 @@ def test_run_then_status_runs_and_trace(sample_repo: Path, ray_address: str) -> 
     assert "state PLANNING" in names and "invoke_workflow aigentflow" in names
 
 
-@pytest.mark.parametrize("kill_at", ["transition:1", "step:analyze", "transition:2", "step:plan", "transition:3",
-                                     "step:architect"])
+@pytest.mark.parametrize("kill_at", ["engine.transition:1", "engine.step:analyze", "engine.transition:2",
+                                     "engine.step:plan", "engine.transition:3", "engine.step:architect"])
 def test_kill_9_then_resume_gives_each_output_once_and_the_same_result(
     sample_repo: Path, ray_address: str, reference_outputs: dict[str, str], kill_at: str
 ) -> None:
-    killed = run_cli(sample_repo, ray_address, env=cli_env(AIGENTFLOW_TEST_KILL_DRIVER_AT=kill_at))
+    killed = run_cli(sample_repo, ray_address, env=cli_env(AIGENTFLOW_FAULTS=f"kill-driver@{kill_at}"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr + killed.stdout
     run = latest_run(sample_repo)
     assert run["state"] not in ("COMPLETED", "FAILED")

@@ -218,8 +218,10 @@ def test_merge_refuses_a_dirty_checked_out_target(repo: Path) -> None:
 KILLED_MERGE = textwrap.dedent("""
     import sys
     from pathlib import Path
+    from aigentflow import faults
     from aigentflow.gitops.merge import merge_into
     from aigentflow.gitops.runner import Git
+    faults.install(faults.from_environment())
     merge_into(Git(Path(sys.argv[1])), "main", sys.argv[2], message="merge feature")
 """)
 
@@ -231,7 +233,7 @@ def test_kill_9_during_a_merge_then_recover_leaves_a_consistent_repo(repo: Path,
     merge_into(git, feature, one, message="T1")
     old = git.rev("main")
     proc = subprocess.run([sys.executable, "-c", KILLED_MERGE, str(repo), feature], capture_output=True, check=False,
-                          env={**os.environ, "AIGENTFLOW_TEST_KILL_IN_MERGE": point})
+                          env={**os.environ, "AIGENTFLOW_FAULTS": f"kill-self@merge.{point}"})
     assert proc.returncode == -9
     assert (git.common_dir() / "aigentflow-merge.json").exists()
     journal = recover(git)

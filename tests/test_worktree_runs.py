@@ -159,8 +159,8 @@ def test_kill_9_during_the_merge_leaves_a_consistent_repository(project: Path, r
     the retried merge finds the journal and finishes the move. driver: `aigentflow run` dies after the
     merge, before the step is committed; `resume` redoes the step, which finds the merge done."""
     model = eight_tasks(project.parent / "eight.json")
-    env = cli_env(AIGENTFLOW_TEST_KILL_IN_MERGE="after-sync") if killed == "git_agent" else \
-        cli_env(AIGENTFLOW_TEST_KILL_DRIVER_AT="step:merge")
+    env = cli_env(AIGENTFLOW_FAULTS="kill-self@merge.after-sync" if killed == "git_agent" else
+                  "kill-driver@engine.step:merge")
     result = run(project, ray_address, model, env=env)
     record, _ = the_run(project)
     if killed == "git_agent":
@@ -183,7 +183,7 @@ def test_kill_9_during_the_merge_leaves_a_consistent_repository(project: Path, r
 
 def test_tasks_on_a_node_without_the_repository_travel_as_bundles(project: Path, ray_address: str) -> None:
     model = eight_tasks(project.parent / "eight.json")
-    result = run(project, ray_address, model, env=cli_env(AIGENTFLOW_TEST_FORCE_REMOTE_BUILD="1"))
+    result = run(project, ray_address, model, env=cli_env(AIGENTFLOW_FAULTS="build.force-remote"))
     assert result.returncode == 0, result.stderr + result.stdout
     record, steps = the_run(project)
     tasks = steps["build#1"]["output"]["tasks"]

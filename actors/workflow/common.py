@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aigentflow import faults
 from aigentflow.checks.build import (
     BuildSpec,
     TaskOutcome,
@@ -256,9 +257,11 @@ class Workflow:
                                       "architecture": self.call.inputs.get("architecture"), **extra})
         change_ref = self.orch.ask(role, call, self.me)
         trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": role})
-        spec = BuildSpec(self.run_id, task_id, title, worktree["path"], worktree["branch"], head, self.repo_node,
+        # A fault point: the task's build acts as if its node lacked the repository (the git-bundle path).
+        repo_node = "" if faults.enabled("build.force-remote") else self.repo_node
+        spec = BuildSpec(self.run_id, task_id, title, worktree["path"], worktree["branch"], head, repo_node,
                          self.build.test_command, self.limits, self.build.network, trailers=trailers,
-                         force_remote=self.orch.options.test_force_remote_build, kind=kind,
+                         kind=kind,
                          commit_message=_commit_message(kind, step, task_id, title))
         outcome: TaskOutcome = ray.get(self.run_task(spec, change_ref))
         change: AgentResult = ray.get(change_ref)

@@ -43,8 +43,6 @@ class BuildSpec:
     network: bool = False
     commit_message: str = ""
     trailers: dict[str, str] = field(default_factory=dict)
-    force_remote: bool = False
-    """Test-only: behave as a node without the repository even on its node."""
     kind: str = "implement"
     """``tests``: the Tester's edits (test files only); ``implement``: code edits, which may not weaken tests."""
 
@@ -122,7 +120,7 @@ def execute_task(spec: BuildSpec, change: dict[str, Any], node_id: str,
 
     started, clock = time.time_ns(), time.perf_counter()
     outcome = TaskOutcome(spec.task_id, "error", node_id=node_id, started_ns=started)
-    local = node_id == spec.repo_node_id and Path(spec.worktree).is_dir() and not spec.force_remote
+    local = node_id == spec.repo_node_id and Path(spec.worktree).is_dir()
     scratch: Path | None = None
     try:
         if local:

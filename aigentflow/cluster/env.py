@@ -1,5 +1,5 @@
 """What is known of a Ray address before Ray is imported: the environment Ray reads at import time, and
-whether anything answers there. The lowest layer of ``aigentflow.cluster``: ``head`` (the cluster
+whether anything answers there. The lowest layer of ``aigentflow.cluster.head``: ``head`` (the cluster
 `aigentflow cluster up` starts) and ``connect`` (reaching Ray) both use it; it imports neither."""
 
 from __future__ import annotations

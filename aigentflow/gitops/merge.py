@@ -12,13 +12,11 @@ point leaves the journal, and ``recover`` (run before every merge) finishes the 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from aigentflow import faults
 from aigentflow.exceptions import RunFailure, UsageError
 from aigentflow.gitops import names
 from aigentflow.gitops.runner import Git
@@ -179,9 +177,9 @@ def move_branch(git: Git, branch: str, old: str, new: str) -> None:
                          "or stash them, then `aigentflow resume` the run")
     journal = {"branch": branch, "old": old, "new": new, "worktree": str(worktree)}
     _journal_path(git).write_text(json.dumps(journal))
-    _test_kill_point("before-sync")
+    faults.point("merge.before-sync")
     wt.run("read-tree", "-m", "-u", old, new)
-    _test_kill_point("after-sync")
+    faults.point("merge.after-sync")
     git.run("update-ref", "-m", "aigentflow merge", f"refs/heads/{branch}", new, old)
     _journal_path(git).unlink()
 
@@ -213,9 +211,3 @@ def recover(git: Git) -> dict | None:
 def _journal_path(git: Git) -> Path:
     return git.common_dir() / JOURNAL
 
-
-def _test_kill_point(point: str) -> None:
-    """Test hook: ``AIGENTFLOW_TEST_KILL_IN_MERGE=<point>`` SIGKILLs this process there (crash tests)."""
-    if os.environ.get("AIGENTFLOW_TEST_KILL_IN_MERGE") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(10)

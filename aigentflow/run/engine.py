@@ -9,16 +9,16 @@ interrupted one is retried under the same key and overwrites the same files.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aigentflow import faults
 from aigentflow.cluster import metrics
 from aigentflow.exceptions import RunFailure, RunPaused, UsageError
+from aigentflow.faults import FaultPlan
 from aigentflow.project.paths import ProjectPaths
 from aigentflow.redact import Redactor
 from aigentflow.roles.registry import ActiveRoles
@@ -66,17 +66,13 @@ class EngineOptions:
     model_spec: Any = None
     """The ``ModelSpec`` agents call (with its cassette, for replay models)."""
     record_path: str | None = None
-    kill_driver_at: str | None = None
-    """Test-only: ``transition:N`` or ``step:NAME`` kills ``driver_pid`` there (crash-resume tests)."""
+    faults: FaultPlan | None = None
+    """The fault points a test turned on (``aigentflow.faults``); the Orchestrator and Git Agent install it."""
     driver_pid: int | None = None
     agent_resource: str = ""
     """A custom Ray resource agent actors need (``run.agent_resource``)."""
     agent_start_timeout_s: float = 120.0
     """How long agents may take to start before the run stops with a clear error."""
-    test_kill_in_merge: str | None = None
-    """Test-only: the Git Agent SIGKILLs itself at this point of a branch move (``gitops.merge``)."""
-    test_force_remote_build: bool = False
-    """Test-only: build tasks act as if their node lacked the repository (the git-bundle path)."""
     roles: ActiveRoles | None = None
     """The version of each role the run uses; None: resolved from the run's recorded ``agents`` settings."""
 
@@ -214,7 +210,7 @@ class RunEngine:
             metrics.record_run_finished(after.state)
         if is_terminal(State(after.state)):
             self.writer.flush()
-        self._maybe_kill_driver(f"transition:{self.transitions_made}")
+        faults.point("engine.transition", self.transitions_made, before=self.writer.flush)
 
     def _root_span(self, run: RunRecord) -> None:
         self.writer.add(spans.run_span(
@@ -319,7 +315,7 @@ class RunEngine:
             names = [a.name for a in self.store.artifacts(run.id)] + [a.name for a in artifacts] + ["summary.md"]
             summary = render_summary(run, self.store.transitions(run.id), finished, sorted(set(names)), target.state)
             artifacts.append(write_artifact(run_dir, run.id, step.step, "summary.md", summary))
-        self._maybe_kill_driver(f"step:{step.step}")
+        faults.point("engine.step", step.step, before=self.writer.flush)
         moved = self.store.complete_step(
             step, output=output, usage=usage, artifacts=artifacts, expected_version=run.version,
             to_state=target.state, return_to=None, event=event.value, terminal=is_terminal(target.state),
@@ -394,12 +390,6 @@ class RunEngine:
 
         entries = [self.redactor.redact(entry) for entry in result.calls]
         append_entries(Path(self.options.record_path), entries, model=self.options.model_spec.name)
-
-    def _maybe_kill_driver(self, point: str) -> None:
-        if self.options.kill_driver_at == point and self.options.driver_pid:
-            self.writer.flush()
-            os.kill(self.options.driver_pid, signal.SIGKILL)
-            time.sleep(60)  # the driver is gone; Ray tears this process down with it
 
 
 def active_roles(paths: ProjectPaths, choices: Any = None) -> ActiveRoles:

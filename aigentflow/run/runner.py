@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from aigentflow.store.protocol import RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
-KILL_DRIVER_ENV = "AIGENTFLOW_TEST_KILL_DRIVER_AT"
 
 
 @dataclass
@@ -116,10 +115,12 @@ def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) 
 def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
              record: str | None = None) -> RunPlan:
     """Check everything a run needs (config, request, flags, model, cassette) without recording it."""
+    from aigentflow import faults
     from aigentflow.config.loader import load_config
     from aigentflow.models.names import build_model_spec
     from aigentflow.redact import Redactor
 
+    faults.from_environment()  # a malformed AIGENTFLOW_FAULTS stops here, before anything is recorded
     if record:
         overrides = {**overrides, "model.record": os.path.abspath(record)}
     config = load_config(paths.root, overrides)
@@ -169,6 +170,7 @@ def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], 
 
 def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
     """How the Orchestrator drives ``run``; recording goes to ``record`` or the run's ``model.record``."""
+    from aigentflow import faults
     from aigentflow.redact import Redactor
     from aigentflow.run.engine import EngineOptions
 
@@ -176,18 +178,18 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
     return EngineOptions(
         redactor=Redactor.from_environment(extra_patterns=config.trace.redact_patterns),
         model_spec=spec, record_path=record or config.model.record or None,
-        kill_driver_at=os.environ.get(KILL_DRIVER_ENV) or None,
         agent_resource=config.run.agent_resource,
         agent_start_timeout_s=config.run.agent_start_timeout_s,
         driver_pid=os.getpid(),
-        test_kill_in_merge=os.environ.get("AIGENTFLOW_TEST_KILL_IN_MERGE") or None,
-        test_force_remote_build=os.environ.get("AIGENTFLOW_TEST_FORCE_REMOTE_BUILD") == "1",
+        faults=faults.from_environment(),
     )
 
 
 def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
+    from aigentflow import faults
     from aigentflow.models.names import build_model_spec
 
+    faults.from_environment()  # a malformed AIGENTFLOW_FAULTS stops here, before Ray
     # Refuses, before Ray, a model whose key is gone since the run started, or a role version gone or broken.
     preflight_roles(paths, run.config.agents)
     return build_model_spec(run.config.model, paths.cassettes_dir, record=bool(run.config.model.record))
@@ -204,7 +206,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     # Started together, not one after the other: the Model Gateway (importing litellm takes seconds
     # on a fresh cluster), the run's Git Agent and its Orchestrator (which finds both by name).
     model_gateway_actor(options.agent_resource)
-    git_agent = git_agent_actor(str(paths.root), run.id, options.test_kill_in_merge) \
+    git_agent = git_agent_actor(str(paths.root), run.id, options.faults) \
         if State.BUILDING in enabled_states(run.flags) else None
     orchestrator = orchestrator_actor(Orchestrator, str(paths.root), run.id, options, run_id=run.id)
     if git_agent is not None:  # a task worker for this job, up and importing before BUILDING needs one
