@@ -167,6 +167,9 @@ def test_a_run_with_a_new_version_records_it_on_its_steps_and_model_calls(sample
     assert run.settings["agents"]["analyst"] == {"version": "1.1.0"}
     assert run.settings["agents"]["architect"] == {"version": "1.0.0"}
 
+    report = json.loads(aigentflow("status", run.id, "--json", cwd=sample_repo).stdout)
+    assert report["agents"]["analyst"] == "1.1.0" and report["agents"]["reviewer"] == "1.0.0"
+
     trace = aigentflow("trace", run.id, "--json", cwd=sample_repo)
     spans = json.loads(trace.stdout)["spans"]
     agents = {s["attributes"]["gen_ai.agent.name"]: s["attributes"].get("gen_ai.agent.version")

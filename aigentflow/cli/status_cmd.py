@@ -27,6 +27,7 @@ def run_report(store: Any, run_id: str) -> dict[str, Any]:
     step_dicts = [s.to_dict() for s in steps]
     return {
         "replay": replay_of(run),
+        "agents": {role: choice.get("version") for role, choice in sorted((run.settings.get("agents") or {}).items())},
         "metrics": v1_metrics(step_dicts),
         "run": {k: v for k, v in run.to_dict().items() if k not in ("settings",)},
         "transitions": [t.to_dict() for t in store.transitions(run.id)],
