@@ -220,3 +220,19 @@ def test_queries_see_every_span_while_writers_and_a_compactor_run(project: Path)
     assert final == [{"run_id": "w1", "n": 3000}, {"run_id": "w2", "n": 3000}]
     counts = [s["n"] for s in seen]
     assert seen and all(s["n"] == s["ids"] for s in seen) and counts == sorted(counts)
+
+
+def test_traces_commands_import_neither_ray_nor_litellm(project: Path) -> None:
+    write(project, run_spans("run-a"))
+    code = textwrap.dedent("""
+        import sys
+        from aigentflow.cli.main import app
+        try:
+            app(["traces", "query", "SELECT count(*) FROM spans"])
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        print(sorted(m for m in ("ray", "litellm", "evolution.traces.otlp") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env=cli_env(),
+                         timeout=60, check=True).stdout
+    assert out.splitlines()[-1] == "[]"
