@@ -5,10 +5,16 @@ and the task worktrees, commits a task's work, takes a remote task's commits bac
 predicts and performs merges, and prepares the scratch worktree a conflict is resolved in. It runs a
 few calls at once (threads); ``RepoLock`` serialises the mutations, across processes too. Everything
 goes through ``aigentflow.gitops`` (hooks off, no prompts, checked names, ``--`` before paths).
+Each operation is recorded (what, on which branches, how long, its error) until the run's workflow
+takes the records (``operations``) and traces them as ``git <operation>`` spans of its step.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,29 @@ class GitAgent:
         self.root = Path(project_root)
         self.git = Git(self.root)
         self.trees = Worktrees(self.root)
+        self._operations: list[dict[str, Any]] = []
+        self._operations_lock = threading.Lock()
+
+    @contextmanager
+    def _operation(self, name: str, **attributes: Any) -> Iterator[dict[str, Any]]:
+        """Record one operation; the block may add attributes to what it yields; an exception is its error."""
+        record: dict[str, Any] = {"operation": name, "started_ns": time.time_ns(), "error": None,
+                                  "attributes": {k: v for k, v in attributes.items() if v is not None}}
+        try:
+            yield record["attributes"]
+        except Exception as exc:
+            record["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+            raise
+        finally:
+            record["ended_ns"] = time.time_ns()
+            with self._operations_lock:
+                self._operations.append(record)
+
+    def operations(self) -> list[dict[str, Any]]:
+        """The operations recorded since the last call (each given once), oldest first."""
+        with self._operations_lock:
+            taken, self._operations = self._operations, []
+        return taken
 
     def ping(self) -> str:
         return self.role
@@ -50,11 +79,15 @@ class GitAgent:
     # -- branches and worktrees -------------------------------------------------------------------
 
     def prepare_feature(self, run_id: str, integration: str) -> dict[str, str]:
-        branch = self.trees.ensure_feature(run_id, integration)
-        return {"branch": branch, "head": self.git.rev(f"refs/heads/{branch}") or ""}
+        with self._operation("prepare_feature", source=integration) as op:
+            branch = self.trees.ensure_feature(run_id, integration)
+            op.update(branch=branch, commit=self.git.rev(f"refs/heads/{branch}") or "")
+        return {"branch": branch, "head": op["commit"]}
 
     def task_worktree(self, run_id: str, task_id: str) -> dict[str, Any]:
-        wt = self.trees.ensure_task(run_id, task_id)
+        with self._operation("task_worktree", task=task_id) as op:
+            wt = self.trees.ensure_task(run_id, task_id)
+            op.update(branch=wt.branch, commit=wt.head or "", reattached=bool(wt.reattached))
         return {"path": str(wt.path), "branch": wt.branch, "head": wt.head, "reattached": wt.reattached}
 
     def head(self, branch: str) -> str | None:
@@ -89,7 +122,10 @@ class GitAgent:
 
     def commit_task(self, worktree: str, message: str, trailers: dict[str, str], paths: list[str]) -> str | None:
         """Commit the task's edits (``paths``), not whatever its test run left in the worktree."""
-        return commit_all(Path(worktree), message, trailers, paths=paths)
+        with self._operation("commit", task=trailers.get("Aigentflow-Task"), agent=trailers.get("Aigentflow-Agent"),
+                             paths=len(paths)) as op:
+            op["commit"] = commit_all(Path(worktree), message, trailers, paths=paths) or ""
+        return op["commit"] or None
 
     def task_bundle(self, run_id: str, task_id: str) -> bytes:
         return create_bundle(self.git, names.task_branch(run_id, task_id))
@@ -98,10 +134,12 @@ class GitAgent:
         """Bring a remote task's commits into its branch (and worktree): a fast-forward only."""
         branch = names.task_branch(run_id, task_id)
         incoming = f"refs/aigentflow/incoming/{names.component(run_id)}/{names.component(task_id)}"
-        commit = fetch_bundle(self.git, data, branch, incoming)
-        with self.git.lock():
-            Git(worktree).run("merge", "--ff-only", "--quiet", commit)
-            self.git.run("update-ref", "-d", incoming)
+        with self._operation("accept_bundle", task=task_id, branch=branch, bytes=len(data)) as op:
+            commit = fetch_bundle(self.git, data, branch, incoming)
+            with self.git.lock():
+                Git(worktree).run("merge", "--ff-only", "--quiet", commit)
+                self.git.run("update-ref", "-d", incoming)
+            op["commit"] = commit
         return commit
 
     # -- merges -----------------------------------------------------------------------------------
@@ -116,16 +154,22 @@ class GitAgent:
         return text if len(text) <= max_chars else text[:max_chars] + f"\n[... {len(text) - max_chars} chars cut]"
 
     def predict(self, target: str, source: str) -> dict[str, Any]:
-        prediction = predict(self.git, target, source)
+        with self._operation("predict_merge", target=target, source=source) as op:
+            prediction = predict(self.git, target, source)
+            op["conflict"] = not prediction.clean
         return {"clean": prediction.clean, **prediction.evidence()}
 
     def merge(self, target: str, source: str, message: str, trailers: dict[str, str],
               style: str = "merge") -> dict[str, Any]:
         """Merge, or report the conflict with its evidence (nothing changed then)."""
-        try:
-            outcome = merge_into(self.git, target, source, message=message, trailers=trailers, style=style)  # type: ignore[arg-type]
-        except MergeConflict as exc:
-            return {"conflict": exc.prediction.evidence()}
+        with self._operation("merge", target=target, source=source, style=style) as op:
+            try:
+                outcome = merge_into(self.git, target, source, message=message, trailers=trailers, style=style)  # type: ignore[arg-type]
+            except MergeConflict as exc:
+                evidence = exc.prediction.evidence()
+                op.update(conflict=True, conflicted_paths=",".join(evidence.get("conflicted_paths") or []))
+                return {"conflict": evidence}
+            op.update(conflict=False, kind=outcome.kind, commit=outcome.new or "")
         return {"target": outcome.target, "old": outcome.old, "new": outcome.new, "kind": outcome.kind}
 
     def resolution_worktree(self, run_id: str, label: str, target: str, source: str | None = None) -> dict[str, Any]:
@@ -133,14 +177,17 @@ class GitAgent:
         (without ``source``: just ``target``, to run something on it)."""
         branch = names.resolve_branch(run_id, label)
         path = self.trees.path_for(run_id, f"resolve-{label}")
-        if self.git.rev(f"refs/heads/{branch}"):  # a retried resolution starts over from the target
-            self.trees.remove(path, branch=branch)
-        wt = self.trees.ensure(path, branch, target)
-        if source is None:
-            return {"path": str(wt.path), "branch": branch, "conflicted": [], "files": {}, "clean": True}
-        merged = Git(wt.path).run("merge", "--no-ff", "--no-commit", "--quiet", self.git.rev(source) or source,
-                                  check=False)
-        conflicted = [p for p in Git(wt.path).out("diff", "--name-only", "--diff-filter=U", "-z").split("\0") if p]
+        with self._operation("scratch_worktree", branch=branch, target=target, source=source) as op:
+            if self.git.rev(f"refs/heads/{branch}"):  # a retried resolution starts over from the target
+                self.trees.remove(path, branch=branch)
+            wt = self.trees.ensure(path, branch, target)
+            if source is None:
+                return {"path": str(wt.path), "branch": branch, "conflicted": [], "files": {}, "clean": True}
+            merged = Git(wt.path).run("merge", "--no-ff", "--no-commit", "--quiet", self.git.rev(source) or source,
+                                      check=False)
+            conflicted = [p for p in Git(wt.path).out("diff", "--name-only", "--diff-filter=U", "-z").split("\0")
+                          if p]
+            op["conflict"] = bool(conflicted)
         files = {p: (wt.path / p).read_text(errors="replace") for p in conflicted if (wt.path / p).is_file()}
         return {"path": str(wt.path), "branch": branch, "conflicted": conflicted, "files": files,
                 "clean": merged.returncode == 0}
@@ -149,14 +196,17 @@ class GitAgent:
         """Commit the merge in progress in a resolution worktree (its parents: target and source), with
         the resolver's files (``paths``); nothing the test run left behind."""
         wt = Git(worktree)
-        with self.git.lock():
-            if paths:
-                wt.run("add", "--all", "--", *paths)
-            args = ["commit", "--quiet", "--no-verify", "-m", message]
-            for key, value in trailers.items():
-                args += ["--trailer", f"{key}: {value}"]
-            wt.run(*args)
-        return wt.out("rev-parse", "HEAD")
+        with self._operation("commit_resolution", agent=trailers.get("Aigentflow-Agent"), paths=len(paths)) as op:
+            with self.git.lock():
+                if paths:
+                    wt.run("add", "--all", "--", *paths)
+                args = ["commit", "--quiet", "--no-verify", "-m", message]
+                for key, value in trailers.items():
+                    args += ["--trailer", f"{key}: {value}"]
+                wt.run(*args)
+            op["commit"] = wt.out("rev-parse", "HEAD")
+        return op["commit"]
 
     def remove_worktree(self, worktree: str, branch: str | None = None) -> None:
-        self.trees.remove(Path(worktree), branch=branch)
+        with self._operation("remove_worktree", branch=branch):
+            self.trees.remove(Path(worktree), branch=branch)

@@ -194,6 +194,7 @@ class BuildWorkflow(Workflow):
         changed = ray.get(self.git.changed_paths.remote(self.feature, branch))
         lint_result = ray.get(ray.remote(_lint_task).options(**self.build_task_options(here=True)).remote(
             worktree["path"], changed, self.limits))
+        self.ran(lint_result, "lint", f"review/{task_id}/{round_number}")
         diff = ray.get(self.git.diff.remote(self.feature, branch))
         call = self.agent_call(f"review/{task_id}/{round_number}", {
             "task": self.tasks[task_id].model_dump(mode="json"), "diff": diff, "lint": lint_result["findings"]})
@@ -261,7 +262,7 @@ class BuildWorkflow(Workflow):
             if missing and stop:
                 reason += f"; not built or not merged: {', '.join(missing)}"
             return self.needs_approval(reason, output, {"build_report.md": report})
-        result = self.collector.result
+        result = self.result
         result.output, result.files = output, {"build_report.md": report}
         return result
 

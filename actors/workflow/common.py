@@ -23,12 +23,16 @@ from aigentflow.checks.build import (
 from aigentflow.gitops import names
 from aigentflow.run.engine import NEEDS_APPROVAL
 from aigentflow.run.protocol import AgentCall, AgentResult
-from aigentflow.tracing.spans import task_span
+from aigentflow.sandbox.commands import recording
+from aigentflow.tracing.spans import command_span, git_span, task_span
 
 if TYPE_CHECKING:
     from aigentflow.config.settings import ComplianceSettings
 
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
+COMMANDS = "commands"
+"""The key under which a Ray task's dict result carries its sandboxed commands' trace records (taken out by
+``Workflow.ran`` before the result is stored)."""
 MAX_FIX_ATTEMPTS = 3
 """The Bug Fixer's attempts per task (``features.bugFixLoop``); then a human decides."""
 CODE_TASKS = frozenset({"backend", "frontend"})
@@ -51,7 +55,8 @@ def _coverage_task(worktree: str, test_command: str, configured: str, limits: di
                    diff_u0: str) -> dict[str, Any]:
     from aigentflow.checks.coverage import measure
 
-    return measure(Path(worktree), test_command, configured, limits, diff_u0)
+    with recording() as ran:
+        return {**measure(Path(worktree), test_command, configured, limits, diff_u0), COMMANDS: ran}
 
 
 def _compliance_task(worktree: str, root: str, diff: str, settings: ComplianceSettings,
@@ -64,7 +69,8 @@ def _compliance_task(worktree: str, root: str, diff: str, settings: ComplianceSe
 def _lint_task(worktree: str, paths: list[str], limits: dict[str, Any]) -> dict[str, Any]:
     from aigentflow.lint import lint
 
-    return lint(Path(worktree), paths, limits)
+    with recording() as ran:
+        return {**lint(Path(worktree), paths, limits), COMMANDS: ran}
 
 
 def _commit_message(kind: str, step: str, task_id: str, title: str) -> str:
@@ -121,7 +127,11 @@ def _build_task(spec: BuildSpec, change: AgentResult | dict[str, Any], git_agent
         if not change.ok:
             return TaskOutcome(spec.task_id, "error", detail=f"the developer failed: {change.error}", node_id=node)
         change = change.output
-    return execute_task(spec, change, node, lambda: ray.get(git_agent.task_bundle.remote(spec.run_id, spec.task_id)))
+    with recording() as ran:
+        outcome = execute_task(spec, change, node,
+                               lambda: ray.get(git_agent.task_bundle.remote(spec.run_id, spec.task_id)))
+    outcome.commands = ran
+    return outcome
 
 
 def withhold_secrets(files: dict[str, str], redactor: Any) -> tuple[dict[str, str], list[str]]:
@@ -163,6 +173,18 @@ class _Collector:
         with self._lock:
             self.result.spans.append(built)
 
+    def commands(self, call: AgentCall, ran: list[dict[str, Any]], kind: str, step: str | None) -> None:
+        built = [command_span(c, run_id=call.run_id, kind=kind, parent_id=call.parent_span_id,
+                              tenant_id=call.tenant_id, step=step) for c in ran]
+        with self._lock:
+            self.result.spans += built
+
+    def git(self, call: AgentCall, operations: list[dict[str, Any]]) -> None:
+        built = [git_span(op, run_id=call.run_id, parent_id=call.parent_span_id, tenant_id=call.tenant_id)
+                 for op in operations]
+        with self._lock:
+            self.result.spans += built
+
 
 class Workflow:
     """Shared by build and merge: the handles, the settings, conflict resolution."""
@@ -192,6 +214,22 @@ class Workflow:
             self._repo_node = ray.get(self.git.node_id.remote())
         return self._repo_node
 
+    @property
+    def result(self) -> AgentResult:
+        """What the workflow did so far, with the Git Agent's operations since it was last asked as spans."""
+        import ray
+
+        self.collector.git(self.call, ray.get(self.git.operations.remote()))
+        return self.collector.result
+
+    def ran(self, outcome: TaskOutcome | dict[str, Any] | None, kind: str, step: str | None = None) -> None:
+        """Trace the sandboxed commands a task ran (test, lint, coverage, gate); a dict result loses them."""
+        if isinstance(outcome, TaskOutcome):
+            ran = outcome.commands
+        else:
+            ran = outcome.pop(COMMANDS, []) if outcome else []
+        self.collector.commands(self.call, ran, kind, step)
+
     def trailers(self, **extra: str) -> dict[str, str]:
         return {"Aigentflow-Run": self.run_id, **extra}
 
@@ -220,8 +258,10 @@ class Workflow:
         import ray
 
         diff_u0 = ray.get(self.git.diff.remote(base, ref, 2_000_000, 0)) if base else ""
-        return ray.get(ray.remote(_coverage_task).options(**self.build_task_options(here=True)).remote(
+        measured = ray.get(ray.remote(_coverage_task).options(**self.build_task_options(here=True)).remote(
             worktree, self.build.test_command, self.build.coverage_command, self.limits, diff_u0))
+        self.ran(measured, "coverage")
+        return measured
 
     def compliance(self, worktree: str, base: str, ref: str) -> dict[str, Any] | None:
         """The Compliance Agent's findings on what ``ref`` adds since ``base`` (None when it is off)."""
@@ -264,6 +304,7 @@ class Workflow:
                          kind=kind,
                          commit_message=_commit_message(kind, step, task_id, title))
         outcome: TaskOutcome = ray.get(self.run_task(spec, change_ref))
+        self.ran(outcome, "test", step)
         change: AgentResult = ray.get(change_ref)
         self.collector.add(change)
         if change.ok and kind != "tests" and change.output.get("commit_message"):
@@ -324,6 +365,7 @@ class Workflow:
                          scratch["branch"], "", self.repo_node, self.build.test_command, self.limits,
                          self.build.network)
         outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": proposal["edits"]}, here=True))
+        self.ran(outcome, "test", call.step)
         markers = _markers_left(scratch["path"], scratch["conflicted"])
         record["tests"] = outcome.tests
         if markers:
@@ -352,7 +394,7 @@ class Workflow:
         return record
 
     def needs_approval(self, reason: str, output: dict[str, Any], files: dict[str, str]) -> AgentResult:
-        result = self.collector.result
+        result = self.result
         result.output = output
         result.files = {**files, "evidence.json": json.dumps({"reason": reason, **output}, indent=2, default=str)}
         result.error, result.error_kind = reason, NEEDS_APPROVAL

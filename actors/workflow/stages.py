@@ -48,7 +48,7 @@ class AnalyzeWorkflow(Workflow):
         summary = ray.get(self.orch.ask("project_analyzer", summary_call, self.me))
         self.collector.add(summary)
         if not summary.ok:
-            result = self.collector.result
+            result = self.result
             result.error, result.error_kind = f"the project analyzer failed: {summary.error}", summary.error_kind
             return result
         analysis["summary"] = summary.output
@@ -57,7 +57,7 @@ class AnalyzeWorkflow(Workflow):
                                project_context=self.call.project_context + analysis["context"])
         research = ray.get(self.orch.ask("analyst", analyst_call, self.me))
         self.collector.add(research)
-        result = self.collector.result
+        result = self.result
         if not research.ok:
             result.error, result.error_kind = research.error, research.error_kind
             return result
@@ -91,6 +91,7 @@ class TestingWorkflow(Workflow):
                 spec = BuildSpec(self.run_id, "suite", "the whole test suite", scratch["path"], scratch["branch"], "",
                                  self.repo_node, command, self.limits, self.build.network)
                 outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
+                self.ran(outcome, "test")
                 failing_tests, tail = failure_inputs(outcome.tests, scratch["path"]) if not outcome.ok else ([], "")
             output.update(ok=outcome.ok, summary=outcome.detail, tests=outcome.tests,
                           results=(outcome.tests or {}).get("results"), failing=failing_tests, output_tail=tail)
@@ -110,7 +111,7 @@ class TestingWorkflow(Workflow):
             f"\n- fix attempt {f.get('attempt')}: {f.get('status')}, {'merged' if f.get('merged') else 'not merged'}"
             f" — {f.get('detail', '')}" for f in fixes)
         files = {_round_name("test_report.md", number): report + "\n"}
-        result = self.collector.result
+        result = self.result
         if not output["ok"]:
             flags = self.orch.flags
             if flags.get("agents.bugFixer", False) and flags.get("features.bugFixLoop", False) and \
@@ -169,7 +170,7 @@ class FixWorkflow(Workflow):
         self.collector.span(self.call, f"fix_suite {self.feature}", "task", started, time.time_ns(),
                             "ok" if output["merged"] else "error",
                             {"aigentflow.fix.attempt": number, "aigentflow.fix.status": outcome.status})
-        result = self.collector.result
+        result = self.result
         result.output = output
         result.files = {_round_name("fix_report.md", number): (
             f"# Test suite fix, attempt {number}\n\nStatus: {outcome.status} "
@@ -200,6 +201,7 @@ class ReviewWorkflow(Workflow):
         with self.scratch("review", self.feature) as scratch:
             lint_result = ray.get(ray.remote(_lint_task).options(**self.build_task_options(here=True)).remote(
                 scratch["path"], changed, self.limits))
+            self.ran(lint_result, "lint")
         tasks = (self.call.inputs.get("build") or {}).get("tasks", {})
         verdicts = {t: (r.get("reviews") or [{}])[-1].get("verdict", "not reviewed") for t, r in tasks.items()}
         approved = not lint_result["findings"] and all(v in ("approve", "not reviewed") for v in verdicts.values())
@@ -216,7 +218,7 @@ class ReviewWorkflow(Workflow):
             return self.needs_approval(f"the review of {self.feature} requests changes: "
                                        f"{len(lint_result['findings'])} lint finding(s); task verdicts {verdicts}",
                                        output, report)
-        result = self.collector.result
+        result = self.result
         result.output, result.files = output, report
         return result
 
@@ -262,7 +264,7 @@ class MergeWorkflow(Workflow):
         self.collector.span(self.call, f"merge {self.feature}", "merge", started, time.time_ns(), "ok",
                             {"aigentflow.merge.target": self.integration, "aigentflow.merge.source": self.feature,
                              "aigentflow.merge.kind": merged.get("kind", "")})
-        result = self.collector.result
+        result = self.result
         result.output, result.files = output, {"merge_report.md": _merge_report(output)}
         return result
 
@@ -277,6 +279,7 @@ class MergeWorkflow(Workflow):
             spec = BuildSpec(self.run_id, "gate", "CI gate", scratch["path"], scratch["branch"], "", self.repo_node,
                              command, self.limits, self.build.network)
             outcome: TaskOutcome = ray.get(self.run_task(spec, {"edits": []}, here=True))
+            self.ran(outcome, "gate")
             return {**(outcome.tests or {}), "ok": outcome.ok, "summary": outcome.detail, "command": command}
 
 

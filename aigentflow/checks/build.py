@@ -62,6 +62,8 @@ class TaskOutcome:
     duration_s: float = 0.0
     started_ns: int = 0
     ended_ns: int = 0
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    """The trace records of the sandboxed commands the task ran (``aigentflow.sandbox.commands``)."""
 
     @property
     def ok(self) -> bool:

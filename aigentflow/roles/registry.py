@@ -163,9 +163,11 @@ class ActiveRoles:
 
     def workflow(self, step: str, flags: Mapping[str, Any]) -> str | None:
         """The workflow class (``module:Class``) the Orchestrator runs for ``step``, or None for one call:
-        a helper's that the flags turn on (the Project Analyzer's for analyze) comes before the lead's."""
+        that of a helper the flags turn on and that leads no step of its own (the Project Analyzer's for
+        analyze) comes before the lead's; a helper that leads steps (the Git Agent helps build, leads merge)
+        has its workflow for those."""
         for helper in self.helpers(step, flags):
-            if helper.workflow:
+            if helper.workflow and not helper.steps:
                 return helper.workflow
         lead = self.lead(step)
         return lead.workflow if lead else None

@@ -149,7 +149,9 @@ class RunEngine:
                 run = self.store.get_run(self.run_id)
             if resume and run.state in (State.PAUSED, State.AWAITING_APPROVAL):
                 event = Event.RESUME if run.state == State.PAUSED else Event.APPROVE
+                waited = run
                 run = self._move(run, event)
+                self._decided(waited, run, event)
             while not is_terminal(State(run.state)):
                 if run.state in (State.PAUSED, State.AWAITING_APPROVAL):
                     return run
@@ -211,6 +213,15 @@ class RunEngine:
         if is_terminal(State(after.state)):
             self.writer.flush()
         faults.point("engine.transition", self.transitions_made, before=self.writer.flush)
+
+    def _decided(self, waited: RunRecord, run: RunRecord, event: Event) -> None:
+        """Trace a human's decision: the resume or approval of a run that waited, since when, and why."""
+        entered = next((t for t in reversed(self.store.transitions(run.id)) if t.to_state == waited.state), None)
+        self.writer.add(spans.decision_span(
+            run.id, decision=event.value.lower(), from_state=waited.state, to_state=run.state,
+            waiting_since_ns=_iso_to_ns(entered.at) if entered else time.time_ns(),
+            waited_for=entered.reason if entered else None, by=os.environ.get("USER", "unknown"),
+            tenant_id=run.tenant_id))
 
     def _root_span(self, run: RunRecord) -> None:
         self.writer.add(spans.run_span(

@@ -24,6 +24,7 @@ against hostile root code; it keeps agents' commands from leaking, hanging or fl
 - ``tree.py``: finding and killing a run's processes without a pid-reuse accident.
 - ``output.py``: stdout and stderr under one cap, keeping head and tail.
 - ``executor.py``: ``Sandbox``: prepares, starts and supervises a run.
+- ``commands.py``: ``recording()``: the trace records of the commands a piece of work ran.
 
 Stdlib only (and ``aigentflow.redact``): nothing here imports Ray or a model library.
 """

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aigentflow.sandbox import commands
 from aigentflow.sandbox.cgroups import Cgroup, run_cgroup_name
 from aigentflow.sandbox.env import (
     DEFAULT_ENV_ALLOWLIST,
@@ -230,7 +231,7 @@ class Sandbox:
     def _execute(self, launch: _Launch, cancel_event: threading.Event | None) -> ExecResult:
         output = Output(self.limits.max_output_bytes)
         stdin_path = launch.scratch / "stdin"
-        started = time.monotonic()
+        started_ns, started = time.time_ns(), time.monotonic()
         with open(stdin_path if stdin_path.exists() else os.devnull, "rb") as stdin_file:
             proc = subprocess.Popen(
                 launch.full_argv, cwd=launch.workdir, env=launch.env, stdin=stdin_file,
@@ -250,13 +251,15 @@ class Sandbox:
             reason = "memory_limit"
         elif reason is None and exit_code != 0 and cgroup is not None and cgroup.process_limit_hit():
             reason = "process_limit"
-        return ExecResult(
+        result = ExecResult(
             argv=launch.argv, cwd=launch.workdir.relative_to(self.root).as_posix(),
             exit_code=exit_code, stdout=output.text("stdout"), stderr=output.text("stderr"),
             output_truncated=output.truncated, duration_s=round(duration, 3), killed_reason=reason,
             isolation=launch.isolation, leftover_processes=leftover,
-            env_withheld=list(self.env_withheld), env_refused=list(self.env_refused),
+            env_withheld=list(self.env_withheld), env_refused=list(self.env_refused), started_ns=started_ns,
         )  # fmt: skip
+        commands.note(result)
+        return result
 
     def _supervise(
         self, proc: subprocess.Popen[bytes], tree: Tree, output: Output, deadline: float,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -58,6 +60,8 @@ class ExecResult:
     ``build.env_passthrough``: terminal and shell noise and secret-looking ones left out."""
     env_refused: list[str] = field(default_factory=list)
     """Names of variables that were to be passed but were not: their name or value looks secret."""
+    started_ns: int = 0
+    """When the command started (``time.time_ns()``)."""
 
     @property
     def ok(self) -> bool:
@@ -66,6 +70,16 @@ class ExecResult:
     def to_record(self) -> dict[str, Any]:
         """A JSON-able dict, for storing on a step."""
         return {**asdict(self), "ok": self.ok}
+
+    def trace_record(self) -> dict[str, Any]:
+        """What a trace keeps of the command (``tracing.spans.command_span``): its program and a hash of its
+        line, never the line, its output or an environment value."""
+        line = command_line(self.argv)
+        return {"program": program_name(self.argv), "hash": hashlib.sha256(line.encode()).hexdigest()[:16],
+                "exit_code": self.exit_code, "killed_reason": self.killed_reason, "duration_s": self.duration_s,
+                "started_ns": self.started_ns, "isolation": dict(self.isolation),
+                "output_truncated": self.output_truncated, "leftover_processes": self.leftover_processes,
+                "env_withheld": len(self.env_withheld)}
 
     def summary(self) -> str:
         """One line for a user: "`pytest -q` stopped: timeout after 5.0 s; 0 processes left"."""
@@ -102,3 +116,17 @@ class ExecResult:
 def command_line(command: str | Sequence[str]) -> str:
     """The command as a user would type it."""
     return command if isinstance(command, str) else shlex.join(str(arg) for arg in command)
+
+
+def program_name(argv: Sequence[str]) -> str:
+    """The program a command runs, without its directory: ``pytest`` for ``sh -c "pytest -q"``, ``python``
+    for ``/usr/bin/python3 -m ruff`` (``python3``), ``?`` when there is none."""
+    words = list(argv)
+    if words[:2] == ["sh", "-c"] and len(words) > 2:
+        try:
+            words = shlex.split(words[2])
+        except ValueError:
+            words = words[2].split()
+        while words and "=" in words[0] and not words[0].startswith("="):  # VAR=value prefixes: never kept
+            words.pop(0)
+    return os.path.basename(words[0]) if words and words[0] else "?"

@@ -6,7 +6,9 @@ A span is a plain dict so that it crosses process boundaries (Ray actors) as is.
 
 Every span a run records is built here, by a named builder: ``run_span``, ``state_span``,
 ``transition_span`` (the engine), ``agent_spans`` (an agent call and its ``chat`` model calls),
-``tool_span`` (the Tool Router) and ``task_span`` (the workflows' tasks, merges and suites).
+``tool_span`` (the Tool Router), ``task_span`` (the workflows' tasks, merges and suites),
+``command_span`` (a sandboxed command), ``git_span`` (a Git Agent operation) and ``decision_span``
+(a human's approve or resume).
 """
 
 from __future__ import annotations
@@ -42,13 +44,18 @@ STATE_FROM = "aigentflow.state.from"
 STATE_TO = "aigentflow.state.to"
 REASON = "aigentflow.reason"
 PROMPT_HASH = "aigentflow.prompt_hash"
+PROCESS_EXECUTABLE = "process.executable.name"
+PROCESS_EXIT_CODE = "process.exit.code"
+COMMAND_KIND = "aigentflow.command.kind"
+GIT_OPERATION = "aigentflow.git.operation"
+DECISION = "aigentflow.decision"
 
 
 class Span(TypedDict):
     """One unit of work; times are ``time.time_ns()``, status is "ok" or "error".
 
-    ``kind`` is one of "run", "state", "agent", "model", "command", "hook", "tool",
-    "intervention" (open-ended: readers treat an unknown kind like any other).
+    ``kind`` is one of "run", "state", "transition", "agent", "model", "command", "git", "task",
+    "merge", "hook", "tool", "intervention" (open-ended: readers treat an unknown kind like any other).
     """
 
     span_id: str
@@ -333,4 +340,90 @@ def task_span(
     return make_span(
         name, kind, run_id=call.run_id, parent_id=call.parent_span_id, tenant_id=call.tenant_id,
         start_ns=start_ns, end_ns=end_ns, status=status, error=error, attributes=attributes,
+    )  # fmt: skip
+
+
+def command_span(
+    command: Mapping[str, object],
+    *,
+    run_id: str,
+    kind: str,
+    parent_id: str | None = None,
+    tenant_id: str = "default",
+    step: str | None = None,
+) -> Span:
+    """A sandboxed command (``exec <program>``) from its trace record (``ExecResult.trace_record``): the
+    program, a hash of the command line (never the line, never an environment value), exit code,
+    isolation, what stopped it; ``kind`` says what it was for (test, lint, coverage, gate)."""
+    duration_ns = int(float(command.get("duration_s") or 0) * 1e9)
+    start = int(command.get("started_ns") or 0) or time.time_ns() - duration_ns
+    exit_code, killed = command.get("exit_code"), command.get("killed_reason")
+    failed = killed is not None or exit_code != 0
+    error = (f"stopped: {killed}" if killed else f"exited {exit_code}") if failed else None
+    program = str(command.get("program") or "?")
+    attributes: dict[str, AttributeValue] = {
+        PROCESS_EXECUTABLE: program, COMMAND_KIND: kind, "aigentflow.command.hash": str(command.get("hash") or ""),
+        "aigentflow.command.output_truncated": bool(command.get("output_truncated")),
+        "aigentflow.command.leftover_processes": int(command.get("leftover_processes") or 0),
+        "aigentflow.command.env_withheld": int(command.get("env_withheld") or 0),
+    }
+    if exit_code is not None:
+        attributes[PROCESS_EXIT_CODE] = int(exit_code)  # type: ignore[call-overload]
+    if killed:
+        attributes["aigentflow.command.killed_reason"] = str(killed)
+    if step:
+        attributes["aigentflow.step"] = step
+    isolation = command.get("isolation")
+    for key, value in (isolation.items() if isinstance(isolation, Mapping) else ()):
+        attributes[f"aigentflow.sandbox.{key}"] = str(value)
+    return make_span(
+        f"exec {program}", "command", run_id=run_id, parent_id=parent_id, tenant_id=tenant_id, start_ns=start,
+        end_ns=start + duration_ns, status="error" if failed else "ok", error=error, attributes=attributes,
+    )  # fmt: skip
+
+
+def git_span(
+    operation: Mapping[str, object],
+    *,
+    run_id: str,
+    parent_id: str | None = None,
+    tenant_id: str = "default",
+) -> Span:
+    """A Git Agent operation (``git <operation>``: a branch or worktree made, a commit, a merge, a
+    prediction) from the record it kept: its times, error and ``aigentflow.git.*`` attributes."""
+    name = str(operation["operation"])
+    extra = operation.get("attributes")
+    attributes: dict[str, AttributeValue] = {GIT_OPERATION: name}
+    for key, value in (extra.items() if isinstance(extra, Mapping) else ()):
+        if isinstance(value, str | int | float | bool):
+            attributes[f"aigentflow.git.{key}"] = value
+    error = operation.get("error")
+    return make_span(
+        f"git {name}", "git", run_id=run_id, parent_id=parent_id, tenant_id=tenant_id,
+        start_ns=int(operation["started_ns"]), end_ns=int(operation["ended_ns"]),  # type: ignore[call-overload]
+        status="error" if error else "ok", error=str(error) if error else None, attributes=attributes,
+    )  # fmt: skip
+
+
+def decision_span(
+    run_id: str,
+    *,
+    decision: str,
+    from_state: str,
+    to_state: str,
+    waiting_since_ns: int,
+    waited_for: str | None,
+    by: str,
+    tenant_id: str = "default",
+) -> Span:
+    """A human's decision (``human_decision approve`` or ``resume``) on a run that waited in ``from_state``
+    since ``waiting_since_ns`` (the span lasts the wait) because of ``waited_for``; ``by``: who."""
+    attributes: dict[str, AttributeValue] = {DECISION: decision, "aigentflow.decision.by": by,
+                                             **_moved(from_state, to_state, None)}
+    if waited_for:
+        attributes["aigentflow.decision.waited_for"] = waited_for
+    return make_span(
+        f"human_decision {decision}", "intervention", run_id=run_id, parent_id=root_span_id(run_id),
+        tenant_id=tenant_id, start_ns=waiting_since_ns, end_ns=max(time.time_ns(), waiting_since_ns),
+        attributes=attributes,
     )  # fmt: skip

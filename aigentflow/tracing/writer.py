@@ -10,6 +10,7 @@ always finds each span in the database, in a segment, or in both (it dedupes on 
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import threading
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from aigentflow.exceptions import StoreError
-from aigentflow.redact import Redactor
+from aigentflow.redact import REDACTED, Redactor, looks_secret_name
 
 SEGMENTS_DIRNAME = "segments"
 DATABASE_FILENAME = "traces.duckdb"
@@ -45,9 +46,12 @@ _TEXT_FIELDS = tuple(n for n, t in COLUMN_TYPES.items() if t == "VARCHAR" and n 
 _OPTIONAL_FIELDS = ("parent_id", "error")
 _TIME_FIELDS = ("start_ns", "end_ns")
 _encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-_ROWS_STRUCT = "[{" + ", ".join(f'"{n}": "{t}"' for n, t in COLUMN_TYPES.items()) + "}]"
-# One JSON array parameter unnested into rows: some 50x faster than inserting row by row.
-_SELECT_ROWS = f"SELECT unnest(row) FROM (SELECT unnest(from_json(?, '{_ROWS_STRUCT}')) AS row)"
+_COLUMNS = tuple(COLUMN_TYPES)
+# One list parameter per column, unnested side by side into rows: faster than one JSON array of rows
+# (no encoding, no JSON parsing), and some 50x faster than inserting row by row.
+_SELECT_ROWS = "SELECT " + ", ".join(
+    f"unnest(${index}::{kind}[]) AS {name}" for index, (name, kind) in enumerate(COLUMN_TYPES.items(), start=1)
+)
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -126,8 +130,7 @@ class SegmentWriter(SpanBuffer):
         """Write the queued spans as one segment; its path, or None when nothing was queued."""
         with self._lock:
             rows, self._rows = self._rows, []
-            payload = self._payload(rows)
-            if payload is None:
+            if not rows:
                 return None
             directory = segments_dir(self.trace_dir)
             directory.mkdir(parents=True, exist_ok=True)
@@ -135,10 +138,8 @@ class SegmentWriter(SpanBuffer):
             final = directory / f"{name}{SEGMENT_SUFFIX}"
             temporary = directory / f".{name}{SEGMENT_SUFFIX}.tmp"
             try:
-                self._connect().execute(
-                    f"COPY ({_SELECT_ROWS}) TO '{sql_literal(temporary)}' (FORMAT PARQUET)",
-                    [payload],
-                )
+                if not self._copy(rows, temporary):
+                    return None
                 os.replace(temporary, final)
             except BaseException:
                 temporary.unlink(missing_ok=True)
@@ -148,19 +149,26 @@ class SegmentWriter(SpanBuffer):
             self.spans_written += len(rows)
             return final
 
-    def _payload(self, rows: list[dict[str, Any]]) -> str | None:
-        """The rows as one JSON array; rows DuckDB would refuse (lone surrogates) are dropped."""
-        if not rows:
-            return None
-        payload = _encode_json(rows)
+    def _copy(self, rows: list[dict[str, Any]], path: Path) -> bool:
+        """Write ``rows`` as a Parquet file; rows DuckDB refuses (text with lone surrogates) are dropped
+        from ``rows`` and counted. False when none was left to write."""
+        import duckdb
+
+        statement = f"COPY ({_SELECT_ROWS}) TO '{sql_literal(path)}' (FORMAT PARQUET)"
         try:
-            payload.encode("utf-8")
-        except UnicodeEncodeError:
+            self._connect().execute(statement, [[row[name] for row in rows] for name in _COLUMNS])
+            return True
+        except duckdb.InvalidInputException:
             valid = [row for row in rows if is_storable(row)]
-            self.dropped_spans += len(rows) - len(valid)
-            rows[:] = valid
-            return self._payload(rows)
-        return payload
+            if len(valid) == len(rows):
+                raise
+        path.unlink(missing_ok=True)
+        self.dropped_spans += len(rows) - len(valid)
+        rows[:] = valid
+        if not valid:
+            return False
+        self._connect().execute(statement, [[row[name] for row in valid] for name in _COLUMNS])
+        return True
 
     def _connect(self) -> Any:
         if self._connection is None:
@@ -186,7 +194,10 @@ UNSTORABLE = (KeyError, TypeError, ValueError, AttributeError)
 
 def span_row(span: Mapping[str, Any], redactor: Redactor | None) -> dict[str, Any]:
     """A span as the row every trace store keeps: its text fields redacted, its attributes redacted
-    and encoded as a JSON object; raises one of ``UNSTORABLE`` for a span that cannot be stored."""
+    and encoded as a JSON object; raises one of ``UNSTORABLE`` for a span that cannot be stored.
+
+    Ids made by ``spans`` (lowercase hex, 16 or 32 characters: random or a hash, with no room for a
+    secret) are kept as they are; any other id is redacted like the other text fields."""
     attributes = span.get("attributes") or {}
     if not isinstance(attributes, Mapping):
         raise TypeError(f"attributes must be a mapping, not {type(attributes).__name__}")
@@ -198,7 +209,7 @@ def span_row(span: Mapping[str, Any], redactor: Redactor | None) -> dict[str, An
                 raise TypeError(f"span field {field!r} must be a string, not None")
         elif not isinstance(value, str):
             raise TypeError(f"span field {field!r} must be a string")
-        elif redactor is not None:
+        elif redactor is not None and not (field in _ID_FIELDS and _is_made_id(value)):
             value = redactor.redact_text(value)
         row[field] = value
     for field in _TIME_FIELDS:
@@ -206,9 +217,45 @@ def span_row(span: Mapping[str, Any], redactor: Redactor | None) -> dict[str, An
         if type(value) is not int or value not in _INT64:
             raise TypeError(f"span field {field!r} must be an int of nanoseconds")
         row[field] = value
-    clean = redactor.redact(dict(attributes)) if redactor is not None else attributes
+    clean = _redact_attributes(attributes, redactor) if redactor is not None else attributes
     row["attributes"] = _encode_json(clean)
     return row
+
+
+_ID_FIELDS = frozenset({"span_id", "trace_id", "parent_id"})
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_made_id(value: str) -> bool:
+    return len(value) in (16, 32) and _HEX.issuperset(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(key: str) -> bool:
+    return looks_secret_name(key)
+
+
+def _redact_attributes(attributes: Mapping[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """``redactor.redact(dict(attributes))``, the same result, faster for the flat attributes spans have:
+    a number or a bool is kept, a string redacted through the redactor's cache, a key's secret-looking
+    name looked up once; anything nested goes through ``redact``."""
+    clean: dict[Any, Any] = {}
+    redact_text = redactor.redact_text
+    for key, value in attributes.items():
+        if type(key) is not str:
+            return redactor.redact(dict(attributes))
+        if _secret_name(key) and value is not None and not isinstance(value, bool):
+            clean[redact_text(key)] = REDACTED
+        elif type(value) is str:
+            clean[redact_text(key)] = redact_text(value)
+        elif type(value) in _SCALARS or value is None:
+            clean[redact_text(key)] = value
+        else:
+            clean[redact_text(key)] = redactor.redact(value)
+    return clean
+
+
+_SCALARS = frozenset({int, float, bool})
 
 
 def is_storable(row: dict[str, Any]) -> bool:
