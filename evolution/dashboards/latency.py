@@ -25,16 +25,17 @@ def command_prefix() -> list[str]:
 
 
 def measure(project_root: Path, *, rounds: int = 3, has_runs: bool = True, timeout_s: float = 60.0) -> list[float]:
-    """Wall-clock milliseconds of each timed command, ``rounds`` times each (never imports Ray here)."""
+    """Wall-clock milliseconds of each timed command that succeeded, ``rounds`` times each."""
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_COLOR": "1"}
     commands = [c for c in COMMANDS if has_runs or c != ("status",)]
     samples: list[float] = []
     for _ in range(rounds):
         for args in commands:
             start = time.perf_counter()
-            subprocess.run([*command_prefix(), *args], cwd=project_root, env=env, capture_output=True,
-                           timeout=timeout_s, check=False)
-            samples.append((time.perf_counter() - start) * 1000)
+            done = subprocess.run([*command_prefix(), *args], cwd=project_root, env=env, capture_output=True,
+                                  timeout=timeout_s, check=False)
+            if done.returncode == 0:  # a command that failed fast says nothing of how fast it answers
+                samples.append((time.perf_counter() - start) * 1000)
     return samples
 
 

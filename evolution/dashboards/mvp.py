@@ -11,7 +11,7 @@ from evolution.dashboards.latency import percentile
 PHASE = "MVP"
 HEALTH = Threshold("up", "up", "up")
 ERROR_RATE = Threshold("<", 0.01, "< 1%")
-CLI_P95 = Threshold("<", 2000.0, "< 2s")
+CLI_P95 = Threshold("<", 2.0, "< 2s")
 CRASHES = Threshold("<", 1, "< 1/day")
 
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
