@@ -82,7 +82,10 @@ def test_runs_page_lists_every_run_with_state_tokens_cost_duration(server, proje
 @needs_chromium
 def test_run_page_draws_the_span_tree_as_a_waterfall(server, project, tmp_path) -> None:
     repo, runs = project
-    url = f"{server}/runs/{runs['completed'][:13]}"  # a unique prefix will do
+    others = [r for r in runs.values() if r != runs["completed"]]
+    prefix = next(runs["completed"][:n] for n in range(1, 30) if not any(o.startswith(runs["completed"][:n])
+                                                                           for o in others))
+    url = f"{server}/runs/{prefix}"  # a unique prefix will do
     page = parse(dump_dom(url))
     assert runs["completed"] in page.find_all("h1")[0].text and "COMPLETED" in page.find_all("h1")[0].text
     rows = page.find_all("a", cls="wf-row")
