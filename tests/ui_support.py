@@ -54,7 +54,7 @@ def invoker(crash_at: str | None = None) -> Any:
     return invoke
 
 
-def drive_run(repo: Path, request: str = DEMO_REQUEST, crash_at: str | None = None) -> str:
+def drive_run(repo: Path, request: str = DEMO_REQUEST, crash_at: str | None = None, **overrides: str) -> str:
     """One run of ``request`` through the real engine in this process (no Ray); its id. A run that
     fails (an unrecorded request, a crash) is left FAILED, as `aigentflow run` leaves it."""
     from aigentflow.exceptions import RunFailure
@@ -63,7 +63,7 @@ def drive_run(repo: Path, request: str = DEMO_REQUEST, crash_at: str | None = No
     from aigentflow.run.runner import create_run, engine_options
 
     paths = ProjectPaths(repo)
-    run, spec = create_run(paths, request, {"model.name": "replay/demo"})
+    run, spec = create_run(paths, request, {"model.name": "replay/demo", **overrides})
     engine = RunEngine(paths, run.id, invoker(crash_at), engine_options(run, spec, None))
     with suppress(RunFailure):
         engine.drive()
