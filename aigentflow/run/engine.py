@@ -9,6 +9,7 @@ interrupted one is retried under the same key and overwrites the same files.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
