@@ -67,7 +67,7 @@ def _compliance_task(worktree: str, root: str, diff: str, settings: ComplianceSe
 
 
 def _lint_task(worktree: str, paths: list[str], limits: dict[str, Any]) -> dict[str, Any]:
-    from aigentflow.lint import lint
+    from aigentflow.checks.lint import lint
 
     with recording() as ran:
         return {**lint(Path(worktree), paths, limits), COMMANDS: ran}
