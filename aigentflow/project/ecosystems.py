@@ -110,7 +110,7 @@ def _requirement_name(requirement: str) -> str | None:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else None
 
 
-def _python_dependency_names(repo: Repo, pyproject: dict[str, Any]) -> set[str]:
+def python_dependency_names(repo: Repo, pyproject: dict[str, Any]) -> set[str]:
     requirements: list[str] = list(pyproject.get("project", {}).get("dependencies", []))
     for group in pyproject.get("project", {}).get("optional-dependencies", {}).values():
         requirements.extend(group)
@@ -157,7 +157,7 @@ def _python_ecosystem(repo: Repo) -> Ecosystem | None:
         eco.package_manager = "pipenv"
     elif any(repo.has(name) for name in manifests):
         eco.package_manager = "pip"
-    dependencies = _python_dependency_names(repo, pyproject)
+    dependencies = python_dependency_names(repo, pyproject)
     eco.frameworks = dependencies & PYTHON_FRAMEWORKS
     if found := python_test_command(repo, pyproject, dependencies):
         eco.test_command, eco.test_source = found
