@@ -16,7 +16,7 @@ from aigentflow.checks.ci import render_workflow, run_gate
 from aigentflow.config.settings import BuildSettings
 from aigentflow.gitops.worktrees import Worktrees, commit_all
 from aigentflow.store.sqlite import SQLiteRunStore
-from tests.conftest import aigentflow
+from tests.conftest import aigentflow, commit_files
 
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 
@@ -59,14 +59,13 @@ def test_ci_init_writes_a_workflow_with_the_test_command_and_refuses_to_overwrit
 
 
 def test_workflow_for_a_javascript_project(tmp_path: Path) -> None:
-    (tmp_path / "package.json").write_text('{"scripts": {"test": "jest"}}')
-    (tmp_path / "package-lock.json").write_text("{}")
-    data = yaml.safe_load(render_workflow(tmp_path, "npm test"))
+    repo = commit_files(tmp_path / "web", {"package.json": '{"scripts": {"test": "jest"}}', "package-lock.json": "{}"})
+    data = yaml.safe_load(render_workflow(repo, "npm test"))
     steps = data["jobs"]["test"]["steps"]
     assert [s.get("uses", "").split("@")[0] for s in steps[:2]] == ["actions/checkout", "actions/setup-node"]
     assert steps[2]["run"] == "npm ci" and steps[-1]["run"] == "npm test"
-    (tmp_path / "package-lock.json").unlink()
-    assert yaml.safe_load(render_workflow(tmp_path, "npm test"))["jobs"]["test"]["steps"][2]["run"] == "npm install"
+    sh(repo, "rm", "-q", "--cached", "package-lock.json")  # on disk, but a clean clone would not have it
+    assert yaml.safe_load(render_workflow(repo, "npm test"))["jobs"]["test"]["steps"][2]["run"] == "npm install"
     bare = yaml.safe_load(render_workflow(tmp_path / "nothing", "make check"))["jobs"]["test"]["steps"]
     assert len(bare) == 2 and bare[-1]["run"] == "make check"
 

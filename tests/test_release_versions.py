@@ -203,3 +203,48 @@ def test_declared_versions_map_to_semver(declared: str, semver: str | None) -> N
 
     mapped = Version.from_declared(declared)
     assert (str(mapped) if mapped else None) == semver
+
+
+ATTRS_PYPROJECT = ('[build-system]\nrequires = ["hatchling", "hatch-vcs"]\nbuild-backend = "hatchling.build"\n\n'
+                   '[project]\nname = "attrs"\ndynamic = ["version"]\n\n[tool.hatch.version]\nsource = "vcs"\n')
+
+
+def test_tags_without_a_v_prefix_are_release_tags(tmp_path: Path, user_config: Path) -> None:
+    # attrs: the version comes from the tags (hatch-vcs), tagged `24.2.0`, `25.1.0`: no `v`, lightweight
+    repo = commit_files(tmp_path / "attrs", {"pyproject.toml": ATTRS_PYPROJECT, "src/attr/__init__.py": ""})
+    sh(repo, "tag", "24.2.0")
+    sh(repo, "commit", "-q", "--allow-empty", "-m", "Fix a crash in asdict")
+    sh(repo, "tag", "25.1.0")
+    for subject in ("feat: add a converter", "fix: a typo in the error"):
+        sh(repo, "commit", "-q", "--allow-empty", "-m", subject)
+    assert aigentflow("init", cwd=repo).returncode == 0
+    report = dry_run(repo)
+    assert (report["previous_tag"], report["version"], report["commits"]) == ("25.1.0", "25.2.0", 2)
+    assert report["based_on"] == {"source": "tag", "version": "25.1.0", "tag": "25.1.0", "declared": None,
+                                  "text": "from tag 25.1.0"}
+    assert "Fix a crash in asdict" not in report["changelog"]  # released in 25.1.0
+    assert any('git.tag_prefix ""' in note for note in report["notes"])
+
+    assert aigentflow("config", "set", "git.tag_prefix", "", cwd=repo).returncode == 0
+    released = aigentflow("release", cwd=repo)
+    assert released.returncode == 0, released.stderr
+    assert "Released 25.2.0 on main (from tag 25.1.0; 2 commits)" in released.stdout and "Note:" not in released.stdout
+    assert sh(repo, "tag", "-l") == "24.2.0\n25.1.0\n25.2.0"
+    changelog = (repo / "CHANGELOG.md").read_text()
+    assert "## 25.2.0 (" in changelog and "v25.2.0" not in changelog
+    sh(repo, "commit", "-q", "--allow-empty", "-m", "fix: the converter's default")
+    again = dry_run(repo)
+    assert (again["previous_tag"], again["version"], again["tag"]) == ("25.2.0", "25.2.1", "25.2.1")
+
+
+def test_the_latest_release_tag_wins_with_or_without_v(tmp_path: Path, user_config: Path) -> None:
+    # a project that dropped the `v`: v1.9.0, then 2.0.0; and one that took it up: 2.0.0, then v2.1.0
+    for older, newer, bumped in (("v1.9.0", "2.0.0", "2.0.1"), ("2.0.0", "v2.1.0", "2.1.1")):
+        repo = commit_files(tmp_path / older, {"README.md": "words\n"})
+        sh(repo, "tag", older)
+        sh(repo, "commit", "-q", "--allow-empty", "-m", "feat: a feature")
+        sh(repo, "tag", "-a", "-m", newer, newer)
+        sh(repo, "commit", "-q", "--allow-empty", "-m", "fix: a fix")
+        assert aigentflow("init", cwd=repo).returncode == 0
+        report = dry_run(repo)
+        assert (report["previous_tag"], report["version"], report["commits"]) == (newer, bumped, 1)

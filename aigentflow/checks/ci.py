@@ -4,8 +4,9 @@ The gate is ``build.ci_command``, else ``build.test_command``, else the test com
 ``aigentflow init``. ``run_gate`` runs it through the sandboxed executor: what ``aigentflow ci run``
 does and what the merge step calls on a scratch worktree. ``write_workflow`` writes
 ``.github/workflows/aigentflow.yml`` running the same command on push and pull request, after the
-setup step of the project's ecosystem; a Python project is tested on the supported CPython versions
-its ``requires-python`` admits (``aigentflow.project.pythons``). It refuses (unless ``force``) when the
+setup and install steps of the project's ecosystems, as a clean clone needs them (``installs``: ``npm ci``
+or ``uv sync --locked`` only from a lockfile git tracks); a Python project is tested on the supported
+CPython versions its ``requires-python`` admits (``aigentflow.project.pythons``). It refuses (unless ``force``) when the
 project already has workflows of its own, naming them.
 """
 
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import json
 import shlex
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aigentflow.checks.installs import ecosystems, javascript_steps, lock_warnings, python_steps, read_project
 from aigentflow.exceptions import UsageError
 from aigentflow.project.pythons import PythonChoice, choose_pythons
 
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 
 WORKFLOW = Path(".github") / "workflows" / "aigentflow.yml"
 WORKFLOWS_DIR = WORKFLOW.parent
-PYTHON_MARKERS = ("pyproject.toml", "requirements.txt", "setup.py", "setup.cfg")
-PYTHON_EXTRAS = ("test", "tests", "dev")
 HINT_NAMES = 12
 NO_TEST_COMMAND = ("no test command is known for this project; set one with "
                    "`aigentflow config set build.test_command \"<command>\"` (e.g. \"python -m pytest\")")
@@ -106,54 +105,6 @@ def _q(text: str) -> str:
     return json.dumps(text)
 
 
-def _python_steps(root: Path, command: str) -> list[str]:
-    pyproject: dict[str, Any] = {}
-    if (root / "pyproject.toml").is_file():
-        try:
-            pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            pyproject = {}
-    install = ["python -m pip install --upgrade pip"]
-    for requirements in ("requirements.txt", "requirements-dev.txt"):
-        if (root / requirements).is_file():
-            install.append(f"pip install -r {requirements}")
-    if "project" in pyproject or "build-system" in pyproject or (root / "setup.py").is_file():
-        extras = pyproject.get("project", {}).get("optional-dependencies", {})
-        extra = next((name for name in PYTHON_EXTRAS if name in extras), None)
-        install.append(f'pip install -e ".[{extra}]"' if extra else "pip install -e .")
-    if "pytest" in command:
-        install.append("pip install pytest")
-    return [
-        "      - uses: actions/setup-python@v5",
-        "        with:",
-        "          python-version: ${{ matrix.python-version }}",
-        "      - name: Install",
-        "        run: |",
-        *(f"          {line}" for line in install),
-    ]
-
-
-def _javascript_steps(root: Path) -> list[str]:
-    locked = (root / "package-lock.json").is_file() or (root / "npm-shrinkwrap.json").is_file()
-    return [
-        "      - uses: actions/setup-node@v4",
-        "        with:",
-        '          node-version: "lts/*"',
-        "      - name: Install",
-        f"        run: {'npm ci' if locked else 'npm install'}",
-    ]
-
-
-def ecosystems(root: Path) -> list[str]:
-    """The ecosystems whose setup the workflow needs, from the manifests at the root."""
-    found = []
-    if any((root / marker).is_file() for marker in PYTHON_MARKERS):
-        found.append("python")
-    if (root / "package.json").is_file():
-        found.append("javascript")
-    return found
-
-
 def _comment(text: str) -> str:
     return " ".join(text.split())
 
@@ -165,9 +116,10 @@ def render_workflow(root: Path, command: str, *, source: str = "build.test_comma
     found = ecosystems(root)
     if "python" in found and pythons is None:
         pythons = choose_pythons(root)
+    project = read_project(root)
     steps = ["      - uses: actions/checkout@v4"]
     for ecosystem in found:
-        steps += _python_steps(root, command) if ecosystem == "python" else _javascript_steps(root)
+        steps += python_steps(project, command) if ecosystem == "python" else javascript_steps(project)
     steps += ["      - name: Test", f"        run: {_q(command)}"]
     header = [
         f"# Written by `aigentflow ci init`: runs `{_comment(command)}` ({_comment(source)}) on every push and",
@@ -256,6 +208,7 @@ def write_workflow(root: Path, build: BuildSettings, *, force: bool = False) -> 
                         f"push and pull request beside {WORKFLOW.name}")
     if pythons and pythons.end_of_life:
         warnings.append(pythons.reason)
+    warnings += lock_warnings(read_project(root), ecosystems(root))
     paths = machine_paths(command)
     if paths:
         key = source if source.startswith("build.") else "build.ci_command"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from aigentflow.project.jstests import RUNNERS, is_js_test_file, javascript_tests
 from aigentflow.project.testcommand import python_test_command
 
 MAX_LINE_COUNTED_FILE_BYTES = 1_000_000
@@ -27,8 +28,8 @@ PYTHON_FRAMEWORKS = frozenset({
 JAVASCRIPT_FRAMEWORKS = {
     "react": "react", "vue": "vue", "svelte": "svelte", "@angular/core": "angular",
     "express": "express", "next": "next", "nuxt": "nuxt", "@nestjs/core": "nestjs", "koa": "koa",
-    "fastify": "fastify", "jest": "jest", "mocha": "mocha", "vitest": "vitest",
-    "@playwright/test": "playwright", "cypress": "cypress", "electron": "electron",
+    "fastify": "fastify", "@playwright/test": "playwright", "cypress": "cypress", "electron": "electron",
+    **{runner: runner for runner in RUNNERS},
 }
 RUST_FRAMEWORKS = frozenset({"actix-web", "axum", "clap", "rocket", "serde", "tokio", "warp"})
 GO_FRAMEWORKS = {
@@ -37,7 +38,6 @@ GO_FRAMEWORKS = {
     "github.com/gorilla/mux": "gorilla/mux",
 }
 RUBY_FRAMEWORKS = frozenset({"rails", "sinatra", "rspec", "minitest"})
-NPM_DEFAULT_TEST_SCRIPT = 'echo "Error: no test specified" && exit 1'
 
 
 @dataclass
@@ -110,7 +110,7 @@ def _requirement_name(requirement: str) -> str | None:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else None
 
 
-def _python_dependency_names(repo: Repo, pyproject: dict[str, Any]) -> set[str]:
+def python_dependency_names(repo: Repo, pyproject: dict[str, Any]) -> set[str]:
     requirements: list[str] = list(pyproject.get("project", {}).get("dependencies", []))
     for group in pyproject.get("project", {}).get("optional-dependencies", {}).values():
         requirements.extend(group)
@@ -157,7 +157,7 @@ def _python_ecosystem(repo: Repo) -> Ecosystem | None:
         eco.package_manager = "pipenv"
     elif any(repo.has(name) for name in manifests):
         eco.package_manager = "pip"
-    dependencies = _python_dependency_names(repo, pyproject)
+    dependencies = python_dependency_names(repo, pyproject)
     eco.frameworks = dependencies & PYTHON_FRAMEWORKS
     if found := python_test_command(repo, pyproject, dependencies):
         eco.test_command, eco.test_source = found
@@ -182,10 +182,9 @@ def _javascript_ecosystem(repo: Repo) -> Ecosystem | None:
     eco = Ecosystem(languages=("JavaScript", "TypeScript"))
     locks = (("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"), ("bun.lockb", "bun"), ("bun.lock", "bun"))
     eco.package_manager = next((manager for lock, manager in locks if repo.has(lock)), "npm")
-    scripts = package.get("scripts") or {}
-    test_script = scripts.get("test") if isinstance(scripts, dict) else None
-    if isinstance(test_script, str) and test_script.strip() and test_script != NPM_DEFAULT_TEST_SCRIPT:
-        eco.test_command, eco.test_source = f"{eco.package_manager} test", "package.json scripts.test"
+    runner, eco.test_command, eco.test_source = javascript_tests(repo, package, eco.package_manager)
+    if runner:
+        eco.frameworks.add(runner)
     for table in ("dependencies", "devDependencies", "peerDependencies"):
         dependencies = package.get(table) or {}
         if isinstance(dependencies, dict):
@@ -280,8 +279,8 @@ def is_test_file(path: str) -> bool:
     name, parts = pure.name, pure.parts[:-1]
     if pure.suffix == ".py":
         return name.startswith("test_") or name.endswith("_test.py")
-    if pure.suffix in {".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs"}:
-        return ".test." in name or ".spec." in name or "__tests__" in parts
+    if pure.suffix in {".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".mts", ".cts"}:
+        return is_js_test_file(path)
     if pure.suffix == ".go":
         return name.endswith("_test.go")
     if pure.suffix == ".rs":
