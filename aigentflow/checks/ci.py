@@ -77,8 +77,8 @@ def run_gate(root: Path, build: BuildSettings, cwd: Path | None = None) -> ExecR
     command = gate_command(root, build)
     limits = Limits(timeout_s=build.timeout_s, memory_bytes=build.memory_mb * 1024 * 1024,
                     max_processes=build.max_processes, max_output_bytes=build.max_output_kb * 1024)
-    return Sandbox(Path(cwd or root), limits=limits, network=build.network,
-                   env_passthrough=build.env_passthrough).run(command)
+    return Sandbox(Path(cwd or root), limits=limits, network=build.network, env_passthrough=build.env_passthrough,
+                   allow_unconfined=build.sandbox_allow_unconfined).run(command)
 
 
 def environment_hint(result: ExecResult, passthrough: list[str]) -> str:
