@@ -81,6 +81,14 @@ def run_gate(root: Path, build: BuildSettings, cwd: Path | None = None) -> ExecR
                    allow_unconfined=build.sandbox_allow_unconfined).run(command)
 
 
+def unconfined_note(result: ExecResult) -> str:
+    """For a command that ran without filesystem confinement (the user opted in): say so ("" otherwise)."""
+    if result.isolation.get("filesystem") != "unconfined":
+        return ""
+    return ("The command ran unconfined (build.sandbox_allow_unconfined = true): it could read your files "
+            "and write anywhere you can.")
+
+
 def environment_hint(result: ExecResult, passthrough: list[str]) -> str:
     """For a failed gate: which of the user's variables the command did not get, and how to pass them
     (names only, never a value); "" when it lacked none."""

@@ -115,7 +115,7 @@ def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) 
 def preflight_sandbox(settings: Any, flags: Mapping[str, Any]) -> None:
     """A run that builds runs agents' code: refuse it up front where the sandbox cannot confine that
     code's filesystem, unless the user opted in (build.sandbox_allow_unconfined)."""
-    if State.BUILDING not in enabled_states(flags):
+    if not {State.BUILDING, State.TESTING, State.FIXING, State.MERGING} & enabled_states(flags):
         return
     from aigentflow.sandbox import check_confinement
 
