@@ -97,6 +97,30 @@ def test_secrets_in_home_cannot_be_read(home: Path, tmp_path: Path) -> None:
     assert sandbox.run("cat ~/.ssh/id_rsa").exit_code != 0
 
 
+def test_tools_installed_in_home_still_run_without_exposing_its_secrets(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pyenv- or nvm-style tool on PATH (a shim calling its libexec) runs; secrets kept next to
+    programs (cargo's credentials, ~/.local's keyrings) stay hidden."""
+    files = {".mytool/shims/greet": '#!/bin/sh\nexec "$(dirname "$0")/../libexec/greet-impl"\n',
+             ".mytool/libexec/greet-impl": "#!/bin/sh\necho hello from mytool\n",
+             ".cargo/bin/cargo-x": "#!/bin/sh\necho cargo-x\n", ".cargo/credentials.toml": "token = 'CARGO-SECRET'\n",
+             ".local/bin/pipx-tool": "#!/bin/sh\necho pipx-tool\n",
+             ".local/share/keyrings/login.keyring": "KEYRING-SECRET\n"}  # fmt: skip
+    for name, text in files.items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(text)
+        (home / name).chmod(0o755)
+    bins = [home / ".mytool" / "shims", home / ".cargo" / "bin", home / ".local" / "bin"]
+    monkeypatch.setenv("PATH", os.pathsep.join([*map(str, bins), os.environ["PATH"]]))
+    root = tmp_path / "root"
+    root.mkdir()
+    ran = Sandbox(root).run("greet && cargo-x && pipx-tool")
+    assert ran.ok and ran.stdout == "hello from mytool\ncargo-x\npipx-tool\n", ran.stderr
+    for secret in (".cargo/credentials.toml", ".local/share/keyrings/login.keyring", ".ssh/id_rsa"):
+        assert fails(Sandbox(root), f"cat {home / secret}"), secret
+
+
 def test_nothing_outside_the_worktree_can_be_written(repo: Path) -> None:
     sandbox = Sandbox(repo)
     marker = uuid.uuid4().hex

@@ -99,11 +99,31 @@ def hidden_places(root: Path, layout: GitLayout) -> list[Path]:
     return [place for place in _outermost(places) if place != root]
 
 
+MIXED_TOOL_DIRS = {".local": ("lib",), ".cargo": ("../.rustup",)}
+"""Directories of the home that hold programs next to private data (``~/.local/share/keyrings``,
+``~/.cargo/credentials.toml``): only a PATH entry inside them, and these siblings, are shown."""
+
+
+def _tool_places(entry: Path, homes: Sequence[Path]) -> list[Path]:
+    """What a PATH entry in the home needs: the whole tool directory it is in (``~/.pyenv`` for
+    ``~/.pyenv/shims``, ``~/.nvm`` ...), except in the directories of ``MIXED_TOOL_DIRS``."""
+    home = next((home for home in homes if entry.is_relative_to(home) and entry != home), None)
+    if home is None:
+        return [entry]
+    top = entry.relative_to(home).parts[0]
+    if top in MIXED_TOOL_DIRS:
+        return [entry, *((home / top / extra).resolve() for extra in MIXED_TOOL_DIRS[top])]
+    return [home / top]
+
+
 def needed_places(hidden: Sequence[Path], root: Path, path_env: str) -> list[Path]:
     """What must stay readable although it is in a hidden place: the interpreter the launcher runs
-    with, its installation, and the directories on PATH."""
+    with, its installation, and the programs on PATH (with the tool directories they come from)."""
+    homes = _homes()
     wanted = [Path(sys.executable).parent, Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)]
-    wanted += [Path(entry) for entry in path_env.split(os.pathsep) if entry]
+    for entry in map(_real, (entry for entry in path_env.split(os.pathsep) if entry)):
+        if entry is not None:
+            wanted += _tool_places(entry, homes)
     real = [path for path in map(_real, wanted) if path is not None and path.is_dir()]
     return [path for path in _outermost(real) if _under(path, hidden) and not path.is_relative_to(root)]
 
