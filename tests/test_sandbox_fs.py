@@ -219,6 +219,19 @@ def test_a_src_layout_project_passes(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert record["results"]["source"] == "junit" and record["results"]["passed"] == 2  # type: ignore[index]
 
 
+def test_coverage_is_measured_through_the_sandbox(tmp_path: Path) -> None:
+    """coverage.py writes its data and report outside the worktree, in a directory the sandbox opens."""
+    from aigentflow.checks.coverage import measure
+
+    root = project(tmp_path, {"calc.py": "def add(a, b):\n    return a + b\n",
+                              "test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"})
+    diff = ("diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n"
+            "@@ -0,0 +1,2 @@\n+def add(a, b):\n+    return a + b\n")
+    summary = measure(root, f"{sys.executable} -m pytest -q", "", limits_from_settings(BuildSettings()), diff)
+    assert summary["measured"] and summary["tests_ok"], summary
+    assert summary["changed_percent"] == 100.0
+
+
 def test_a_unittest_project_passes(tmp_path: Path) -> None:
     root = project(tmp_path, {
         "shapes.py": "def area(w, h):\n    return w * h\n",
