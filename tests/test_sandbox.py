@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ from aigentflow.sandbox.cgroups import (
 from aigentflow.sandbox.probe import probe
 
 PYTHON = sys.executable
-ISOLATION_KEYS = {"network", "pid_namespace", "processes", "memory", "env", "cwd"}
+ISOLATION_KEYS = {"filesystem", "network", "pid_namespace", "processes", "memory", "env", "cwd"}
 
 
 @pytest.fixture
@@ -39,10 +40,12 @@ def root(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=["all", "none"], ids=["isolated", "degraded"])
-def disable(request: pytest.FixtureRequest) -> tuple[str, ...]:
-    """Run with what the machine gives, and again with namespaces and cgroups turned off."""
-    return () if request.param == "all" else ("namespaces", "cgroups")
+@pytest.fixture(params=["all", "unshare", "none"], ids=["isolated", "unshare", "degraded"])
+def box(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Run with what the machine gives (bubblewrap); with the namespace fallback (no bubblewrap); and
+    with namespaces and cgroups turned off. Without bubblewrap the user must opt in to run unconfined."""
+    disable = {"all": (), "unshare": ("filesystem",), "none": ("namespaces", "cgroups")}[request.param]
+    return {"disable": disable, "allow_unconfined": request.param != "all"}
 
 
 @pytest.fixture
@@ -143,11 +146,11 @@ def test_cwd_is_confined_to_the_root(root: Path, tmp_path: Path) -> None:
         sandbox.run([])
 
 
-def test_a_fork_bomb_is_stopped_and_leaves_nothing(root: Path, disable: tuple[str, ...], marker: str) -> None:
+def test_a_fork_bomb_is_stopped_and_leaves_nothing(root: Path, box: dict[str, Any], marker: str) -> None:
     limits = Limits(timeout_s=5, max_processes=32, memory_bytes=512 << 20)
     bomb = "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass"
     started = time.monotonic()
-    result = Sandbox(root, limits=limits, disable=disable).run([PYTHON, "-c", bomb, marker])
+    result = Sandbox(root, limits=limits, **box).run([PYTHON, "-c", bomb, marker])
     assert time.monotonic() - started < 10
     assert not result.ok
     if result.isolation["processes"] in ("cgroup", "watchdog"):
@@ -157,8 +160,8 @@ def test_a_fork_bomb_is_stopped_and_leaves_nothing(root: Path, disable: tuple[st
     assert_cleaned_up(result, marker)
 
 
-def test_an_infinite_loop_is_killed_at_the_timeout(root: Path, disable: tuple[str, ...], marker: str) -> None:
-    result = Sandbox(root, disable=disable).run(
+def test_an_infinite_loop_is_killed_at_the_timeout(root: Path, box: dict[str, Any], marker: str) -> None:
+    result = Sandbox(root, **box).run(
         f"{shlex.quote(PYTHON)} -c 'while True: pass' {marker} & wait", timeout_s=1
     )
     assert result.killed_reason == "timeout" and result.exit_code is None
@@ -167,10 +170,10 @@ def test_an_infinite_loop_is_killed_at_the_timeout(root: Path, disable: tuple[st
     assert_cleaned_up(result, marker)
 
 
-def test_unbounded_allocation_is_stopped(root: Path, disable: tuple[str, ...], marker: str) -> None:
+def test_unbounded_allocation_is_stopped(root: Path, box: dict[str, Any], marker: str) -> None:
     limits = Limits(timeout_s=20, memory_bytes=200 * 1024 * 1024)
     hog = "chunks = []\nwhile True: chunks.append(bytearray(10 * 1024 * 1024))"
-    result = Sandbox(root, limits=limits, disable=disable).run([PYTHON, "-c", hog, marker])
+    result = Sandbox(root, limits=limits, **box).run([PYTHON, "-c", hog, marker])
     assert not result.ok and (result.exit_code != 0 or result.killed_reason == "memory_limit")
     if result.isolation["memory"] == "cgroup":
         assert result.killed_reason == "memory_limit", result.summary()
@@ -179,9 +182,9 @@ def test_unbounded_allocation_is_stopped(root: Path, disable: tuple[str, ...], m
     assert_cleaned_up(result, marker)
 
 
-def test_an_output_flood_is_cut_and_killed(root: Path, disable: tuple[str, ...]) -> None:
+def test_an_output_flood_is_cut_and_killed(root: Path, box: dict[str, Any]) -> None:
     limits = Limits(timeout_s=20, max_output_bytes=64 * 1024)
-    result = Sandbox(root, limits=limits, disable=disable).run(["yes"])
+    result = Sandbox(root, limits=limits, **box).run(["yes"])
     assert result.killed_reason == "output_limit" and result.output_truncated
     assert "bytes cut ...]" in result.stdout and result.stdout.startswith("y\ny\n")
     assert len(result.stdout) < 64 * 1024 + 100
@@ -198,7 +201,7 @@ def test_output_over_the_cap_keeps_head_and_tail_of_both_streams(root: Path) -> 
     assert len(result.stdout) + len(result.stderr) <= 2000 + 2 * 40
 
 
-def test_a_setsid_daemon_leaves_no_process_behind(root: Path, disable: tuple[str, ...], marker: str) -> None:
+def test_a_setsid_daemon_leaves_no_process_behind(root: Path, box: dict[str, Any], marker: str) -> None:
     (root / "daemon.py").write_text(
         "import os, sys, time\n"
         "if sys.argv[1] == 'double-fork':\n"
@@ -214,7 +217,7 @@ def test_a_setsid_daemon_leaves_no_process_behind(root: Path, disable: tuple[str
         f"(sh -c 'setsid {daemon} nested {marker} &' &); "
         f"env -i {daemon} double-fork {marker}; sleep 0.3; echo started"
     )
-    result = Sandbox(root, disable=disable).run(script, timeout_s=20)
+    result = Sandbox(root, **box).run(script, timeout_s=20)
     assert result.ok and result.stdout == "started\n", result.stderr
     assert_cleaned_up(result, marker)
 
@@ -265,6 +268,7 @@ def test_isolation_is_reported_and_degrades(root: Path) -> None:
     assert full.keys() >= ISOLATION_KEYS and full["env"] == "allowlist" and full["cwd"] == "confined"
     assert bare["network"] == "none" and bare["pid_namespace"] == "no" and bare["cgroup"] == "none"
     assert bare["processes"] in ("rlimit", "watchdog") and bare["memory"] == "rlimit"
+    assert bare["filesystem"] == "unconfined"
     with pytest.raises(SandboxRefused, match="choose from"):
         Sandbox(root, disable=["seccomp"])
 

@@ -72,15 +72,21 @@ class TaskOutcome:
 
 
 def limits_from_settings(build: BuildSettings) -> dict[str, Any]:
-    """The sandbox ``Limits`` fields from the ``build`` settings section, and ``env_passthrough``."""
+    """The sandbox ``Limits`` fields from the ``build`` settings section, ``env_passthrough`` and
+    ``allow_unconfined``."""
     return {"timeout_s": float(build.timeout_s), "memory_bytes": build.memory_mb * 1024 * 1024,
             "max_processes": build.max_processes, "max_output_bytes": build.max_output_kb * 1024,
-            "env_passthrough": list(build.env_passthrough)}
+            "env_passthrough": list(build.env_passthrough), "allow_unconfined": build.sandbox_allow_unconfined}
 
 
-def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bool = False) -> dict[str, Any]:
+_SANDBOX_OPTIONS = ("env_passthrough", "allow_unconfined")
+
+
+def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bool = False,
+                   writable: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Run ``command`` in ``root`` through the sandboxed executor; its record (``ok``, output, isolation,
-    and ``results``: the JUnit report when the runner wrote one, else the exit code)."""
+    and ``results``: the JUnit report when the runner wrote one, else the exit code). ``writable``:
+    directories outside ``root`` the command writes (a coverage report's)."""
     from aigentflow.checks.testresults import junit_env, read_reports
     from aigentflow.sandbox import Limits, Sandbox
 
@@ -88,9 +94,11 @@ def run_in_sandbox(root: Path, command: str, limits: dict[str, Any], network: bo
         # No bytecode caches: Python checks them by mtime in whole seconds and size, so a file an agent
         # rewrites within the second of a test run (a fix of the same length) would run stale code.
         env = {**junit_env(Path(reports)), "PYTHONDONTWRITEBYTECODE": "1"}
-        fields = {name: value for name, value in limits.items() if name != "env_passthrough"}
+        fields = {name: value for name, value in limits.items() if name not in _SANDBOX_OPTIONS}
         result = Sandbox(root, limits=Limits(**fields), network=network, extra_env=env,
-                         env_passthrough=limits.get("env_passthrough") or ()).run(command)
+                         env_passthrough=limits.get("env_passthrough") or (),
+                         allow_unconfined=bool(limits.get("allow_unconfined")),
+                         writable=(Path(reports), *writable)).run(command)
         results = read_reports(Path(reports)) or {"source": "exit_code", "exit_code": result.exit_code}
     return {**result.to_record(), "ok": result.ok, "summary": result.summary(), "results": results}
 

@@ -76,8 +76,16 @@ def run_gate(root: Path, build: BuildSettings, cwd: Path | None = None) -> ExecR
     command = gate_command(root, build)
     limits = Limits(timeout_s=build.timeout_s, memory_bytes=build.memory_mb * 1024 * 1024,
                     max_processes=build.max_processes, max_output_bytes=build.max_output_kb * 1024)
-    return Sandbox(Path(cwd or root), limits=limits, network=build.network,
-                   env_passthrough=build.env_passthrough).run(command)
+    return Sandbox(Path(cwd or root), limits=limits, network=build.network, env_passthrough=build.env_passthrough,
+                   allow_unconfined=build.sandbox_allow_unconfined).run(command)
+
+
+def unconfined_note(result: ExecResult) -> str:
+    """For a command that ran without filesystem confinement (the user opted in): say so ("" otherwise)."""
+    if result.isolation.get("filesystem") != "unconfined":
+        return ""
+    return ("The command ran unconfined (build.sandbox_allow_unconfined = true): it could read your files "
+            "and write anywhere you can.")
 
 
 def environment_hint(result: ExecResult, passthrough: list[str]) -> str:

@@ -95,10 +95,10 @@ def measure(root: Path, test_command: str, configured: str, limits: dict[str, An
             return {"measured": False, "detail": f"no way to measure coverage for `{test_command}`; set "
                                                  "build.coverage_command (it writes a coverage.py JSON to {report})"}
         run, report_command = commands
-        ran = run_in_sandbox(root, run, limits)
+        ran = run_in_sandbox(root, run, limits, writable=(Path(tmp),))
         seconds = float(ran.get("duration_s") or 0.0)
         if report_command:
-            reported = run_in_sandbox(root, report_command, limits)
+            reported = run_in_sandbox(root, report_command, limits, writable=(Path(tmp),))
             seconds += float(reported.get("duration_s") or 0.0)
             if not reported["ok"]:
                 return {"measured": False, "detail": "coverage.py could not report (is it installed for the "

@@ -93,7 +93,7 @@ def _tail(text: str) -> str:
 @reports_errors
 def ci_run(json_out: JsonOption = False) -> None:
     """Run the CI command (build.ci_command, else the test command) in the sandbox; exit 1 if it fails."""
-    from aigentflow.checks.ci import environment_hint, gate_command, run_gate
+    from aigentflow.checks.ci import environment_hint, gate_command, run_gate, unconfined_note
     from aigentflow.project.paths import locate_project
 
     root = locate_project().root
@@ -111,6 +111,8 @@ def ci_run(json_out: JsonOption = False) -> None:
         typer.echo(f"CI gate failed: {result.summary()}", err=True)
         if hint := environment_hint(result, build.env_passthrough):
             typer.echo(hint, err=True)
+    if (note := unconfined_note(result)) and not json_out:
+        typer.echo(note, err=True)
     if not result.ok:
         raise typer.Exit(1)
 

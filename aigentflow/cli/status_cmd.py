@@ -29,6 +29,7 @@ def run_report(store: Any, run_id: str) -> dict[str, Any]:
         "replay": replay_of(run),
         "agents": {role: choice.get("version") for role, choice in sorted((run.settings.get("agents") or {}).items())},
         "metrics": v1_metrics(step_dicts),
+        "sandbox": {"filesystem": confinements(step_dicts)},
         "run": {k: v for k, v in run.to_dict().items() if k not in ("settings",)},
         "transitions": [t.to_dict() for t in store.transitions(run.id)],
         "steps": step_dicts,
@@ -40,6 +41,27 @@ def run_report(store: Any, run_id: str) -> dict[str, Any]:
             "model_calls": run.model_calls,
         },
     }
+
+
+def confinements(steps: list[dict[str, Any]]) -> list[str]:
+    """How the filesystem of the commands the run's agents ran was confined ("bwrap", "unconfined"),
+    from each command's record (its ``isolation``) wherever a step stored one."""
+    seen: set[str] = set()
+    pending: list[Any] = [s.get("output") for s in steps]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            isolation = item.get("isolation")
+            if isinstance(isolation, dict) and isinstance(isolation.get("filesystem"), str):
+                seen.add(isolation["filesystem"])
+            pending += list(item.values())
+        elif isinstance(item, list):
+            pending += item
+    return sorted(seen)
+
+
+UNCONFINED_NOTICE = ("Agents' commands ran unconfined (build.sandbox_allow_unconfined = true: this machine's "
+                     "sandbox could not confine them): they could read your files and write anywhere you can.")
 
 
 def replay_of(run: Any) -> dict[str, Any] | None:
@@ -233,6 +255,8 @@ def _print_report(report: dict[str, Any]) -> None:
         echo(tasks)
     for line in withheld_lines(report):
         echo(style(line, "yellow"))
+    if "unconfined" in (report.get("sandbox") or {}).get("filesystem", []):
+        echo(style(UNCONFINED_NOTICE, "yellow"))
     metrics = report.get("metrics") or {}
     if any(v is not None for v in metrics.values()):
         def pct(value: float | None) -> str:

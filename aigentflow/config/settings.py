@@ -148,6 +148,10 @@ class BuildSettings(BaseModel):
     max_processes: int = Field(256, ge=4, description="Processes one sandboxed command may run at once.")
     max_output_kb: int = Field(1024, ge=1, description="Output kept from one sandboxed command, KiB (then killed).")
     network: bool = Field(False, description="Let sandboxed commands use the network.")
+    sandbox_allow_unconfined: bool = Field(
+        False, description="Run sandboxed commands even where bubblewrap cannot confine their filesystem "
+        "(they could then read your secrets and write anywhere you can).",
+    )
     env_passthrough: list[str] = Field(
         default_factory=list,
         description="Your environment variables sandboxed commands also get (names or globs: PYTHONPATH, MYAPP_*).",

@@ -112,6 +112,16 @@ def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) 
                          f"{paths.root}; create it or set another one")
 
 
+def preflight_sandbox(settings: Any, flags: Mapping[str, Any]) -> None:
+    """A run that builds runs agents' code: refuse it up front where the sandbox cannot confine that
+    code's filesystem, unless the user opted in (build.sandbox_allow_unconfined)."""
+    if not {State.BUILDING, State.TESTING, State.FIXING, State.MERGING} & enabled_states(flags):
+        return
+    from aigentflow.sandbox import check_confinement
+
+    check_confinement(settings.build.sandbox_allow_unconfined)
+
+
 def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
              record: str | None = None) -> RunPlan:
     """Check everything a run needs (config, request, flags, model, cassette) without recording it."""
@@ -130,6 +140,7 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     preflight_agents(config.flags, roles)
     preflight_role_models(paths, settings, roles)
     preflight_git(paths, settings, config.flags)
+    preflight_sandbox(settings, config.flags)
     from aigentflow.mcp.config import load_servers
 
     load_servers(paths.root)  # a broken mcp.json (or an unset ${VAR} in it) stops here, with the file named

@@ -2,6 +2,12 @@
 
 A run is confined in layers, each used when this machine allows it and reported in
 ``ExecResult.isolation``:
+- bubblewrap (``bwrap``): a filesystem where only the worktree, a private HOME and TMPDIR are
+  writable, everything else read-only, and the user's home, /tmp, sibling projects, the repository's
+  other worktrees and its ``.aigentflow/`` store not visible; the worktree's ``.git`` read-only; no
+  network and a PID namespace (``isolation["filesystem"] == "bwrap"``). Where bwrap does not work
+  the command is refused unless the caller allows running unconfined
+  (``build.sandbox_allow_unconfined``), and the namespace layer below is all it gets;
 - working directory inside the sandbox root; environment scrubbed to an allowlist, with HOME and
   TMPDIR in a scratch directory removed afterwards;
 - ``unshare``: no network (``--net``) and a PID namespace, so that ending the command ends every
@@ -19,7 +25,8 @@ against hostile root code; it keeps agents' commands from leaking, hanging or fl
 - ``records.py``: ``Limits``, ``ExecResult``, ``SandboxRefused``, ``command_line``.
 - ``env.py``: the environment allowlist and the scrubbing of secret-looking names and values.
 - ``launcher.py``: the code run as the first process of every run, and its command line.
-- ``probe.py``: what this machine offers (namespaces, a joinable cgroup), found once per process.
+- ``probe.py``: what this machine offers (bwrap, namespaces, a joinable cgroup), found once per process.
+- ``filesystem.py``: the bwrap command line: what a command sees, hides and may write.
 - ``cgroups.py``: one run's cgroup (limits, members, kill, removal) and stale ones' cleanup.
 - ``tree.py``: finding and killing a run's processes without a pid-reuse accident.
 - ``output.py``: stdout and stderr under one cap, keeping head and tail.
@@ -35,7 +42,13 @@ from aigentflow.sandbox.env import (
     looks_like_credential,
     scrub_environment,
 )
-from aigentflow.sandbox.executor import DISABLE_CHOICES, RUN_MARKER, Sandbox
+from aigentflow.sandbox.executor import (
+    ALLOW_UNCONFINED_KEY,
+    DISABLE_CHOICES,
+    RUN_MARKER,
+    Sandbox,
+    check_confinement,
+)
 from aigentflow.sandbox.launcher import LAUNCHER_CODE
 from aigentflow.sandbox.records import (
     ExecResult,
@@ -48,6 +61,7 @@ from aigentflow.sandbox.records import (
 )
 
 __all__ = [
+    "ALLOW_UNCONFINED_KEY",
     "DEFAULT_ENV_ALLOWLIST",
     "DISABLE_CHOICES",
     "LAUNCHER_CODE",
@@ -60,6 +74,7 @@ __all__ = [
     "MiB",
     "Sandbox",
     "SandboxRefused",
+    "check_confinement",
     "command_line",
     "looks_like_credential",
     "scrub_environment",

@@ -30,6 +30,7 @@ from aigentflow.sandbox.env import (
     scrub_environment,
     withheld_names,
 )
+from aigentflow.sandbox.filesystem import bwrap_argv
 from aigentflow.sandbox.launcher import launcher_argv
 from aigentflow.sandbox.output import Output
 from aigentflow.sandbox.probe import NET_FLAGS, PID_FLAGS, Features, probe
@@ -41,7 +42,8 @@ logger = logging.getLogger(__name__)
 RUN_MARKER = "AIGENTFLOW_SANDBOX_RUN"
 """Set in every run's environment to a fresh id: a last-resort way to find its processes."""
 
-DISABLE_CHOICES = frozenset({"namespaces", "cgroups"})
+DISABLE_CHOICES = frozenset({"namespaces", "cgroups", "filesystem"})
+ALLOW_UNCONFINED_KEY = "build.sandbox_allow_unconfined"
 
 _TICK_S = 0.1
 _WATCHDOG_TICK_S = 0.02
@@ -72,13 +74,16 @@ def _describe(
         memory_by = "none"
     else:
         memory_by = "cgroup" if memory else "rlimit"
-    if not features.unshare:
+    if features.bwrap:
+        namespaces = "bwrap"
+    elif not features.unshare:
         namespaces = "none"
     else:
         namespaces = "unshare --user" if "--user" in features.unshare else "unshare"
     return {
-        "network": "namespace" if features.net and not network else "none",
-        "pid_namespace": "yes" if features.pid else "no",
+        "filesystem": "bwrap" if features.bwrap else "unconfined",
+        "network": "namespace" if (features.bwrap or features.net) and not network else "none",
+        "pid_namespace": "yes" if features.bwrap or features.pid else "no",
         "namespaces": namespaces,
         "cgroup": f"v{version}" if version else "none",
         "processes": processes,
@@ -108,7 +113,10 @@ class Sandbox:
 
     The environment is ``env_allowlist``, plus the variables ``env_passthrough`` names (exact names,
     or globs such as ``MYAPP_*``), plus ``extra_env``; minus anything whose name or value looks secret.
-    ``disable`` turns off "namespaces" or "cgroups" (to debug, or for a tool that breaks in them).
+    ``disable`` turns off "namespaces", "cgroups" or "filesystem" (to debug, or for a tool that
+    breaks in them). Only the root and ``writable`` (plus a private HOME and TMPDIR) can be written;
+    where the filesystem cannot be confined (no working bubblewrap) commands are refused unless
+    ``allow_unconfined``.
     """
 
     def __init__(
@@ -121,8 +129,12 @@ class Sandbox:
         env_passthrough: Iterable[str] = (),
         network: bool = False,
         disable: Iterable[str] = (),
+        allow_unconfined: bool = False,
+        writable: Iterable[Path] = (),
     ) -> None:
         self.root = _existing_directory(root)
+        self.allow_unconfined = allow_unconfined
+        self.writable = tuple(_existing_directory(path) for path in writable)
         self.limits = limits
         self.network = network
         self.disabled = frozenset(disable)
@@ -165,6 +177,8 @@ class Sandbox:
         try:
             run_id = uuid.uuid4().hex
             features = probe(self.disabled)
+            if features.bwrap is None and not self.allow_unconfined:
+                raise SandboxRefused(unconfined_refusal(features.unconfined_because))
             if features.cgroups is not None:
                 cgroup = Cgroup.create(features.cgroups, self.limits, run_cgroup_name(run_id))
             launch = self._prepare(argv, workdir, scratch, cgroup, features, run_id, timeout_s)
@@ -208,10 +222,15 @@ class Sandbox:
                RUN_MARKER: run_id}  # fmt: skip
         rlimits = self._rlimits(timeout, cgroup, isolation["processes"])
         procs = cgroup.procs_files() if cgroup else []
-        launcher = launcher_argv(procs, rlimits, scratch / "status", reaper=not features.pid)
-        flags = [*(NET_FLAGS if features.net and not self.network else ()),
-                 *(PID_FLAGS if features.pid else ())]  # fmt: skip
-        full_argv = [*features.unshare, *flags, "--", *launcher, *argv] if flags else [*launcher, *argv]
+        if features.bwrap:
+            view = bwrap_argv(features.bwrap, self.root, workdir, [scratch, *self.writable], procs,
+                              network=self.network, path_env=env.get("PATH", ""))  # fmt: skip
+            full_argv = [*view, *launcher_argv(procs, rlimits, scratch / "status", reaper=False), *argv]
+        else:
+            launcher = launcher_argv(procs, rlimits, scratch / "status", reaper=not features.pid)
+            flags = [*(NET_FLAGS if features.net and not self.network else ()),
+                     *(PID_FLAGS if features.pid else ())]  # fmt: skip
+            full_argv = [*features.unshare, *flags, "--", *launcher, *argv] if flags else [*launcher, *argv]
         marker = f"{RUN_MARKER}={run_id}\0".encode()
         return _Launch(argv, full_argv, workdir, env, scratch, cgroup, isolation, timeout, marker)
 
@@ -322,6 +341,24 @@ class Sandbox:
         if watchdog and len(tree.members(thorough=False)) >= (self.limits.max_processes or 0):
             return "process_limit"
         return None
+
+
+def unconfined_refusal(why: str) -> str:
+    """The message refusing to run agents' commands with the user's whole filesystem open to them."""
+    return (f"sandboxed commands cannot be confined to the worktree on this machine: {why}. Without it, "
+            "code an agent wrote could read your secrets (~/.ssh, ~/.aws, other projects) and write "
+            "anywhere you can. Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: "
+            "`dnf install bubblewrap`), or accept the risk with "
+            f"`aigentflow config set {ALLOW_UNCONFINED_KEY} true`")
+
+
+def check_confinement(allow_unconfined: bool, disable: Iterable[str] = ()) -> str:
+    """How this machine confines commands' filesystem ("bwrap", or "unconfined" when allowed);
+    ``SandboxRefused`` when it cannot and the user has not opted in."""
+    features = probe(frozenset(disable))
+    if features.bwrap is None and not allow_unconfined:
+        raise SandboxRefused(unconfined_refusal(features.unconfined_because))
+    return "bwrap" if features.bwrap else "unconfined"
 
 
 def _stop_requested(

@@ -1,4 +1,5 @@
-"""What this machine allows: namespaces through ``unshare``, cgroups a launched process can join.
+"""What this machine allows: bubblewrap (a confined filesystem), namespaces through ``unshare``,
+cgroups a launched process can join.
 
 Probed once per process and set of disabled layers (a few short process starts); probing cgroups
 also removes the stale ones that workers killed mid-run left behind.
@@ -23,6 +24,7 @@ from aigentflow.sandbox.cgroups import (
     probe_cgroup_name,
     remove_stale_cgroups,
 )
+from aigentflow.sandbox.filesystem import probe_bwrap
 from aigentflow.sandbox.launcher import launcher_argv
 from aigentflow.sandbox.records import Limits
 
@@ -36,6 +38,10 @@ class Features:
     net: bool = False
     pid: bool = False
     cgroups: CgroupLayout | None = None
+    bwrap: str | None = None
+    """bubblewrap's path when it works here: the filesystem view, the network and PID namespaces."""
+    unconfined_because: str = ""
+    """Why commands cannot be confined to the worktree here ("" when bwrap works)."""
 
 
 def _succeeds(argv: Sequence[str], env: Mapping[str, str] | None = None) -> bool:
@@ -91,6 +97,12 @@ def _probe_cgroups() -> CgroupLayout | None:
 @functools.lru_cache(maxsize=8)
 def probe(disabled: frozenset[str]) -> Features:
     """What this machine gives, found once per process (a few short process starts)."""
-    unshare, net, pid = ((), False, False) if "namespaces" in disabled else _probe_namespaces()
+    if "namespaces" in disabled or "filesystem" in disabled:
+        bwrap, why = None, f"{'namespaces are' if 'namespaces' in disabled else 'filesystem confinement is'} turned off"
+    else:
+        bwrap, why = probe_bwrap()
+    unshare, net, pid = (), False, False
+    if bwrap is None and "namespaces" not in disabled:
+        unshare, net, pid = _probe_namespaces()
     cgroups = None if "cgroups" in disabled else _probe_cgroups()
-    return Features(unshare, net, pid, cgroups)
+    return Features(unshare, net, pid, cgroups, bwrap, why)
