@@ -209,4 +209,8 @@ def demo(
     typer.echo("Agents: analyst, project manager, architect, then per task in its own worktree: tester (tests "
                "first), backend developer, bug fixer, reviewer; then the whole suite with coverage, the review "
                "of the feature and the merge into main.")
+    from aigentflow.demo import unconfined_reason
+
+    if (reason := unconfined_reason()) is not None:
+        typer.echo(f"Sandbox: {reason}.")
     start_run(target, DEMO_REQUEST, {**demo_settings(), **_overrides("replay/demo", address, None)})

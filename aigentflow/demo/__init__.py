@@ -18,8 +18,23 @@ def demo_settings() -> dict[str, str]:
     flags = ("agents.backendDev", "agents.tester", "agents.bugFixer", "agents.reviewer", "agents.gitAgent",
              "agents.mergeResolver", "features.gitWorktrees", "features.tddWorkflow", "features.bugFixLoop",
              "features.codeReview", "features.coverageTracking")
-    return {**{f"flags.{flag}": "true" for flag in flags}, "build.test_command": f"{sys.executable} -m pytest -q",
-            "build.task_cpus": "0.5"}
+    settings = {**{f"flags.{flag}": "true" for flag in flags}, "build.test_command": f"{sys.executable} -m pytest -q",
+                "build.task_cpus": "0.5"}
+    if unconfined_reason():
+        # The demo's commands are the sample's own tests on edits replayed from its cassette (recorded, not
+        # written by a model now): on a machine without bubblewrap it runs them unconfined, and says so.
+        settings["build.sandbox_allow_unconfined"] = "true"
+    return settings
+
+
+def unconfined_reason() -> str | None:
+    """Why this machine cannot confine commands' filesystem (no working bubblewrap), or None when it can."""
+    from aigentflow.sandbox.executor import check_confinement
+
+    return None if check_confinement(True) == "bwrap" else (
+        "bubblewrap is not installed or does not work here, so the sample's commands run without filesystem "
+        "confinement (the demo's edits are replayed from its recording, not written by a model); install it "
+        "(`apt-get install bubblewrap`) to see them confined")
 GIT = ["git", "-c", "user.name=aigentflow demo", "-c", "user.email=demo@aigentflow.invalid",
        "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false"]
 
