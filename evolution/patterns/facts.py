@@ -1,0 +1,158 @@
+"""Span facts: the typed columns the miner needs, extracted once from each trace segment.
+
+A span's attributes are a JSON string; parsing ten million of them takes far longer than the mining
+itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v1/
+batch-*.parquet`` (one file per mining run that found new segments, each row naming its segment). Spans
+of the compacted ``traces.duckdb`` that no batch holds are added the same way when that file changes.
+A mining run holds ``facts.lock`` (flock) while it extracts and queries.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from aigentflow.tracing.writer import DATABASE_FILENAME, list_segments, sql_literal
+
+FACTS_DIRNAME = "facts-v1"
+MAX_BATCHES = 24
+"""More batch files than this are merged into one (reading many small files is slow)."""
+
+_ATTRIBUTES = (
+    "gen_ai.agent.name", "aigentflow.tool.role", "aigentflow.step", "aigentflow.prompt_hash",
+    "aigentflow.cost_usd", "gen_ai.tool.name", "aigentflow.tool.refused", "aigentflow.task.id",
+    "aigentflow.task.status", "aigentflow.task.fix_attempts", "aigentflow.review.verdict",
+)  # fmt: skip
+_PATHS = "[" + ", ".join(f"'$.\"{name}\"'" for name in _ATTRIBUTES) + "]"
+
+FACT_COLUMNS = """
+    span_id, parent_id, run_id, kind, name, start_ns, end_ns, status,
+    CASE WHEN status = 'error' THEN coalesce(error, 'error') END AS error,
+    coalesce(a[1], a[2]) AS role,
+    a[3] AS step,
+    CASE WHEN kind = 'model' THEN a[4] END AS prompt_hash,
+    TRY_CAST(a[5] AS DOUBLE) AS cost_usd,
+    a[6] AS tool,
+    TRY_CAST(a[7] AS BOOLEAN) AS refused,
+    a[8] AS task_id,
+    a[9] AS task_status,
+    TRY_CAST(a[10] AS INTEGER) AS fix_attempts,
+    a[11] AS verdict,
+    CASE WHEN kind = 'model' THEN hash(run_id, a[4]) END AS loop_key
+"""
+"""One row per span; ``loop_key`` hashes (run, prompt hash) so that finding repeated prompts groups
+integers rather than strings."""
+
+
+def facts_dir(project_root: Path) -> Path:
+    return Path(project_root) / ".aigentflow" / "evolution" / FACTS_DIRNAME
+
+
+def batches(directory: Path) -> list[Path]:
+    return sorted(directory.glob("batch-*.parquet"))
+
+
+@contextmanager
+def facts_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "facts.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _parquet_list(paths: list[Path]) -> str:
+    return "[" + ", ".join(f"'{sql_literal(p)}'" for p in paths) + "]"
+
+
+def _write_batch(connection: Any, directory: Path, select_sql: str, parameters: list[Any]) -> int:
+    name = f"batch-{time.time_ns():020d}-{os.getpid()}.parquet"
+    temporary, final = directory / f".{name}.tmp", directory / name
+    connection.execute(f"COPY ({select_sql}) TO '{sql_literal(temporary)}' (FORMAT PARQUET)", parameters)
+    rows = connection.execute(f"SELECT count(*) FROM read_parquet('{sql_literal(temporary)}')").fetchone()[0]
+    if rows:
+        os.replace(temporary, final)
+    else:
+        temporary.unlink(missing_ok=True)
+    return int(rows)
+
+
+def update_facts(connection: Any, project_root: Path) -> dict[str, Any]:
+    """Extract the facts of segments (and compacted spans) no batch holds yet; call under ``facts_lock``.
+    Returns what was done: ``{"segments": n, "spans": n, "seconds": s}``."""
+    started = time.perf_counter()
+    directory = facts_dir(project_root)
+    trace_dir = Path(project_root) / ".aigentflow" / "traces"
+    existing = batches(directory)
+    covered: set[str] = set()
+    if existing:
+        covered = {row[0] for row in connection.execute(
+            f"SELECT DISTINCT segment FROM read_parquet({_parquet_list(existing)}) WHERE segment IS NOT NULL"
+        ).fetchall()}
+    fresh = [p for p in list_segments(trace_dir) if p.name not in covered]
+    spans = 0
+    if fresh:
+        spans += _write_batch(connection, directory, f"""
+            SELECT {FACT_COLUMNS}, parse_filename(filename) AS segment
+            FROM (SELECT *, json_extract_string(attributes, {_PATHS}) AS a
+                  FROM read_parquet(?, union_by_name := true, filename := true))
+            QUALIFY row_number() OVER (PARTITION BY span_id ORDER BY start_ns) = 1
+        """, [[str(p) for p in fresh]])
+    spans += _compacted(connection, directory, trace_dir / DATABASE_FILENAME)
+    if len(batches(directory)) > MAX_BATCHES:
+        _merge(connection, directory)
+    return {"segments": len(fresh), "spans": spans, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _compacted(connection: Any, directory: Path, database: Path) -> int:
+    """Facts of the compacted database's spans that no batch holds, when the file changed since last time."""
+    import duckdb
+
+    if not database.exists():
+        return 0
+    marker = directory / "compacted.json"
+    stat = database.stat()
+    seen = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if marker.exists() and json.loads(marker.read_text()) == seen:
+        return 0
+    try:
+        connection.execute(f"ATTACH '{sql_literal(database)}' AS compacted (READ_ONLY)")
+    except duckdb.IOException:
+        return 0  # a compactor holds it right now: its spans are still in segments, or next time
+    try:
+        if not connection.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'compacted'"
+                                  " AND table_name = 'spans'").fetchone()[0]:
+            return 0
+        existing = batches(directory)
+        known = f"SELECT span_id FROM read_parquet({_parquet_list(existing)})" if existing else \
+            "SELECT NULL::VARCHAR AS span_id WHERE false"
+        rows = _write_batch(connection, directory, f"""
+            SELECT {FACT_COLUMNS}, NULL::VARCHAR AS segment
+            FROM (SELECT *, json_extract_string(attributes, {_PATHS}) AS a FROM compacted.spans
+                  WHERE span_id NOT IN ({known}))
+        """, [])
+    finally:
+        connection.execute("DETACH compacted")
+    marker.write_text(json.dumps(seen))
+    return rows
+
+
+def _merge(connection: Any, directory: Path) -> None:
+    old = batches(directory)
+    _write_batch(connection, directory, f"SELECT * FROM read_parquet({_parquet_list(old)})", [])
+    for path in old:
+        path.unlink(missing_ok=True)
+
+
+def facts_source(project_root: Path) -> str | None:
+    """The SQL ``FROM`` source of every fact, or None when there are none."""
+    existing = batches(facts_dir(project_root))
+    return f"read_parquet({_parquet_list(existing)})" if existing else None
