@@ -21,13 +21,14 @@ from typing import Any
 from aigentflow.tracing.writer import DATABASE_FILENAME, list_segments, sql_literal
 
 FACTS_DIRNAME = "facts-v1"
+"""Bump when the columns change: facts are then extracted again from the segments."""
 MAX_BATCHES = 24
 """More batch files than this are merged into one (reading many small files is slow)."""
 
 _ATTRIBUTES = (
     "gen_ai.agent.name", "aigentflow.tool.role", "aigentflow.step", "aigentflow.prompt_hash",
     "aigentflow.cost_usd", "gen_ai.tool.name", "aigentflow.tool.refused", "aigentflow.task.id",
-    "aigentflow.task.status", "aigentflow.task.fix_attempts", "aigentflow.review.verdict",
+    "aigentflow.task.status", "aigentflow.task.fix_attempts", "aigentflow.review.verdict", "aigentflow.state.to",
 )  # fmt: skip
 _PATHS = "[" + ", ".join(f"'$.\"{name}\"'" for name in _ATTRIBUTES) + "]"
 
@@ -44,6 +45,7 @@ FACT_COLUMNS = """
     a[9] AS task_status,
     TRY_CAST(a[10] AS INTEGER) AS fix_attempts,
     a[11] AS verdict,
+    a[12] AS state_to,
     CASE WHEN kind = 'model' THEN hash(run_id, a[4]) END AS loop_key
 """
 """One row per span; ``loop_key`` hashes (run, prompt hash) so that finding repeated prompts groups

@@ -26,14 +26,14 @@ CREATE OR REPLACE MACRO first_line(m) AS split_part(regexp_replace(coalesce(m, '
 CREATE OR REPLACE MACRO norm_msg(m) AS left(trim(regexp_replace(
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
     regexp_replace(first_line(m),
+        '\b[\w.-]+(/[\w.-]+)+', '<path>', 'g'),
+        '(~|\.{1,2})?/[^\s''"():,;<>]+', '<path>', 'g'),
+        '/?(<path>/?)+', '<path>', 'g'),
         '(sha256:)?\b[0-9a-f]{7,}\b|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<id>', 'g'),
         '\b\d{6}-\d{6}-[0-9a-f]{4}\b', '<run>', 'g'),
         '0x[0-9a-fA-F]+', '<addr>', 'g'),
         '\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b', '<ip>', 'g'),
-        '(~|\.{1,2})?/[^\s''"():,;<>]+', '<path>', 'g'),
-        '\b[\w.-]+(/[\w.<>-]+)+', '<path>', 'g'),
         '\d+(\.\d+)?', 'N', 'g'),
-        '(<path>)+', '<path>', 'g'),
     '\s+', ' ', 'g')), 160);
 CREATE OR REPLACE MACRO error_type(m) AS coalesce(
     regexp_extract_all(first_line(m), '\b([A-Z][A-Za-z0-9]*(?:Error|Exception|Timeout|Exit|Interrupt))\b', 1)[-1],
@@ -109,10 +109,13 @@ _WAITS = """
 
 INTERVENTIONS = _union(
     _grouped("intervention", f"""
+        -- the n-th wait of a run in a state is evidenced by the n-th span of that state ending in AWAITING_APPROVAL
         SELECT s.span_id, w.run_id, w.at_ns AS start_ns, 'awaiting_approval' AS trigger, w.role, w.cause
-        FROM ({_WAITS}) w
-        LEFT JOIN (SELECT span_id, run_id, name FROM spans WHERE kind = 'state') s
-               ON s.run_id = w.run_id AND s.name = 'state ' || w.from_state
+        FROM (SELECT *, row_number() OVER (PARTITION BY run_id, from_state ORDER BY seq) AS nth FROM ({_WAITS})) w
+        LEFT JOIN (SELECT span_id, run_id, name,
+                          row_number() OVER (PARTITION BY run_id, name ORDER BY start_ns) AS nth
+                   FROM spans WHERE kind = 'state' AND state_to = 'AWAITING_APPROVAL') s
+               ON s.run_id = w.run_id AND s.name = 'state ' || w.from_state AND s.nth = w.nth
     """, ["trigger", "role", "cause"], "format('{} waited for a human: {}', role, cause)"),
     _grouped("intervention", f"""
         SELECT NULL::VARCHAR AS span_id, t.run_id, t.at_ns AS start_ns, 'resumed' AS trigger,
@@ -154,7 +157,8 @@ _TASKS = """
            coalesce(p.t.type, 'unknown') AS task_type
     FROM spans s LEFT JOIN plan p ON p.run_id = s.run_id AND p.t.id = s.task_id
     WHERE s.kind = 'task' AND s.name LIKE 'build_task %'
-    QUALIFY row_number() OVER (PARTITION BY s.run_id, s.task_id ORDER BY s.start_ns DESC) = 1
+    -- a task's first attempt: what the agents did before any human stepped in
+    QUALIFY row_number() OVER (PARTITION BY s.run_id, s.task_id ORDER BY s.start_ns) = 1
 """
 
 CAPABILITY_GAPS = _union(

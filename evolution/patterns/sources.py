@@ -35,7 +35,7 @@ _EMPTY_SPANS = """
            NULL::VARCHAR name, NULL::BIGINT start_ns, NULL::BIGINT end_ns, NULL::VARCHAR status,
            NULL::VARCHAR error, NULL::VARCHAR role, NULL::VARCHAR step, NULL::VARCHAR prompt_hash,
            NULL::DOUBLE cost_usd, NULL::VARCHAR tool, NULL::BOOLEAN refused, NULL::VARCHAR task_id,
-           NULL::VARCHAR task_status, NULL::INTEGER fix_attempts, NULL::VARCHAR verdict,
+           NULL::VARCHAR task_status, NULL::INTEGER fix_attempts, NULL::VARCHAR verdict, NULL::VARCHAR state_to,
            NULL::UBIGINT loop_key, NULL::VARCHAR segment
     WHERE false
 """
