@@ -41,7 +41,8 @@ TRUTH: dict[str, list[dict[str, Any]]] = {
         {"kind": "intervention", "trigger": "resumed", "cause": "merge_conflict"},
     ],
     "tool_refused": [
-        {"kind": "capability_gap", "dimension": "tool_refused", "role": "reviewer", "tool": "github/create_pull_request"},
+        {"kind": "capability_gap", "dimension": "tool_refused", "role": "reviewer",
+         "tool": "github/create_pull_request"},
         {"kind": "failure", "role": "reviewer", "message~": "allowlist"},
     ],
     "loops": [{"kind": "routing", "pattern": "prompt_loop", "role": "analyst", "step_kind": "analyze"}],
@@ -178,6 +179,12 @@ _IMPLEMENTER = {"backend": "backend_developer", "frontend": "frontend_developer"
                 "test": "tester", "infra": "backend_developer"}
 
 
+def _latest_span_ns(trace_dir: Path) -> int:
+    from aigentflow.tracing.reader import read_spans
+
+    return max((span["end_ns"] for span in read_spans(trace_dir)), default=0)
+
+
 class Generator:
     """Writes a corpus into ``root/.aigentflow`` (``state.db`` and ``traces/segments``)."""
 
@@ -189,7 +196,7 @@ class Generator:
         self.store = SQLiteRunStore(state / "state.db", create=True)
         self.project = self.store.upsert_project("corpus", {})
         self.writer = SegmentWriter(state / "traces", None, flush_every=1_000_000)
-        self.clock = time.time_ns()
+        self.clock = max(time.time_ns(), _latest_span_ns(state / "traces"))  # runs added later come later
         self.noise_errors = 0
 
     def close(self) -> None:
@@ -223,7 +230,7 @@ class Generator:
             r, "analyst", "analyze", p, **({"calls": 4, "same_prompt": 4} if loops else {})))
         types = [rng.choice(("backend", "backend", "docs", "test")) for _ in range(rng.randint(1, 3))]
         types += {"frontend_timeouts": ["frontend", "frontend"], "rerouted": ["frontend"],
-                  "extra_fixes": ["infra"], "conflicts": ["backend"]}.get(scenario, [])
+                  "extra_fixes": ["infra"], "conflicts": ["backend"], "reviews": ["backend"]}.get(scenario, [])
         tasks = [{"id": f"T{i}", "type": t, "title": f"task {i}"} for i, t in enumerate(types, 1)]
         schema = [f"it broke the schema: tasks.{rng.randint(0, 6)}.estimate_hours: Input should be less than or "
                   f"equal to 200 (got {rng.randint(201, 999)})"] if scenario == "schema" else None
