@@ -118,7 +118,7 @@ def main() -> None:
         measured = score(miner.mine(root)["findings"], truth)
         generated_s = synthetic_spans(root / ".aigentflow" / "traces", args.spans)
 
-        connection = duckdb.connect()
+        connection = miner.connect(facts.facts_dir(root))
         with facts.facts_lock(facts.facts_dir(root)):
             build = facts.update_facts(connection, root)
         total = connection.execute(f"SELECT count(*) FROM {facts.facts_source(root)}").fetchone()[0]

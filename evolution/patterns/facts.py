@@ -1,10 +1,11 @@
 """Span facts: the typed columns the miner needs, extracted once from each trace segment.
 
 A span's attributes are a JSON string; parsing ten million of them takes far longer than the mining
-itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v1/
+itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v2/
 batch-*.parquet`` (one file per mining run that found new segments, each row naming its segment). Spans
 of the compacted ``traces.duckdb`` that no batch holds are added the same way when that file changes.
-A mining run holds ``facts.lock`` (flock) while it extracts and queries.
+A mining run holds ``facts.lock`` (flock) while it extracts and queries. A span is in exactly one
+segment (a writer never writes a span twice), so segments are not deduplicated against each other.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from aigentflow.tracing.writer import DATABASE_FILENAME, list_segments, sql_literal
 
-FACTS_DIRNAME = "facts-v1"
+FACTS_DIRNAME = "facts-v2"
 """Bump when the columns change: facts are then extracted again from the segments."""
 MAX_BATCHES = 24
 """More batch files than this are merged into one (reading many small files is slow)."""
@@ -46,10 +47,14 @@ FACT_COLUMNS = """
     TRY_CAST(a[10] AS INTEGER) AS fix_attempts,
     a[11] AS verdict,
     a[12] AS state_to,
-    CASE WHEN kind = 'model' THEN hash(run_id, a[4]) END AS loop_key
+    CASE WHEN kind = 'model' THEN hash(run_id, a[4]) END AS loop_key,
+    hash(span_id) AS sid, hash(parent_id) AS pid,
+    step_kind(a[3], name) AS step_kind
 """
-"""One row per span; ``loop_key`` hashes (run, prompt hash) so that finding repeated prompts groups
-integers rather than strings."""
+"""One row per span; ``loop_key`` (run, prompt hash), ``sid`` and ``pid`` (span and parent id) are
+hashed so that grouping and joining work on integers rather than strings; ``step_kind`` is computed
+once. A batch is sorted by kind and status, so that a query for one kind (or for errors) reads only
+the row groups that hold it."""
 
 
 def facts_dir(project_root: Path) -> Path:
@@ -90,7 +95,10 @@ def _write_batch(connection: Any, directory: Path, select_sql: str, parameters: 
 def update_facts(connection: Any, project_root: Path) -> dict[str, Any]:
     """Extract the facts of segments (and compacted spans) no batch holds yet; call under ``facts_lock``.
     Returns what was done: ``{"segments": n, "spans": n, "seconds": s}``."""
+    from evolution.patterns.queries import MACROS
+
     started = time.perf_counter()
+    connection.execute(MACROS)
     directory = facts_dir(project_root)
     trace_dir = Path(project_root) / ".aigentflow" / "traces"
     existing = batches(directory)
@@ -106,7 +114,7 @@ def update_facts(connection: Any, project_root: Path) -> dict[str, Any]:
             SELECT {FACT_COLUMNS}, parse_filename(filename) AS segment
             FROM (SELECT *, json_extract_string(attributes, {_PATHS}) AS a
                   FROM read_parquet(?, union_by_name := true, filename := true))
-            QUALIFY row_number() OVER (PARTITION BY span_id ORDER BY start_ns) = 1
+            ORDER BY kind, status
         """, [[str(p) for p in fresh]])
     spans += _compacted(connection, directory, trace_dir / DATABASE_FILENAME)
     if len(batches(directory)) > MAX_BATCHES:
@@ -140,6 +148,7 @@ def _compacted(connection: Any, directory: Path, database: Path) -> int:
             SELECT {FACT_COLUMNS}, NULL::VARCHAR AS segment
             FROM (SELECT *, json_extract_string(attributes, {_PATHS}) AS a FROM compacted.spans
                   WHERE span_id NOT IN ({known}))
+            ORDER BY kind, status
         """, [])
     finally:
         connection.execute("DETACH compacted")
@@ -149,7 +158,7 @@ def _compacted(connection: Any, directory: Path, database: Path) -> int:
 
 def _merge(connection: Any, directory: Path) -> None:
     old = batches(directory)
-    _write_batch(connection, directory, f"SELECT * FROM read_parquet({_parquet_list(old)})", [])
+    _write_batch(connection, directory, f"SELECT * FROM read_parquet({_parquet_list(old)}) ORDER BY kind, status", [])
     for path in old:
         path.unlink(missing_ok=True)
 

@@ -53,16 +53,25 @@ def find(connection: Any, project_root: Path, since_ns: int | None = None) -> tu
     return found, timings
 
 
+MEMORY_LIMIT = "2GB"
+"""DuckDB's own default is 80% of the machine's memory; the miner shares it with runs (and spills to disk)."""
+
+
+def connect(facts_directory: Path) -> Any:
+    """An in-memory DuckDB connection held to ``MEMORY_LIMIT``, spilling under the facts directory."""
+    import duckdb
+
+    return duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(facts_directory / "spill")})
+
+
 def mine(project_root: Path, since_ns: int | None = None) -> dict[str, Any]:
     """Mine the project at ``project_root`` and store what was found (``.aigentflow/evolution.db``).
 
     Returns ``{"findings": [...], "stored": {"new", "updated"}, "timings_s": {...}, "facts": {...}}``."""
-    import duckdb
-
     project_root = Path(project_root)
     directory = facts.facts_dir(project_root)
     with facts.facts_lock(directory):
-        connection = duckdb.connect()
+        connection = connect(directory)
         try:
             extracted = facts.update_facts(connection, project_root)
             found, timings = find(connection, project_root, since_ns)

@@ -86,14 +86,14 @@ FAILURES = _grouped("failure", """
     WITH err AS (SELECT * FROM spans WHERE status = 'error'),
     leaf AS (  -- a state or run span that only repeats the error of a span under it is not counted again
         SELECT * FROM err e WHERE e.kind NOT IN ('state', 'run')
-            OR NOT EXISTS (SELECT 1 FROM err c WHERE c.parent_id = e.span_id))
+            OR NOT EXISTS (SELECT 1 FROM err c WHERE c.pid = e.sid))
     SELECT l.span_id, l.run_id, l.start_ns,
            coalesce(l.role, p.role, 'unknown') AS role,
-           CASE WHEN l.kind IN ('state', 'run', 'task', 'merge') THEN step_kind(l.step, l.name)
-                ELSE step_kind(coalesce(l.step, p.step), coalesce(p.name, l.name)) END AS step_kind,
+           CASE WHEN l.kind IN ('state', 'run', 'task', 'merge') OR l.step IS NOT NULL THEN l.step_kind
+                ELSE coalesce(p.step_kind, l.step_kind) END AS step_kind,
            error_type(l.error) AS error_type,
            norm_msg(l.error) AS message
-    FROM leaf l LEFT JOIN spans p ON p.span_id = l.parent_id
+    FROM leaf l LEFT JOIN spans p ON p.sid = l.pid
 """, ["role", "step_kind", "error_type", "message"],
     "format('{} fails in {} ({}): {}', role, step_kind, error_type, message)")
 
@@ -205,20 +205,18 @@ ROUTING = _union(
         SELECT NULL, run_id, at_ns, 'extra_fix_rounds', 'suite' FROM steps WHERE step = 'fix.2'
     """, ["pattern", "task_type"], "format('{} work needs more than one fix round', task_type)"),
     _grouped("routing", f"""
-        WITH loops AS (
-            SELECT loop_key, count(*) AS calls FROM spans WHERE kind = 'model'
-            GROUP BY loop_key HAVING count(*) >= {LOOP_CALLS})
-        SELECT arg_min(m.span_id, m.start_ns) AS span_id, any_value(m.run_id) AS run_id,
-               min(m.start_ns) AS start_ns, 'prompt_loop' AS pattern, coalesce(any_value(m.role), 'unknown') AS role,
-               step_kind(any_value(p.step), any_value(p.name)) AS step_kind
-        FROM spans m JOIN loops USING (loop_key) LEFT JOIN spans p ON p.span_id = m.parent_id
-        WHERE m.kind = 'model'
-        GROUP BY m.loop_key
+        WITH loops AS (  -- one row per (run, prompt hash) sent LOOP_CALLS times or more
+            SELECT arg_min(span_id, start_ns) AS span_id, any_value(run_id) AS run_id, min(start_ns) AS start_ns,
+                   any_value(role) AS role, any_value(pid) AS pid
+            FROM spans WHERE kind = 'model' GROUP BY loop_key HAVING count(*) >= {LOOP_CALLS})
+        SELECT l.span_id, l.run_id, l.start_ns, 'prompt_loop' AS pattern, coalesce(l.role, 'unknown') AS role,
+               coalesce(p.step_kind, 'unknown') AS step_kind
+        FROM loops l LEFT JOIN spans p ON p.sid = l.pid
     """, ["pattern", "role", "step_kind"],
         "format('{} sends the same prompt {}+ times in {}', role, " + str(LOOP_CALLS) + ", step_kind)"),
     _grouped("routing", f"""
         WITH agent AS (
-            SELECT span_id, run_id, start_ns, role, step_kind(step, name) AS step_kind, cost_usd
+            SELECT span_id, run_id, start_ns, role, step_kind, cost_usd
             FROM spans WHERE kind = 'agent' AND cost_usd IS NOT NULL),
         typical AS (
             SELECT step_kind, median(cost_usd) AS median_cost FROM agent GROUP BY step_kind
