@@ -24,7 +24,11 @@ from aigentflow.tracing.writer import DATABASE_FILENAME, list_segments, sql_lite
 FACTS_DIRNAME = "facts-v2"
 """Bump when the columns change: facts are then extracted again from the segments."""
 MAX_BATCHES = 24
-"""More batch files than this are merged into one (reading many small files is slow)."""
+"""More batch files than this: the small ones are merged into one (reading many small files is slow)."""
+SMALL_BATCH_BYTES = 8 << 20
+CHUNK_BYTES = 48 << 20
+"""Segments parsed into one batch at most (by file size): DuckDB's JSON parsing and sorting hold more
+memory than its ``memory_limit`` accounts for (about 0.7 GB per million spans)."""
 
 _ATTRIBUTES = (
     "gen_ai.agent.name", "aigentflow.tool.role", "aigentflow.step", "aigentflow.prompt_hash",
@@ -109,17 +113,31 @@ def update_facts(connection: Any, project_root: Path) -> dict[str, Any]:
         ).fetchall()}
     fresh = [p for p in list_segments(trace_dir) if p.name not in covered]
     spans = 0
-    if fresh:
+    for chunk in _chunks(fresh):
         spans += _write_batch(connection, directory, f"""
             SELECT {FACT_COLUMNS}, parse_filename(filename) AS segment
             FROM (SELECT *, json_extract_string(attributes, {_PATHS}) AS a
                   FROM read_parquet(?, union_by_name := true, filename := true))
             ORDER BY kind, status
-        """, [[str(p) for p in fresh]])
+        """, [[str(p) for p in chunk]])
     spans += _compacted(connection, directory, trace_dir / DATABASE_FILENAME)
     if len(batches(directory)) > MAX_BATCHES:
         _merge(connection, directory)
     return {"segments": len(fresh), "spans": spans, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _chunks(segments: list[Path]) -> list[list[Path]]:
+    """Segments in groups of at most ``CHUNK_BYTES`` (one batch each): extraction's memory stays bounded."""
+    chunks: list[list[Path]] = []
+    size = CHUNK_BYTES
+    for path in segments:
+        length = path.stat().st_size
+        if size + length > CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(path)
+        size += length
+    return chunks
 
 
 def _compacted(connection: Any, directory: Path, database: Path) -> int:
@@ -157,7 +175,9 @@ def _compacted(connection: Any, directory: Path, database: Path) -> int:
 
 
 def _merge(connection: Any, directory: Path) -> None:
-    old = batches(directory)
+    old = [path for path in batches(directory) if path.stat().st_size < SMALL_BATCH_BYTES]
+    if len(old) < 2:
+        return
     _write_batch(connection, directory, f"SELECT * FROM read_parquet({_parquet_list(old)}) ORDER BY kind, status", [])
     for path in old:
         path.unlink(missing_ok=True)
