@@ -180,9 +180,16 @@ _IMPLEMENTER = {"backend": "backend_developer", "frontend": "frontend_developer"
 
 
 def _latest_span_ns(trace_dir: Path) -> int:
-    from aigentflow.tracing.reader import read_spans
+    """When the last span written to the project's segments ended (0 for none)."""
+    import duckdb
 
-    return max((span["end_ns"] for span in read_spans(trace_dir)), default=0)
+    from aigentflow.tracing.writer import list_segments
+
+    segments = [str(path) for path in list_segments(trace_dir)]
+    if not segments:
+        return 0
+    with duckdb.connect() as connection:
+        return int(connection.execute("SELECT max(end_ns) FROM read_parquet(?)", [segments]).fetchone()[0] or 0)
 
 
 class Generator:
