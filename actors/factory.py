@@ -3,8 +3,9 @@
 Names, namespace, restarts, task retries and concurrency are set here and nowhere else. Agent
 actors are named by role and version (``analyst@0.1.0``) and detached, so that on a running cluster
 they are created once and reused by every run (creating an actor costs about 0.65 s here, plus the
-model library's import); each run's Orchestrator is named by its run (``orchestrator:<run_id>``).
-The dashboard's actor list so reads as the agent team.
+model library's import). Runs live in their node's run host (``run_host@0.1.0:<node>``, detached too),
+which keeps one Git Agent per project (``git_agent@0.1.0:<node>:<project>``). The dashboard's actor
+list so reads as the agent team.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ def agent_actor_name(role: str, resource: str = "") -> str:
     return f"{role}@{__version__}" + (f"[{resource}]" if resource else "")
 
 
-def orchestrator_actor_name(run_id: str) -> str:
-    return f"orchestrator:{run_id}"
+def run_host_actor_name(node_id: str) -> str:
+    return f"run_host@{__version__}:{node_id}"
 
 
 def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detached: bool = False,
-               scheduling_strategy: Any = None, resources: dict[str, float] | None = None, **kwargs: Any) -> Any:
+               scheduling_strategy: Any = None, resources: dict[str, float] | None = None,
+               concurrency_groups: dict[str, int] | None = None, **kwargs: Any) -> Any:
     """Create (or, if one of that name is alive, reuse) a named actor of ``cls``."""
     import ray
 
@@ -52,7 +54,8 @@ def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detac
         options["scheduling_strategy"] = scheduling_strategy
     if resources:
         options["resources"] = resources
-    return ray.remote(cls).options(**options).remote(*args, **kwargs)
+    remote = ray.remote(concurrency_groups=concurrency_groups)(cls) if concurrency_groups else ray.remote(cls)
+    return remote.options(**options).remote(*args, **kwargs)
 
 
 def this_node() -> Any:
@@ -63,17 +66,32 @@ def this_node() -> Any:
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
-def orchestrator_actor(cls: type, *args: Any, run_id: str) -> Any:
-    """The run's owner, pinned to the driver's node: the run's SQLite and trace files live there."""
-    return make_actor(cls, *args, name=orchestrator_actor_name(run_id), max_concurrency=4,
-                      scheduling_strategy=this_node())
+def run_host_actor() -> Any:
+    """The run host of the caller's node (``actors/run_host.py``): detached, shared by every run started on
+    this node (the run's SQLite and trace files live here); each run drives on a thread of the "runs"
+    group, while agents' ``check_controls`` calls are answered on the default group's threads."""
+    import ray
+
+    from actors.run_host import RUN_THREADS, RunHost
+
+    node = ray.get_runtime_context().get_node_id()
+    return make_actor(RunHost, name=run_host_actor_name(node), max_concurrency=32, detached=True,
+                      scheduling_strategy=this_node(), concurrency_groups={"runs": RUN_THREADS})
 
 
-def git_agent_actor(project_root: str, run_id: str, test_kill_in_merge: str | None = None) -> Any:
-    """The run's Git Agent, on the caller's node (the repository's); a few calls at once (threads)."""
+def git_agent_actor(project_root: str, test_kill_in_merge: str | None = None) -> Any:
+    """The project's Git Agent, on the caller's node (the repository's); a few calls at once (threads).
+    One per project and node, kept by the run host across runs (a crash test's own apart)."""
+    import hashlib
+
+    import ray
+
     from actors.git_agent import GitAgent
 
-    return make_actor(GitAgent, project_root, test_kill_in_merge, name=f"git_agent:{run_id}", max_concurrency=8,
+    project = hashlib.sha256(project_root.encode()).hexdigest()[:16]
+    node = ray.get_runtime_context().get_node_id()
+    name = f"git_agent@{__version__}:{node[:16]}:{project}" + (f":{test_kill_in_merge}" if test_kill_in_merge else "")
+    return make_actor(GitAgent, project_root, test_kill_in_merge, name=name, max_concurrency=8,
                       scheduling_strategy=this_node())
 
 

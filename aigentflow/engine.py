@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aigentflow import hooks, metrics
 from aigentflow.agents import AgentCall, AgentResult
 from aigentflow.artifacts import render_summary, write_artifact
-from aigentflow.exceptions import RunFailure, RunPaused, UsageError
+from aigentflow.exceptions import RunAbandoned, RunFailure, RunPaused, UsageError
 from aigentflow.paths import ProjectPaths
 from aigentflow.redact import Redactor
 from aigentflow.statemachine import (
@@ -52,6 +52,9 @@ TESTS_FAILED = "tests_failed"
 TRACE_FLUSH_INTERVAL_S = 1.0
 """A running run's spans reach disk at the first step boundary after this long (readers see them)."""
 Invoke = Callable[[str, AgentCall], AgentResult]
+OwnerCheck = Callable[[], "str | None"]
+"""Asked at every boundary by a hosted engine: why its run must stop (its driver is gone), or None; raises
+``RunAbandoned`` when the run must stop at once, writing nothing more."""
 
 
 @dataclass
@@ -91,8 +94,10 @@ def root_span_id(run_id: str) -> str:
 class RunEngine:
     """Drives one run to COMPLETED, PAUSED, AWAITING_APPROVAL or FAILED; see the module docstring."""
 
-    def __init__(self, paths: ProjectPaths, run_id: str, invoke: Invoke, options: EngineOptions) -> None:
+    def __init__(self, paths: ProjectPaths, run_id: str, invoke: Invoke, options: EngineOptions,
+                 owner_check: OwnerCheck | None = None) -> None:
         self.paths = paths
+        self.owner_check = owner_check
         self.run_id = run_id
         self.invoke = invoke
         self.options = options
@@ -151,6 +156,7 @@ class RunEngine:
         self.store.claim(self.run_id, pid=self.options.driver_pid)
         flusher = threading.Thread(target=self._flush_periodically, name="trace-flush", daemon=True)
         flusher.start()
+        abandoned = False
         try:
             if resume and run.pause_requested:  # asked for by an interrupted driver; resuming overrides it
                 self.store.clear_pause_request(self.run_id)
@@ -161,7 +167,7 @@ class RunEngine:
             while not is_terminal(State(run.state)):
                 if run.state in (State.PAUSED, State.AWAITING_APPROVAL):
                     return run
-                reason = pause_reason(self.store, run)
+                reason = pause_reason(self.store, run) or (self.owner_check() if self.owner_check else None)
                 if reason:
                     self._move(run, Event.PAUSE, reason=reason)
                     raise RunPaused(f"run {run.id} paused before {run.state}: {reason}")
@@ -170,13 +176,17 @@ class RunEngine:
                     continue
                 run = self._execute(run)
             return run
+        except RunAbandoned:
+            abandoned = True
+            raise
         finally:
             self._stop_flushing.set()
             flusher.join()
             self.writer.flush()
             metrics.record_dropped_spans(self.writer.dropped_spans)
             self.bus.close()
-            self.store.release(self.run_id)
+            if not abandoned:  # an abandoned run was released by whoever stopped it (or is a crash test's)
+                self.store.release(self.run_id)
 
     def _move(self, run: RunRecord, event: Event, reason: str | None = None, error: str | None = None,
               state_span: tuple[str, int] | None = None) -> RunRecord:
@@ -259,6 +269,8 @@ class RunEngine:
         except Exception as exc:  # noqa: BLE001 - a crashed agent (after Ray's restarts and retries) fails the step, recorded
             result = AgentResult(role=role, output={}, error=f"the {role} agent crashed: {type(exc).__name__}: "
                                  f"{str(exc)[:2000]}", error_kind="crash")
+        if self.owner_check:  # stopped at once while the step ran: nothing of it is recorded
+            self.owner_check()
         outcome = "paused" if result.error_kind == "paused" else "ok" if result.ok else "failed"
         metrics.record_agent_call(role, outcome, time.perf_counter() - invoked)
         metrics.record_step(step_name, (time.time_ns() - state_span[1]) / 1e9)
@@ -413,7 +425,7 @@ class RunEngine:
         if self.options.kill_driver_at == point and self.options.driver_pid:
             self.writer.flush()
             os.kill(self.options.driver_pid, signal.SIGKILL)
-            time.sleep(60)  # the driver is gone; Ray tears this process down with it
+            raise RunAbandoned(f"crash test: the driver was killed at {point}")  # as if this process died too
 
 
 RECORD_ONLY = ("skills", "tool_calls", "git")

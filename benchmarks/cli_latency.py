@@ -68,9 +68,10 @@ def complete_one_run(repo: Path) -> str:
     demo builds in worktrees with Ray tasks, so the run goes through a local Ray instance (or a live
     local cluster), which is shut down again before anything is timed."""
     from aigentflow.demo import demo_settings
+    from aigentflow.launch.driver import drive
     from aigentflow.paths import locate_project
     from aigentflow.ray_connect import connect_ray
-    from aigentflow.runner import create_run, drive, engine_options
+    from aigentflow.runner import create_run, engine_options
 
     paths = locate_project(repo)
     run, spec = create_run(paths, DEMO_REQUEST, {**demo_settings(), "model.name": "replay/demo"})

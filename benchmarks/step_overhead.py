@@ -111,7 +111,8 @@ def iso_seconds(stamp: str) -> float:
 
 def measure_run(paths: ProjectPaths) -> dict[str, float]:
     """Create and drive one replay run; its wall time, model time, steps and Orchestrator start."""
-    from aigentflow.runner import create_run, drive, engine_options
+    from aigentflow.launch.driver import drive
+    from aigentflow.runner import create_run, engine_options
     from aigentflow.store.sqlite import SQLiteRunStore
     from aigentflow.tracing.reader import read_spans
 
