@@ -172,6 +172,29 @@ def test_second_ctrl_c_stops_now_and_the_step_is_retried_under_its_key(sample_re
         ("analyze", 1), ("architect", 1), ("plan", 1)]
 
 
+def test_a_driver_killed_outright_leaves_the_run_paused_by_its_host_and_resume_completes(
+    sample_repo: Path, ray_address: str
+) -> None:
+    """The run lives on in the node's run host after `kill -9` of its driver: the host finds the driver
+    gone at the run's next check and pauses it, unclaimed, so `aigentflow resume` continues it."""
+    model = _slow_cassette(sample_repo, delay_s=4)
+    process = _start_run(sample_repo, ray_address, model)
+    run = _wait_for_state(sample_repo, "PLANNING")
+    process.kill()
+    process.communicate(timeout=30)
+    _wait_for_state(sample_repo, "PAUSED", timeout=60)
+    report = status_of(sample_repo, run["id"])
+    assert report["run"]["owner_pid"] is None, "nobody claims the run any more"
+    paused = next(t for t in report["transitions"] if t["to_state"] == "PAUSED")
+    assert f"driver (process {process.pid}) is gone" in paused["reason"]
+    resumed = aigentflow("resume", run["id"], "--address", ray_address, cwd=sample_repo, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    report = status_of(sample_repo, run["id"])
+    assert report["run"]["state"] == "COMPLETED"
+    completed = [s["step"] for s in report["steps"] if s["status"] == "completed"]
+    assert sorted(completed) == ["analyze", "architect", "plan"], "no step completed twice"
+
+
 def test_emergency_pause_all_persists_and_blocks_until_lifted(sample_repo: Path, ray_address: str) -> None:
     on = aigentflow("admin", "emergency", "--pause-all", cwd=sample_repo)
     assert on.returncode == 0 and "ON" in on.stdout
