@@ -229,6 +229,34 @@ def test_a_failing_model_step_exits_1_and_status_shows_why(sample_repo: Path, ra
     assert (sample_repo / ".aigentflow" / "runs" / run["id"] / "work_breakdown.json").exists()
 
 
+def test_runs_of_two_projects_at_once_share_the_host_and_one_failing_leaves_the_other_alone(
+    sample_repo: Path, ray_address: str, tmp_path: Path
+) -> None:
+    from aigentflow.cli.project_cmd import initialise
+    from tests.conftest import make_sample_repo
+
+    other = make_sample_repo(tmp_path / "other")
+    initialise(other)
+    cassette = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())
+    cassette["entries"] = [e for e in cassette["entries"] if e["role"] != "architect"]
+    target = other / ".aigentflow" / "cassettes" / "partial.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(cassette))
+    slow = _start_run(sample_repo, ray_address, _slow_cassette(sample_repo, delay_s=10))
+    _wait_for_state(sample_repo, "PLANNING")
+    failing = _start_run(other, ray_address, "replay/partial")
+    _, failing_err = failing.communicate(timeout=120)
+    assert failing.returncode == 1 and "no recorded answer" in failing_err
+    assert latest_run(sample_repo)["state"] in ("PLANNING", "ARCHITECTING"), "the slow run is still going"
+    stdout, stderr = slow.communicate(timeout=120)
+    assert slow.returncode == 0, stdout + stderr
+    done, failed = latest_run(sample_repo), latest_run(other)
+    assert (done["state"], failed["state"]) == ("COMPLETED", "FAILED")
+    assert outputs(sample_repo, done["id"])["architecture.md"]
+    assert not (other / ".aigentflow" / "runs" / failed["id"] / "architecture.md").exists()
+    assert not (sample_repo / ".aigentflow" / "runs" / failed["id"]).exists(), "each run writes its own project"
+
+
 def test_a_run_shows_in_the_prometheus_metrics_ray_exports(
     sample_repo: Path, ray_address: str, ray_metrics: str,
 ) -> None:

@@ -206,7 +206,7 @@ class _SigtermAsInterrupt:
 
 
 def _result_or_crash(paths: ProjectPaths, run_id: str, pending: Any) -> dict[str, Any]:
-    """The host's answer; if it died for good, the run stays where the store says, resumable."""
+    """The host's answer; if the run's engine (or the host) died, the run stays where the store says, resumable."""
     import ray
 
     try:
@@ -214,5 +214,5 @@ def _result_or_crash(paths: ProjectPaths, run_id: str, pending: Any) -> dict[str
     except ray.exceptions.RayError as exc:
         state = _store_call(paths, lambda s: s.get_run(run_id).state)
         return {"state": state, "outcome": "error", "exit_code": EXIT_FAILED,
-                "error": f"the run host stopped unexpectedly ({type(exc).__name__}); the run is still {state} "
+                "error": f"the run's engine stopped unexpectedly ({type(exc).__name__}); the run is still {state} "
                          f"and `aigentflow resume {run_id}` continues it. Cause: {str(exc)[:500]}"}
