@@ -4,7 +4,7 @@ Names, namespace, restarts, task retries and concurrency are set here and nowher
 actors are named by role and version (``analyst@0.1.0``) and detached, so that on a running cluster
 they are created once and reused by every run (creating an actor costs about 0.65 s here, plus the
 model library's import). Runs live in their node's run host (``run_host@0.1.0:<node>``, detached too),
-which keeps one Git Agent per project (``git_agent@0.1.0:<node>:<project>``). The dashboard's actor
+with its node's Git Agent (``git_agent@0.1.0:<node>``, serving every project of the node). The dashboard's actor
 list so reads as the agent team.
 """
 
@@ -80,19 +80,18 @@ def run_host_actor() -> Any:
 
 
 def git_agent_actor(project_root: str, test_kill_in_merge: str | None = None) -> Any:
-    """The project's Git Agent, on the caller's node (the repository's); a few calls at once (threads).
-    One per project and node, kept by the run host across runs (a crash test's own apart)."""
-    import hashlib
-
+    """The project's Git Agent on the caller's node (the repository's): a ``ProjectGit`` handle on the
+    node's ``GitAgents`` actor, which serves every project of the node, a few calls at once (threads),
+    and is kept across runs (a crash test's own apart)."""
     import ray
 
-    from actors.git_agent import GitAgent
+    from actors.git_agent import GitAgents, ProjectGit
 
-    project = hashlib.sha256(project_root.encode()).hexdigest()[:16]
     node = ray.get_runtime_context().get_node_id()
-    name = f"git_agent@{__version__}:{node[:16]}:{project}" + (f":{test_kill_in_merge}" if test_kill_in_merge else "")
-    return make_actor(GitAgent, project_root, test_kill_in_merge, name=name, max_concurrency=8,
-                      scheduling_strategy=this_node())
+    name = f"git_agent@{__version__}:{node}" + (f":{test_kill_in_merge}" if test_kill_in_merge else "")
+    handle = make_actor(GitAgents, test_kill_in_merge, name=name, max_concurrency=16, detached=True,
+                        scheduling_strategy=this_node())
+    return ProjectGit(handle, project_root)
 
 
 def agent_actor(role: str, resource: str = "") -> Any:

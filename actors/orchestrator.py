@@ -129,7 +129,7 @@ class Orchestrator:
         ready, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
         if waiting:
             late = ", ".join(sorted(pending[ref] for ref in waiting))
-            for role in {pending[ref] for ref in waiting}:  # do not leave them queued on the cluster
+            for role in {pending[ref] for ref in waiting} - {"git_agent"}:  # do not leave them queued on the cluster
                 ray.kill(self.handles.pop(role), no_restart=True)
             need = f"nodes offering the resource {self.options.agent_resource!r} (run.agent_resource)" \
                 if self.options.agent_resource else "a node with room for them"

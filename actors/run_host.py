@@ -28,8 +28,6 @@ import ray
 
 RUN_THREADS = 64
 """Runs one host drives at once (each holds a thread of the "runs" group while it drives)."""
-GIT_AGENTS_KEPT = 4
-"""Idle Git Agents (one process each) kept for the projects used last; older idle ones are stopped."""
 TAKE_OVER_TIMEOUT_S = 120.0
 """How long a resumed run waits for an ownerless engine of the same run on this host to stop."""
 
@@ -65,9 +63,6 @@ class RunHost:
         self._lock = threading.Lock()
         self._runs: dict[str, Any] = {}
         self._finished: dict[str, threading.Event] = {}
-        self._git: dict[tuple[str, str], Any] = {}
-        """(project root, crash-test kill point) -> its Git Agent; the most recently used last."""
-        self._git_users: dict[tuple[str, str], set[str]] = {}
 
     def ping(self) -> str:
         return self.role
@@ -95,7 +90,6 @@ class RunHost:
                 if self._runs.get(run_id) is orchestrator:
                     del self._runs[run_id], self._finished[run_id]
             finished.set()
-            self._release_git(run_id)
 
     def _take_over(self, run_id: str) -> None:
         """A run resumed while an engine of it whose driver is gone still winds down here: stop that one
@@ -124,30 +118,13 @@ class RunHost:
             return f"run {run_id} is not driving any more"
         return orchestrator.check_controls(run_id)
 
-    # -- what runs share: the projects' Git Agents, a warm task worker --------------------------------
+    # -- what runs share: the node's Git Agent, a warm task worker ---------------------------------------
 
     def git_agent_for(self, run_id: str, project_root: str, test_kill_in_merge: str | None = None) -> Any:
-        """The Git Agent of ``project_root`` on this node, started on first need and kept across runs."""
+        """``project_root``'s Git Agent (a ``ProjectGit``) on this node, kept across runs."""
         from actors.factory import git_agent_actor
 
-        key = (project_root, test_kill_in_merge or "")
-        with self._lock:
-            handle = self._git.pop(key, None) or git_agent_actor(project_root, test_kill_in_merge)
-            self._git[key] = handle
-            self._git_users.setdefault(key, set()).add(run_id)
-        return handle
-
-    def _release_git(self, run_id: str) -> None:
-        with self._lock:
-            for users in self._git_users.values():
-                users.discard(run_id)
-            idle = [key for key in self._git if not self._git_users.get(key)]
-            stale = idle[:max(0, len(idle) - GIT_AGENTS_KEPT)]
-            handles = [self._git.pop(key) for key in stale]
-            for key in stale:
-                self._git_users.pop(key, None)
-        for handle in handles:
-            ray.kill(handle, no_restart=True)
+        return git_agent_actor(project_root, test_kill_in_merge)
 
     def _warm_task_worker(self, orchestrator: Any) -> None:
         """For a run that builds: a task worker of this host's job, up and importing before BUILDING needs
