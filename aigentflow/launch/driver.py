@@ -36,6 +36,10 @@ from aigentflow.store.records import RunRecord
 
 STOP_TIMEOUT_S = 10.0
 """How long a second Ctrl-C waits for the run host to take the stop (it answers in milliseconds)."""
+KEEPER_START_TIMEOUT_S = 60.0
+"""How long a driver waits for a new keeper to bring up the node's run host."""
+_connected: dict[str, bool] = {"own_local_ray": False}
+"""``own_local_ray``: this process started the Ray instance it is connected to (which ends with it)."""
 
 
 class NotStarted(AigentflowError):
@@ -108,12 +112,47 @@ def resume_run(paths: ProjectPaths, run_id: str, *, address: str | None = None,
 
 
 def connect(address: str | None, *, include_dashboard: bool = False) -> None:
-    from aigentflow.ray_connect import connect_ray
+    import sys
 
+    from aigentflow.ray_connect import connect_ray, running_local_cluster
+
+    already = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    existing = already or bool(address or os.environ.get("RAY_ADDRESS") or running_local_cluster())
     try:
         connect_ray(address, include_dashboard=include_dashboard)
     except KeyboardInterrupt:
         raise NotStarted("interrupted before the run started; nothing was recorded.") from None
+    _connected["own_local_ray"] = not existing
+
+
+def run_host() -> Any:
+    """This node's run host: created here when this process started its own Ray; on a running cluster,
+    by a keeper (``keeper.py``) started the first time, so that the host's job outlives this driver."""
+    import subprocess
+    import sys
+    import time
+
+    import ray
+
+    from actors.factory import NAMESPACE, run_host_actor, run_host_actor_name
+
+    if _connected["own_local_ray"]:
+        return run_host_actor()
+    name = run_host_actor_name(ray.get_runtime_context().get_node_id())
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        pass
+    subprocess.Popen([sys.executable, "-m", "aigentflow.launch.keeper", ray.get_runtime_context().gcs_address],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+    deadline = time.monotonic() + KEEPER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            return ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            time.sleep(0.05)
+    return run_host_actor()  # no keeper came up: a host of this job's still drives the run
 
 
 def follow(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool,
@@ -128,12 +167,12 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     """Hand the run to this node's run host and wait for it, showing progress; handles Ctrl-C."""
     import ray
 
-    from actors.factory import model_gateway_actor, run_host_actor
+    from actors.factory import model_gateway_actor
 
     # Asked for together: the Model Gateway (importing litellm takes seconds on a fresh cluster; the
     # run's agents start in the host) and the host (once per node; then it takes the run at once).
     model_gateway_actor(options.agent_resource)
-    host = run_host_actor()
+    host = run_host()
     pending = host.drive.remote(str(paths.root), run.id, options, resume)
     watcher = ProgressWatcher(paths, run.id, show, on_state)
     interrupts = 0
