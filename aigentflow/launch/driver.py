@@ -75,7 +75,8 @@ def start_run(paths: ProjectPaths, request: str, overrides: dict[str, str], *, r
     address = plan.settings.run.ray_address or os.environ.get("RAY_ADDRESS") or None
     if plan.spec.lenient:
         console.warn(f"warning: {LENIENT_NOTICE}.")
-    console.say(f"Model {plan.spec.name}; " + (f"connecting to Ray at {address}..." if address else "starting Ray..."))
+    where = "" if _ray_connected() else f"; connecting to Ray at {address}..." if address else "; starting Ray..."
+    console.say(f"Model {plan.spec.name}{where}")
     connect(plan.settings.run.ray_address or None, include_dashboard=plan.settings.run.include_dashboard)
     run = record_run(paths, plan)
     console.say(f"Run {run.id}: {run.request[:100]}")
@@ -111,18 +112,32 @@ def resume_run(paths: ProjectPaths, run_id: str, *, address: str | None = None,
     return follow(paths, run, engine_options(run, spec), resume=True, console=console)
 
 
-def connect(address: str | None, *, include_dashboard: bool = False) -> None:
+def _ray_connected() -> bool:
     import sys
 
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+
+def connect(address: str | None, *, include_dashboard: bool = False) -> None:
     from aigentflow.ray_connect import connect_ray, running_local_cluster
 
-    already = "ray" in sys.modules and sys.modules["ray"].is_initialized()
-    existing = already or bool(address or os.environ.get("RAY_ADDRESS") or running_local_cluster())
+    if _ray_connected():
+        return  # connected already (by ``prestart``, or by the caller's own ``connect_ray``)
+    existing = bool(address or os.environ.get("RAY_ADDRESS") or running_local_cluster())
     try:
         connect_ray(address, include_dashboard=include_dashboard)
     except KeyboardInterrupt:
         raise NotStarted("interrupted before the run started; nothing was recorded.") from None
     _connected["own_local_ray"] = not existing
+
+
+def prestart(agent_resource: str = "") -> None:
+    """Ask for the Model Gateway and this node's run host now: they start (the gateway imports litellm,
+    seconds on a fresh Ray) while the caller does other work before its run (``aigentflow demo``)."""
+    from actors.factory import model_gateway_actor
+
+    model_gateway_actor(agent_resource)
+    run_host()
 
 
 def run_host() -> Any:
