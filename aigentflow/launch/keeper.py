@@ -13,6 +13,7 @@ with the driver anyway).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> int:
         try:
             ray.get(host.ping.remote(), timeout=60)
         except Exception:  # noqa: BLE001 - the host or the cluster is gone: nothing left to keep
-            return 0
+            os._exit(0)  # not ray.shutdown(): with the cluster gone it could wait on it
         time.sleep(PING_INTERVAL_S)
 
 
