@@ -158,7 +158,9 @@ def run_host() -> Any:
         return ray.get_actor(name, namespace=NAMESPACE)
     except ValueError:
         pass
-    subprocess.Popen([sys.executable, "-m", "aigentflow.launch.keeper", ray.get_runtime_context().gcs_address],
+    # -P: the working directory (a user's project) is not put on the keeper's sys.path, which Ray
+    # hands on to the host's workers.
+    subprocess.Popen([sys.executable, "-P", "-m", "aigentflow.launch.keeper", ray.get_runtime_context().gcs_address],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
     deadline = time.monotonic() + KEEPER_START_TIMEOUT_S
