@@ -178,14 +178,13 @@ def demo(
     from aigentflow.cli.project_cmd import initialise
     from aigentflow.demo import create_sample_project, demo_settings
     from aigentflow.exceptions import UsageError
-    from aigentflow.launch.driver import connect, prestart
+    from aigentflow.launch.driver import connect
 
     target = Path(directory).resolve() if directory else Path(tempfile.mkdtemp(prefix="aigentflow-demo-"))
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} is not empty; give --dir a new or empty directory.")
     typer.echo(f"Connecting to Ray at {address}..." if address else "Starting Ray...")
     connect(address)  # first: the Model Gateway and the run host start while the sample project is made
-    prestart()
     create_sample_project(target)
     initialise(target)
     typer.echo(f"Sample project: {target}")

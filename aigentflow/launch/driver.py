@@ -77,7 +77,8 @@ def start_run(paths: ProjectPaths, request: str, overrides: dict[str, str], *, r
         console.warn(f"warning: {LENIENT_NOTICE}.")
     where = "" if _ray_connected() else f"; connecting to Ray at {address}..." if address else "; starting Ray..."
     console.say(f"Model {plan.spec.name}{where}")
-    connect(plan.settings.run.ray_address or None, include_dashboard=plan.settings.run.include_dashboard)
+    connect(plan.settings.run.ray_address or None, include_dashboard=plan.settings.run.include_dashboard,
+            agent_resource=plan.settings.run.agent_resource)
     run = record_run(paths, plan)
     console.say(f"Run {run.id}: {run.request[:100]}")
     return follow(paths, run, engine_options(run, plan.spec), resume=False, console=console)
@@ -108,7 +109,8 @@ def resume_run(paths: ProjectPaths, run_id: str, *, address: str | None = None,
     spec = spec_for_existing_run(paths, run)
     console.say(f"Resuming run {run.id} from {run.state}...")
     connect(address or run.settings["run"]["ray_address"] or None,
-            include_dashboard=run.settings["run"]["include_dashboard"])
+            include_dashboard=run.settings["run"]["include_dashboard"],
+            agent_resource=run.settings["run"].get("agent_resource", ""))
     return follow(paths, run, engine_options(run, spec), resume=True, console=console)
 
 
@@ -118,22 +120,26 @@ def _ray_connected() -> bool:
     return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
 
-def connect(address: str | None, *, include_dashboard: bool = False) -> None:
+def connect(address: str | None, *, include_dashboard: bool = False, agent_resource: str = "") -> None:
+    """Connect to Ray (``connect_ray``), then ask for the Model Gateway and this node's run host, which
+    start in the background (the gateway imports litellm: seconds on a fresh Ray) while the caller
+    records its run (or, ``aigentflow demo``, makes its sample project)."""
     from aigentflow.ray_connect import connect_ray, running_local_cluster
 
     if _ray_connected():
-        return  # connected already (by ``prestart``, or by the caller's own ``connect_ray``)
+        return  # connected already (``aigentflow demo``, or the caller's own ``connect_ray``)
     existing = bool(address or os.environ.get("RAY_ADDRESS") or running_local_cluster())
     try:
         connect_ray(address, include_dashboard=include_dashboard)
+        _connected["own_local_ray"] = not existing
+        prestart(agent_resource)
     except KeyboardInterrupt:
         raise NotStarted("interrupted before the run started; nothing was recorded.") from None
-    _connected["own_local_ray"] = not existing
 
 
 def prestart(agent_resource: str = "") -> None:
-    """Ask for the Model Gateway and this node's run host now: they start (the gateway imports litellm,
-    seconds on a fresh Ray) while the caller does other work before its run (``aigentflow demo``)."""
+    """Ask for the Model Gateway and this node's run host (on a running cluster: its keeper is started
+    and the host awaited, the first time)."""
     from actors.factory import model_gateway_actor
 
     model_gateway_actor(agent_resource)
