@@ -38,8 +38,9 @@ STOP_TIMEOUT_S = 10.0
 """How long a second Ctrl-C waits for the run host to take the stop (it answers in milliseconds)."""
 KEEPER_START_TIMEOUT_S = 60.0
 """How long a driver waits for a new keeper to bring up the node's run host."""
-_connected: dict[str, bool] = {"own_local_ray": False}
-"""``own_local_ray``: this process started the Ray instance it is connected to (which ends with it)."""
+_connected: dict[str, bool] = {"keeper": False}
+"""``keeper``: this process connected (through ``connect``) to a cluster it did not start, and ends before
+it: the node's run host must not live in this process's job (see ``run_host``)."""
 
 
 class NotStarted(AigentflowError):
@@ -131,7 +132,7 @@ def connect(address: str | None, *, include_dashboard: bool = False, agent_resou
     existing = bool(address or os.environ.get("RAY_ADDRESS") or running_local_cluster())
     try:
         connect_ray(address, include_dashboard=include_dashboard)
-        _connected["own_local_ray"] = not existing
+        _connected["keeper"] = existing
         prestart(agent_resource)
     except KeyboardInterrupt:
         raise NotStarted("interrupted before the run started; nothing was recorded.") from None
@@ -147,8 +148,10 @@ def prestart(agent_resource: str = "") -> None:
 
 
 def run_host() -> Any:
-    """This node's run host: created here when this process started its own Ray; on a running cluster,
-    by a keeper (``keeper.py``) started the first time, so that the host's job outlives this driver."""
+    """This node's run host. A driver that connected to a running cluster (``connect``) has it created by
+    a keeper (``keeper.py``) started the first time, so that the host's job outlives the driver; one
+    that started its own Ray, or connected on its own (a library caller, which owns its lifetime),
+    creates it itself."""
     import subprocess
     import sys
     import time
@@ -157,7 +160,7 @@ def run_host() -> Any:
 
     from actors.factory import NAMESPACE, run_host_actor, run_host_actor_name
 
-    if _connected["own_local_ray"]:
+    if not _connected["keeper"]:
         return run_host_actor()
     name = run_host_actor_name(ray.get_runtime_context().get_node_id())
     try:
