@@ -2,11 +2,12 @@
 
 A Ray job whose driver has exited keeps its detached actors, but not the worker processes of their
 tasks: Ray stops them as soon as they are idle, so every build, test and lint task of a later run
-would start a new process (about 0.7 s each). The first `aigentflow run` on a node of a cluster it
-did not start itself therefore starts this keeper (its own session, so that it outlives that run):
-it creates the node's run host in its own job, which stays alive, and exits when the host or the
-cluster goes away. A driver that started its own local Ray creates the host itself (that Ray ends
-with the driver anyway).
+would start a new process (about 0.7 s each). The first `aigentflow run` (``resume``, ``demo``,
+``jobs/run.py``) on a node of a cluster it did not start itself therefore starts this keeper (its
+own session, so that it outlives that run): it creates the node's run host in its own job, which
+stays alive, and exits when the host or the cluster goes away. A driver that started its own local
+Ray creates the host itself (that Ray ends with the driver anyway), as does a library caller of
+``launch.driver.drive`` that connected on its own.
 
     python -m aigentflow.launch.keeper GCS_ADDRESS
 """
