@@ -3,8 +3,9 @@
 Names, namespace, restarts, task retries and concurrency are set here and nowhere else. Agent
 actors are named by role and version (``analyst@0.1.0``) and detached, so that on a running cluster
 they are created once and reused by every run (creating an actor costs about 0.65 s here, plus the
-model library's import); each run's Orchestrator is named by its run (``orchestrator:<run_id>``).
-The dashboard's actor list so reads as the agent team.
+model library's import). Runs live in their node's run host (``run_host@0.1.0:<node>``, detached too),
+with its node's Git Agent (``git_agent@0.1.0:<node>``, serving every project of the node). The dashboard's actor
+list so reads as the agent team.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def agent_actor_name(role: str, resource: str = "", version: str | None = None) 
     return f"{role}@{version}" + (f"[{resource}]" if resource else "")
 
 
-def orchestrator_actor_name(run_id: str) -> str:
-    return f"orchestrator:{run_id}"
+def run_host_actor_name(node_id: str) -> str:
+    return f"run_host@{__version__}:{node_id}"
 
 
 def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detached: bool = False,
-               scheduling_strategy: Any = None, resources: dict[str, float] | None = None, **kwargs: Any) -> Any:
+               scheduling_strategy: Any = None, resources: dict[str, float] | None = None,
+               concurrency_groups: dict[str, int] | None = None, **kwargs: Any) -> Any:
     """Create (or, if one of that name is alive, reuse) a named actor of ``cls``."""
     import ray
 
@@ -57,7 +59,8 @@ def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detac
         options["scheduling_strategy"] = scheduling_strategy
     if resources:
         options["resources"] = resources
-    return ray.remote(cls).options(**options).remote(*args, **kwargs)
+    remote = ray.remote(concurrency_groups=concurrency_groups)(cls) if concurrency_groups else ray.remote(cls)
+    return remote.options(**options).remote(*args, **kwargs)
 
 
 def this_node() -> Any:
@@ -68,19 +71,37 @@ def this_node() -> Any:
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
-def orchestrator_actor(cls: type, *args: Any, run_id: str) -> Any:
-    """The run's owner, pinned to the driver's node: the run's SQLite and trace files live there."""
-    return make_actor(cls, *args, name=orchestrator_actor_name(run_id), max_concurrency=4,
-                      scheduling_strategy=this_node())
+def run_host_actor() -> Any:
+    """The run host of the caller's node (``actors/run_host.py``): detached, shared by every run started on
+    this node (the run's SQLite and trace files live here); each run drives on a thread of the "runs"
+    group, while agents' ``check_controls`` calls are answered on the default group's threads."""
+    import ray
+
+    from actors.run_host import RUN_THREADS, RunHost
+
+    node = ray.get_runtime_context().get_node_id()
+    return make_actor(RunHost, name=run_host_actor_name(node), max_concurrency=32, detached=True,
+                      scheduling_strategy=this_node(), concurrency_groups={"runs": RUN_THREADS})
 
 
-def git_agent_actor(project_root: str, run_id: str, fault_plan: Any = None) -> Any:
-    """The run's Git Agent, on the caller's node (the repository's); a few calls at once (threads).
-    ``fault_plan``: the run's ``aigentflow.faults`` plan, installed in the agent's process."""
-    from actors.git_agent import GitAgent
+def git_agent_actor(project_root: str, fault_plan: Any = None) -> Any:
+    """The project's Git Agent on the caller's node (the repository's): a ``ProjectGit`` handle on the
+    node's ``GitAgents`` actor, which serves every project of the node, a few calls at once (threads),
+    and is kept across runs (a crash test's own apart: ``fault_plan``, the run's ``aigentflow.faults``
+    plan, is installed in its process)."""
+    import hashlib
 
-    return make_actor(GitAgent, project_root, fault_plan, name=f"git_agent:{run_id}", max_concurrency=8,
-                      scheduling_strategy=this_node())
+    import ray
+
+    from actors.git_agent import GitAgents, ProjectGit
+
+    node = ray.get_runtime_context().get_node_id()
+    name = f"git_agent@{__version__}:{node}"
+    if fault_plan:
+        name += ":faults-" + hashlib.sha256(fault_plan.describe().encode()).hexdigest()[:12]
+    handle = make_actor(GitAgents, fault_plan, name=name, max_concurrency=16, detached=True,
+                        scheduling_strategy=this_node())
+    return ProjectGit(handle, project_root)
 
 
 def agent_actor(spec: Any, resource: str = "") -> Any:

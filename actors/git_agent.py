@@ -1,6 +1,8 @@
 """The Git Agent: owns every mutation of the user's repository during a run.
 
-One per run, on the repository's node (next to the run's Orchestrator). It makes the feature branch
+One actor per node (``GitAgents``, started by the run host and kept across runs), holding a
+``GitAgent`` per project; a run reaches its project's through a ``ProjectGit`` handle, on the
+repository's node (next to the run's Orchestrator). It makes the feature branch
 and the task worktrees, commits a task's work, takes a remote task's commits back from a bundle,
 predicts and performs merges, and prepares the scratch worktree a conflict is resolved in. It runs a
 few calls at once (threads); ``RepoLock`` serialises the mutations, across processes too. Everything
@@ -210,3 +212,49 @@ class GitAgent:
     def remove_worktree(self, worktree: str, branch: str | None = None) -> None:
         with self._operation("remove_worktree", branch=branch):
             self.trees.remove(Path(worktree), branch=branch)
+
+
+class GitAgents:
+    """The Git Agents of one node in one process, kept across runs: a ``GitAgent`` per project root."""
+
+    role = "git_agent"
+
+    def __init__(self, fault_plan: FaultPlan | None = None) -> None:
+        import threading
+
+        self._fault_plan = fault_plan
+        self._agents: dict[str, GitAgent] = {}
+        self._lock = threading.Lock()
+
+    def call(self, project_root: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``GitAgent.<method>(*args, **kwargs)`` on ``project_root``'s agent."""
+        with self._lock:
+            agent = self._agents.get(project_root)
+            if agent is None:
+                agent = self._agents[project_root] = GitAgent(project_root, self._fault_plan)
+        return getattr(agent, method)(*args, **kwargs)
+
+    def ping(self) -> str:
+        return self.role
+
+
+class ProjectGit:
+    """One project's handle on its node's ``GitAgents``, used as an actor handle of a ``GitAgent``:
+    ``git.merge.remote(...)`` returns the ObjectRef of that call (it pickles, for build tasks)."""
+
+    def __init__(self, handle: Any, project_root: str) -> None:
+        self.handle = handle
+        self.project_root = project_root
+
+    def __getattr__(self, method: str) -> _GitCall:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return _GitCall(self.handle, self.project_root, method)
+
+
+class _GitCall:
+    def __init__(self, handle: Any, project_root: str, method: str) -> None:
+        self.handle, self.project_root, self.method = handle, project_root, method
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self.handle.call.remote(self.project_root, self.method, *args, **kwargs)

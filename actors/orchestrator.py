@@ -1,19 +1,21 @@
 """The Orchestrator: owns one run and drives it with the agent actors (rule-based routing).
 
-It is the run's owner: the only process that writes the run's rows and its trace segments. It holds
-the agents' handles, and answers ``check_controls`` from agents before each of their model calls
-(so it runs with a few threads: one drives, the others answer).
+It is the run's owner: the only writer of the run's rows and its trace segments. It holds the
+agents' handles, and answers ``check_controls`` from agents before each of their model calls. It is
+a plain object living in its node's run host (``actors/run_host.py``), one per run, driving on one of
+the host's threads; the host answers the agents' ``check_controls`` calls on its other threads.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aigentflow import faults
-from aigentflow.exceptions import AigentflowError, RunFailure, RunPaused, UsageError
+from aigentflow.exceptions import AigentflowError, RunAbandoned, RunFailure, RunPaused, UsageError
 from aigentflow.project.paths import ProjectPaths
 from aigentflow.run.engine import EngineOptions, RunEngine, pause_reason
 from aigentflow.run.protocol import AgentCall, AgentResult
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 AGENT_START_TIMEOUT_S = 120.0
 MCP_TOOL = re.compile(r"[A-Za-z0-9_-]+/(\*|[A-Za-z0-9_.:-]+)")
 """An MCP tool pattern (``server/tool``, ``server/*``) as written in a skill's ``allowed-tools``."""
+STOP_POLL_S = 0.25
+"""How often a step's wait looks whether its run was stopped at once (a second Ctrl-C)."""
 
 
 class AgentsUnavailable(UsageError):
@@ -35,11 +39,15 @@ class AgentsUnavailable(UsageError):
 class Orchestrator:
     role = "orchestrator"
 
-    def __init__(self, project_root: str, run_id: str, options: EngineOptions) -> None:
+    def __init__(self, project_root: str, run_id: str, options: EngineOptions, host: Any = None) -> None:
+        """``host``: the ``RunHost`` this run lives in (it gives the project's Git Agent); None outside one."""
         self.paths = ProjectPaths(Path(project_root))
         self.run_id = run_id
         self.options = options
         faults.install(options.faults)  # the fault points a crash test turned on (the engine's, the build's)
+        self.host = host
+        self.stopped = threading.Event()
+        """Set by the host when the driver stopped the run at once: the run writes nothing more."""
         self.handles: dict[str, Any] = {}
         self._controls_lock = threading.Lock()
         self._controls_store: SQLiteRunStore | None = None
@@ -67,12 +75,34 @@ class Orchestrator:
         return self.handles[role]
 
     def git_agent(self) -> Any:
-        """This run's Git Agent, on this (the repository's) node."""
+        """The project's Git Agent, on this (the repository's) node: the host's, kept across runs."""
         if "git_agent" not in self.handles:
-            from actors.factory import git_agent_actor
+            if self.host is not None:
+                self.handles["git_agent"] = self.host.git_agent_for(self.run_id, str(self.paths.root),
+                                                                    self.options.faults)
+            else:
+                from actors.factory import git_agent_actor
 
-            self.handles["git_agent"] = git_agent_actor(str(self.paths.root), self.run_id, self.options.faults)
+                self.handles["git_agent"] = git_agent_actor(str(self.paths.root), self.options.faults)
         return self.handles["git_agent"]
+
+    # -- whether the run's owner is still there -----------------------------------------------------
+
+    def driver_gone(self) -> str | None:
+        """Why the run must stop because the process that drives it is gone (``kill -9``), or None."""
+        from actors.run_host import process_alive
+
+        pid = self.options.driver_pid
+        if pid and not process_alive(pid):
+            return f"its driver (process {pid}) is gone"
+        return None
+
+    def owner_check(self) -> str | None:
+        """The engine's question at every boundary: raises ``RunAbandoned`` if the run was stopped at
+        once; else why it must pause (its driver is gone), or None."""
+        if self.stopped.is_set():
+            raise RunAbandoned(f"run {self.run_id} was stopped by its driver")
+        return self.driver_gone()
 
     def _recorded(self) -> tuple[dict[str, Any], Settings]:
         """The run's flags and settings as recorded when it was created (they never change after)."""
@@ -125,7 +155,7 @@ class Orchestrator:
         ready, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
         if waiting:
             late = ", ".join(sorted(pending[ref] for ref in waiting))
-            for role in {pending[ref] for ref in waiting}:  # do not leave them queued on the cluster
+            for role in {pending[ref] for ref in waiting} - {"git_agent"}:  # do not leave them queued on the cluster
                 ray.kill(self.handles.pop(role), no_restart=True)
             need = f"nodes offering the resource {self.options.agent_resource!r} (run.agent_resource)" \
                 if self.options.agent_resource else "a node with room for them"
@@ -146,16 +176,24 @@ class Orchestrator:
             return self._with_git_usage(lambda: workflow(self, call).run())
         me = ray.get_runtime_context().current_actor
         pending = self.ask(role, call, me)
-        try:
-            return ray.get(pending, timeout=call.timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            ray.cancel(pending)
-            raise TimeoutError(f"the {role} step took longer than run.step_timeout_s ({call.timeout_s:g} s)") from None
+        deadline = time.monotonic() + call.timeout_s
+        while True:  # waits in short slices, so that a run stopped at once stops waiting at once
+            ready, _ = ray.wait([pending], timeout=max(0.0, min(STOP_POLL_S, deadline - time.monotonic())))
+            if ready:
+                return ray.get(ready[0])
+            if self.stopped.is_set():
+                ray.cancel(pending)
+                raise RunAbandoned(f"run {self.run_id} was stopped by its driver during the {role} step")
+            if time.monotonic() >= deadline:
+                ray.cancel(pending)
+                raise TimeoutError(f"the {role} step took longer than run.step_timeout_s ({call.timeout_s:g} s)")
 
     # -- what each agent call carries besides its task: skills and tools ------------------------------
 
     def ask(self, role: str, call: AgentCall, me: Any) -> Any:
         """Send ``call`` to ``role``'s agent, equipped with its skills and tools; the result's ObjectRef."""
+        if self.stopped.is_set():  # a workflow of a run stopped at once starts nothing more
+            raise RunAbandoned(f"run {self.run_id} was stopped by its driver")
         return self.agent(role).run.remote(self.equip(role, call), me)
 
     def equip(self, role: str, call: AgentCall) -> AgentCall:
@@ -287,8 +325,10 @@ class Orchestrator:
         return result
 
     def drive(self, resume: bool = False) -> dict[str, Any]:
-        """Run to a stop; returns {state, error, outcome} (outcome: completed/paused/failed/waiting)."""
-        engine = RunEngine(self.paths, self.run_id, self._invoke, self.options)
+        """Run to a stop; returns {state, error, outcome} (outcome: completed/paused/failed/waiting, or
+        abandoned: stopped at once by its driver, which records the pause itself)."""
+        engine = RunEngine(self.paths, self.run_id, self._invoke, self.options,
+                           owner_check=self.owner_check if self.host is not None else None)
         self.roles = engine.roles
         try:
             self.warm_up(engine.roles_needed(), self.options.agent_start_timeout_s)
@@ -302,11 +342,28 @@ class Orchestrator:
         except AigentflowError as exc:
             return {"state": engine.store.get_run(self.run_id).state, "error": str(exc), "outcome": "error",
                     "exit_code": exc.exit_code}
+        except RunAbandoned as exc:
+            return {"state": engine.store.get_run(self.run_id).state, "error": str(exc), "outcome": "abandoned"}
         finally:
             self._close_tools()
+            self.close()
+            engine.store.close()
+
+    def close(self) -> None:
+        """Close what this run opened in its host's process (the host outlives the run)."""
+        with self._controls_lock:
+            if self._controls_store is not None:
+                self._controls_store.close()
+                self._controls_store = None
 
     def check_controls(self, run_id: str) -> str | None:
         """Why agents of this run must not call their model now, or None. Reads the store afresh."""
+        if self.stopped.is_set():
+            return "the run was stopped (a second Ctrl-C or SIGTERM)"
+        if self.host is not None:
+            gone = self.driver_gone()
+            if gone:
+                return gone
         with self._controls_lock:
             if self._controls_store is None:
                 self._controls_store = SQLiteRunStore(self.paths.database, readonly=True)

@@ -70,3 +70,10 @@ class RunPaused(AigentflowError):
     """The run stopped at a step boundary because a pause was requested (emergency or Ctrl-C)."""
 
     exit_code = 3
+
+
+class RunAbandoned(BaseException):
+    """The run's engine must stop now and write nothing more, as if its process had died here: its
+    driver stopped it at once (a second Ctrl-C, SIGTERM), or a crash test killed the driver. A
+    ``BaseException``, so that no ``except Exception`` on the way records it as a failed step; the
+    run stays where the store says, and `aigentflow resume` continues it."""

@@ -156,4 +156,11 @@ def _fire(fault: Fault, driver_pid: int | None, before: Callable[[], None] | Non
     if before is not None:
         before()
     os.kill(pid, signal.SIGKILL)
-    time.sleep(60)  # gone, or about to be: Ray tears an actor down with the driver that owns it
+    if fault.action == "kill-driver":
+        # The engine lives on in the node's run host: it stops here as if its process had died with the
+        # driver, writing nothing more (the run stays where the store says; `aigentflow resume` continues it).
+        from aigentflow.exceptions import RunAbandoned
+
+        raise RunAbandoned(f"crash test: the driver was killed at {fault.point}"
+                           + (f":{fault.arg}" if fault.arg else ""))
+    time.sleep(60)  # this process is gone, or about to be

@@ -67,18 +67,18 @@ def complete_one_run(repo: Path) -> str:
     The demo's own settings: its replay cassette answers only the prompts it was recorded for. The
     demo builds in worktrees with Ray tasks, so the run goes through a local Ray instance (or a live
     local cluster), which is shut down again before anything is timed."""
-    from aigentflow.cluster.connect import connect_ray
     from aigentflow.demo import demo_settings
+    from aigentflow.launch.driver import connect, drive
     from aigentflow.project.paths import locate_project
-    from aigentflow.run.runner import create_run, drive, engine_options
+    from aigentflow.run.runner import create_run, engine_options
 
     paths = locate_project(repo)
     run, spec = create_run(paths, DEMO_REQUEST, {**demo_settings(), "model.name": "replay/demo"})
-    connect_ray(None)
+    connect(None)
     try:
         outcome = drive(paths, run, engine_options(run, spec), resume=False)
     finally:
-        import ray  # after connect_ray, which sets what Ray reads at import time
+        import ray  # after connect, which sets what Ray reads at import time
 
         ray.shutdown()
     if outcome.state != "COMPLETED":

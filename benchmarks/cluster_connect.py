@@ -1,6 +1,6 @@
 """Time to a first Ray task for a fresh process: attaching to a running head vs. starting Ray itself.
 
-Case ``cluster``: a head started with ``aigentflow.cluster.up`` (own temp dir and state file, on
+Case ``cluster``: a head started with ``aigentflow.cluster.head.up`` (own temp dir and state file, on
 127.0.0.1); each fresh process runs ``connect_ray(None)``, which finds that head through the state
 file, then one task. Case ``local``: each fresh process runs ``ray.init(address="local",
 _node_ip_address="127.0.0.1")`` with a Ray temp dir of its own, then one task. Both time from

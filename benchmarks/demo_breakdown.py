@@ -8,13 +8,15 @@ model) in a temporary directory, then reads the run's spans and step records:
 - ``model_s``: every model call (``chat`` spans; the replay model answers in microseconds).
 - ``sandboxed_s``: the project's own commands (tests, lint, coverage) as the sandbox timed them.
 - ``steps_s``: time in each state (its ``state <S>`` span); ``agents_start_s``: from the run's start to
-  its first state (the Orchestrator starting the run's agent actors, each importing litellm).
+  its first state (handing the run to the node's run host, which starts the run's agent actors and
+  the Model Gateway, importing litellm, on a fresh cluster; on a warm one it finds them running).
 - ``overhead_s`` = run_s - model_s - sandboxed_s: aigentflow's own share of the run, and its ratio.
 - ``git_s``: the run's Git Agent's git commands (worktrees, commits, merges), part of the overhead.
 Target: aigentflow's own overhead under 10% of the run.
 
-``--warm``: on a cluster started by `aigentflow cluster up` (agents and the Model Gateway are
-detached and outlive a run), the second of two demos; the first one's figures ride along.
+``--warm``: on a cluster started by `aigentflow cluster up` (the node's run host with its keeper,
+the Git Agent, the agents and the Model Gateway are detached and outlive a run), the second of two
+demos; the first one's figures ride along.
 
 Prints one JSON line: {"benchmark": "demo_breakdown", ...}.
 """

@@ -1,6 +1,6 @@
 """Latency of runs submitted as Ray jobs: submit -> the run's first transition -> COMPLETED.
 
-Starts a head with ``aigentflow.cluster.up`` (own temp dir and state file, dashboard on, 127.0.0.1,
+Starts a head with ``aigentflow.cluster.head.up`` (own temp dir and state file, dashboard on, 127.0.0.1,
 the virtualenv's bin first on PATH so that the job's ``aigentflow`` is this one), initialises the
 sample project, then submits ``aigentflow run`` jobs one after another with
 ``aigentflow.cluster.jobs.submit_run(..., model="replay/demo")``. Times come from the project's

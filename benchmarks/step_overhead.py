@@ -4,7 +4,8 @@ Starts a Ray head on 127.0.0.1 in its own process group (killed at the end), run
 once to warm the agent actors, then N more times. Per measured run: wall time of `drive`, model
 time (sum of the `chat ...` spans), completed steps; overhead per step = (wall - model) / steps.
 `orchestrator_start_ms` is the time from calling `drive` to the run's first transition after
-CREATED: creating the per-run Orchestrator actor plus looking up the warm agents.
+CREATED: handing the run to the node's run host (started by the warm-up run, then kept) plus
+looking up the warm agents.
 
 Prints one JSON line: {"benchmark": "step_overhead", "runs": N, "steps_per_run": 3,
 "overhead_per_step_ms_p50": ..., "overhead_per_step_ms_p95": ..., "run_wall_s_p50": ...,
@@ -111,7 +112,8 @@ def iso_seconds(stamp: str) -> float:
 
 def measure_run(paths: ProjectPaths) -> dict[str, float]:
     """Create and drive one replay run; its wall time, model time, steps and Orchestrator start."""
-    from aigentflow.run.runner import create_run, drive, engine_options
+    from aigentflow.launch.driver import drive
+    from aigentflow.run.runner import create_run, engine_options
     from aigentflow.store.sqlite import SQLiteRunStore
     from aigentflow.tracing.reader import read_spans
 

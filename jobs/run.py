@@ -23,36 +23,24 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def progress(message: str) -> None:
-    print(message, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Create the run, attach to the cluster, drive the run; returns the process exit code."""
+    """Check the run, attach to the cluster, record the run, drive it (``aigentflow.launch``, as
+    `aigentflow run` does); returns the process exit code."""
     arguments = parse_arguments(argv)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from aigentflow.cluster.connect import connect_ray
     from aigentflow.exceptions import AigentflowError
+    from aigentflow.launch.driver import start_run
     from aigentflow.project.paths import locate_project
-    from aigentflow.run.runner import create_run, drive, engine_options
 
     try:
         paths = locate_project(arguments.project)
         overrides = {"model.name": arguments.model} if arguments.model else {}
-        run, spec = create_run(paths, arguments.request, overrides)
-        progress(f"Run {run.id}: {run.request[:100]}")
-        if spec.lenient:
-            from aigentflow.models.spec import LENIENT_NOTICE
-
-            progress(f"warning: {LENIENT_NOTICE}.")
-        progress(f"Model {spec.name}; attaching to Ray at {os.environ.get('RAY_ADDRESS') or 'a new local instance'}...")
-        connect_ray(None)
-        outcome = drive(paths, run, engine_options(run, spec), resume=False, show=progress)
+        outcome = start_run(paths, arguments.request, overrides)
     except AigentflowError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
     if outcome.exit_code == 0:
-        progress(f"Run {outcome.run_id} {outcome.state}. Outputs: {paths.run_dir(outcome.run_id)}")
+        print(f"Run {outcome.run_id} {outcome.state}. Outputs: {paths.run_dir(outcome.run_id)}", flush=True)
     else:
         print(f"Run {outcome.run_id} stopped in {outcome.state}: {outcome.error}", file=sys.stderr, flush=True)
     return outcome.exit_code

@@ -160,7 +160,7 @@ def new_run(paths: Any, model: str) -> tuple[Any, Any]:
 
 def reference_run(paths: Any, model: str) -> dict[str, Any]:
     """One run on the cluster without a fault."""
-    from aigentflow.run.runner import drive
+    from aigentflow.launch.driver import drive
 
     run, options = new_run(paths, model)
     outcome = drive(paths, run, options, resume=False)
@@ -188,7 +188,7 @@ def faulted_run(cluster: Any, paths: Any, model: str, graceful: bool) -> dict[st
     SIGKILL, as a crashed machine: the GCS learns of it only when its health checks fail."""
     import ray
 
-    from aigentflow.run.runner import drive
+    from aigentflow.launch.driver import drive
 
     run, options = new_run(paths, model)
     result: dict[str, Any] = {}
@@ -227,8 +227,9 @@ def build_run(cluster: Any, workdir: Path, crash: bool) -> dict[str, Any]:
     while the tests of a build task run on it; Ray retries the task on the other worker."""
     import ray
 
+    from aigentflow.launch.driver import drive
     from aigentflow.project.paths import locate_project
-    from aigentflow.run.runner import create_run, drive, engine_options
+    from aigentflow.run.runner import create_run, engine_options
     from tests.worktree_project import (
         TEST_COMMAND,
         eight_tasks,

@@ -172,6 +172,29 @@ def test_second_ctrl_c_stops_now_and_the_step_is_retried_under_its_key(sample_re
         ("analyze", 1), ("architect", 1), ("plan", 1)]
 
 
+def test_a_driver_killed_outright_leaves_the_run_paused_by_its_host_and_resume_completes(
+    sample_repo: Path, ray_address: str
+) -> None:
+    """The run lives on in the node's run host after `kill -9` of its driver: the host finds the driver
+    gone at the run's next check and pauses it, unclaimed, so `aigentflow resume` continues it."""
+    model = _slow_cassette(sample_repo, delay_s=4)
+    process = _start_run(sample_repo, ray_address, model)
+    run = _wait_for_state(sample_repo, "PLANNING")
+    process.kill()
+    process.communicate(timeout=30)
+    _wait_for_state(sample_repo, "PAUSED", timeout=60)
+    report = status_of(sample_repo, run["id"])
+    assert report["run"]["owner_pid"] is None, "nobody claims the run any more"
+    paused = next(t for t in report["transitions"] if t["to_state"] == "PAUSED")
+    assert f"driver (process {process.pid}) is gone" in paused["reason"]
+    resumed = aigentflow("resume", run["id"], "--address", ray_address, cwd=sample_repo, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    report = status_of(sample_repo, run["id"])
+    assert report["run"]["state"] == "COMPLETED"
+    completed = [s["step"] for s in report["steps"] if s["status"] == "completed"]
+    assert sorted(completed) == ["analyze", "architect", "plan"], "no step completed twice"
+
+
 def test_emergency_pause_all_persists_and_blocks_until_lifted(sample_repo: Path, ray_address: str) -> None:
     on = aigentflow("admin", "emergency", "--pause-all", cwd=sample_repo)
     assert on.returncode == 0 and "ON" in on.stdout
@@ -204,6 +227,34 @@ def test_a_failing_model_step_exits_1_and_status_shows_why(sample_repo: Path, ra
     report = status_of(sample_repo, run["id"])
     assert report["run"]["state"] == "FAILED" and "architect" in report["run"]["error"]
     assert (sample_repo / ".aigentflow" / "runs" / run["id"] / "work_breakdown.json").exists()
+
+
+def test_runs_of_two_projects_at_once_share_the_host_and_one_failing_leaves_the_other_alone(
+    sample_repo: Path, ray_address: str, tmp_path: Path
+) -> None:
+    from aigentflow.cli.project_cmd import initialise
+    from tests.conftest import make_sample_repo
+
+    other = make_sample_repo(tmp_path / "other")
+    initialise(other)
+    cassette = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())
+    cassette["entries"] = [e for e in cassette["entries"] if e["role"] != "architect"]
+    target = other / ".aigentflow" / "cassettes" / "partial.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(cassette))
+    slow = _start_run(sample_repo, ray_address, _slow_cassette(sample_repo, delay_s=10))
+    _wait_for_state(sample_repo, "PLANNING")
+    failing = _start_run(other, ray_address, "replay/partial")
+    _, failing_err = failing.communicate(timeout=120)
+    assert failing.returncode == 1 and "no recorded answer" in failing_err
+    assert latest_run(sample_repo)["state"] in ("PLANNING", "ARCHITECTING"), "the slow run is still going"
+    stdout, stderr = slow.communicate(timeout=120)
+    assert slow.returncode == 0, stdout + stderr
+    done, failed = latest_run(sample_repo), latest_run(other)
+    assert (done["state"], failed["state"]) == ("COMPLETED", "FAILED")
+    assert outputs(sample_repo, done["id"])["architecture.md"]
+    assert not (other / ".aigentflow" / "runs" / failed["id"] / "architecture.md").exists()
+    assert not (sample_repo / ".aigentflow" / "runs" / failed["id"]).exists(), "each run writes its own project"
 
 
 def test_a_run_shows_in_the_prometheus_metrics_ray_exports(

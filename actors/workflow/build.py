@@ -52,8 +52,9 @@ class BuildWorkflow(Workflow):
         self.feature = feature["branch"]
         if self.orch.flags.get("features.coverageTracking", False):
             self.baseline = self.coverage_on(self.integration, "baseline")
-        for task_id in self.order:  # a retried step: what git holds is done
-            state = ray.get(self.git.task_state.remote(self.run_id, task_id))
+        # A retried step: what git holds is done (asked for every task at once, one round trip).
+        states = ray.get([self.git.task_state.remote(self.run_id, task_id) for task_id in self.order])
+        for task_id, state in zip(self.order, states, strict=True):
             if state["merged"]:
                 self.outcomes[task_id] = {"task_id": task_id, "status": "passed", "merged": True,
                                           "commit": state["commit"], "detail": "merged before this attempt"}

@@ -291,8 +291,8 @@ class Workflow:
         import ray
 
         task_id, title = task["id"], task["title"]
-        head = ray.get(self.git.head.remote(worktree["branch"]))
-        files, withheld = self.without_secrets(ray.get(self.git.snapshot.remote(worktree["path"])))
+        head, snapshot = ray.get([self.git.head.remote(worktree["branch"]), self.git.snapshot.remote(worktree["path"])])
+        files, withheld = self.without_secrets(snapshot)
         call = self.agent_call(step, {"task": task, "files": files, "withheld": withheld,
                                       "architecture": self.call.inputs.get("architecture"), **extra})
         change_ref = self.orch.ask(role, call, self.me)

@@ -25,22 +25,36 @@ SetOption = Annotated[list[str] | None, typer.Option(
     "--set", "-c", help="Override a config key: KEY=VALUE (repeatable).")]
 
 
-def drive_with_progress(paths: ProjectPaths, run: object, options: object, *, resume: bool) -> Outcome:
-    """Drive the run with live progress: a line per transition and step, a spinner on the state."""
-    from rich.console import Console
+def cli_console() -> object:
+    """The launch's console for a terminal: messages through typer, live progress (a line per
+    transition and step, a spinner on the state) through rich."""
+    from contextlib import contextmanager
 
-    from aigentflow.run.runner import drive
-    from aigentflow.run.statemachine import STATES, State
+    from aigentflow.launch.driver import Console
 
-    console = Console(highlight=False)
+    class TerminalConsole(Console):
+        def say(self, message: str) -> None:
+            typer.echo(message)
 
-    def describe(state: str) -> str:
-        step = STATES[State(state)].step
-        return f"[bold]{state}[/bold]" + (f": {step} step running..." if step else "")
+        def warn(self, message: str) -> None:
+            typer.echo(message, err=True)
 
-    with console.status("Starting the orchestrator...") as spinner:
-        return drive(paths, run, options, resume=resume, show=console.print,  # type: ignore[arg-type]
-                     on_state=lambda state: spinner.update(describe(state)))
+        @contextmanager
+        def following(self):  # type: ignore[no-untyped-def]
+            from rich.console import Console as Rich
+
+            from aigentflow.run.statemachine import STATES, State
+
+            rich = Rich(highlight=False)
+
+            def describe(state: str) -> str:
+                step = STATES[State(state)].step
+                return f"[bold]{state}[/bold]" + (f": {step} step running..." if step else "")
+
+            with rich.status("Starting the orchestrator...") as spinner:
+                yield rich.print, (lambda state: spinner.update(describe(state)))
+
+    return TerminalConsole()
 
 
 def _overrides(model: str | None, address: str | None, sets: list[str] | None) -> dict[str, str]:
@@ -98,26 +112,14 @@ def _finish(outcome: Outcome, paths: ProjectPaths, *, lenient: bool = False) -> 
 
 
 def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None) -> None:
-    """Check the run, connect to Ray, record the run, drive it. Nothing is recorded if a check fails
-    or Ray cannot be reached."""
-    from aigentflow.cluster.connect import connect_ray
+    """Check the run, connect to Ray, record the run, drive it (``aigentflow.launch``). Nothing is
+    recorded if a check fails or Ray cannot be reached."""
+    from aigentflow.launch.driver import start_run as launch
     from aigentflow.project.paths import locate_project
-    from aigentflow.run.runner import engine_options, plan_run, record_run
 
     paths = locate_project(root)
-    plan = plan_run(paths, request, overrides, record=record)
-    address = plan.settings.run.ray_address or None
-    lenient_warning(plan.spec.lenient)
-    typer.echo(f"Model {plan.spec.name}; " + (f"connecting to Ray at {address}..." if address else "starting Ray..."))
-    try:
-        connect_ray(address, include_dashboard=plan.settings.run.include_dashboard)
-    except KeyboardInterrupt:
-        typer.echo("Interrupted before the run started; nothing was recorded.", err=True)
-        raise typer.Exit(130) from None
-    run = record_run(paths, plan)
-    typer.echo(f"Run {run.id}: {run.request[:100]}")
-    outcome = drive_with_progress(paths, run, engine_options(run, plan.spec), resume=False)
-    _finish(outcome, paths, lenient=plan.spec.lenient)
+    outcome = launch(paths, request, overrides, record=record, console=cli_console())  # type: ignore[arg-type]
+    _finish(outcome, paths, lenient=outcome.lenient)
 
 
 def _request_text(request: str | None, request_file: Path | None) -> str:
@@ -159,33 +161,11 @@ def resume(
     address: AddressOption = None,
 ) -> None:
     """Continue an interrupted or paused run from its last committed step."""
-    from aigentflow.cluster.connect import connect_ray
-    from aigentflow.exceptions import UsageError
+    from aigentflow.launch.driver import resume_run
     from aigentflow.project.paths import locate_project
-    from aigentflow.run.engine import PAUSE_ALL
-    from aigentflow.run.runner import engine_options, spec_for_existing_run
-    from aigentflow.run.statemachine import State, is_terminal
-    from aigentflow.store.sqlite import SQLiteRunStore
 
     paths = locate_project()
-    store = SQLiteRunStore(paths.database)
-    try:
-        run = store.get_run(store.resolve_run_id(run_id))
-        paused_all = store.get_control(PAUSE_ALL, False, tenant_id=run.tenant_id)
-    finally:
-        store.close()
-    if is_terminal(State(run.state)):
-        raise UsageError(f"run {run.id} is {run.state}, which is final; start a new one with `aigentflow run`.")
-    if paused_all:
-        raise UsageError("emergency pause-all is on; lift it with `aigentflow admin emergency --resume-all` first.")
-    if run.owner_alive_here():
-        raise UsageError(f"run {run.id} is being driven right now by process {run.owner_pid}; wait for it, or stop "
-                         "that process first (Ctrl-C pauses it).")
-    spec = spec_for_existing_run(paths, run)
-    typer.echo(f"Resuming run {run.id} from {run.state}...")
-    connect_ray(address or run.config.run.ray_address or None, include_dashboard=run.config.run.include_dashboard)
-    outcome = drive_with_progress(paths, run, engine_options(run, spec), resume=True)
-    _finish(outcome, paths)
+    _finish(resume_run(paths, run_id, address=address, console=cli_console()), paths)  # type: ignore[arg-type]
 
 
 @reports_errors
@@ -198,10 +178,13 @@ def demo(
     from aigentflow.cli.project_cmd import initialise
     from aigentflow.demo import create_sample_project, demo_settings
     from aigentflow.exceptions import UsageError
+    from aigentflow.launch.driver import connect
 
     target = Path(directory).resolve() if directory else Path(tempfile.mkdtemp(prefix="aigentflow-demo-"))
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} is not empty; give --dir a new or empty directory.")
+    typer.echo(f"Connecting to Ray at {address}..." if address else "Starting Ray...")
+    connect(address)  # first: the Model Gateway and the run host start while the sample project is made
     create_sample_project(target)
     initialise(target)
     typer.echo(f"Sample project: {target}")

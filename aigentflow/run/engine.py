@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aigentflow import faults
 from aigentflow.cluster import metrics
-from aigentflow.exceptions import RunFailure, RunPaused, UsageError
+from aigentflow.exceptions import RunAbandoned, RunFailure, RunPaused, UsageError
 from aigentflow.faults import FaultPlan
 from aigentflow.project.paths import ProjectPaths
 from aigentflow.redact import Redactor
@@ -57,6 +57,9 @@ TESTS_FAILED = "tests_failed"
 TRACE_FLUSH_INTERVAL_S = 1.0
 """A running run's spans reach disk at the first step boundary after this long (readers see them)."""
 Invoke = Callable[[str, AgentCall], AgentResult]
+OwnerCheck = Callable[[], "str | None"]
+"""Asked at every boundary by a hosted engine: why its run must stop (its driver is gone), or None; raises
+``RunAbandoned`` when the run must stop at once, writing nothing more."""
 
 
 @dataclass
@@ -90,8 +93,10 @@ def pause_reason(store: RunStore, run: RunRecord) -> str | None:
 class RunEngine:
     """Drives one run to COMPLETED, PAUSED, AWAITING_APPROVAL or FAILED; see the module docstring."""
 
-    def __init__(self, paths: ProjectPaths, run_id: str, invoke: Invoke, options: EngineOptions) -> None:
+    def __init__(self, paths: ProjectPaths, run_id: str, invoke: Invoke, options: EngineOptions,
+                 owner_check: OwnerCheck | None = None) -> None:
         self.paths = paths
+        self.owner_check = owner_check
         self.run_id = run_id
         self.invoke = invoke
         self.options = options
@@ -144,6 +149,7 @@ class RunEngine:
         self.store.claim(self.run_id, pid=self.options.driver_pid)
         flusher = threading.Thread(target=self._flush_periodically, name="trace-flush", daemon=True)
         flusher.start()
+        abandoned = False
         try:
             if resume and run.pause_requested:  # asked for by an interrupted driver; resuming overrides it
                 self.store.clear_pause_request(self.run_id)
@@ -156,7 +162,7 @@ class RunEngine:
             while not is_terminal(State(run.state)):
                 if run.state in (State.PAUSED, State.AWAITING_APPROVAL):
                     return run
-                reason = pause_reason(self.store, run)
+                reason = pause_reason(self.store, run) or (self.owner_check() if self.owner_check else None)
                 if reason:
                     self._move(run, Event.PAUSE, reason=reason)
                     raise RunPaused(f"run {run.id} paused before {run.state}: {reason}")
@@ -165,13 +171,17 @@ class RunEngine:
                     continue
                 run = self._execute(run)
             return run
+        except RunAbandoned:
+            abandoned = True
+            raise
         finally:
             self._stop_flushing.set()
             flusher.join()
             self.writer.flush()
             metrics.record_dropped_spans(self.writer.dropped_spans)
             self.bus.close()
-            self.store.release(self.run_id)
+            if not abandoned:  # an abandoned run was released by whoever stopped it (or is a crash test's)
+                self.store.release(self.run_id)
 
     def _move(self, run: RunRecord, event: Event, reason: str | None = None, error: str | None = None,
               state_span: tuple[str, int] | None = None) -> RunRecord:
@@ -257,6 +267,8 @@ class RunEngine:
         except Exception as exc:  # noqa: BLE001 - a crashed agent (after Ray's restarts and retries) fails the step, recorded
             result = AgentResult(role=role, output={}, error=f"the {role} agent crashed: {type(exc).__name__}: "
                                  f"{str(exc)[:2000]}", error_kind="crash")
+        if self.owner_check:  # stopped at once while the step ran: nothing of it is recorded
+            self.owner_check()
         outcome = "paused" if result.error_kind == "paused" else "ok" if result.ok else "failed"
         metrics.record_agent_call(role, outcome, time.perf_counter() - invoked)
         metrics.record_step(step_name, (time.time_ns() - state_span[1]) / 1e9)

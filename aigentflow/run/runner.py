@@ -1,9 +1,9 @@
-"""The driver side of a run: create it, connect to Ray, start its Orchestrator, show progress.
+"""A run before and around Ray, through the store only: check it, record it, pause it, follow it.
 
-This is what ``aigentflow run``, ``resume`` and ``demo`` (and ``jobs/run.py`` on a cluster) call.
-The driver writes the run's creation; from then on the Orchestrator actor owns the run, and the
-driver only reads the store to show progress. Ctrl-C asks the run to pause before its next model
-call or step; a second Ctrl-C (or SIGTERM) stops it at once, leaving it PAUSED and resumable either way.
+``plan_run`` checks everything a run needs and ``record_run`` records it (CREATED); ``force_pause``
+moves a run whose owner is gone to PAUSED; ``ProgressWatcher`` reads the store to report progress.
+Nothing here imports Ray or ``actors/``: ``aigentflow.launch`` connects, hands the run to its node's
+run host and follows it with these.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class Outcome:
     state: str
     error: str | None
     exit_code: int
+    lenient: bool = False
+    """The run replays a cassette marked lenient (every output says so)."""
 
 
 def check_request(request: str, max_chars: int) -> str:
@@ -204,105 +206,6 @@ def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     # Refuses, before Ray, a model whose key is gone since the run started, or a role version gone or broken.
     preflight_roles(paths, run.config.agents)
     return build_model_spec(run.config.model, paths.cassettes_dir, record=bool(run.config.model.record))
-
-
-def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None,
-          on_state: Any = None) -> Outcome:
-    """Start the run's Orchestrator actor and wait for it, showing progress; handles Ctrl-C."""
-    import ray
-
-    from actors.factory import git_agent_actor, model_gateway_actor, orchestrator_actor
-    from actors.orchestrator import Orchestrator
-
-    # Started together, not one after the other: the Model Gateway (importing litellm takes seconds
-    # on a fresh cluster), the run's Git Agent and its Orchestrator (which finds both by name).
-    model_gateway_actor(options.agent_resource)
-    git_agent = git_agent_actor(str(paths.root), run.id, options.faults) \
-        if State.BUILDING in enabled_states(run.flags) else None
-    orchestrator = orchestrator_actor(Orchestrator, str(paths.root), run.id, options, run_id=run.id)
-    if git_agent is not None:  # a task worker for this job, up and importing before BUILDING needs one
-        from actors.factory import this_node
-
-        ray.remote(_warm_task_worker).options(num_cpus=0, scheduling_strategy=this_node()).remote()
-    pending = orchestrator.drive.remote(resume)
-    watcher = ProgressWatcher(paths, run.id, show, on_state)
-    interrupts = 0
-    result: dict[str, Any] | None = None
-    sigterm = _SigtermAsInterrupt()
-    try:
-        while result is None:
-            try:
-                ready, _ = ray.wait([pending], timeout=0.2)
-                watcher.poll()
-                if ready:
-                    result = _result_or_crash(paths, run.id, pending)
-            except KeyboardInterrupt:
-                interrupts += 1
-                if interrupts == 1 and not sigterm.received:
-                    _store_call(paths, lambda s: s.request_pause(run.id))
-                    watcher.say("Pausing before the next model call or step (Ctrl-C again to stop now)...")
-                else:
-                    why = "stopped (SIGTERM)" if sigterm.received else "stopped by a second Ctrl-C"
-                    ray.kill(orchestrator, no_restart=True)
-                    force_pause(paths, run.id, why)
-                    result = {"state": "PAUSED", "error": why, "outcome": "paused"}
-    finally:
-        sigterm.restore()
-    watcher.poll()
-    ray.kill(orchestrator, no_restart=True)
-    if git_agent is not None:
-        ray.kill(git_agent, no_restart=True)
-    code = {"completed": EXIT_OK, "waiting": EXIT_PAUSED, "failed": EXIT_FAILED}.get(result["outcome"])
-    if result["outcome"] == "paused":
-        code = EXIT_INTERRUPTED if interrupts else EXIT_PAUSED
-    if result["outcome"] == "error":
-        code = int(result.get("exit_code", EXIT_FAILED))
-    return Outcome(run.id, result["state"], result.get("error"), EXIT_FAILED if code is None else code)
-
-
-def _warm_task_worker() -> None:
-    """A no-op Ray task: the worker process it starts (Ray keeps it for the job's later tasks) has
-    what build, test and coverage tasks import loaded already."""
-    import aigentflow.checks.build
-    import aigentflow.sandbox  # noqa: F401
-
-
-class _SigtermAsInterrupt:
-    """While a run is driven, SIGTERM (e.g. `aigentflow jobs stop`) stops it at once, as a second
-    Ctrl-C would, leaving it PAUSED and resumable. (Ray re-raises interrupts as plain
-    KeyboardInterrupt, so the signal is remembered here rather than in the exception's type.)"""
-
-    def __init__(self) -> None:
-        import signal
-        import threading
-
-        self.received = False
-        self._previous: Any = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.received = True
-        raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def _result_or_crash(paths: ProjectPaths, run_id: str, pending: Any) -> dict[str, Any]:
-    """The Orchestrator's answer; if it died for good, the run stays where the store says, resumable."""
-    import ray
-
-    try:
-        return ray.get(pending)
-    except ray.exceptions.RayError as exc:
-        state = _store_call(paths, lambda s: s.get_run(run_id).state)
-        return {"state": state, "outcome": "error", "exit_code": EXIT_FAILED,
-                "error": f"the orchestrator stopped unexpectedly ({type(exc).__name__}); the run is still {state} "
-                         f"and `aigentflow resume {run_id}` continues it. Cause: {str(exc)[:500]}"}
 
 
 def force_pause(paths: ProjectPaths, run_id: str, reason: str) -> None:
