@@ -77,6 +77,11 @@ class FaultPlan:
     def __bool__(self) -> bool:
         return bool(self.faults)
 
+    def describe(self) -> str:
+        """The plan as ``AIGENTFLOW_FAULTS`` writes it (what tells one crash test's actors from another's)."""
+        return ",".join((f"{f.action}@" if f.action else "") + f.point + (f":{f.arg}" if f.arg else "")
+                        for f in self.faults)
+
 
 _ARMED: dict[str, dict[str | None, tuple[Fault, int | None]]] = {}
 """What ``install`` activated: point or switch name -> its argument (None: any) -> (fault, the driver's pid)."""
