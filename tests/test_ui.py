@@ -217,11 +217,36 @@ def test_dashboards_page_shows_every_figure_red_or_green(server, tmp_path) -> No
 
 
 @needs_chromium
-def test_findings_page_is_honest_about_the_miner(server) -> None:
+def test_findings_page_before_any_mining_says_how_to_mine(server) -> None:
     page = parse(dump_dom(server + "/findings"))
     text = page.find_all("main")[0].text
-    assert text.startswith("Findings")
-    assert "No data: the pattern miner" in text or "No findings stored yet" in text or page.find_all("table")
+    assert text.startswith("Findings") and "No findings stored yet" in text and "aigentflow patterns mine" in text
+
+
+@needs_chromium
+def test_findings_page_shows_what_the_miner_stored_with_its_evidence(tmp_path: Path) -> None:
+    from evolution.patterns.corpus import generate
+    from evolution.patterns.store import read_findings
+
+    with user_config_env(tmp_path / "user-config"):
+        repo = new_project(tmp_path / "mined")
+    generate(repo, runs=24, seed=5)
+    mined = aigentflow("patterns", "mine", "--json", cwd=repo)
+    assert mined.returncode == 0, mined.stderr
+    stored = read_findings(repo)
+    assert stored, "the corpus plants recurring patterns"
+    with ui_server(repo) as url:
+        page = parse(dump_dom(url + "/findings"))
+        image = screenshot(url + "/findings", tmp_path / "findings.png")
+    rows = page.by_id("findings").find_all("tbody")[0].find_all("tr")
+    assert len(rows) == len(stored)
+    for row, finding in zip(rows, stored, strict=True):
+        cells = [td.text for td in row.find_all("td")]
+        assert cells[0] == finding["kind"].replace("_", " ")
+        assert finding["title"][:60] in cells[1] and cells[2] == str(finding["count"])
+        links = [a.attrs["href"] for a in row.find_all("a")]
+        assert links and all(link.removeprefix("/runs/") in finding["evidence"]["run_ids"] for link in links)
+    assert not_blank(image)
 
 
 @needs_chromium

@@ -1,34 +1,33 @@
-"""The pattern miner's stored findings, as plain dicts, when the miner is part of this build.
-
-The miner (``evolution.patterns``) is written elsewhere; its store is read only through
-``evolution.patterns.store.read_findings(project_root)``. Until it exists, ``load_findings``
-returns None and the dashboards say "no data" for it.
-"""
+"""The pattern miner's stored findings (``evolution.patterns.store.read_findings``) as the UI shows them."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
-
-def load_findings(project_root: Path) -> list[dict[str, Any]] | None:
-    """Every stored finding as a dict; None when the pattern miner is not installed."""
-    try:
-        from evolution.patterns.store import read_findings  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return [as_dict(finding) for finding in read_findings(project_root)]
+KINDS = ("failure", "intervention", "capability_gap", "routing")
 
 
-def as_dict(finding: Any) -> dict[str, Any]:
-    """A finding record (a dict, a dataclass, a pydantic model or a named tuple) as a dict."""
-    if isinstance(finding, dict):
-        return dict(finding)
-    if dataclasses.is_dataclass(finding) and not isinstance(finding, type):
-        return dataclasses.asdict(finding)
-    if hasattr(finding, "model_dump"):
-        return dict(finding.model_dump())
-    if hasattr(finding, "_asdict"):
-        return dict(finding._asdict())
-    return dict(vars(finding))
+def load_findings(project_root: Path) -> list[dict[str, Any]]:
+    """Every stored finding, highest score first; empty when nothing was mined yet."""
+    from evolution.patterns.store import read_findings
+
+    return read_findings(project_root)
+
+
+def rows(findings: list[dict[str, Any]], shown_runs: int = 3) -> list[dict[str, Any]]:
+    """What the findings table shows of each: kind, title, count, score, when, and its evidence (a few
+    runs to open, how many runs and spans in all)."""
+    table = []
+    for finding in findings:
+        evidence = finding.get("evidence") or {}
+        run_ids = list(evidence.get("run_ids") or [])
+        table.append({
+            "id": finding.get("id"), "kind": finding.get("kind", ""), "title": finding.get("title", ""),
+            "count": finding.get("count", 0), "score": finding.get("score", 0.0),
+            "first_seen": (finding.get("first_seen") or "")[:19].replace("T", " "),
+            "last_seen": (finding.get("last_seen") or "")[:19].replace("T", " "),
+            "runs": run_ids[:shown_runs], "more_runs": max(len(run_ids) - shown_runs, 0),
+            "spans": len(evidence.get("span_ids") or []),
+        })
+    return table

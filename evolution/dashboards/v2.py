@@ -65,10 +65,12 @@ def trace_capture(data: ProjectData) -> Figure:
 
 def patterns_per_week(data: ProjectData) -> Figure:
     """Findings the pattern miner first saw in the last 7 days."""
-    findings = load_findings(data.paths.root)
-    if findings is None:
+    from evolution.patterns.store import database_path
+
+    if not database_path(data.paths.root).exists():
         return no_data("patterns_per_week", PHASE, "Pattern detection rate", PATTERNS,
-                       "the pattern miner (evolution.patterns) is not part of this build yet")
+                       "the pattern miner has not run on this project (`aigentflow patterns mine`)")
+    findings = load_findings(data.paths.root)
     since = data.now - timedelta(days=7)
     recent = [f for f in findings if (parse_time(str(f.get("first_seen") or "")) or since) > since]
     return measured("patterns_per_week", PHASE, "Pattern detection rate", len(recent), f"{len(recent)}/week",

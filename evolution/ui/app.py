@@ -112,12 +112,8 @@ def create_app(paths: ProjectPaths) -> FastAPI:
 
     @app.get("/findings", response_class=HTMLResponse)
     def findings_page(request: Request) -> HTMLResponse:
-        from evolution.dashboards.findings import load_findings
+        from evolution.dashboards.findings import load_findings, rows
 
-        findings = load_findings(state.paths.root)
-        columns: list[str] = []
-        for finding in findings or []:
-            columns += [k for k in finding if k not in columns]
-        return page(request, "findings.html", findings=findings, columns=columns, title="Findings")
+        return page(request, "findings.html", findings=rows(load_findings(state.paths.root)), title="Findings")
 
     return app
