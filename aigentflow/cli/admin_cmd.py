@@ -1,5 +1,8 @@
-"""`aigentflow admin`: operator switches. `emergency --pause-all` stops every run at its next step
-boundary (and before any model call), persisted until `--resume-all`."""
+"""`aigentflow admin`: operator switches, persisted in the store's controls until lifted.
+
+`emergency --pause-all` stops every run at its next step boundary (and before any model call), until
+`--resume-all`. `emergency --disable-generated-agents` makes every run (and every resume) use the built-in
+version of a role whose chosen version was generated (`aigentflow evolve`), until `--enable-generated-agents`."""
 
 from __future__ import annotations
 
@@ -18,25 +21,38 @@ def emergency(
     pause_all: Annotated[bool, typer.Option("--pause-all", help="Stop every run at its next step boundary.")] = False,
     resume_all: Annotated[bool, typer.Option(
         "--resume-all", help="Lift --pause-all (paused runs need `aigentflow resume`).")] = False,
+    disable_generated: Annotated[bool, typer.Option(
+        "--disable-generated-agents",
+        help="No generated role version runs: runs and resumes fall back to the built-in versions.")] = False,
+    enable_generated: Annotated[bool, typer.Option(
+        "--enable-generated-agents", help="Lift --disable-generated-agents.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Emergency switches; with no option, show them."""
     from aigentflow.exceptions import UsageError
     from aigentflow.project.paths import locate_project
-    from aigentflow.run.engine import PAUSE_ALL
+    from aigentflow.run.engine import DISABLE_GENERATED, PAUSE_ALL
     from aigentflow.store.sqlite import SQLiteRunStore
 
     if pause_all and resume_all:
         raise UsageError("--pause-all and --resume-all contradict each other; give one.")
+    if disable_generated and enable_generated:
+        raise UsageError("--disable-generated-agents and --enable-generated-agents contradict each other; give one.")
     store = SQLiteRunStore(locate_project().database)
     try:
         if pause_all or resume_all:
             store.set_control(PAUSE_ALL, pause_all)
             store.append_audit("admin.emergency", None, {"pause_all": pause_all})
+        if disable_generated or enable_generated:
+            store.set_control(DISABLE_GENERATED, disable_generated)
+            store.append_audit("admin.emergency", None, {"disable_generated_agents": disable_generated})
         state = bool(store.get_control(PAUSE_ALL, False))
+        generated_off = bool(store.get_control(DISABLE_GENERATED, False))
     finally:
         store.close()
     if json_out:
-        print_json({"pause_all": state})
+        print_json({"pause_all": state, "disable_generated_agents": generated_off})
     else:
         typer.echo(f"pause-all is {'ON: runs stop at their next step boundary' if state else 'off'}")
+        typer.echo(f"disable-generated-agents is "
+                   f"{'ON: runs use the built-in versions instead of generated ones' if generated_off else 'off'}")

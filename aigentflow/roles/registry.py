@@ -100,10 +100,16 @@ class RoleRegistry:
             raise ConfigError(f"{role} has no version {version!r}; its versions are: {known}")
         return entry
 
-    def resolve(self, choices: Mapping[str, Any] | None = None) -> ActiveRoles:
+    def resolve(self, choices: Mapping[str, Any] | None = None, *, require_approval: bool = True,
+                disable_generated: bool = False) -> ActiveRoles:
         """The active version of every role: ``choices`` (role -> version, or the settings' {"version": v}
-        tables) where given, else each role's default. An unknown role or version is a ConfigError."""
+        tables) where given, else each role's default. An unknown role or version is a ConfigError.
+
+        A generated version (``origin = "generated"``) is refused while it is rejected, or pending approval
+        and ``require_approval`` (the ``evolution.requireApproval`` flag); with ``disable_generated`` (the
+        emergency switch) the role falls back to its default version instead."""
         picked: dict[str, Registered] = {}
+        fallbacks: dict[str, str] = {}
         for role, choice in sorted((choices or {}).items()):
             version = choice.get("version") if isinstance(choice, Mapping) else getattr(choice, "version", choice)
             if role not in self._versions:
@@ -112,13 +118,20 @@ class RoleRegistry:
             if version is None:
                 continue
             try:
-                picked[role] = self.get(role, str(version))
+                entry = self.get(role, str(version))
             except ConfigError as exc:
                 raise ConfigError(f"agents.{role}.version = {version!r}: {exc}") from None
+            if entry.spec.origin == "generated":
+                if disable_generated:
+                    fallbacks[role] = f"(generated {entry.spec.key} disabled by the emergency switch)"
+                    continue
+                check_generated(entry.spec, require_approval)
+            picked[role] = entry
         for role in self.roles():
             picked.setdefault(role, self.default(role))
         return ActiveRoles({role: entry.spec for role, entry in picked.items()},
-                           {role: entry.source for role, entry in picked.items()})
+                           {role: " ".join(filter(None, (entry.source, fallbacks.get(role))))
+                            for role, entry in picked.items()})
 
     def require_valid(self) -> RoleRegistry:
         """The registry, or a ConfigError naming every spec file that is wrong and the field."""
@@ -127,6 +140,17 @@ class RoleRegistry:
             raise ConfigError(f"{len(self.problems)} agent spec problem(s):\n  {listed}\n"
                               "Fix or remove the file(s); `aigentflow agents validate` checks them.")
         return self
+
+
+def check_generated(spec: AgentSpec, require_approval: bool) -> None:
+    """Refuse a generated version that may not run: rejected, or awaiting approval while approval is required."""
+    if spec.approval == "rejected":
+        raise ConfigError(f"agents.{spec.name}.version = {spec.version!r}: {spec.key} is a generated version that "
+                          "was rejected; pick another version (`aigentflow agents list`)")
+    if spec.approval != "approved" and require_approval:
+        raise ConfigError(f"agents.{spec.name}.version = {spec.version!r}: {spec.key} is a generated version "
+                          f"awaiting approval; review it (`aigentflow evolve show {spec.key}`) and "
+                          f"`aigentflow evolve approve {spec.key}`, or pick another version")
 
 
 @dataclass(frozen=True)
@@ -231,7 +255,11 @@ def _load_file(registry: RoleRegistry, path: Path, agents_dir: Path, known_layer
         return problem("version", f"{version!r} (the file's name) is not a version (PEP 440, e.g. 1.1.0)")
     if str(data.get("version", version)) != version:
         return problem("version", f"{data['version']!r} does not match the file's name {version!r}")
-    base = registry.default(role).spec.model_dump()
+    if data.get("origin", "project") == "builtin":
+        return problem("origin", "a project file cannot be a built-in version; use \"project\" or \"generated\"")
+    if data.get("origin") == "generated" and data.get("approval") is None:
+        return problem("approval", "a generated version needs its approval state: pending, approved or rejected")
+    base = {**registry.default(role).spec.model_dump(), "origin": "project", "approval": None}
     try:
         spec = AgentSpec.model_validate({**base, **data, "name": role, "version": version})
     except ValidationError as exc:

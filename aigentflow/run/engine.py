@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from aigentflow.tracing.protocol import TraceSink
 
 PAUSE_ALL = "emergency.pause_all"
+DISABLE_GENERATED = "emergency.disable_generated_agents"
+"""The kill switch for generated role versions (`aigentflow admin emergency --disable-generated-agents`)."""
 NEEDS_APPROVAL = "needs_approval"
 """``AgentResult.error_kind`` of a step that stops for a human (a conflict it could not resolve, ...)."""
 TESTS_FAILED = "tests_failed"
@@ -106,7 +108,7 @@ class RunEngine:
         self._stop_flushing = threading.Event()
         run = self.store.get_run(run_id)
         self.enabled = enabled_states(run.flags)
-        self.roles = options.roles or active_roles(paths, run.config.agents)
+        self.roles = options.roles or active_roles(paths, run.config.agents, run.flags)
         self.redactor = options.redactor
         self.writer: TraceSink = SegmentWriter(paths.traces_dir, self.redactor, run.config.trace.flush_every_spans)
         self.bus = hooks.EventBus(redactor=self.redactor, on_hook_error=self._hook_failed)
@@ -416,11 +418,26 @@ class RunEngine:
         append_entries(Path(self.options.record_path), entries, model=self.options.model_spec.name)
 
 
-def active_roles(paths: ProjectPaths, choices: Any = None) -> ActiveRoles:
-    """The role versions ``choices`` (a run's recorded ``agents`` settings) name, from the project's registry."""
+def generated_policy(paths: ProjectPaths, flags: Any = None, tenant_id: str = "default") -> dict[str, bool]:
+    """How generated role versions are treated: ``evolution.requireApproval`` (default on) and the emergency
+    switch that disables them all (read from the store's controls; off when there is no store yet)."""
+    disabled = False
+    if paths.database.exists():
+        store = SQLiteRunStore(paths.database)
+        try:
+            disabled = bool(store.get_control(DISABLE_GENERATED, False, tenant_id=tenant_id))
+        finally:
+            store.close()
+    return {"require_approval": bool((flags or {}).get("evolution.requireApproval", True)),
+            "disable_generated": disabled}
+
+
+def active_roles(paths: ProjectPaths, choices: Any = None, flags: Any = None) -> ActiveRoles:
+    """The role versions ``choices`` (a run's recorded ``agents`` settings) name, from the project's registry
+    (generated versions as ``generated_policy`` allows)."""
     from aigentflow.roles.registry import project_registry
 
-    return project_registry(paths).require_valid().resolve(choices)
+    return project_registry(paths).require_valid().resolve(choices, **generated_policy(paths, flags))
 
 
 RECORD_ONLY = ("skills", "tool_calls", "git")

@@ -67,12 +67,12 @@ def preflight_agents(flags: Mapping[str, Any], roles: Any) -> None:
             )
 
 
-def preflight_roles(paths: ProjectPaths, choices: Any) -> Any:
+def preflight_roles(paths: ProjectPaths, choices: Any, flags: Any = None) -> Any:
     """The run's active role versions (``agents.<role>.version`` choices); every broken spec file, an unknown
-    role or version, is refused here, before anything is recorded."""
-    from aigentflow.roles.registry import project_registry
+    role or version, a generated version not approved, is refused here, before anything is recorded."""
+    from aigentflow.run.engine import active_roles
 
-    return project_registry(paths).require_valid().resolve(choices)
+    return active_roles(paths, choices, flags)
 
 
 def preflight_role_models(paths: ProjectPaths, settings: Any, roles: Any) -> None:
@@ -138,7 +138,7 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
-    roles = preflight_roles(paths, settings.agents)
+    roles = preflight_roles(paths, settings.agents, config.flags)
     preflight_agents(config.flags, roles)
     preflight_role_models(paths, settings, roles)
     preflight_git(paths, settings, config.flags)
@@ -204,7 +204,7 @@ def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
 
     faults.from_environment()  # a malformed AIGENTFLOW_FAULTS stops here, before Ray
     # Refuses, before Ray, a model whose key is gone since the run started, or a role version gone or broken.
-    preflight_roles(paths, run.config.agents)
+    preflight_roles(paths, run.config.agents, run.flags)
     return build_model_spec(run.config.model, paths.cassettes_dir, record=bool(run.config.model.record))
 
 

@@ -1,0 +1,1 @@
+"""Generation of new role versions (v2.0): ``aigentflow evolve``. See README.md."""

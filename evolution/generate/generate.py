@@ -1,0 +1,221 @@
+"""``evolve generate``: from a finding (or a role) to a validated candidate awaiting approval.
+
+1. Read the finding (``evolution.patterns.store``), the role's incumbent (its active version) and its
+   instructions, and cases from the role's traces (``cases.py``); everything redacted.
+2. Compile the DSPy program (``program.py``) with the optimizer on the model (``dspy.LM`` over the same
+   litellm names runs use; ``replay/<cassette>`` offline) and choose the best proposal.
+3. Validate it against the constitution (``constitution.py``): a violation rejects it, nothing is written
+   to the registry (the evidence is kept, marked rejected).
+4. Write the candidate (``candidates.py``), pending approval; audit ``evolve.generated``.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aigentflow.exceptions import AigentflowError, UsageError
+from evolution.generate import candidates, cases, constitution
+
+CASSETTES = Path(str(resources.files("evolution.generate") / "cassettes"))
+
+
+class GenerationError(AigentflowError):
+    """The model or the optimizer failed, or the proposal broke the constitution (exit 1)."""
+
+
+def load_context(paths: Any, role: str | None, pattern: str | None) -> dict[str, Any]:
+    """The finding, the incumbent, its instructions and the cases; UsageError for an unknown role/pattern."""
+    from aigentflow.config.loader import load_config
+    from aigentflow.prompts.compose import load_layers
+    from aigentflow.redact import Redactor
+    from aigentflow.roles.registry import project_registry
+    from aigentflow.tracing.reader import read_spans
+    from evolution.patterns.store import read_findings
+
+    registry = project_registry(paths).require_valid()
+    if role is not None and role not in registry.roles():
+        raise UsageError(f"there is no role {role!r}; roles are: {', '.join(registry.roles())}. Nothing was generated.")
+    finding = cases.pick_finding(read_findings(paths.root), pattern, role)
+    if role is None:
+        role = cases.finding_role(finding or {})
+        if role not in registry.roles():
+            raise UsageError(f"finding {pattern} is about {role!r}, which is not a role here; give --role.")
+    config = load_config(paths.root)
+    incumbent = registry.resolve(dict(config.settings.agents), require_approval=False).spec(role)
+    if incumbent.deterministic:
+        raise UsageError(f"{role} calls no model (its work is plain code): there are no instructions to generate.")
+    layers = load_layers(paths.prompts_dir, paths.agents_dir)
+    redactor = Redactor.from_environment()
+    instructions = "\n\n".join(layers[name].strip() for name in incumbent.role_layers)
+    finding = finding or {"id": None, "kind": "role", "title": f"improve {role} from its traces", "count": 0,
+                          "details": {"role": role}}
+    traced = cases.role_cases(read_spans(paths.traces_dir), role) if paths.traces_dir.exists() else []
+    inputs = cases.Inputs(
+        role=role, current_spec=redactor.redact_text(cases.spec_view(incumbent)),
+        current_instructions=redactor.redact_text(instructions),
+        finding=redactor.redact_text(cases.finding_view(finding)),
+        cases=redactor.redact(traced), finding_id=str(finding["id"]),
+        cue=str(finding["details"].get("step_kind") or ""))
+    return {"role": role, "finding": finding, "incumbent": incumbent, "inputs": inputs, "redactor": redactor,
+            "flags": config.flags, "model": config.settings.model.name}
+
+
+def model_lm(name: str, paths: Any) -> Any:
+    """``dspy.LM`` for ``name``; a replay name loads its cassette (the project's, a shipped one, or one of
+    ``evolution/generate/cassettes``) into the replay provider."""
+    import dspy
+
+    if not name.startswith("replay/"):
+        from aigentflow.models.preflight import check_models
+
+        check_models([name], paths.cassettes_dir)
+        return dspy.LM(name, cache=False, num_retries=0, temperature=0.0)
+    from aigentflow.models.cassette import load_cassette, resolve_cassette_path
+    from aigentflow.models.replay import replay_provider
+
+    cassette_name = name[len("replay/"):]
+    own = CASSETTES / f"{cassette_name}.json"
+    path = own if own.is_file() else resolve_cassette_path(cassette_name, paths.cassettes_dir)
+    key = replay_provider().load(cassette_name, load_cassette(path))
+    return dspy.LM(f"replay/{key}", cache=False, num_retries=0, temperature=0.0)
+
+
+def checker(incumbent: Any, role: str, version: str, redactor: Any) -> Any:
+    """proposal -> its violations (a proposal whose fields do not even make a spec is one, too)."""
+    from pydantic import ValidationError
+
+    def check(proposal: Any) -> list[constitution.Violation]:
+        try:
+            spec = candidate_spec(incumbent, role, version, proposal)
+        except (ValidationError, TypeError, ValueError) as exc:
+            return [constitution.Violation("spec", "skills/budget", f"does not make a valid spec: {exc}")]
+        return constitution.validate(spec, incumbent, str(proposal.instructions), redactor=redactor)
+
+    return check
+
+
+def candidate_spec(incumbent: Any, role: str, version: str, proposal: Any) -> Any:
+    from aigentflow.roles.spec import AgentSpec
+
+    skills = proposal.skills if isinstance(proposal.skills, list | tuple) else None
+    return AgentSpec.model_validate({
+        **incumbent.model_dump(), "version": version, "origin": "generated", "approval": "pending",
+        "prompt_layers": (f"agents/{role}/{version}.md",), "skills": skills, "budget": proposal.budget,
+        "description": incumbent.description})
+
+
+def spec_file_data(spec: Any, incumbent: Any) -> dict[str, Any]:
+    """What the candidate's spec file holds: the fields that differ from the incumbent, and its marks."""
+    data, base = spec.model_dump(mode="json"), incumbent.model_dump(mode="json")
+    keep = {"name", "version", "origin", "approval", "prompt_layers"}
+    return {k: v for k, v in data.items() if k in keep or v != base.get(k)}
+
+
+def run_optimizer(inputs: Any, lm: Any, check: Any, optimizer: str) -> Any:
+    from evolution.generate import program
+
+    try:
+        return program.optimise(inputs, lm, check, optimizer)
+    except AigentflowError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the model or the optimizer ends the generation
+        from aigentflow.models.cassette import MISS_MARKER
+
+        text = " ".join(str(exc).split())[:900]
+        if MISS_MARKER in text:
+            raise GenerationError(f"the replay model has no recording for a prompt of the generation: {text}. "
+                                  "Record the cassette again (`python -m evolution.generate.record`) or use a "
+                                  "real model (--model provider/name). Nothing was generated.") from None
+        if type(exc).__name__ == "AdapterParseError":
+            raise GenerationError(f"the model's reply did not parse as a proposal: {text}. Nothing was generated.") \
+                from None
+        raise GenerationError(f"the optimizer failed: {type(exc).__name__}: {text}. Nothing was generated.") from None
+
+
+def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: str = "bootstrap",
+             model: str | None = None, lm: Any = None) -> dict[str, Any]:
+    """Generate one candidate; returns its evidence. ``lm``: a DSPy LM to use instead of ``model``."""
+    from evolution.patterns.store import now_iso
+
+    started = time.monotonic()
+    context = load_context(paths, role, pattern)
+    role, incumbent, inputs, flags = context["role"], context["incumbent"], context["inputs"], context["flags"]
+    if not flags.get("evolution.agentGeneration", False):
+        raise UsageError("agent generation is off (evolution.agentGeneration); turn it on with "
+                         "`aigentflow config set flags.evolution.agentGeneration true` or the v2 preset.")
+    limit = int(flags.get("evolution.maxGeneratedAgents", 5))
+    if len(living := candidates.alive(paths)) >= limit:
+        raise UsageError(f"{len(living)} generated versions are alive (pending or approved), the limit of "
+                         f"evolution.maxGeneratedAgents ({limit}): reject one first (`aigentflow evolve list`).")
+    version = candidates.next_version(paths, role, incumbent.version)
+    key = f"{role}@{version}"
+    check = checker(incumbent, role, version, context["redactor"])
+    model_name = model or context["model"]
+    if lm is None:
+        lm = model_lm(model_name, paths)
+    outcome = run_optimizer(inputs, lm, check, optimizer)
+    chosen = outcome.chosen
+    evidence: dict[str, Any] = {
+        "id": key, "role": role, "version": version, "incumbent": incumbent.key, "created_at": now_iso(),
+        "finding": context["finding"], "cases": inputs.cases, "optimizer": optimizer, "model": model_name,
+        "model_calls": outcome.model_calls, "candidates": outcome.candidates, "chosen": chosen,
+        "program_state": outcome.program_state, "seconds": None, "decisions": []}
+    violations = check(_proposal(chosen))
+    evidence["validation"] = {"passed": not violations, "violations": [v.as_dict() for v in violations]}
+    evidence = context["redactor"].redact(evidence)
+    if violations:
+        evidence["status"] = "rejected by the constitution"
+        evidence["seconds"] = round(time.monotonic() - started, 2)
+        from aigentflow.models.cassette import write_json_atomic
+
+        write_json_atomic(candidates.evidence_dir(paths) / "rejected" / f"{key}.json", evidence)
+        listed = "\n  ".join(str(v) for v in violations)
+        raise GenerationError(f"the proposal for {key} breaks the constitution and was rejected:\n  {listed}\n"
+                              f"Evidence: {candidates.evidence_dir(paths) / 'rejected' / f'{key}.json'}")
+    spec = candidate_spec(incumbent, role, version, _proposal(chosen))
+    evidence["status"] = "awaiting approval"
+    evidence["seconds"] = round(time.monotonic() - started, 2)
+    candidates.write_candidate(paths, role, version, spec_file_data(spec, incumbent), chosen["instructions"], evidence)
+    audit(paths, "evolve.generated", {"id": key, "finding": context["finding"]["id"], "score": chosen["score"],
+                                      "model_calls": outcome.model_calls})
+    return evidence
+
+
+def _proposal(candidate: dict[str, Any]) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{k: candidate[k] for k in ("instructions", "skills", "budget", "summary")})
+
+
+
+def audit(paths: Any, event: str, data: dict[str, Any]) -> None:
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    store = SQLiteRunStore(paths.database)
+    try:
+        store.append_audit(event, None, data)
+    finally:
+        store.close()
+
+
+def revalidate(paths: Any, key: str) -> list[str]:
+    """Why the candidate's files (perhaps edited by hand) are not valid now: the registry's problems with
+    its spec file, and the constitution's violations against its incumbent. Empty when it is valid."""
+    from aigentflow.prompts.compose import load_layers
+    from aigentflow.redact import Redactor
+    from aigentflow.roles.registry import project_registry
+
+    role, version = candidates.split_key(key)
+    registry = project_registry(paths)
+    spec_path = paths.agents_dir / role / f"{version}.json"
+    mine = [str(p) for p in registry.problems if p.where == str(spec_path)]
+    if mine:
+        return mine
+    spec = registry.get(role, version).spec
+    layers = load_layers(paths.prompts_dir, paths.agents_dir)
+    instructions = "\n\n".join(layers.get(name, "") for name in spec.role_layers)
+    return [str(v) for v in constitution.validate(spec, registry.default(role).spec, instructions,
+                                                  redactor=Redactor.from_environment())]

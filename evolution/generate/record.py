@@ -1,0 +1,117 @@
+"""Record the cassette ``evolve generate`` replays offline on the demo project's traces.
+
+    python -m evolution.generate.record
+
+A RECORDING TOOL, not a model: it runs `aigentflow demo` in a temporary directory, mines its patterns, and
+runs the real generation (the DSPy program, BootstrapFewShot, the same prompts) against a scripted
+proposer registered as the litellm provider ``evolve-script``. The script writes, for each prompt, the
+incumbent's instructions plus a section aimed at the finding and the case(s) in the prompt; it is plain
+code, so the answers are the same on every recording. Each prompt's hash and answer go into
+``evolution/generate/cassettes/evolve-demo.json`` (role ``evolve``, step ``propose``), which
+``--model replay/evolve-demo`` answers from. Run it again whenever a prompt of the program changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SECTION = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\[\[ ## |\Z)", re.DOTALL)
+PROVIDER = "evolve-script"
+CLI = str(Path(sys.executable).parent / "aigentflow")
+TARGET = Path(__file__).resolve().parent / "cassettes" / "evolve-demo.json"
+
+
+def sections(text: str) -> dict[str, str]:
+    return {name: body.strip() for name, body in SECTION.findall(text)}
+
+
+def scripted_answer(messages: list[dict[str, Any]]) -> str:
+    """The scripted proposal for one prompt (ChatAdapter's output format)."""
+    fields = sections(str(messages[-1]["content"]))
+    finding = json.loads(fields["finding"])
+    details = finding.get("details", {})
+    cases = [json.loads(line) for line in fields["cases"].splitlines() if line.startswith("{")]
+    failed = [c for c in cases if c["outcome"] == "failed"]
+    lessons = []
+    if failed:
+        kind = details.get("step_kind") or "test"
+        lessons.append(f"- The project's {kind} command failed after this role's work "
+                       f"{finding.get('count', len(failed))} time(s) ({finding['title']}). Before you return your "
+                       f"edits, trace each {kind} written for the task through your change and fix what would fail; "
+                       "when a test cannot pass as written, say why in your notes instead of changing it.")
+        steps = ", ".join(sorted({c["step"] for c in failed}))
+        lessons.append(f"- Steps that failed before: {steps}. Read their acceptance criteria first.")
+    else:
+        lessons.append("- The work in these steps was accepted: keep edits small and in the project's style.")
+    instructions = fields["current_instructions"] + "\n\n## Lessons from past runs\n\n" + "\n".join(lessons)
+    return (f"[[ ## new_instructions ## ]]\n{instructions}\n\n[[ ## skills ## ]]\n[\"python-testing\"]\n\n"
+            f"[[ ## budget ## ]]\n6\n\n[[ ## summary ## ]]\nAdds lessons from {len(cases)} traced call(s)"
+            f"{' with failures' if failed else ''} to the role's instructions and gives it the python-testing "
+            "skill.\n\n[[ ## completed ## ]]")
+
+
+def register(entries: list[dict[str, Any]]) -> None:
+    """Register the scripted proposer with litellm; every answer is appended to ``entries``."""
+    import litellm
+    from litellm import CustomLLM
+    from litellm.utils import custom_llm_setup
+
+    from aigentflow.models.spec import prompt_hash
+
+    class ScriptedProposer(CustomLLM):
+        def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,  # type: ignore[override]
+                       model_response: Any, *args: Any, **kwargs: Any) -> Any:
+            response = model_response
+            text = scripted_answer(messages)
+            entries.append({"role": "evolve", "step": "propose", "attempt": len(entries) + 1,
+                            "prompt_hash": prompt_hash(messages), "response": text,
+                            "usage": {"input_tokens": sum(len(str(m.get("content", ""))) // 4 for m in messages),
+                                      "output_tokens": len(text) // 4}})
+            response.choices[0].message.content = text
+            response.model = f"{PROVIDER}/{model}"
+            return response
+
+    others = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != PROVIDER]
+    litellm.custom_provider_map = [*others, {"provider": PROVIDER, "custom_handler": ScriptedProposer()}]
+    custom_llm_setup()
+
+
+def record(target: Path = TARGET, demo: Path | None = None) -> dict[str, Any]:
+    """Record into ``target``; ``demo``: an existing copy of a finished `aigentflow demo` (else one is made)."""
+    import dspy
+
+    from aigentflow.project.paths import ProjectPaths
+    from evolution.generate.generate import generate
+    from evolution.patterns.miner import mine
+
+    with tempfile.TemporaryDirectory() as scratch:
+        project = Path(scratch) / "demo"
+        if demo is not None:
+            shutil.copytree(demo, project, symlinks=True)
+        else:
+            subprocess.run([CLI, "demo", "--dir", str(project)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([CLI, "config", "set",
+                        "flags.evolution.agentGeneration", "true"], check=True, cwd=project, stdout=subprocess.DEVNULL)
+        mine(project, None)
+        entries: list[dict[str, Any]] = []
+        register(entries)
+        evidence = generate(ProjectPaths(project), role="backend_developer", pattern=None,
+                            lm=dspy.LM(f"{PROVIDER}/proposer", cache=False, num_retries=0, temperature=0.0))
+    cassette = {"version": 1, "model": f"{PROVIDER}/proposer",
+                "description": "evolve generate on the demo project's traces (backend_developer), recorded by "
+                               "python -m evolution.generate.record from a scripted proposer (not a model).",
+                "entries": entries}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(cassette, indent=2, ensure_ascii=False) + "\n")
+    return {"entries": len(entries), "chosen": evidence["chosen"]["source"], "score": evidence["chosen"]["score"]}
+
+
+if __name__ == "__main__":
+    print(record(demo=Path(sys.argv[1]) if len(sys.argv) > 1 else None))
