@@ -111,6 +111,7 @@ def test_agents_list_show_and_validate(sample_repo: Path) -> None:
     assert len({role for role, _ in rows}) == 12
     assert rows[("analyst", "1.0.0")]["active"] and not rows[("analyst", "1.1.0")]["active"]
     assert rows[("analyst", "1.1.0")]["source"] == ".aigentflow/agents/analyst/1.1.0.toml"
+    assert rows[("analyst", "1.0.0")]["origin"] == "builtin" and rows[("analyst", "1.1.0")]["origin"] == "project"
     assert rows[("tester", "1.0.0")]["steps"] == ["test"] and rows[("tester", "1.0.0")]["helps"] == ["build"]
 
     picked = aigentflow("config", "set", "agents.analyst.version", "1.1.0", cwd=sample_repo)
@@ -118,6 +119,7 @@ def test_agents_list_show_and_validate(sample_repo: Path) -> None:
     text = aigentflow("agents", "list", cwd=sample_repo)
     line = next(line for line in text.stdout.splitlines() if "1.1.0" in line)
     assert line.split()[:3] == ["analyst", "1.1.0", "*"] and line.endswith(".aigentflow/agents/analyst/1.1.0.toml")
+    assert "project" in line.split()
 
     shown = aigentflow("agents", "show", "analyst", "--json", cwd=sample_repo)
     document = json.loads(shown.stdout)
