@@ -73,9 +73,10 @@ def run(
         print_json(summary)
         return
     rate = summary["matches_per_minute"]
+    resumed = f", resumed after {summary['resumed_from']}" if summary["resumed_from"] else ""
+    speed = f", {rate:.0f}/min" if rate else ""
     echo(f"tournament {summary['tournament']}: {summary['recorded']}/{summary['planned']} matches recorded "
-         f"({summary['played_now']} now" + (f", resumed after {summary['resumed_from']}" if summary["resumed_from"]
-                                            else "") + (f", {rate:.0f}/min" if rate else "") + f"), {summary['status']}")
+         f"({summary['played_now']} now{resumed}{speed}), {summary['status']}")
     for problem in summary["unavailable"]:
         echo(f"not graded (run again to retry): {problem}")
     _print_leaderboard(summary["leaderboard"], f"leaderboard: {role}")
