@@ -119,3 +119,46 @@ def list_tasks(
         return
     echo(table(("id", "role", "language", "title", "source"), [tuple(r.values()) for r in rows],
                title=f"{len(rows)} benchmark tasks"))
+
+
+@app.command()
+@reports_errors
+def promote(
+    role: Annotated[str, typer.Argument(help="The role.")],
+    version: Annotated[str, typer.Argument(help="The candidate version.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Promote VERSION of ROLE if it meets the criteria against the version runs use now (at least
+    evolution.minTournamentMatches matches, sigma low enough, P(better) >= 0.95); exit 1 if it stays a
+    candidate. With evolution.requireApproval the promotion then awaits `tournament approve`."""
+    from aigentflow.cli.plain import echo
+    from aigentflow.project.paths import locate_project
+    from evolution.tournament.promotion import decide
+
+    decision = decide(locate_project(), role, version)
+    if json_out:
+        print_json(decision)
+    else:
+        echo(f"{role} {version} vs {decision['incumbent']}: P(better) = {decision['p_better']:.3f}: "
+             f"{decision['status']}")
+        for reason in decision["reasons"]:
+            echo(f"  - {reason}")
+        if decision["status"] == "awaiting_approval":
+            echo(f"approve it with `aigentflow tournament approve {role} {version}`")
+    if decision["status"] == "candidate":
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
+def approve(
+    role: Annotated[str, typer.Argument(help="The role.")],
+    version: Annotated[str, typer.Argument(help="The promoted version awaiting approval.")],
+) -> None:
+    """Approve a promotion that awaits it (evolution.requireApproval)."""
+    from aigentflow.cli.plain import echo
+    from aigentflow.project.paths import locate_project
+    from evolution.tournament.promotion import approve as approve_promotion
+
+    approve_promotion(locate_project(), role, version)
+    echo(f"{role} {version}: promotion approved")
