@@ -17,7 +17,8 @@ from evolution.tournament import store
 from evolution.tournament.rating import Skill, p_better
 
 MIN_MATCHES = 12
-MAX_SIGMA = 2.5
+MAX_SIGMA = 5.0
+"""Most uncertainty a promoted version may have left (a new one starts at 25/3 = 8.33)."""
 CONFIDENCE = 0.95
 
 _SCHEMA = """

@@ -45,9 +45,9 @@ def update(a: Skill, b: Skill, outcome: str) -> tuple[Skill, Skill]:
         raise ValueError(f"outcome {outcome!r}: one of {OUTCOMES}")
     ra, rb = ENV.create_rating(a.mu, a.sigma), ENV.create_rating(b.mu, b.sigma)
     if outcome == "b":
-        new_b, new_a = ENV.rate_1vs1(rb, ra)
+        new_b, new_a = trueskill.rate_1vs1(rb, ra, env=ENV)
     else:
-        new_a, new_b = ENV.rate_1vs1(ra, rb, drawn=outcome == "draw")
+        new_a, new_b = trueskill.rate_1vs1(ra, rb, drawn=outcome == "draw", env=ENV)
     return Skill(new_a.mu, new_a.sigma), Skill(new_b.mu, new_b.sigma)
 
 
@@ -69,4 +69,4 @@ def win_probability(a: Skill, b: Skill) -> float:
 
 def match_quality(a: Skill, b: Skill) -> float:
     """TrueSkill's draw-probability measure of how even a pairing is (1 = perfectly even)."""
-    return ENV.quality_1vs1(ENV.create_rating(a.mu, a.sigma), ENV.create_rating(b.mu, b.sigma))
+    return trueskill.quality_1vs1(ENV.create_rating(a.mu, a.sigma), ENV.create_rating(b.mu, b.sigma), env=ENV)
