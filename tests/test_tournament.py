@@ -172,3 +172,11 @@ def test_promotion_needs_matches_confidence_and_approval(tmp_path: Path, sample_
     assert approve(paths, ROLE, "1.2.0")["status"] == "approved"
     refused = aigentflow("tournament", "approve", ROLE, "1.1.0", cwd=sample_repo)
     assert refused.returncode == 2 and "no promotion awaiting approval" in refused.stderr
+
+
+def test_simulated_variants_are_ranked_and_only_the_better_promoted() -> None:
+    from evolution.tournament.simulate import simulate
+
+    result = simulate(trials=40, seed=3)
+    assert result["kendall_tau_mean"]["36"] >= 0.9
+    assert result["best_promoted_rate"] >= 0.95 and result["worse_promoted_rate"] == 0.0
