@@ -164,7 +164,7 @@ def test_promotion_needs_matches_confidence_and_approval(tmp_path: Path, sample_
         store.record_match(sample_repo, {"key": f"t-p/{number}", "tournament_id": "t-p", "number": number,
                                          "role": ROLE, "task_id": "py-get", "version_a": "1.2.0",
                                          "version_b": "1.0.0", "score_a": 1.0, "score_b": 0.5, "outcome": "a"})
-    aigentflow("config", "set", "flags.preset", "v2", cwd=sample_repo)
+    aigentflow("config", "set", "flags.evolution.requireApproval", "true", cwd=sample_repo)
     done = aigentflow("tournament", "promote", ROLE, "1.2.0", cwd=sample_repo)
     assert done.returncode == 0 and "awaiting_approval" in done.stdout, done.stdout + done.stderr
     with pytest.raises(UsageError, match="has no rating yet"):
