@@ -7,7 +7,11 @@
    often the best is promoted (goal >= 95%) and a worse one (goal < 1%).
 2. Rating update cost: ``rating.update`` alone, and ``store.record_match`` (the SQLite transaction that
    stores a match with its two updates).
-3. Matches per minute with the replay model: a real ``run_tournament`` of ``--matches`` matches of
+3. Canary: a candidate whose runs succeed half the time (the incumbent's 95%) at 10%, routed by the real
+   sticky bucket and judged by the real stage analysis after every run: runs (all, and the candidate's)
+   until it is rolled back (goal: within 20), and how often an equally good one is rolled back wrongly
+   within 60 runs.
+4. Matches per minute with the replay model: a real ``run_tournament`` of ``--matches`` matches of
    backend_developer 1.0.0 vs 1.2.0 on the shipped suite (agents, sandboxed hidden tests, Ray tasks) on
    a fresh project, on its own local Ray (or ``--address``); goal >= 60/min on 2 cores.
 
@@ -76,10 +80,11 @@ def main() -> None:
     parser.add_argument("--address", default=None)
     args = parser.parse_args()
 
-    from evolution.tournament.simulate import simulate
+    from evolution.tournament.simulate import simulate, simulate_canary
 
     started = time.perf_counter()
-    result: dict[str, object] = {"benchmark": "evolution_sim", **simulate(trials=args.trials)}
+    result: dict[str, object] = {"benchmark": "evolution_sim", **simulate(trials=args.trials),
+                                 **simulate_canary(trials=args.trials)}
     result["simulation_s"] = time.perf_counter() - started
     result.update(rating_cost())
     if args.matches:
@@ -89,6 +94,8 @@ def main() -> None:
         "kendall_tau_36": taus["36"] >= 0.9,  # type: ignore[index]
         "best_promoted": result["best_promoted_rate"] >= 0.95,  # type: ignore[operator]
         "worse_promoted": result["worse_promoted_rate"] < 0.01,  # type: ignore[operator]
+        "canary_rollback_within_20_candidate_runs_p90":
+            (result["canary_rollback_candidate_runs_p90"] or 99) <= 20,  # type: ignore[operator]
         **({"matches_per_minute": (result["matches_per_minute"] or 0) >= 60} if args.matches else {}),  # type: ignore[operator]
     }
     print(json.dumps(result, sort_keys=True))

@@ -5,14 +5,16 @@ it, ``aigentflow.roles.canary``). Each stage is held until its checks pass again
 the runs created since the stage began: the candidate has at least ``MIN_RUNS`` finished runs, its
 success rate is no more than ``SUCCESS_TOLERANCE`` below the incumbent's, its mean cost at most
 ``COST_RATIO`` times and its mean duration at most ``LATENCY_RATIO`` times the incumbent's (Flagger-style
-analysis). With enough runs and a failing check the stage is a regression: the canary is rolled back at
-once (status ``rolled_back``, routing back to the incumbent) and an incident is recorded. At 100% the
-candidate becomes the project's ``agents.<role>.version``.
+analysis). A regression (a success rate significantly below that, or cost or latency over after MIN_RUNS
+runs; see ``analyse``) rolls the canary back at once (status ``rolled_back``, routing back to the
+incumbent) and an incident is recorded. At 100% the candidate becomes the project's
+``agents.<role>.version``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +28,8 @@ from evolution.tournament.store import now_iso
 STAGES = (10, 25, 50, 100)
 MIN_RUNS = 3
 SUCCESS_TOLERANCE = 0.10
+ALPHA = 0.05
+"""How unlikely the candidate's successes must be, were it only the tolerance worse, to call a regression."""
 COST_RATIO = 1.5
 LATENCY_RATIO = 1.5
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
@@ -94,29 +98,40 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "seconds": sum(times) / len(times) if times else None}
 
 
+def _binomial_cdf(successes: int, runs: int, rate: float) -> float:
+    return sum(math.comb(runs, k) * rate ** k * (1 - rate) ** (runs - k) for k in range(successes + 1))
+
+
 def analyse(candidate: list[dict[str, Any]], incumbent: list[dict[str, Any]]) -> dict[str, Any]:
-    """The stage's checks: ``verdict`` is ``pass``, ``hold`` (too few candidate runs) or ``fail``."""
+    """The stage's checks: ``verdict`` is ``pass`` (at least MIN_RUNS candidate runs and every check
+    met), ``fail`` (a regression: a success rate significantly below the incumbent's less the tolerance,
+    one-sided binomial test at ``ALPHA``, or cost or latency over their ratio after MIN_RUNS runs), else
+    ``hold`` (more runs needed)."""
     mine, theirs = _summary(candidate), _summary(incumbent)
+
     def within(name: str, ratio: float) -> bool:
         return mine[name] is not None and mine[name] <= theirs[name] * ratio
 
-    rate = mine["success_rate"]
-    checks = []
-    if theirs["runs"]:
-        checks.append(("success rate", rate is not None and rate >= theirs["success_rate"] - SUCCESS_TOLERANCE))
-        if theirs["cost_usd"]:
-            checks.append(("cost", within("cost_usd", COST_RATIO)))
-        if theirs["seconds"]:
-            checks.append(("latency", within("seconds", LATENCY_RATIO)))
-    else:
-        checks.append(("success rate", rate is not None and rate >= 1 - SUCCESS_TOLERANCE))
+    done = mine["runs"] >= MIN_RUNS
+    # The incumbent's rate smoothed (Laplace), so that a handful of its runs is not taken as certainty.
+    baseline = (sum(r["ok"] for r in incumbent) + 1) / (len(incumbent) + 2) if incumbent else 1.0
+    floor = max(baseline - SUCCESS_TOLERANCE, 0.0)
+    successes = sum(r["ok"] for r in candidate)
+    p_value = _binomial_cdf(successes, len(candidate), floor) if candidate else 1.0
+    checks = [("success rate", mine["success_rate"] is not None and mine["success_rate"] >= floor)]
+    regressions = ["success rate"] if p_value < ALPHA else []
+    if theirs["cost_usd"]:
+        checks.append(("cost", within("cost_usd", COST_RATIO)))
+    if theirs["seconds"]:
+        checks.append(("latency", within("seconds", LATENCY_RATIO)))
     failed = [name for name, ok in checks if not ok]
-    if mine["runs"] < MIN_RUNS:
-        verdict = "hold"
+    regressions += [name for name in failed if name != "success rate" and done]
+    if regressions:
+        verdict = "fail"
     else:
-        verdict = "fail" if failed else "pass"
-    return {"verdict": verdict, "failed_checks": failed, "candidate": mine, "incumbent": theirs,
-            "needs_runs": max(0, MIN_RUNS - mine["runs"])}
+        verdict = "pass" if done and not failed else "hold"
+    return {"verdict": verdict, "failed_checks": regressions or failed, "candidate": mine, "incumbent": theirs,
+            "success_floor": floor, "p_value": p_value, "needs_runs": max(0, MIN_RUNS - mine["runs"])}
 
 
 def status(paths: Any, role: str) -> dict[str, Any]:

@@ -84,3 +84,42 @@ def simulate(trials: int = 200, per_variant: int = 36, skills: tuple[float, ...]
         "promoted_rate_by_skill": {str(s): sum(s in r.promoted for r in runs) / trials for s in skills
                                    if s != INCUMBENT},
     }
+
+
+def canary_trial(rng: random.Random, candidate_success: float, incumbent_success: float = 0.95,
+                 percent: int = 10, most: int = 400) -> tuple[int, int] | None:
+    """Runs (all of them, candidate's and incumbent's) until the real stage analysis
+    (``evolution.rollout.canary.analyse``, evaluated after every run) rolls the canary back; None if it
+    never does within ``most`` runs; (all runs, the candidate's runs). Runs are routed by the real sticky
+    bucket of a random run id."""
+    from aigentflow.roles.canary import bucket
+    from evolution.rollout.canary import analyse
+
+    runs: dict[str, list[dict[str, object]]] = {"candidate": [], "incumbent": []}
+    for number in range(1, most + 1):
+        side = "candidate" if bucket(f"{rng.getrandbits(64):016x}") < percent else "incumbent"
+        rate = candidate_success if side == "candidate" else incumbent_success
+        runs[side].append({"ok": rng.random() < rate, "cost_usd": 0.0, "seconds": None})
+        if analyse(runs["candidate"], runs["incumbent"])["verdict"] == "fail":  # type: ignore[arg-type]
+            return number, len(runs["candidate"])
+    return None
+
+
+def simulate_canary(trials: int = 200, seed: int = 11, regressed: float = 0.5, percent: int = 10,
+                    runs_before_pass: int = 60) -> dict[str, object]:
+    """How soon a regressed candidate is rolled back at ``percent``, and how often one as good as the
+    incumbent is rolled back (wrongly) within ``runs_before_pass`` runs."""
+    rng = random.Random(seed)
+    caught = [canary_trial(rng, regressed, percent=percent) for _ in range(trials)]
+    wrongly = [canary_trial(rng, 0.95, percent=percent, most=runs_before_pass) for _ in range(trials)]
+    found = sorted(n[0] for n in caught if n is not None)
+    theirs = sorted(n[1] for n in caught if n is not None)
+    return {
+        "canary_percent": percent, "canary_regressed_success": regressed,
+        "canary_rollback_runs_median": found[len(found) // 2] if found else None,
+        "canary_rollback_runs_p90": found[int(len(found) * 0.9)] if found else None,
+        "canary_rollback_candidate_runs_median": theirs[len(theirs) // 2] if theirs else None,
+        "canary_rollback_candidate_runs_p90": theirs[int(len(theirs) * 0.9)] if theirs else None,
+        "canary_rolled_back_rate": len(found) / trials,
+        "canary_false_rollback_rate": sum(n is not None for n in wrongly) / trials,
+    }
