@@ -26,6 +26,7 @@ from aigentflow.run.statemachine import (
     is_terminal,
 )
 from aigentflow.store.records import RunRecord
+from aigentflow.store.rows import new_run_id
 from aigentflow.store.sqlite import SQLiteRunStore, StaleRun
 
 if TYPE_CHECKING:
@@ -161,17 +162,35 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
         settings = plan.settings.model_dump(mode="json")
         # A cassette marked lenient makes the run lenient: recorded, so every later output can say so.
         settings["model"]["replay_lenient"] = bool(plan.spec.lenient)
+        run_id = new_run_id()
+        canary: dict[str, str] = {}
         if plan.roles is not None:  # every role's version, so that a resume uses the same ones
             settings["agents"] = plan.roles.versions()
+            canary = _canary_picks(paths, run_id, settings["agents"])
+            settings["agents"].update({role: {"version": version} for role, version in canary.items()})
         run = store.create_run(
             project_id=project["id"], request=plan.request, model=plan.spec.name,
-            settings=settings, flags=plan.flags, tenant_id=plan.settings.run.tenant,
+            settings=settings, flags=plan.flags, tenant_id=plan.settings.run.tenant, run_id=run_id,
         )
-        store.append_audit("run.created", run.id, {"model": plan.spec.name, "request_chars": len(plan.request)},
+        store.append_audit("run.created", run.id, {"model": plan.spec.name, "request_chars": len(plan.request),
+                                                   **({"canary": canary} if canary else {})},
                            tenant_id=run.tenant_id)
     finally:
         store.close()
     return run
+
+
+def _canary_picks(paths: ProjectPaths, run_id: str, versions: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The candidate versions this run gets from active canaries (``aigentflow.roles.canary``)."""
+    from aigentflow.roles.canary import active_canaries, canary_picks
+
+    if not active_canaries(paths.state_dir):
+        return {}
+    from aigentflow.roles.registry import project_registry
+
+    registry = project_registry(paths)
+    known = {role: {e.spec.version for e in registry.versions(role)} for role in registry.roles()}
+    return canary_picks(paths.state_dir, run_id, versions, known)
 
 
 def create_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,

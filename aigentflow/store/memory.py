@@ -106,11 +106,13 @@ class InMemoryRunStore:
     # -- runs -------------------------------------------------------------------------------------
 
     def create_run(self, *, project_id: str, request: str, model: str, settings: dict[str, Any],
-                   flags: dict[str, Any], tenant_id: str = "default") -> RunRecord:
+                   flags: dict[str, Any], tenant_id: str = "default", run_id: str | None = None) -> RunRecord:
+        chosen_id = run_id
+
         def write(t: _Tables) -> RunRecord:
             if t.project is None or t.project["id"] != project_id:
                 raise StoreError(f"no project {project_id!r}: FOREIGN KEY constraint failed")
-            run_id, stamp = new_run_id(), now_iso()
+            run_id, stamp = chosen_id or new_run_id(), now_iso()
             if run_id in t.runs:
                 raise StoreError(f"UNIQUE constraint failed: runs.id ({run_id})")
             t.runs[run_id] = {

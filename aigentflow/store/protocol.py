@@ -61,9 +61,10 @@ class RunStore(Protocol):
     # -- runs -------------------------------------------------------------------------------------
 
     def create_run(self, *, project_id: str, request: str, model: str, settings: dict[str, Any],
-                   flags: dict[str, Any], tenant_id: str = "default") -> RunRecord:
+                   flags: dict[str, Any], tenant_id: str = "default", run_id: str | None = None) -> RunRecord:
         """A new run in CREATED at version 0, its log starting with one CREATE entry (from None).
-        Ids are ``YYMMDD-HHMMSS-xxxx`` (UTC), so they sort by creation time."""
+        Ids are ``YYMMDD-HHMMSS-xxxx`` (UTC), so they sort by creation time; ``run_id``: one made
+        beforehand with ``new_run_id`` (the canary routing needs it before the settings are recorded)."""
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run with exactly this id; ``UnknownRun`` if none."""

@@ -185,8 +185,9 @@ class SQLiteRunStore:
         settings: dict[str, Any],
         flags: dict[str, Any],
         tenant_id: str = "default",
+        run_id: str | None = None,
     ) -> RunRecord:
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         stamp = now_iso()
         with self._write() as conn:
             conn.execute(

@@ -1,0 +1,247 @@
+"""Canary rollout of a promoted role version: 10% -> 25% -> 50% -> 100% of new runs.
+
+The state is ``.aigentflow/canary/<role>.json`` (plain data; aigentflow's run creation routes runs by
+it, ``aigentflow.roles.canary``). Each stage is held until its checks pass against the incumbent on
+the runs created since the stage began: the candidate has at least ``MIN_RUNS`` finished runs, its
+success rate is no more than ``SUCCESS_TOLERANCE`` below the incumbent's, its mean cost at most
+``COST_RATIO`` times and its mean duration at most ``LATENCY_RATIO`` times the incumbent's (Flagger-style
+analysis). A regression (a success rate significantly below that, or cost or latency over after MIN_RUNS
+runs; see ``analyse``) rolls the canary back at once (status ``rolled_back``, routing back to the
+incumbent) and an incident is recorded. At 100% the candidate becomes the project's
+``agents.<role>.version``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aigentflow.exceptions import UsageError
+from aigentflow.models.cassette import write_json_atomic
+from evolution.tournament import store as evolution_store
+from evolution.tournament.store import now_iso
+
+STAGES = (10, 25, 50, 100)
+MIN_RUNS = 3
+SUCCESS_TOLERANCE = 0.10
+ALPHA = 0.05
+"""How unlikely the candidate's successes must be, were it only the tolerance worse, to call a regression."""
+COST_RATIO = 1.5
+LATENCY_RATIO = 1.5
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
+
+_INCIDENTS = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    role TEXT NOT NULL,
+    candidate TEXT NOT NULL,
+    incumbent TEXT NOT NULL,
+    percent INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    evidence_json TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+
+def canary_file(paths: Any, role: str) -> Path:
+    return Path(paths.state_dir) / "canary" / f"{role}.json"
+
+
+def read_canary(paths: Any, role: str) -> dict[str, Any] | None:
+    path = canary_file(paths, role)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _write(paths: Any, canary: dict[str, Any]) -> None:
+    write_json_atomic(canary_file(paths, canary["role"]), canary)
+
+
+def _seconds(start: str, end: str | None) -> float | None:
+    if not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def stage_runs(paths: Any, canary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The finished runs created since the stage began, by which version of the role they used."""
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    store = SQLiteRunStore(paths.database)
+    try:
+        runs = [r for r in store.list_runs(limit=10_000) if r.created_at >= canary["stage_started_at"]
+                and r.state in FINISHED]
+        out: dict[str, list[dict[str, Any]]] = {"candidate": [], "incumbent": []}
+        for run in runs:
+            version = ((run.settings.get("agents") or {}).get(canary["role"]) or {}).get("version")
+            side = "candidate" if version == canary["candidate"] else "incumbent" if version == canary["incumbent"] \
+                else None
+            if side:
+                cost = sum(step.cost_usd for step in store.steps(run.id))
+                out[side].append({"run": run.id, "ok": run.state == "COMPLETED", "cost_usd": cost,
+                                  "seconds": _seconds(run.created_at, run.finished_at)})
+        return out
+    finally:
+        store.close()
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    if not runs:
+        return {"runs": 0, "success_rate": None, "cost_usd": None, "seconds": None}
+    times = [r["seconds"] for r in runs if r["seconds"] is not None]
+    return {"runs": len(runs), "success_rate": sum(r["ok"] for r in runs) / len(runs),
+            "cost_usd": sum(r["cost_usd"] for r in runs) / len(runs),
+            "seconds": sum(times) / len(times) if times else None}
+
+
+def _binomial_cdf(successes: int, runs: int, rate: float) -> float:
+    return sum(math.comb(runs, k) * rate ** k * (1 - rate) ** (runs - k) for k in range(successes + 1))
+
+
+def analyse(candidate: list[dict[str, Any]], incumbent: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stage's checks: ``verdict`` is ``pass`` (at least MIN_RUNS candidate runs and every check
+    met), ``fail`` (a regression: a success rate significantly below the incumbent's less the tolerance,
+    one-sided binomial test at ``ALPHA``, or cost or latency over their ratio after MIN_RUNS runs), else
+    ``hold`` (more runs needed)."""
+    mine, theirs = _summary(candidate), _summary(incumbent)
+
+    def within(name: str, ratio: float) -> bool:
+        return mine[name] is not None and mine[name] <= theirs[name] * ratio
+
+    done = mine["runs"] >= MIN_RUNS
+    # The incumbent's rate smoothed (Laplace), so that a handful of its runs is not taken as certainty.
+    baseline = (sum(r["ok"] for r in incumbent) + 1) / (len(incumbent) + 2) if incumbent else 1.0
+    floor = max(baseline - SUCCESS_TOLERANCE, 0.0)
+    successes = sum(r["ok"] for r in candidate)
+    p_value = _binomial_cdf(successes, len(candidate), floor) if candidate else 1.0
+    checks = [("success rate", mine["success_rate"] is not None and mine["success_rate"] >= floor)]
+    regressions = ["success rate"] if p_value < ALPHA else []
+    if theirs["cost_usd"]:
+        checks.append(("cost", within("cost_usd", COST_RATIO)))
+    if theirs["seconds"]:
+        checks.append(("latency", within("seconds", LATENCY_RATIO)))
+    failed = [name for name, ok in checks if not ok]
+    regressions += [name for name in failed if name != "success rate" and done]
+    if regressions:
+        verdict = "fail"
+    else:
+        verdict = "pass" if done and not failed else "hold"
+    return {"verdict": verdict, "failed_checks": regressions or failed, "candidate": mine, "incumbent": theirs,
+            "success_floor": floor, "p_value": p_value, "needs_runs": max(0, MIN_RUNS - mine["runs"])}
+
+
+def status(paths: Any, role: str) -> dict[str, Any]:
+    """The canary of ``role`` and its stage's analysis; a regression is rolled back here, at once."""
+    canary = read_canary(paths, role)
+    if canary is None:
+        return {"role": role, "status": "none"}
+    if canary["status"] != "active":
+        return canary
+    runs = stage_runs(paths, canary)
+    analysis = analyse(runs["candidate"], runs["incumbent"])
+    if analysis["verdict"] == "fail":
+        return rollback(paths, role, f"regression at {canary['percent']}%: {', '.join(analysis['failed_checks'])}",
+                        analysis)
+    return {**canary, "analysis": analysis}
+
+
+def _install(paths: Any, role: str, version: str) -> str | None:
+    """A shipped variant is copied into the project's agents folder (so runs can use it); the copied path."""
+    from evolution.tournament.versions import SHIPPED_VARIANT, VARIANTS_DIR, playable
+
+    entry = playable(paths).registry.get(role, version)
+    if not entry.source.startswith(SHIPPED_VARIANT):
+        return None
+    target = Path(paths.agents_dir) / role
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(VARIANTS_DIR / role / f"{version}.toml", target / f"{version}.toml")
+    for layer in entry.spec.role_layers:
+        if layer.startswith(f"agents/{role}/"):
+            shutil.copyfile(VARIANTS_DIR / role / layer.rsplit("/", 1)[1], target / layer.rsplit("/", 1)[1])
+    return str(target / f"{version}.toml")
+
+
+def advance(paths: Any, role: str) -> dict[str, Any]:
+    """Start the canary of ``role``'s approved promotion at 10%, or move it to the next stage if the
+    stage's checks pass (``hold``: a UsageError-free refusal, nothing changed; ``fail``: rolled back)."""
+    from evolution.rollout.switches import evolution_disabled
+
+    if reason := evolution_disabled(paths.root):
+        raise UsageError(f"self-evolution is disabled ({reason}); the canary was not advanced")
+    canary = read_canary(paths, role)
+    if canary is None or canary["status"] != "active":
+        return _start(paths, role)
+    current = status(paths, role)
+    if current["status"] != "active":
+        return current
+    if current["analysis"]["verdict"] != "pass":
+        return {**current, "advanced": False}
+    stage = STAGES.index(canary["percent"]) + 1
+    canary.update({"percent": STAGES[stage], "stage_started_at": now_iso()})
+    canary["history"].append({"percent": canary["percent"], "at": canary["stage_started_at"],
+                              "passed": current["analysis"]})
+    if canary["percent"] == 100:
+        from aigentflow.config.loader import set_value
+
+        set_value(paths.config_file, f"agents.{role}.version", canary["candidate"])
+        canary["status"] = "completed"
+    _write(paths, canary)
+    return {**canary, "advanced": True}
+
+
+def _start(paths: Any, role: str) -> dict[str, Any]:
+    from evolution.tournament.promotion import incumbent_version
+
+    with evolution_store.connect(paths.root) as db:
+        from evolution.tournament.promotion import _SCHEMA
+
+        db.executescript(_SCHEMA)
+        row = db.execute("SELECT * FROM promotions WHERE role = ? AND status = 'approved' ORDER BY decided_at DESC "
+                         "LIMIT 1", (role,)).fetchone()
+    if row is None:
+        raise UsageError(f"{role} has no approved promotion to roll out; `aigentflow tournament promote {role} "
+                         "VERSION` (and `tournament approve`) first. Nothing changed.")
+    incumbent = incumbent_version(paths, role)
+    if row["version"] == incumbent:
+        raise UsageError(f"{role} {row['version']} is already the version runs use. Nothing changed.")
+    installed = _install(paths, role, row["version"])
+    started = now_iso()
+    canary = {"role": role, "candidate": row["version"], "incumbent": incumbent, "percent": STAGES[0],
+              "status": "active", "started_at": started, "stage_started_at": started, "installed": installed,
+              "history": [{"percent": STAGES[0], "at": started}]}
+    _write(paths, canary)
+    with evolution_store.connect(paths.root) as db:
+        db.execute("UPDATE promotions SET status = 'canary' WHERE role = ? AND version = ?", (role, row["version"]))
+    return {**canary, "advanced": True}
+
+
+def rollback(paths: Any, role: str, reason: str, evidence: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Back to the incumbent: the canary stops routing runs (status ``rolled_back``); an incident is
+    recorded. A completed canary is undone too (``agents.<role>.version`` set back)."""
+    canary = read_canary(paths, role)
+    if canary is None or canary["status"] == "rolled_back":
+        raise UsageError(f"{role} has no canary to roll back. Nothing changed.")
+    if canary["status"] == "completed":
+        from aigentflow.config.loader import set_value
+
+        set_value(paths.config_file, f"agents.{role}.version", canary["incumbent"])
+    canary.update({"status": "rolled_back", "rolled_back_at": now_iso(), "rollback_reason": reason})
+    _write(paths, canary)
+    with evolution_store.connect(paths.root) as db:
+        db.executescript(_INCIDENTS)
+        cursor = db.execute("INSERT INTO incidents (role, candidate, incumbent, percent, reason, evidence_json, at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (role, canary["candidate"], canary["incumbent"],
+                                                             canary["percent"], reason,
+                                                             json.dumps(evidence or {}, default=str), now_iso()))
+        canary["incident"] = cursor.lastrowid
+    return canary
+
+
+def incidents(project_root: Path) -> list[dict[str, Any]]:
+    with evolution_store.connect(project_root) as db:
+        db.executescript(_INCIDENTS)
+        return [dict(r) for r in db.execute("SELECT * FROM incidents ORDER BY id")]
