@@ -51,7 +51,7 @@ def runs_until(repo: Path, version: str, wanted: int, most: int = 120,
         on_ray = ray_address and run.settings["agents"][ROLE]["version"] == version
         if on_ray:
             from aigentflow.cluster.connect import connect_ray
-            from aigentflow.run.runner import drive as drive_on_ray
+            from aigentflow.launch.driver import drive as drive_on_ray
             from aigentflow.run.runner import engine_options
 
             connect_ray(ray_address)

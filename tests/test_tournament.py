@@ -27,7 +27,8 @@ ROLE_ARGS = ("tournament", "run", "--role", ROLE)
 
 def run_json(repo: Path, *args: str, timeout: float = 240) -> tuple[int, dict]:
     done = aigentflow(*args, "--json", cwd=repo, timeout=timeout)
-    return done.returncode, (json.loads(done.stdout) if done.stdout.strip().startswith("{") else {"err": done.stderr})
+    return done.returncode, (json.loads(done.stdout) if done.stdout.strip().startswith("{")
+                             else {"err": done.stderr, "out": done.stdout})
 
 
 def recorded(repo: Path) -> list[dict]:
@@ -71,7 +72,7 @@ def test_suite_has_twelve_python_and_javascript_tasks_each_version_answered_offl
 def test_tournament_plays_rates_and_traces_matches(sample_repo: Path, ray_address: str) -> None:
     code, summary = run_json(sample_repo, *ROLE_ARGS, "--versions", "1.0.0,1.1.0", "--matches", "4",
                              "--tasks", "py-remove,js-remove", "--address", ray_address)
-    assert code == 0, summary
+    assert code == 0 and "recorded" in summary, summary
     assert summary["recorded"] == 4 and summary["status"] == "finished"
     matches = recorded(sample_repo)
     assert [m["task_id"] for m in matches] and {m["task_id"] for m in matches} == {"py-remove", "js-remove"}

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +35,23 @@ def _print_leaderboard(rows: list[dict[str, Any]], title: str) -> None:
         return
     echo(table(("role", "version", "mu", "sigma", "mu-3sigma", "95% interval", "matches", "wins", "losses", "draws"),
                leaderboard_rows(rows), title=title))
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 points at stderr meanwhile (prints of Python and of native code alike)."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @app.command()
@@ -66,9 +85,13 @@ def run(
             echo(f"match {match['number'] + 1}: {match['task_id']}: {match['version_a']} {match['score_a']:.2f} vs "
                  f"{match['version_b']} {match['score_b']:.2f} -> {winner}")
 
-    summary = run_tournament(paths, Options(role=role, versions=_versions(versions), matches=matches,
-                                            tasks=_versions(tasks), model=model, address=address, on_match=said,
-                                            stop=lambda: evolution_disabled(paths.root)))
+    options = Options(role=role, versions=_versions(versions), matches=matches, tasks=_versions(tasks), model=model,
+                      address=address, on_match=said, stop=lambda: evolution_disabled(paths.root))
+    if json_out:  # stdout holds the JSON document only: whatever Ray or a library prints meanwhile goes to stderr
+        with _stdout_to_stderr():
+            summary = run_tournament(paths, options)
+    else:
+        summary = run_tournament(paths, options)
     if json_out:
         print_json(summary)
         return
