@@ -90,7 +90,7 @@ class Orchestrator:
 
     def driver_gone(self) -> str | None:
         """Why the run must stop because the process that drives it is gone (``kill -9``), or None."""
-        from actors.run_host import process_alive
+        from aigentflow.store.records import process_alive
 
         pid = self.options.driver_pid
         if pid and not process_alive(pid):

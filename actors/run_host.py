@@ -20,7 +20,6 @@ driver records the pause itself.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -30,21 +29,6 @@ RUN_THREADS = 64
 """Runs one host drives at once (each holds a thread of the "runs" group while it drives)."""
 TAKE_OVER_TIMEOUT_S = 120.0
 """How long a resumed run waits for an ownerless engine of the same run on this host to stop."""
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this node is alive (a zombie is not: its parent has yet to reap it)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _warm_task_worker() -> None:

@@ -89,17 +89,7 @@ class RunRecord:
         pid = self.owner_pid
         if not pid or pid == os.getpid() or self.owner_host != socket.gethostname():
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                return stat.read().split(")")[-1].split()[0] != "Z"
-        except OSError:
-            return True
+        return process_alive(pid)
 
 
 @dataclass(frozen=True)
@@ -208,3 +198,20 @@ class StepUsage:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this node is alive (a zombie is not: its parent has yet to reap it)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
