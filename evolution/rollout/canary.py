@@ -3,8 +3,9 @@
 The state is ``.aigentflow/canary/<role>.json`` (plain data; aigentflow's run creation routes runs by
 it, ``aigentflow.roles.canary``). Each stage is held until its checks pass against the incumbent on
 the runs created since the stage began: the candidate has at least ``MIN_RUNS`` finished runs, its
-success rate is no more than ``SUCCESS_TOLERANCE`` below the incumbent's, its mean cost at most
-``COST_RATIO`` times and its mean duration at most ``LATENCY_RATIO`` times the incumbent's (Flagger-style
+success rate is no more than ``SUCCESS_TOLERANCE`` below the incumbent's, its median cost at most
+``COST_RATIO`` times and its median duration at most ``LATENCY_RATIO`` times (plus ``LATENCY_SLACK_S``) the
+incumbent's (Flagger-style
 analysis). A regression (a success rate significantly below that, or cost or latency over after MIN_RUNS
 runs; see ``analyse``) rolls the canary back at once (status ``rolled_back``, routing back to the
 incumbent) and an incident is recorded. At 100% the candidate becomes the project's
@@ -32,6 +33,9 @@ ALPHA = 0.05
 """How unlikely the candidate's successes must be, were it only the tolerance worse, to call a regression."""
 COST_RATIO = 1.5
 LATENCY_RATIO = 1.5
+LATENCY_SLACK_S = 2.0
+"""A candidate's median run may be this much slower than the ratio allows before it counts: a few runs on a
+busy machine vary by seconds, which says nothing about the version."""
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 
 _INCIDENTS = """
@@ -92,10 +96,13 @@ def stage_runs(paths: Any, canary: dict[str, Any]) -> dict[str, list[dict[str, A
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if not runs:
         return {"runs": 0, "success_rate": None, "cost_usd": None, "seconds": None}
+    import statistics
+
     times = [r["seconds"] for r in runs if r["seconds"] is not None]
+    # Medians: one run slowed by the machine (or one expensive retry) does not decide a stage.
     return {"runs": len(runs), "success_rate": sum(r["ok"] for r in runs) / len(runs),
-            "cost_usd": sum(r["cost_usd"] for r in runs) / len(runs),
-            "seconds": sum(times) / len(times) if times else None}
+            "cost_usd": statistics.median(r["cost_usd"] for r in runs),
+            "seconds": statistics.median(times) if times else None}
 
 
 def _binomial_cdf(successes: int, runs: int, rate: float) -> float:
@@ -109,8 +116,8 @@ def analyse(candidate: list[dict[str, Any]], incumbent: list[dict[str, Any]]) ->
     ``hold`` (more runs needed)."""
     mine, theirs = _summary(candidate), _summary(incumbent)
 
-    def within(name: str, ratio: float) -> bool:
-        return mine[name] is not None and mine[name] <= theirs[name] * ratio
+    def within(name: str, ratio: float, slack: float = 0.0) -> bool:
+        return mine[name] is not None and mine[name] <= theirs[name] * ratio + slack
 
     done = mine["runs"] >= MIN_RUNS
     # The incumbent's rate smoothed (Laplace), so that a handful of its runs is not taken as certainty.
@@ -123,7 +130,7 @@ def analyse(candidate: list[dict[str, Any]], incumbent: list[dict[str, Any]]) ->
     if theirs["cost_usd"]:
         checks.append(("cost", within("cost_usd", COST_RATIO)))
     if theirs["seconds"]:
-        checks.append(("latency", within("seconds", LATENCY_RATIO)))
+        checks.append(("latency", within("seconds", LATENCY_RATIO, LATENCY_SLACK_S)))
     failed = [name for name, ok in checks if not ok]
     regressions += [name for name in failed if name != "success rate" and done]
     if regressions:
