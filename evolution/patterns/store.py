@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
-from datetime import UTC, datetime
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-DATABASE = "evolution.db"
+from evolution.db import DATABASE, connect, database_path, now_iso  # noqa: F401 - this module's API too
+
 MAX_EVIDENCE = 50
 """Span ids and run ids kept per finding (the most recent); the count is always the full count."""
 
@@ -42,32 +41,14 @@ CREATE INDEX IF NOT EXISTS findings_by_kind ON findings(kind, score DESC);
 """
 
 
-def database_path(project_root: Path) -> Path:
-    return Path(project_root) / ".aigentflow" / DATABASE
-
-
 def finding_id(kind: str, key: str) -> str:
     """A short id that names a finding across mining runs (for links and ``--json`` consumers)."""
     return hashlib.sha256(f"{kind}\x00{key}".encode()).hexdigest()[:12]
 
 
-@contextmanager
-def _connect(path: Path, *, readonly: bool) -> Iterator[sqlite3.Connection]:
-    if readonly:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5, isolation_level=None)
-    else:
-        connection = sqlite3.connect(path, timeout=5, isolation_level=None)
-    with closing(connection):
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA busy_timeout=5000")
-        if not readonly:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
-        yield connection
+def _connect(path: Path, *, readonly: bool) -> Any:
+    return connect(path.parent.parent, _SCHEMA, readonly=readonly, timeout_s=5.0)
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _merge_ids(new: list[str], old: list[str]) -> list[str]:

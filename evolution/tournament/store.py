@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evolution import db as evolution_db
+from evolution.db import DATABASE, database_path, now_iso  # noqa: F401 - this module's API too
 from evolution.tournament.rating import Skill, update
-
-DATABASE = "evolution.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tournaments (
@@ -63,29 +60,8 @@ CREATE TABLE IF NOT EXISTS ratings (
 """
 
 
-def database_path(project_root: Path) -> Path:
-    return Path(project_root) / ".aigentflow" / DATABASE
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@contextmanager
-def connect(project_root: Path, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
-    path = database_path(project_root)
-    if readonly:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, isolation_level=None)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=10, isolation_level=None)
-    with closing(connection):
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA busy_timeout=10000")
-        if not readonly:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
-        yield connection
+def connect(project_root: Path, *, readonly: bool = False) -> Any:
+    return evolution_db.connect(project_root, _SCHEMA, readonly=readonly)
 
 
 def _has_tables(project_root: Path) -> bool:
