@@ -68,14 +68,6 @@ def preflight_agents(flags: Mapping[str, Any], roles: Any) -> None:
             )
 
 
-def preflight_roles(paths: ProjectPaths, choices: Any, flags: Any = None) -> Any:
-    """The run's active role versions (``agents.<role>.version`` choices); every broken spec file, an unknown
-    role or version, a generated version not approved, is refused here, before anything is recorded."""
-    from aigentflow.run.engine import active_roles
-
-    return active_roles(paths, choices, flags)
-
-
 def preflight_role_models(paths: ProjectPaths, settings: Any, roles: Any) -> None:
     """A role version that names its own model: that model is checked now (its key, its cassette), as the
     run's is, so that no step finds out later."""
@@ -139,7 +131,10 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
-    roles = preflight_roles(paths, settings.agents, config.flags)
+    from aigentflow.run.engine import active_roles
+
+    # Every broken spec file, an unknown role or version, a generated version not approved: refused here.
+    roles = active_roles(paths, settings.agents, config.flags)
     preflight_agents(config.flags, roles)
     preflight_role_models(paths, settings, roles)
     preflight_git(paths, settings, config.flags)
@@ -220,10 +215,11 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
 def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     from aigentflow import faults
     from aigentflow.models.names import build_model_spec
+    from aigentflow.run.engine import active_roles
 
     faults.from_environment()  # a malformed AIGENTFLOW_FAULTS stops here, before Ray
     # Refuses, before Ray, a model whose key is gone since the run started, or a role version gone or broken.
-    preflight_roles(paths, run.config.agents, run.flags)
+    active_roles(paths, run.config.agents, run.flags)
     return build_model_spec(run.config.model, paths.cassettes_dir, record=bool(run.config.model.record))
 
 
