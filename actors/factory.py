@@ -10,6 +10,7 @@ list so reads as the agent team.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aigentflow import __version__
@@ -61,6 +62,15 @@ def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detac
         options["resources"] = resources
     remote = ray.remote(concurrency_groups=concurrency_groups)(cls) if concurrency_groups else ray.remote(cls)
     return remote.options(**options).remote(*args, **kwargs)
+
+
+@functools.cache
+def remote_task(fn: Any) -> Any:
+    """``fn`` as a Ray remote function, made once per process: each new one is pickled and exported to
+    the GCS on its first call (a few milliseconds each, on every build, test and lint task)."""
+    import ray
+
+    return ray.remote(fn)
 
 
 def this_node() -> Any:

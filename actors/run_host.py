@@ -117,6 +117,6 @@ class RunHost:
 
         if State.BUILDING not in enabled_states(orchestrator.flags):
             return
-        from actors.factory import this_node
+        from actors.factory import remote_task, this_node
 
-        ray.remote(_warm_task_worker).options(num_cpus=0, scheduling_strategy=this_node()).remote()
+        remote_task(_warm_task_worker).options(num_cpus=0, scheduling_strategy=this_node()).remote()

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from actors.factory import remote_task
 from actors.workflow.common import (
     CODE_TASKS,
     MAX_FIX_ATTEMPTS,
@@ -193,7 +194,7 @@ class BuildWorkflow(Workflow):
 
         branch = worktree["branch"]
         changed = ray.get(self.git.changed_paths.remote(self.feature, branch))
-        lint_result = ray.get(ray.remote(_lint_task).options(**self.build_task_options(here=True)).remote(
+        lint_result = ray.get(remote_task(_lint_task).options(**self.build_task_options(here=True)).remote(
             worktree["path"], changed, self.limits))
         self.ran(lint_result, "lint", f"review/{task_id}/{round_number}")
         diff = ray.get(self.git.diff.remote(self.feature, branch))

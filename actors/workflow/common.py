@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actors.factory import remote_task
 from aigentflow import faults
 from aigentflow.checks.build import (
     BuildSpec,
@@ -258,7 +259,7 @@ class Workflow:
         import ray
 
         diff_u0 = ray.get(self.git.diff.remote(base, ref, 2_000_000, 0)) if base else ""
-        measured = ray.get(ray.remote(_coverage_task).options(**self.build_task_options(here=True)).remote(
+        measured = ray.get(remote_task(_coverage_task).options(**self.build_task_options(here=True)).remote(
             worktree, self.build.test_command, self.build.coverage_command, self.limits, diff_u0))
         self.ran(measured, "coverage")
         return measured
@@ -270,7 +271,7 @@ class Workflow:
         if not self.orch.flags.get("agents.complianceAgent", False):
             return None
         diff = ray.get(self.git.diff.remote(base, ref, 5_000_000, 0))
-        return ray.get(ray.remote(_compliance_task).options(**self.build_task_options(here=True)).remote(
+        return ray.get(remote_task(_compliance_task).options(**self.build_task_options(here=True)).remote(
             worktree, str(self.orch.paths.root), diff, self.settings.compliance, self.orch.options.redactor))
 
     @contextmanager
@@ -328,9 +329,8 @@ class Workflow:
             return self.coverage(worktree["path"], None, ref)
 
     def run_task(self, spec: BuildSpec, change: Any, *, here: bool = False) -> Any:
-        import ray
 
-        return ray.remote(_build_task).options(**self.build_task_options(here=here)).remote(spec, change, self.git)
+        return remote_task(_build_task).options(**self.build_task_options(here=here)).remote(spec, change, self.git)
 
     def resolve(self, target: str, source: str, label: str, evidence: dict[str, Any]) -> dict[str, Any]:
         """Try the resolver on a conflict; the resolution merges only if its tests pass in a scratch worktree."""

@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from actors.factory import remote_task
 from actors.workflow.common import (
     MAX_FIX_ATTEMPTS,
     Workflow,
@@ -199,7 +200,7 @@ class ReviewWorkflow(Workflow):
         started = time.time_ns()
         changed = ray.get(self.git.changed_paths.remote(self.integration, self.feature))
         with self.scratch("review", self.feature) as scratch:
-            lint_result = ray.get(ray.remote(_lint_task).options(**self.build_task_options(here=True)).remote(
+            lint_result = ray.get(remote_task(_lint_task).options(**self.build_task_options(here=True)).remote(
                 scratch["path"], changed, self.limits))
             self.ran(lint_result, "lint")
         tasks = (self.call.inputs.get("build") or {}).get("tasks", {})
