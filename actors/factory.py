@@ -38,11 +38,28 @@ def run_host_actor_name(node_id: str) -> str:
     return f"run_host@{__version__}:{node_id}"
 
 
+_handles: dict[tuple[str, str], Any] = {}
+"""Handles of the detached actors this process asked for, by (cluster, name): a run host's second run
+reuses them (asking Ray again by name loads and exports the class anew, milliseconds an actor)."""
+
+
+def forget_actor(handle: Any) -> None:
+    """Ask Ray again by name next time for the actor of ``handle`` (it was killed, or is dead for good);
+    a ``ProjectGit`` stands for its ``GitAgents`` actor."""
+    handle = getattr(handle, "handle", handle)
+    for key in [key for key, kept in _handles.items() if kept is handle]:
+        _handles.pop(key, None)
+
+
 def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detached: bool = False,
                scheduling_strategy: Any = None, resources: dict[str, float] | None = None,
                concurrency_groups: dict[str, int] | None = None, **kwargs: Any) -> Any:
     """Create (or, if one of that name is alive, reuse) a named actor of ``cls``."""
     import ray
+
+    key = (ray.get_runtime_context().gcs_address, name)
+    if detached and key in _handles:
+        return _handles[key]
 
     options: dict[str, Any] = {
         "name": name,
@@ -61,7 +78,10 @@ def make_actor(cls: type, *args: Any, name: str, max_concurrency: int = 1, detac
     if resources:
         options["resources"] = resources
     remote = ray.remote(concurrency_groups=concurrency_groups)(cls) if concurrency_groups else ray.remote(cls)
-    return remote.options(**options).remote(*args, **kwargs)
+    handle = remote.options(**options).remote(*args, **kwargs)
+    if detached:
+        _handles[key] = handle
+    return handle
 
 
 @functools.cache

@@ -149,14 +149,33 @@ class Orchestrator:
         is a clear error, not a run that waits forever."""
         import ray
 
+        from actors.factory import forget_actor
+
         if any(not self.roles.spec(role).deterministic for role in roles):
             roles = [*roles, "model_gateway"]
         pending = {self.agent(role).ping.remote(): role for role in roles}
         ready, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+        dead = []
+        for ref in ready:  # a kept handle of an actor that died for good since the last run: ask for it anew
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError:
+                dead.append(ref)
+        if dead:
+            roles_dead = [pending.pop(ref) for ref in dead]
+            for role in roles_dead:
+                forget_actor(self.handles.pop(role))
+            retried = {self.agent(role).ping.remote(): role for role in roles_dead}
+            pending.update(retried)
+            more, late_retries = ray.wait(list(retried), num_returns=len(retried), timeout=timeout_s)
+            ready = [ref for ref in ready if ref not in dead] + more
+            waiting = [*waiting, *late_retries]
         if waiting:
             late = ", ".join(sorted(pending[ref] for ref in waiting))
             for role in {pending[ref] for ref in waiting} - {"git_agent"}:  # do not leave them queued on the cluster
-                ray.kill(self.handles.pop(role), no_restart=True)
+                handle = self.handles.pop(role)
+                forget_actor(handle)
+                ray.kill(handle, no_restart=True)
             need = f"nodes offering the resource {self.options.agent_resource!r} (run.agent_resource)" \
                 if self.options.agent_resource else "a node with room for them"
             raise AgentsUnavailable(

@@ -28,6 +28,8 @@ from actors.factory import agent_actor_name
 agent = ray.get_actor(agent_actor_name(sys.argv[2]), namespace="aigentflow")
 if sys.argv[3] == "ray.kill":
     ray.kill(agent, no_restart=False)
+elif sys.argv[3] == "for good":
+    ray.kill(agent, no_restart=True)
 else:
     pid = ray.get(agent.__ray_call__.remote(lambda self: os.getpid()))
     os.kill(pid, signal.SIGKILL)
@@ -61,6 +63,27 @@ def test_agent_killed_mid_call_is_restarted_and_the_step_retried_once(
     assert took.total_seconds() > 4.5, "the killed call was retried in full after the restart"
     run_dir = sample_repo / ".aigentflow" / "runs" / run["id"]
     assert "Store due dates as ISO strings" in (run_dir / "architecture.md").read_text()
+
+
+def test_an_agent_killed_for_good_between_runs_is_started_anew_by_the_next_run(
+    sample_repo: Path, ray_address: str
+) -> None:
+    """The node's run host keeps its agents' handles from run to run; one whose actor is gone for good
+    (killed without restarts) is asked for again by name, and the next run completes."""
+    from tests.conftest import DEMO_REQUEST
+
+    def run_once() -> dict:
+        result = aigentflow("run", DEMO_REQUEST, "--model", "replay/demo", "--address", ray_address, cwd=sample_repo)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return status_of(sample_repo, json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout)[0]["id"])
+
+    assert run_once()["run"]["state"] == "COMPLETED"
+    killer = subprocess.run([sys.executable, "-c", KILL_AGENT, ray_address, "architect", "for good"],
+                            capture_output=True, text=True, timeout=60, env=cli_env(), check=False)
+    assert "killed" in killer.stdout, killer.stderr
+    second = run_once()
+    assert second["run"]["state"] == "COMPLETED"
+    assert {s["step"]: s["status"] for s in second["steps"]}["architect"] == "completed"
 
 
 def test_a_step_that_outlives_its_timeout_fails_clearly(sample_repo: Path, ray_address: str) -> None:

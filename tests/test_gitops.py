@@ -15,7 +15,7 @@ from aigentflow.exceptions import UsageError
 from aigentflow.gitops import names
 from aigentflow.gitops.bundle import clone_bundle, create_bundle, fetch_bundle
 from aigentflow.gitops.merge import MergeConflict, merge_into, predict, recover
-from aigentflow.gitops.runner import Git
+from aigentflow.gitops.runner import Git, git_usage
 from aigentflow.gitops.worktrees import (
     Worktrees,
     commit_all,
@@ -286,3 +286,38 @@ def test_only_the_given_paths_are_committed(repo: Path) -> None:
     commit = commit_all(wt.path, "T1", {}, paths=["work.py"])
     assert sh(repo, "show", "--name-only", "--format=", commit) == "work.py"
     assert commit_all(wt.path, "nothing", {}, paths=[]) is None
+
+
+def test_branch_reads_from_ref_files_agree_with_git(repo: Path, tmp_path: Path) -> None:
+    """``Git.rev`` reads branches from the ref files (no git process): whatever git itself would say,
+    for loose and packed branches, a loose one newer than its packed copy, a missing branch, a name that
+    is only a directory of others, a symbolic ref, and in a linked worktree."""
+    git = Git(repo)
+
+    def truth(ref: str) -> str | None:
+        proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=repo,
+                              capture_output=True, text=True, check=False)
+        return proc.stdout.strip() or None
+
+    sh(repo, "branch", "aigentflow/run/feature")
+    sh(repo, "branch", "packed-one")
+    sh(repo, "pack-refs", "--all")
+    sh(repo, "branch", "loose-one")
+    (repo / "app.py").write_text("changed\n")
+    sh(repo, "commit", "-qam", "second")
+    sh(repo, "branch", "-f", "packed-one", "HEAD")  # now loose, newer than its packed line
+    sh(repo, "symbolic-ref", "refs/heads/alias", "refs/heads/loose-one")
+    refs = ["refs/heads/main", "refs/heads/aigentflow/run/feature", "refs/heads/packed-one", "refs/heads/loose-one",
+            "refs/heads/missing", "refs/heads/aigentflow", "refs/heads/aigentflow/run", "refs/heads/alias"]
+    assert truth("refs/heads/packed-one") != truth("refs/heads/aigentflow/run/feature")
+    git_before = git_usage()["commands"]
+    answers = {ref: git.rev(ref) for ref in refs if ref != "refs/heads/alias"}
+    assert git_usage()["commands"] - git_before <= 1  # the common directory, at most: no git per branch
+    assert answers == {ref: truth(ref) for ref in answers}
+    assert answers["refs/heads/missing"] is None and answers["refs/heads/aigentflow"] is None
+    assert git.rev("refs/heads/alias") == truth("refs/heads/alias") == truth("refs/heads/loose-one")
+    worktree = tmp_path / "linked"
+    sh(repo, "worktree", "add", "-q", str(worktree), "-b", "in-worktree")
+    assert Git(worktree).rev("refs/heads/in-worktree") == truth("refs/heads/in-worktree") is not None
+    assert Git(worktree).rev("refs/heads/main") == truth("refs/heads/main")
+    assert Git(worktree).common_dir() == (repo / ".git").resolve()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 import threading
 import time
@@ -125,14 +126,21 @@ class Git:
         return self.run(*args, **kwargs).stdout.strip()
 
     def rev(self, ref: str) -> str | None:
-        """The commit ``ref`` names, or None when there is no such ref."""
+        """The commit ``ref`` names, or None when there is no such ref. A branch (``refs/heads/...``) is
+        read from the ref files, as git reads it, without starting git (a run reads its branches
+        dozens of times); anything else, or a branch those files do not settle, is asked of git."""
+        if ref.startswith("refs/heads/"):
+            found = _branch_from_files(self.common_dir(), ref)
+            if found is not _ASK_GIT:
+                return found
         proc = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)
         return proc.stdout.strip() or None
 
     def common_dir(self) -> Path:
         """The repository's shared git directory (the same for all its worktrees); asked once."""
         if self._common_dir is None:
-            self._common_dir = (self.cwd / self.out("rev-parse", "--git-common-dir")).resolve()
+            self._common_dir = _common_dir_of(self.cwd) or \
+                (self.cwd / self.out("rev-parse", "--git-common-dir")).resolve()
         return self._common_dir
 
     def is_clean(self) -> bool:
@@ -140,6 +148,58 @@ class Git:
 
     def lock(self, timeout_s: float = 120.0) -> RepoLock:
         return RepoLock(self.common_dir(), timeout_s)
+
+
+_ASK_GIT = object()
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_PLAIN_BRANCH = re.compile(r"refs/heads/(?!/)(?!.*(?:\.\.|//|/\.|@\{|\.lock$|/$))[A-Za-z0-9._/-]+")
+
+
+def _branch_from_files(common: Path, ref: str) -> str | object | None:
+    """``ref``'s object id from its loose file, else from ``packed-refs`` (git's order: a ref being packed
+    is written there before its loose file goes, and both are replaced by rename, never half-written);
+    None when neither has it; ``_ASK_GIT`` for a symbolic ref, an unusual name or the reftable backend."""
+    if not _PLAIN_BRANCH.fullmatch(ref) or (common / "reftable").exists():
+        return _ASK_GIT
+    try:
+        text = (common / ref).read_text(encoding="ascii").strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        text = None
+    except (OSError, UnicodeDecodeError):
+        return _ASK_GIT
+    if text is not None:
+        return text if _OBJECT_ID.fullmatch(text) else _ASK_GIT
+    try:
+        packed = (common / "packed-refs").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return _ASK_GIT
+    suffix = " " + ref
+    for line in packed.splitlines():
+        if line.endswith(suffix):
+            sha = line[: -len(suffix)]
+            return sha if _OBJECT_ID.fullmatch(sha) else _ASK_GIT
+    return None
+
+
+def _common_dir_of(top: Path) -> Path | None:
+    """The shared git directory of a repository's top level or linked worktree ``top``, read as git
+    reads it (``.git`` a directory; or a ``gitdir:`` file whose directory names the shared one in its
+    ``commondir``), without starting git; None for anything else (a subdirectory, a bare repository),
+    which git itself is asked about."""
+    dot_git = top / ".git"
+    try:
+        if dot_git.is_dir():
+            return None if (dot_git / "commondir").exists() else dot_git.resolve()
+        line = dot_git.read_text(encoding="utf-8").strip()
+        if not line.startswith("gitdir: "):
+            return None
+        gitdir = (top / line.removeprefix("gitdir: ")).resolve()
+        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return common if (common / "HEAD").is_file() else None
 
 
 class RepoLock:

@@ -14,11 +14,13 @@ Git Agent, never the sandbox.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,13 +121,25 @@ def _tool_places(entry: Path, homes: Sequence[Path]) -> list[Path]:
 def needed_places(hidden: Sequence[Path], root: Path, path_env: str) -> list[Path]:
     """What must stay readable although it is in a hidden place: the interpreter the launcher runs
     with, its installation, and the programs on PATH (with the tool directories they come from)."""
+    real = _program_places(path_env, os.environ.get("HOME", ""), time.monotonic() // PLACES_TTL_S)
+    return [path for path in real if _under(path, hidden) and not path.is_relative_to(root)]
+
+
+PLACES_TTL_S = 30.0
+"""How long the program directories of one PATH are reused (every sandboxed command needs them:
+dozens of path resolutions each time; a directory created on PATH is seen within this time)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _program_places(path_env: str, home: str, period: float) -> tuple[Path, ...]:
+    """The outermost existing directories of the interpreter and of ``path_env``'s programs (``home``
+    and ``period``, the TTL's slot, only key the cache)."""
     homes = _homes()
     wanted = [Path(sys.executable).parent, Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)]
     for entry in map(_real, (entry for entry in path_env.split(os.pathsep) if entry)):
         if entry is not None:
             wanted += _tool_places(entry, homes)
-    real = [path for path in map(_real, wanted) if path is not None and path.is_dir()]
-    return [path for path in _outermost(real) if _under(path, hidden) and not path.is_relative_to(root)]
+    return tuple(_outermost(path for path in map(_real, wanted) if path is not None and path.is_dir()))
 
 
 def bwrap_argv(
