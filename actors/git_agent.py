@@ -206,7 +206,7 @@ class GitAgent:
                 for key, value in trailers.items():
                     args += ["--trailer", f"{key}: {value}"]
                 wt.run(*args)
-            op["commit"] = wt.out("rev-parse", "HEAD")
+            op["commit"] = wt.rev("HEAD") or wt.out("rev-parse", "HEAD")
         return op["commit"]
 
     def remove_worktree(self, worktree: str, branch: str | None = None) -> None:

@@ -289,7 +289,7 @@ def test_only_the_given_paths_are_committed(repo: Path) -> None:
 
 
 def test_branch_reads_from_ref_files_agree_with_git(repo: Path, tmp_path: Path) -> None:
-    """``Git.rev`` reads branches from the ref files (no git process): whatever git itself would say,
+    """``Git.rev`` reads branches and HEAD from the ref files (no git process): what git itself says,
     for loose and packed branches, a loose one newer than its packed copy, a missing branch, a name that
     is only a directory of others, a symbolic ref, and in a linked worktree."""
     git = Git(repo)
@@ -321,3 +321,7 @@ def test_branch_reads_from_ref_files_agree_with_git(repo: Path, tmp_path: Path) 
     assert Git(worktree).rev("refs/heads/in-worktree") == truth("refs/heads/in-worktree") is not None
     assert Git(worktree).rev("refs/heads/main") == truth("refs/heads/main")
     assert Git(worktree).common_dir() == (repo / ".git").resolve()
+    assert git.rev("HEAD") == truth("HEAD") == truth("refs/heads/main")
+    assert Git(worktree).rev("HEAD") == truth("refs/heads/in-worktree")
+    sh(worktree, "checkout", "-q", "--detach", "HEAD~1")
+    assert Git(worktree).rev("HEAD") == truth("refs/heads/main~1") != truth("refs/heads/in-worktree")

@@ -126,21 +126,21 @@ class Git:
         return self.run(*args, **kwargs).stdout.strip()
 
     def rev(self, ref: str) -> str | None:
-        """The commit ``ref`` names, or None when there is no such ref. A branch (``refs/heads/...``) is
-        read from the ref files, as git reads it, without starting git (a run reads its branches
-        dozens of times); anything else, or a branch those files do not settle, is asked of git."""
-        if ref.startswith("refs/heads/"):
-            found = _branch_from_files(self.common_dir(), ref)
-            if found is not _ASK_GIT:
-                return found
+        """The commit ``ref`` names, or None when there is no such ref. A branch (``refs/heads/...``) and
+        ``HEAD`` are read from the ref files, as git reads them, without starting git (a run reads its
+        branches dozens of times); anything else, or what those files do not settle, is asked of git."""
+        found = _branch_from_files(self.common_dir(), ref) if ref.startswith("refs/heads/") else \
+            _head_from_files(self.cwd) if ref == "HEAD" else _ASK_GIT
+        if found is not _ASK_GIT:
+            return found  # type: ignore[return-value]
         proc = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)
         return proc.stdout.strip() or None
 
     def common_dir(self) -> Path:
         """The repository's shared git directory (the same for all its worktrees); asked once."""
         if self._common_dir is None:
-            self._common_dir = _common_dir_of(self.cwd) or \
-                (self.cwd / self.out("rev-parse", "--git-common-dir")).resolve()
+            dirs = _git_dirs(self.cwd)
+            self._common_dir = dirs[1] if dirs else (self.cwd / self.out("rev-parse", "--git-common-dir")).resolve()
         return self._common_dir
 
     def is_clean(self) -> bool:
@@ -183,15 +183,15 @@ def _branch_from_files(common: Path, ref: str) -> str | object | None:
     return None
 
 
-def _common_dir_of(top: Path) -> Path | None:
-    """The shared git directory of a repository's top level or linked worktree ``top``, read as git
-    reads it (``.git`` a directory; or a ``gitdir:`` file whose directory names the shared one in its
-    ``commondir``), without starting git; None for anything else (a subdirectory, a bare repository),
-    which git itself is asked about."""
+def _git_dirs(top: Path) -> tuple[Path, Path] | None:
+    """The git directory and the shared one of a repository's top level or linked worktree ``top``, read
+    as git reads them (``.git`` a directory; or a ``gitdir:`` file whose directory names the shared one
+    in its ``commondir``), without starting git; None for anything else (a subdirectory, a bare
+    repository), which git itself is asked about."""
     dot_git = top / ".git"
     try:
         if dot_git.is_dir():
-            return None if (dot_git / "commondir").exists() else dot_git.resolve()
+            return None if (dot_git / "commondir").exists() else (dot_git.resolve(), dot_git.resolve())
         line = dot_git.read_text(encoding="utf-8").strip()
         if not line.startswith("gitdir: "):
             return None
@@ -199,7 +199,21 @@ def _common_dir_of(top: Path) -> Path | None:
         common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
     except (OSError, UnicodeDecodeError):
         return None
-    return common if (common / "HEAD").is_file() else None
+    return (gitdir, common) if (common / "HEAD").is_file() else None
+
+
+def _head_from_files(top: Path) -> str | object | None:
+    """The commit ``top``'s HEAD is at, from its HEAD file and the branch it names (``_branch_from_files``)."""
+    dirs = _git_dirs(top)
+    if dirs is None:
+        return _ASK_GIT
+    try:
+        head = (dirs[0] / "HEAD").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return _ASK_GIT
+    if head.startswith("ref: "):
+        return _branch_from_files(dirs[1], head.removeprefix("ref: "))
+    return head if _OBJECT_ID.fullmatch(head) else _ASK_GIT
 
 
 class RepoLock:

@@ -71,15 +71,6 @@ def _checked_out_branch(path: Path) -> str | None:
     return head.removeprefix("ref: refs/heads/") if head.startswith("ref: ") else ""
 
 
-def _loose_ref(common_dir: Path, branch: str) -> str | None:
-    """A just-made branch's commit, read from its loose ref file (no git process), if it is one."""
-    try:
-        value = (common_dir / "refs" / "heads" / branch).read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return value if len(value) in (40, 64) else None
-
-
 def checked_out_at(git: Git, branch: str) -> Path | None:
     """The worktree that has ``branch`` checked out (the main one included), if any."""
     for entry in list_worktrees(git):
@@ -147,7 +138,7 @@ class Worktrees:
                     raise UsageError(f"cannot make {branch}: its base {base_ref!r} does not exist")
                 else:
                     raise GitError(["worktree", "add", str(path)], made.returncode, made.stderr)
-        head = _loose_ref(self.git.common_dir(), branch) or Git(path).out("rev-parse", "HEAD")
+        head = self.git.rev(f"refs/heads/{branch}") or Git(path).out("rev-parse", "HEAD")
         return Worktree(path, branch, head, reattached=False)
 
     def remove(self, path: Path, *, branch: str | None = None) -> None:
@@ -188,7 +179,7 @@ def commit_all(worktree: Path, message: str, trailers: Mapping[str, str],
         for key, value in trailers.items():
             args += ["--trailer", f"{key}: {value}"]
         git.run(*args)
-        return git.out("rev-parse", "HEAD")
+        return git.rev("HEAD") or git.out("rev-parse", "HEAD")
 
 
 def trailers_of(git: Git, commit: str) -> dict[str, str]:
