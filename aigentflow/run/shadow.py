@@ -48,7 +48,8 @@ def side(version: str, result: AgentResult, seconds: float, score: float | None 
 def mark(spans: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
     """The candidate's spans, marked as a shadow's."""
     for item in spans:
-        item["attributes"] = {**item.get("attributes", {}), SHADOW_ATTRIBUTE: True, "aigentflow.shadow.version": version}
+        item["attributes"] = {**item.get("attributes", {}), SHADOW_ATTRIBUTE: True,
+                              "aigentflow.shadow.version": version}
     return spans
 
 

@@ -46,7 +46,8 @@ def shadow_runs(paths: Any, canary: dict[str, Any]) -> dict[str, list[dict[str, 
     """The stage's shadow runs by side (``candidate``, ``incumbent``): the records since the stage began
     of this candidate beside this incumbent."""
     records = [r for r in read_records(paths, canary["role"]) if r.get("at", "") >= canary["stage_started_at"]
-               and r["candidate"]["version"] == canary["candidate"] and r["incumbent"]["version"] == canary["incumbent"]]
+               and r["candidate"]["version"] == canary["candidate"]
+               and r["incumbent"]["version"] == canary["incumbent"]]
     return {"candidate": _per_run(records, "candidate"), "incumbent": _per_run(records, "incumbent")}
 
 
