@@ -59,11 +59,20 @@ class Orchestrator:
         self._tool_catalogs: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         self._router: Any = None
         self._role_models: dict[str, Any] = {}
+        self._shadow_specs: dict[str, Any] = {}
         self.roles: Any = options.roles
         """The run's ``ActiveRoles`` (resolved by its engine from the run's recorded versions)."""
 
-    def agent(self, role: str) -> Any:
-        """The handle of ``role``'s actor (started on first use); ``model_gateway`` is the cluster's gateway."""
+    def agent(self, role: str, version: str | None = None) -> Any:
+        """The handle of ``role``'s actor (started on first use); ``model_gateway`` is the cluster's gateway.
+        ``version``: another version of the role than the run's (a shadow's), its own actor."""
+        if version and version != self.roles.spec(role).version:
+            key = f"{role}@{version}"
+            if key not in self.handles:
+                from actors.factory import agent_actor
+
+                self.handles[key] = agent_actor(self.shadow_spec(role, version), self.options.agent_resource)
+            return self.handles[key]
         if role == "git_agent":
             return self.git_agent()
         if role not in self.handles:
@@ -213,7 +222,17 @@ class Orchestrator:
         """Send ``call`` to ``role``'s agent, equipped with its skills and tools; the result's ObjectRef."""
         if self.stopped.is_set():  # a workflow of a run stopped at once starts nothing more
             raise RunAbandoned(f"run {self.run_id} was stopped by its driver")
-        return self.agent(role).run.remote(self.equip(role, call), me)
+        return self.agent(role, call.agent_version if call.shadow else None).run.remote(self.equip(role, call), me)
+
+    def shadow_spec(self, role: str, version: str) -> Any:
+        """The ``AgentSpec`` of a version of ``role`` that shadows the run's (``aigentflow.run.shadow``)."""
+        with self._equip_lock:
+            key = f"{role}@{version}"
+            if key not in self._shadow_specs:
+                from aigentflow.roles.registry import project_registry
+
+                self._shadow_specs[key] = project_registry(self.paths).get(role, version).spec
+            return self._shadow_specs[key]
 
     def equip(self, role: str, call: AgentCall) -> AgentCall:
         """``call`` as the active version of ``role`` makes it (its name and version for the spans, its prompt
@@ -221,7 +240,7 @@ class Orchestrator:
         MCP tools ``role`` may call (with the run's Tool Router to call them through)."""
         from dataclasses import replace
 
-        spec = self.roles.spec(role)
+        spec = self.shadow_spec(role, call.agent_version) if call.shadow else self.roles.spec(role)
         extra: dict[str, Any] = {"agent_name": spec.name, "agent_version": spec.version,
                                  "prompt_layers": spec.role_layers}
         if spec.budget is not None:

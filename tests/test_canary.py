@@ -63,6 +63,9 @@ def runs_until(repo: Path, version: str, wanted: int, most: int = 120,
         made.append((run.id, recorded.settings["agents"][ROLE]["version"], recorded.state))
         if sum(1 for _, v, _ in made if v == version) >= wanted:
             break
+        canary = paths.state_dir / "canary" / f"{ROLE}.json"
+        if canary.exists() and json.loads(canary.read_text())["status"] != "active":
+            break  # rolled back after a run (the watcher): no more candidate runs to wait for
     return made
 
 
@@ -108,6 +111,9 @@ def test_a_regressing_canary_is_rolled_back_with_an_incident(sample_repo: Path, 
     # The terse prompt was never recorded for the demo's request: its runs fail; the incumbent's complete.
     assert {state for _, v, state in made if v == "1.1.0"} == {"FAILED"}
     assert {state for _, v, state in made if v == "1.0.0"} <= {"COMPLETED"}
+    # Rolled back by the watcher after the run that showed the regression: no human command ran.
+    canary = json.loads((ProjectPaths(sample_repo).state_dir / "canary" / f"{ROLE}.json").read_text())
+    assert canary["status"] == "rolled_back" and "success rate" in canary["rollback_reason"]
     done = aigentflow("canary", "status", ROLE, "--json", cwd=sample_repo)
     state = json.loads(done.stdout)
     assert state["status"] == "rolled_back" and "success rate" in state["rollback_reason"]

@@ -323,3 +323,41 @@ print(json.dumps([codes, 'ray' in sys.modules, 'litellm' in sys.modules]))
                           check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [[200, 200, 200], False, False]
+
+
+@needs_chromium
+def test_leaderboard_page_shows_ratings_promotion_and_the_rollout_stage(tmp_path: Path) -> None:
+    from evolution.tournament.store import ratings
+    from tests.test_canary import ROLE, add_version, approve_promotion
+
+    with user_config_env(tmp_path / "user-config"):
+        repo = new_project(tmp_path / "rated")
+    add_version(repo, "1.2.0", layer=None)
+    approve_promotion(repo, "1.2.0")
+    assert aigentflow("config", "set", "flags.evolution.shadowModeFirst", "true", cwd=repo).returncode == 0
+    assert aigentflow("canary", "advance", ROLE, cwd=repo).returncode == 0
+    stored = ratings(repo, ROLE)
+    with ui_server(repo) as url:
+        home = parse(dump_dom(url + "/"))
+        page = parse(dump_dom(url + "/leaderboard"))
+        image = screenshot(url + "/leaderboard", tmp_path / "leaderboard.png")
+    assert home.by_id("nav-leaderboard").attrs["href"] == "/leaderboard"
+    assert page.find_all("main")[0].text.startswith("Leaderboard")
+    assert page.by_id(f"stage-{ROLE}").text == "1.2.0 in shadow mode beside 1.0.0"
+    rows = page.by_id(f"leaderboard-{ROLE}").find_all("tbody")[0].find_all("tr")
+    assert [row.attrs["data-version"] for row in rows] == [r["version"] for r in stored] == ["1.2.0", "1.0.0"]
+    for row, rating in zip(rows, stored, strict=True):
+        cells = [td.text for td in row.find_all("td")]
+        assert cells[:4] == [rating["version"], f"{rating['mu']:.2f}", f"{rating['sigma']:.2f}",
+                             f"{rating['conservative']:.2f}"]
+        assert cells[4] == f"{rating['ci95'][0]:.1f} .. {rating['ci95'][1]:.1f}"
+        assert cells[5:7] == [str(rating["matches"]), str(rating["wins"])]
+    assert [row.find_all("td")[-1].text for row in rows] == ["canary", "-"], "the promotion, as recorded"
+    assert not_blank(image)
+    assert count_near(image, AGENT_BAR) > 200, "the stage badge is drawn in the in-progress blue"
+
+
+@needs_chromium
+def test_leaderboard_page_before_any_tournament_says_how_to_play_one(server) -> None:
+    text = parse(dump_dom(server + "/leaderboard")).find_all("main")[0].text
+    assert "No rated versions yet" in text and "aigentflow tournament run --role ROLE" in text

@@ -11,8 +11,10 @@ from typing import Annotated
 import typer
 
 from aigentflow.cli.common import print_json, reports_errors
+from aigentflow.cli.plugins import PluginGroup
 
-app = typer.Typer(help="Operator commands: emergency switches.", no_args_is_help=True)
+# PluginGroup: command plugins add sub-commands (evolution's `admin rollback v1`), see aigentflow.cli.plugins.
+app = typer.Typer(help="Operator commands: emergency switches.", no_args_is_help=True, cls=PluginGroup)
 
 
 @app.command()

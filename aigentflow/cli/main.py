@@ -159,7 +159,8 @@ def _make(name: str) -> Any:
     target = _target(name)
     holder = typer.Typer(**SETTINGS)
     if isinstance(target, typer.Typer):
-        holder.add_typer(target, name=name, cls=Group)
+        own = target.info.cls  # a group class of its own (``plugins.PluginGroup``), else Group
+        holder.add_typer(target, name=name, cls=own if isinstance(own, type) and issubclass(own, Group) else Group)
     else:
         holder.command(name)(target)
     return typer.main.get_group(holder).commands[name]

@@ -26,6 +26,7 @@ from aigentflow.roles.registry import ActiveRoles
 from aigentflow.run import hooks
 from aigentflow.run.artifacts import render_summary, write_artifact
 from aigentflow.run.protocol import AgentCall, AgentResult
+from aigentflow.run.shadow import SHADOW_AUDIT, ShadowPlayer
 from aigentflow.run.statemachine import (
     ROUND_STATES,
     STATES,
@@ -56,6 +57,8 @@ NEEDS_APPROVAL = "needs_approval"
 TESTS_FAILED = "tests_failed"
 """``AgentResult.error_kind`` of a TESTING step whose suite fails with fix rounds left: recorded, then FIXING."""
 
+ROLLOUT_WATCH_TIMEOUT_S = 30.0
+"""How long a rollout's watcher (its checks after a run) may take on the run's hook worker."""
 TRACE_FLUSH_INTERVAL_S = 1.0
 """A running run's spans reach disk at the first step boundary after this long (readers see them)."""
 Invoke = Callable[[str, AgentCall], AgentResult]
@@ -117,6 +120,26 @@ class RunEngine:
 
         for hook in build_user_hooks(run.config.hooks):
             self.bus.add_user_hook(hook)
+        self._watch_rollouts(run)
+        self.shadows = ShadowPlayer(paths, {role: spec.version for role, spec in self.roles.specs.items()})
+
+    def _watch_rollouts(self, run: RunRecord) -> None:
+        """The watchers active rollouts name (``aigentflow.roles.canary.watchers``), as hooks on this run's
+        end: the rollout's checks run after every run, without a human command. One that cannot be
+        loaded is audited (``hook.failed``) and skipped; the run goes on."""
+        from aigentflow.roles.canary import watchers
+
+        for entry in watchers(self.paths.state_dir):
+            for event in (hooks.RUN_FINISHED, hooks.RUN_FAILED):
+                try:
+                    hook = hooks.PythonHook(entry, event=event, timeout_s=ROLLOUT_WATCH_TIMEOUT_S)
+                except UsageError as exc:
+                    self.store.append_audit(hooks.HOOK_FAILED, run.id, {"hook": f"rollout watcher {entry}",
+                                                                        "message": str(exc), "event": event})
+                    break
+                watch, root = hook.function, str(self.paths.root)
+                hook.function = lambda event, watch=watch, root=root: watch(root, event)
+                self.bus.add_user_hook(hook)
 
     def roles_needed(self) -> list[str]:
         """The agent roles this run's enabled states use: each step's lead, and the helpers its flags turn on."""
@@ -271,6 +294,8 @@ class RunEngine:
                                  f"{str(exc)[:2000]}", error_kind="crash")
         if self.owner_check:  # stopped at once while the step ran: nothing of it is recorded
             self.owner_check()
+        if result.error_kind != "paused" and not self.roles.workflow(base_step(step_name), run.flags):
+            self._shadow(run, role, call, result, time.perf_counter() - invoked)
         outcome = "paused" if result.error_kind == "paused" else "ok" if result.ok else "failed"
         metrics.record_agent_call(role, outcome, time.perf_counter() - invoked)
         metrics.record_step(step_name, (time.time_ns() - state_span[1]) / 1e9)
@@ -301,6 +326,19 @@ class RunEngine:
             self.emit(hooks.AGENT_FINISHED, failed, role=role, step=step_name, status="failed", error=result.error)
             raise RunFailure(f"run {run.id} failed in {state}: {result.error}")
         return self._commit(self.store.get_run(run.id), step, role, result, usage, state_span)
+
+    def _shadow(self, run: RunRecord, role: str, call: AgentCall, result: AgentResult, seconds: float) -> None:
+        """The candidate that shadows ``role`` plays this step too (``aigentflow.run.shadow``); the run's result
+        stays the incumbent's. A workflow step's shadow is played inside the workflow, on a scratch worktree."""
+        played = self.shadows.play(role, call, self.invoke, result, seconds, run.tenant_id)
+        if played is None:
+            return
+        self.writer.extend(played["spans"])
+        record = played["record"]
+        self.store.append_audit(SHADOW_AUDIT, run.id, {
+            "role": role, "step": call.step, "candidate": record["candidate"]["version"],
+            "grades": {"incumbent": record["incumbent"]["grade"], "candidate": record["candidate"]["grade"]}},
+            tenant_id=run.tenant_id)
 
     def _await_approval(self, run: RunRecord, step: Any, role: str, result: AgentResult, usage: StepUsage,
                         state_span: tuple[str, int]) -> RunRecord:

@@ -51,6 +51,9 @@ class AgentCall:
     """The agent's version (``gen_ai.agent.version`` on its spans), or "" when none is known."""
     prompt_layers: tuple[str, ...] = ()
     """The role's prompt layers (``AgentSpec.role_layers``); empty: ``roles/<role>.md``."""
+    shadow: bool = False
+    """A shadow call (``aigentflow.run.shadow``): the candidate version ``agent_version`` of the role plays the
+    step beside the incumbent; its output is graded and discarded, never written, merged or committed."""
 
 
 @dataclass

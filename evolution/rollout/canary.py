@@ -27,6 +27,9 @@ from evolution.tournament import store as evolution_store
 from evolution.tournament.store import now_iso
 
 STAGES = (10, 25, 50, 100)
+SHADOW, CANARY = "shadow", "canary"
+WATCHER = "evolution.rollout.watch:run_finished"
+"""The function aigentflow calls after every run while the rollout is active (``aigentflow.roles.canary``)."""
 MIN_RUNS = 3
 SUCCESS_TOLERANCE = 0.10
 ALPHA = 0.05
@@ -141,19 +144,69 @@ def analyse(candidate: list[dict[str, Any]], incumbent: list[dict[str, Any]]) ->
             "success_floor": floor, "p_value": p_value, "needs_runs": max(0, MIN_RUNS - mine["runs"])}
 
 
-def status(paths: Any, role: str) -> dict[str, Any]:
-    """The canary of ``role`` and its stage's analysis; a regression is rolled back here, at once."""
+def stage_name(canary: dict[str, Any]) -> str:
+    """``shadow`` or ``10%`` .. ``100%``."""
+    return SHADOW if canary.get("stage") == SHADOW else f"{canary['percent']}%"
+
+
+def judge(canary: dict[str, Any], candidate: list[dict[str, Any]],
+          incumbent: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """What the stage's checks call for, given its runs: ``rollback`` (a regression), ``to_canary`` (a shadow
+    stage whose checks pass: the canary starts at 10%, the documented rule), else ``hold``. The one
+    decision the watcher (after every run), ``status``, ``advance`` and the simulation all make."""
+    analysis = analyse(candidate, incumbent)
+    if analysis["verdict"] == "fail":
+        return "rollback", analysis
+    if canary.get("stage") == SHADOW and analysis["verdict"] == "pass":
+        return "to_canary", analysis
+    return "hold", analysis
+
+
+def check(paths: Any, role: str) -> dict[str, Any]:
+    """The rollout of ``role`` and its stage's checks, acted on: a regression is rolled back at once (with
+    an incident), a shadow stage that passes moves to the canary's 10%. Run after every run by the watcher
+    (``evolution.rollout.watch``) and by ``status``."""
     canary = read_canary(paths, role)
     if canary is None:
         return {"role": role, "status": "none"}
     if canary["status"] != "active":
         return canary
-    runs = stage_runs(paths, canary)
-    analysis = analyse(runs["candidate"], runs["incumbent"])
-    if analysis["verdict"] == "fail":
-        return rollback(paths, role, f"regression at {canary['percent']}%: {', '.join(analysis['failed_checks'])}",
+    if canary.get("stage") == SHADOW:
+        from evolution.rollout.shadow import shadow_runs
+
+        runs = shadow_runs(paths, canary)
+    else:
+        runs = stage_runs(paths, canary)
+    action, analysis = judge(canary, runs["candidate"], runs["incumbent"])
+    if action == "rollback":
+        return rollback(paths, role, f"regression at {stage_name(canary)}: {', '.join(analysis['failed_checks'])}",
                         analysis)
+    if action == "to_canary":
+        return {**_next_stage(paths, canary, analysis), "analysis": analysis, "advanced": True}
     return {**canary, "analysis": analysis}
+
+
+def status(paths: Any, role: str) -> dict[str, Any]:
+    """The rollout of ``role`` and its stage's analysis (``check``: what the checks call for is done here too)."""
+    return check(paths, role)
+
+
+def _next_stage(paths: Any, canary: dict[str, Any], passed: dict[str, Any]) -> dict[str, Any]:
+    """The stage after the current one (shadow -> 10% -> 25% -> 50% -> 100%), written."""
+    if canary.get("stage") == SHADOW:
+        canary.update({"stage": CANARY, "percent": STAGES[0]})
+    else:
+        canary["percent"] = STAGES[STAGES.index(canary["percent"]) + 1]
+    canary["stage_started_at"] = now_iso()
+    canary["history"].append({"stage": canary["stage"], "percent": canary["percent"], "at": canary["stage_started_at"],
+                              "passed": passed})
+    if canary["percent"] == 100:
+        from aigentflow.config.loader import set_value
+
+        set_value(paths.config_file, f"agents.{canary['role']}.version", canary["candidate"])
+        canary["status"] = "completed"
+    _write(paths, canary)
+    return canary
 
 
 def _install(paths: Any, role: str, version: str) -> str | None:
@@ -182,22 +235,12 @@ def advance(paths: Any, role: str) -> dict[str, Any]:
     canary = read_canary(paths, role)
     if canary is None or canary["status"] != "active":
         return _start(paths, role)
-    current = status(paths, role)
-    if current["status"] != "active":
+    current = check(paths, role)
+    if current["status"] != "active" or current.get("advanced"):
         return current
     if current["analysis"]["verdict"] != "pass":
         return {**current, "advanced": False}
-    stage = STAGES.index(canary["percent"]) + 1
-    canary.update({"percent": STAGES[stage], "stage_started_at": now_iso()})
-    canary["history"].append({"percent": canary["percent"], "at": canary["stage_started_at"],
-                              "passed": current["analysis"]})
-    if canary["percent"] == 100:
-        from aigentflow.config.loader import set_value
-
-        set_value(paths.config_file, f"agents.{role}.version", canary["candidate"])
-        canary["status"] = "completed"
-    _write(paths, canary)
-    return {**canary, "advanced": True}
+    return {**_next_stage(paths, canary, current["analysis"]), "advanced": True}
 
 
 def _start(paths: Any, role: str) -> dict[str, Any]:
@@ -215,11 +258,15 @@ def _start(paths: Any, role: str) -> dict[str, Any]:
     incumbent = incumbent_version(paths, role)
     if row["version"] == incumbent:
         raise UsageError(f"{role} {row['version']} is already the version runs use. Nothing changed.")
+    from aigentflow.config.loader import load_config
+
     installed = _install(paths, role, row["version"])
     started = now_iso()
-    canary = {"role": role, "candidate": row["version"], "incumbent": incumbent, "percent": STAGES[0],
+    shadow_first = bool(load_config(paths.root).flags.get("evolution.shadowModeFirst", True))
+    stage, percent = (SHADOW, 0) if shadow_first else (CANARY, STAGES[0])
+    canary = {"role": role, "candidate": row["version"], "incumbent": incumbent, "stage": stage, "percent": percent,
               "status": "active", "started_at": started, "stage_started_at": started, "installed": installed,
-              "history": [{"percent": STAGES[0], "at": started}]}
+              "watch": WATCHER, "history": [{"stage": stage, "percent": percent, "at": started}]}
     _write(paths, canary)
     with evolution_store.connect(paths.root) as db:
         db.execute("UPDATE promotions SET status = 'canary' WHERE role = ? AND version = ?", (role, row["version"]))

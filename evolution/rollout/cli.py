@@ -24,8 +24,18 @@ def _say(state: dict[str, Any]) -> None:
     if state.get("status") == "none":
         echo(f"{state['role']}: no canary")
         return
-    echo(f"{state['role']}: {state['candidate']} at {state['percent']}% of runs (incumbent {state['incumbent']}), "
-         f"{state['status']}")
+    if state.get("stage") == "shadow":
+        echo(f"{state['role']}: {state['candidate']} in shadow mode beside {state['incumbent']} (no run is routed to "
+             f"it; it plays each step on a copy, its output discarded), {state['status']}")
+    else:
+        echo(f"{state['role']}: {state['candidate']} at {state['percent']}% of runs (incumbent {state['incumbent']}), "
+             f"{state['status']}")
+    shadow = state.get("shadow")
+    if shadow:
+        mine, theirs = shadow["candidate"], shadow["incumbent"]
+        echo(f"shadow runs: {mine['runs']}; candidate passed {mine['passed']} (grade {mine['grade']}), incumbent "
+             f"passed {theirs['passed']} (grade {theirs['grade']}); candidate {mine['seconds']} s, "
+             f"${mine['cost_usd']:.4f} vs {theirs['seconds']} s, ${theirs['cost_usd']:.4f}")
     if state.get("status") == "rolled_back":
         echo(f"rolled back: {state.get('rollback_reason')} (incident {state.get('incident', '?')})")
     analysis = state.get("analysis")
@@ -36,6 +46,16 @@ def _say(state: dict[str, Any]) -> None:
              + (f"; {analysis['needs_runs']} more candidate runs needed" if analysis["needs_runs"] else ""))
 
 
+def with_shadow(paths: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with its shadow stage's results (``shadow``), while or once it had one."""
+    if state.get("status") == "none" or not any(h.get("stage") == "shadow" for h in state.get("history", [])):
+        return state
+    from evolution.rollout.shadow import summary
+
+    shadow_stage = next(h for h in state["history"] if h.get("stage") == "shadow")
+    return {**state, "shadow": summary(paths, {**state, "stage_started_at": shadow_stage["at"]})}
+
+
 @app.command()
 @reports_errors
 def status(role: Role, json_out: Json = False) -> None:
@@ -43,7 +63,8 @@ def status(role: Role, json_out: Json = False) -> None:
     from aigentflow.project.paths import locate_project
     from evolution.rollout.canary import status as canary_status
 
-    state = canary_status(locate_project(), role)
+    paths = locate_project()
+    state = with_shadow(paths, canary_status(paths, role))
     print_json(state) if json_out else _say(state)
     if state.get("status") == "rolled_back" and state.get("incident") and "analysis" not in state:
         raise typer.Exit(1)
@@ -57,7 +78,8 @@ def advance(role: Role, json_out: Json = False) -> None:
     from aigentflow.project.paths import locate_project
     from evolution.rollout.canary import advance as canary_advance
 
-    state = canary_advance(locate_project(), role)
+    paths = locate_project()
+    state = with_shadow(paths, canary_advance(paths, role))
     print_json(state) if json_out else _say(state)
     if not state.get("advanced"):
         raise typer.Exit(1)
@@ -115,3 +137,27 @@ def enable() -> None:
     from evolution.rollout.switches import enable_evolution
 
     echo("self-evolution enabled" if enable_evolution(locate_project().root) else "self-evolution was not disabled")
+
+
+@reports_errors
+def admin_rollback(
+    phase: Annotated[str, typer.Argument(help="The phase to go back to: v1 (v2.0's self-evolution rolled back).")],
+    json_out: Json = False,
+) -> None:
+    """Phase rollback to v1.0 behaviour: export the tournament, canary and shadow state (the file is printed),
+    disable self-evolution, stop generated agents, clear that state, restore the built-in role versions;
+    audited; safe to run again."""
+    from aigentflow.cli.plain import echo
+    from aigentflow.project.paths import locate_project
+    from evolution.rollout import v1
+
+    done = v1.rollback(locate_project(), phase)
+    if json_out:
+        print_json(done)
+        return
+    for line in v1.describe(done):
+        echo(line)
+
+
+SUBCOMMANDS = {"admin": {"rollback": admin_rollback}}
+"""What evolution adds to aigentflow's own command groups (``aigentflow.cli.plugins``): ``admin rollback``."""

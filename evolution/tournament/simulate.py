@@ -88,19 +88,22 @@ def simulate(trials: int = 200, per_variant: int = 36, skills: tuple[float, ...]
 
 def canary_trial(rng: random.Random, candidate_success: float, incumbent_success: float = 0.95,
                  percent: int = 10, most: int = 400) -> tuple[int, int] | None:
-    """Runs (all of them, candidate's and incumbent's) until the real stage analysis
-    (``evolution.rollout.canary.analyse``, evaluated after every run) rolls the canary back; None if it
-    never does within ``most`` runs; (all runs, the candidate's runs). Runs are routed by the real sticky
-    bucket of a random run id."""
+    """Runs (all of them, candidate's and incumbent's) until the real stage decision
+    (``evolution.rollout.canary.judge``, which the watcher makes after every run) rolls the canary back;
+    None if it never does within ``most`` runs; (all runs, the candidate's runs). Runs are routed by the
+    real sticky bucket of a random run id; ``percent`` 0 is the shadow stage (every run plays both)."""
     from aigentflow.roles.canary import bucket
-    from evolution.rollout.canary import analyse
+    from evolution.rollout.canary import judge
 
+    stage = {"stage": "shadow", "percent": 0} if percent == 0 else {"stage": "canary", "percent": percent}
     runs: dict[str, list[dict[str, object]]] = {"candidate": [], "incumbent": []}
     for number in range(1, most + 1):
-        side = "candidate" if bucket(f"{rng.getrandbits(64):016x}") < percent else "incumbent"
-        rate = candidate_success if side == "candidate" else incumbent_success
-        runs[side].append({"ok": rng.random() < rate, "cost_usd": 0.0, "seconds": None})
-        if analyse(runs["candidate"], runs["incumbent"])["verdict"] == "fail":  # type: ignore[arg-type]
+        sides = ["candidate", "incumbent"] if percent == 0 else \
+            ["candidate" if bucket(f"{rng.getrandbits(64):016x}") < percent else "incumbent"]
+        for side in sides:
+            rate = candidate_success if side == "candidate" else incumbent_success
+            runs[side].append({"ok": rng.random() < rate, "cost_usd": 0.0, "seconds": None})
+        if judge(stage, runs["candidate"], runs["incumbent"])[0] == "rollback":  # type: ignore[arg-type]
             return number, len(runs["candidate"])
     return None
 
@@ -122,4 +125,7 @@ def simulate_canary(trials: int = 200, seed: int = 11, regressed: float = 0.5, p
         "canary_rollback_candidate_runs_p90": theirs[int(len(theirs) * 0.9)] if theirs else None,
         "canary_rolled_back_rate": len(found) / trials,
         "canary_false_rollback_rate": sum(n is not None for n in wrongly) / trials,
+        **({} if percent == 0 else {"shadow_" + k.removeprefix("canary_"): v for k, v in simulate_canary(
+            trials, seed, regressed, percent=0, runs_before_pass=runs_before_pass).items()
+            if k in ("canary_rollback_runs_median", "canary_rollback_runs_p90", "canary_false_rollback_rate")}),
     }

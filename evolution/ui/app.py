@@ -1,7 +1,8 @@
 """The web UI of one project: a FastAPI app of server-rendered pages (Jinja2), refreshed in parts by htmx.
 
 Pages: ``/`` the runs, ``/runs/<id>`` one run's spans as a waterfall, ``/runs/<id>/spans/<span>`` a
-span's details, ``/dashboards`` the health dashboards, ``/findings`` the pattern miner's findings.
+span's details, ``/dashboards`` the health dashboards, ``/findings`` the pattern miner's findings,
+``/leaderboard`` the tournament ratings with each role's promotion and rollout (shadow, canary) stage.
 A request from htmx (``HX-Request`` header) gets the fragment it swaps in; any other the whole page.
 An unknown run, span or address is a 404 page that says what was not found.
 """
@@ -115,5 +116,11 @@ def create_app(paths: ProjectPaths) -> FastAPI:
         from evolution.dashboards.findings import load_findings, rows
 
         return page(request, "findings.html", findings=rows(load_findings(state.paths.root)), title="Findings")
+
+    @app.get("/leaderboard", response_class=HTMLResponse)
+    def leaderboard_page(request: Request) -> HTMLResponse:
+        from evolution.ui.leaderboard import roles
+
+        return page(request, "leaderboard.html", roles=roles(state.paths), title="Leaderboard")
 
     return app
