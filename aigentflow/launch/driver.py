@@ -140,11 +140,16 @@ def connect(address: str | None, *, include_dashboard: bool = False, agent_resou
 
 def prestart(agent_resource: str = "") -> None:
     """Ask for the Model Gateway and this node's run host (on a running cluster: its keeper is started
-    and the host awaited, the first time)."""
+    and the host awaited, the first time), and say hello to the host on a thread of its own: a process's
+    first actor call sets up Ray's serialisation (importing pydantic.v1, starlette: a tenth of a second
+    or more), which is then done while the caller records its run (or makes the demo's sample project)."""
+    import threading
+
     from actors.factory import model_gateway_actor
 
     model_gateway_actor(agent_resource)
-    run_host()
+    host = run_host()
+    threading.Thread(target=host.ping.remote, name="aigentflow-hello", daemon=True).start()
 
 
 def run_host() -> Any:
