@@ -25,7 +25,7 @@ from aigentflow.faults import FaultPlan
 from aigentflow.gitops import names
 from aigentflow.gitops.bundle import create_bundle, fetch_bundle
 from aigentflow.gitops.merge import MergeConflict, is_ancestor, merge_into, predict
-from aigentflow.gitops.runner import Git
+from aigentflow.gitops.runner import Git, uncounted
 from aigentflow.gitops.worktrees import Worktrees, commit_all, trailers_of
 
 SNAPSHOT_MAX_FILE = 20_000
@@ -44,8 +44,10 @@ class GitAgent:
         self._operations_lock = threading.Lock()
 
     @contextmanager
-    def _operation(self, name: str, **attributes: Any) -> Iterator[dict[str, Any]]:
-        """Record one operation; the block may add attributes to what it yields; an exception is its error."""
+    def _operation(self, name: str, sink: list[dict[str, Any]] | None = None,
+                   **attributes: Any) -> Iterator[dict[str, Any]]:
+        """Record one operation; the block may add attributes to what it yields; an exception is its error.
+        ``sink``: where the record goes instead of the run's operations (a shadow's, returned to its caller)."""
         record: dict[str, Any] = {"operation": name, "started_ns": time.time_ns(), "error": None,
                                   "attributes": {k: v for k, v in attributes.items() if v is not None}}
         try:
@@ -55,8 +57,11 @@ class GitAgent:
             raise
         finally:
             record["ended_ns"] = time.time_ns()
-            with self._operations_lock:
-                self._operations.append(record)
+            if sink is not None:
+                sink.append(record)
+            else:
+                with self._operations_lock:
+                    self._operations.append(record)
 
     def operations(self) -> list[dict[str, Any]]:
         """The operations recorded since the last call (each given once), oldest first."""
@@ -212,6 +217,25 @@ class GitAgent:
     def remove_worktree(self, worktree: str, branch: str | None = None) -> None:
         with self._operation("remove_worktree", branch=branch):
             self.trees.remove(Path(worktree), branch=branch)
+
+    # -- a shadow's scratch (``aigentflow.run.shadow``): no branch, not in the run's git usage or operations --
+
+    def shadow_worktree(self, run_id: str, label: str, commit: str) -> dict[str, Any]:
+        """A scratch worktree on a detached HEAD at ``commit`` for a shadow to apply its edits in; its git
+        commands count neither in the run's usage nor in its operations (they come back, for the shadow's
+        spans)."""
+        ops: list[dict[str, Any]] = []
+        path = self.trees.path_for(run_id, f"shadow-{label}")
+        with uncounted(), self._operation("shadow_worktree", ops, commit=commit, shadow=True):
+            self.trees.detached(path, commit)
+        return {"path": str(path), "operations": ops}
+
+    def remove_shadow_worktree(self, worktree: str) -> list[dict[str, Any]]:
+        """Remove a shadow's scratch worktree (what it holds is discarded); the operation's record."""
+        ops: list[dict[str, Any]] = []
+        with uncounted(), self._operation("remove_shadow_worktree", ops, shadow=True):
+            self.trees.remove(Path(worktree))
+        return ops
 
 
 class GitAgents:

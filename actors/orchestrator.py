@@ -62,6 +62,8 @@ class Orchestrator:
         self._shadow_specs: dict[str, Any] = {}
         self.roles: Any = options.roles
         """The run's ``ActiveRoles`` (resolved by its engine from the run's recorded versions)."""
+        self.shadows: Any = None
+        """The run's ``ShadowPlayer`` (its engine's): the candidates that shadow a workflow's edit steps."""
 
     def agent(self, role: str, version: str | None = None) -> Any:
         """The handle of ``role``'s actor (started on first use); ``model_gateway`` is the cluster's gateway.
@@ -200,8 +202,11 @@ class Orchestrator:
         if workflow_path:  # the step's lead (or a helper the flags turn on) runs it as a workflow of calls
             from actors import load_class
 
-            workflow = load_class(workflow_path)
-            return self._with_git_usage(lambda: workflow(self, call).run())
+            workflow = load_class(workflow_path)(self, call)
+            try:
+                return self._with_git_usage(workflow.run)
+            finally:  # the shadows its edit steps started (``actors.workflow.shadow``) end with the step
+                workflow.shadows.join()
         me = ray.get_runtime_context().current_actor
         pending = self.ask(role, call, me)
         deadline = time.monotonic() + call.timeout_s
@@ -367,7 +372,7 @@ class Orchestrator:
         abandoned: stopped at once by its driver, which records the pause itself)."""
         engine = RunEngine(self.paths, self.run_id, self._invoke, self.options,
                            owner_check=self.owner_check if self.host is not None else None)
-        self.roles = engine.roles
+        self.roles, self.shadows = engine.roles, engine.shadows
         try:
             self.warm_up(engine.roles_needed(), self.options.agent_start_timeout_s)
             run = engine.drive(resume=resume)

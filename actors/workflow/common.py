@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actors.factory import remote_task
+from actors.workflow.shadow import EditShadows
 from aigentflow import faults
 from aigentflow.checks.build import (
     BuildSpec,
@@ -206,6 +207,8 @@ class Workflow:
         self.integration = self.settings.git.integration_branch
         self.conflicts: list[dict[str, Any]] = []
         self._repo_node: str | None = None
+        self.shadows = EditShadows(self)
+        """The shadows of its edit steps (``actors.workflow.shadow``), joined when the step ends."""
 
     @property
     def repo_node(self) -> str:
@@ -296,7 +299,9 @@ class Workflow:
         files, withheld = self.without_secrets(snapshot)
         call = self.agent_call(step, {"task": task, "files": files, "withheld": withheld,
                                       "architecture": self.call.inputs.get("architecture"), **extra})
+        clock = time.perf_counter()
         change_ref = self.orch.ask(role, call, self.me)
+        shadow = self.shadows.start(role, call, head, kind)  # the candidate's edits, if role is shadowed now
         trailers = self.trailers(**{"Aigentflow-Task": task_id, "Aigentflow-Agent": role})
         # A fault point: the task's build acts as if its node lacked the repository (the git-bundle path).
         repo_node = "" if faults.enabled("build.force-remote") else self.repo_node
@@ -307,6 +312,7 @@ class Workflow:
         outcome: TaskOutcome = ray.get(self.run_task(spec, change_ref))
         self.ran(outcome, "test", step)
         change: AgentResult = ray.get(change_ref)
+        self.shadows.incumbent(shadow, role, change, outcome, time.perf_counter() - clock)
         self.collector.add(change)
         if change.ok and kind != "tests" and change.output.get("commit_message"):
             spec = replace(spec, commit_message=change.output["commit_message"])

@@ -15,7 +15,8 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
@@ -85,12 +86,25 @@ def require_git() -> None:
 
 _usage_lock = threading.Lock()
 _usage = {"seconds": 0.0, "commands": 0}
+_uncounted = threading.local()
 
 
 def git_usage() -> dict[str, float]:
     """The git commands this process ran, and their wall time (what the benchmarks report as git)."""
     with _usage_lock:
         return dict(_usage)
+
+
+@contextmanager
+def uncounted() -> Iterator[None]:
+    """The git commands this thread runs in the block are not in ``git_usage`` (a shadow's scratch
+    worktree is no part of the run it shadows: ``aigentflow.run.shadow``)."""
+    before = getattr(_uncounted, "on", False)
+    _uncounted.on = True
+    try:
+        yield
+    finally:
+        _uncounted.on = before
 
 
 class Git:
@@ -113,9 +127,10 @@ class Git:
             text=not binary, encoding=None if binary else "utf-8", errors=None if binary else "replace",
             env=git_env({**identity, **(env or {})}), timeout=timeout, check=False,
         )
-        with _usage_lock:
-            _usage["seconds"] += time.perf_counter() - started
-            _usage["commands"] += 1
+        if not getattr(_uncounted, "on", False):
+            with _usage_lock:
+                _usage["seconds"] += time.perf_counter() - started
+                _usage["commands"] += 1
         if check and proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace") if binary else proc.stderr
             stdout = proc.stdout.decode(errors="replace") if binary else proc.stdout

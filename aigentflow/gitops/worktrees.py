@@ -141,6 +141,20 @@ class Worktrees:
         head = self.git.rev(f"refs/heads/{branch}") or Git(path).out("rev-parse", "HEAD")
         return Worktree(path, branch, head, reattached=False)
 
+    def detached(self, path: Path, commit: str) -> Path:
+        """A worktree at ``path`` on a detached HEAD at ``commit``: no branch is made (a shadow's scratch)."""
+        path = Path(path)
+        if commit.startswith("-"):
+            raise names.UnsafeName(f"commit {commit!r} refused: it starts with '-'")
+        with self.git.lock():
+            if path.exists():  # left by a killed process: it is ours, make it again
+                self.git.run("worktree", "remove", "--force", "--force", str(path), check=False)
+                shutil.rmtree(path, ignore_errors=True)
+                self.git.run("worktree", "prune")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.git.run("worktree", "add", "--quiet", "--detach", str(path), commit)
+        return path
+
     def remove(self, path: Path, *, branch: str | None = None) -> None:
         """Remove a worktree (even with changes in it) and, if given, its branch."""
         with self.git.lock():

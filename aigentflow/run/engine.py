@@ -296,6 +296,8 @@ class RunEngine:
             self.owner_check()
         if result.error_kind != "paused" and not self.roles.workflow(base_step(step_name), run.flags):
             self._shadow(run, role, call, result, time.perf_counter() - invoked)
+        for played in self.shadows.drain():  # a workflow step's shadows (its build tasks'), played inside it
+            self._shadow_played(run, played["role"], played["record"], played["spans"])
         outcome = "paused" if result.error_kind == "paused" else "ok" if result.ok else "failed"
         metrics.record_agent_call(role, outcome, time.perf_counter() - invoked)
         metrics.record_step(step_name, (time.time_ns() - state_span[1]) / 1e9)
@@ -331,13 +333,18 @@ class RunEngine:
         """The candidate that shadows ``role`` plays this step too (``aigentflow.run.shadow``); the run's result
         stays the incumbent's. A workflow step's shadow is played inside the workflow, on a scratch worktree."""
         played = self.shadows.play(role, call, self.invoke, result, seconds, run.tenant_id)
-        if played is None:
-            return
-        self.writer.extend(played["spans"])
-        record = played["record"]
+        if played is not None:
+            self._shadow_played(run, role, played["record"], played["spans"])
+
+    def _shadow_played(self, run: RunRecord, role: str, record: dict[str, Any], shadow_spans: list[Any]) -> None:
+        """A played shadow's spans and its ``shadow.played`` audit entry (its record is already written)."""
+        self.writer.extend(shadow_spans)
         self.store.append_audit(SHADOW_AUDIT, run.id, {
-            "role": role, "step": call.step, "candidate": record["candidate"]["version"],
-            "grades": {"incumbent": record["incumbent"]["grade"], "candidate": record["candidate"]["grade"]}},
+            "role": role, "step": record["step"], "candidate": record["candidate"]["version"],
+            "grades": {"incumbent": record["incumbent"]["grade"], "candidate": record["candidate"]["grade"]},
+            **({"tests_passed": {"incumbent": record["incumbent"]["tests_passed"],
+                                 "candidate": record["candidate"]["tests_passed"]}}
+               if "tests_passed" in record["candidate"] else {})},
             tenant_id=run.tenant_id)
 
     def _await_approval(self, run: RunRecord, step: Any, role: str, result: AgentResult, usage: StepUsage,

@@ -16,6 +16,7 @@ The kill switch is read at every step: shadows stop at the next boundary.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -45,6 +46,28 @@ def side(version: str, result: AgentResult, seconds: float, score: float | None 
             "error": (result.error or "")[:500] or None}
 
 
+def tests_grade(status: str, tests: dict[str, Any] | None) -> float:
+    """A build task's grade: the share of its test cases passing (a JUnit report), else 1.0 when its tests
+    passed; 0.0 when its edits were refused or never applied."""
+    if status not in ("passed", "failed"):
+        return 0.0
+    results = (tests or {}).get("results") or {}
+    if results.get("source") == "junit" and results.get("total"):
+        return round(int(results.get("passed", 0)) / int(results["total"]), 3)
+    return 1.0 if status == "passed" else 0.0
+
+
+def build_side(version: str, result: AgentResult, status: str, detail: str, tests: dict[str, Any] | None,
+               seconds: float) -> dict[str, Any]:
+    """One version's half of a build task's shadow record: ``ok`` when its edits were applied and tested,
+    ``tests_passed`` when the task's tests then passed, ``grade`` the share of its test cases passing."""
+    error = result.error if not result.ok else detail if status not in ("passed", "failed") else None
+    return {**side(version, result, seconds, tests_grade(status, tests)), "ok": status in ("passed", "failed"),
+            "tests_passed": status == "passed", "status": status, "error": (error or "")[:500] or None,
+            "tests": {k: v for k, v in ((tests or {}).get("results") or {}).items() if k != "cases"} or None,
+            "test_seconds": (tests or {}).get("duration_s")}
+
+
 def mark(spans: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
     """The candidate's spans, marked as a shadow's."""
     for item in spans:
@@ -68,22 +91,43 @@ class ShadowPlayer:
         self.paths = paths
         self.versions = versions
         self._specs: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._played: list[dict[str, Any]] = []
 
     def candidate(self, role: str) -> Any:
-        """The candidate ``AgentSpec`` that shadows ``role`` in this run now, or None."""
+        """The candidate ``AgentSpec`` that shadows ``role`` in this run now, or None (read at every step:
+        the kill switch stops shadows at the next one)."""
         rollout = active_shadows(self.paths.state_dir).get(role)
         if not rollout or self.versions.get(role) != rollout.get("incumbent"):
             return None
         key = (role, str(rollout.get("candidate")))
-        if key not in self._specs:
-            from aigentflow.exceptions import ConfigError
-            from aigentflow.roles.registry import project_registry
+        with self._lock:
+            if key not in self._specs:
+                self._specs[key] = self._load(key)
+            return self._specs[key]
 
-            try:
-                self._specs[key] = project_registry(self.paths).get(*key).spec
-            except ConfigError:  # a candidate not installed: nothing to play (the evolution side says so)
-                self._specs[key] = None
-        return self._specs[key]
+    def _load(self, key: tuple[str, str]) -> Any:
+        from aigentflow.exceptions import ConfigError
+        from aigentflow.roles.registry import project_registry
+
+        try:
+            return project_registry(self.paths).get(*key).spec
+        except ConfigError:  # a candidate not installed: nothing to play (the evolution side says so)
+            return None
+
+    def played(self, role: str, record: dict[str, Any], spans: list[dict[str, Any]]) -> None:
+        """A shadow played inside a workflow step (a build task's edits, ``actors.workflow.shadow``): its
+        record appended now, its spans and audit entry kept for the engine to write after the step
+        (``drain``; the engine is the run's only writer of traces and audit)."""
+        record_shadow(self.paths.state_dir, role, record)
+        with self._lock:
+            self._played.append({"role": role, "record": record, "spans": spans})
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The shadows played inside workflow steps since the last call: {role, record, spans} each."""
+        with self._lock:
+            taken, self._played = self._played, []
+        return taken
 
     def play(self, role: str, call: AgentCall, invoke: Any, incumbent: AgentResult, incumbent_s: float,
              tenant_id: str = "default") -> dict[str, Any] | None:

@@ -5,9 +5,10 @@ it, ``aigentflow.roles.canary``). Each stage is held until its checks pass again
 the runs created since the stage began: the candidate has at least ``MIN_RUNS`` finished runs, its
 success rate is no more than ``SUCCESS_TOLERANCE`` below the incumbent's, its median cost at most
 ``COST_RATIO`` times and its median duration at most ``LATENCY_RATIO`` times (plus ``LATENCY_SLACK_S``) the
-incumbent's (Flagger-style
-analysis). A regression (a success rate significantly below that, or cost or latency over after MIN_RUNS
-runs; see ``analyse``) rolls the canary back at once (status ``rolled_back``, routing back to the
+incumbent's, and where the runs build tasks, the share of them whose tests passed on its edits (the test
+pass rate) no more than ``SUCCESS_TOLERANCE`` below the incumbent's (Flagger-style analysis). A regression
+(a success or test pass rate significantly below that, or any check failed after MIN_RUNS runs; see
+``analyse``) rolls the canary back at once (status ``rolled_back``, routing back to the
 incumbent) and an incident is recorded. At 100% the candidate becomes the project's
 ``agents.<role>.version``.
 """
@@ -88,24 +89,54 @@ def stage_runs(paths: Any, canary: dict[str, Any]) -> dict[str, list[dict[str, A
             side = "candidate" if version == canary["candidate"] else "incumbent" if version == canary["incumbent"] \
                 else None
             if side:
-                cost = sum(step.cost_usd for step in store.steps(run.id))
-                out[side].append({"run": run.id, "ok": run.state == "COMPLETED", "cost_usd": cost,
-                                  "seconds": _seconds(run.created_at, run.finished_at)})
+                steps = store.steps(run.id)
+                tasks, passed = build_tasks(canary["role"], steps)
+                out[side].append({"run": run.id, "ok": run.state == "COMPLETED",
+                                  "cost_usd": sum(step.cost_usd for step in steps),
+                                  "seconds": _seconds(run.created_at, run.finished_at), "tasks": tasks,
+                                  "tasks_passed": passed})
         return out
     finally:
         store.close()
 
 
+def build_tasks(role: str, steps: list[Any]) -> tuple[int, int]:
+    """A run's build tasks that ``role`` implemented, and those whose tests passed on its edits (the first
+    implementation of each task, before any fix: what a shadow of the task compares)."""
+    tasks = passed = 0
+    for step in steps:
+        if step.step.split(".")[0] != "build" or not isinstance(step.output, dict):
+            continue
+        for task_id, task in (step.output.get("tasks") or {}).items():
+            first = next((s for s in task.get("steps", []) if s.get("role") == role
+                          and s.get("step") == f"build/{task_id}"), None)
+            if first is not None:
+                tasks += 1
+                passed += first.get("status") == "passed"
+    return tasks, passed
+
+
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if not runs:
-        return {"runs": 0, "success_rate": None, "cost_usd": None, "seconds": None}
+        return {"runs": 0, "success_rate": None, "cost_usd": None, "seconds": None, "tasks": 0,
+                "test_pass_rate": None}
     import statistics
 
     times = [r["seconds"] for r in runs if r["seconds"] is not None]
+    tasks = sum(r.get("tasks", 0) for r in runs)
     # Medians: one run slowed by the machine (or one expensive retry) does not decide a stage.
     return {"runs": len(runs), "success_rate": sum(r["ok"] for r in runs) / len(runs),
             "cost_usd": statistics.median(r["cost_usd"] for r in runs),
-            "seconds": statistics.median(times) if times else None}
+            "seconds": statistics.median(times) if times else None, "tasks": tasks,
+            "test_pass_rate": sum(r.get("tasks_passed", 0) for r in runs) / tasks if tasks else None}
+
+
+def _floor_test(candidate_passed: int, candidate_trials: int, passed: int, trials: int) -> tuple[float, float]:
+    """The rate the candidate may not fall under (the incumbent's ``passed`` of ``trials``, Laplace-smoothed,
+    less the tolerance) and the one-sided binomial p-value of its ``candidate_passed`` of ``candidate_trials``."""
+    baseline = (passed + 1) / (trials + 2) if trials else 1.0
+    floor = max(baseline - SUCCESS_TOLERANCE, 0.0)
+    return floor, _binomial_cdf(candidate_passed, candidate_trials, floor) if candidate_trials else 1.0
 
 
 def _binomial_cdf(successes: int, runs: int, rate: float) -> float:
@@ -114,9 +145,9 @@ def _binomial_cdf(successes: int, runs: int, rate: float) -> float:
 
 def analyse(candidate: list[dict[str, Any]], incumbent: list[dict[str, Any]]) -> dict[str, Any]:
     """The stage's checks: ``verdict`` is ``pass`` (at least MIN_RUNS candidate runs and every check
-    met), ``fail`` (a regression: a success rate significantly below the incumbent's less the tolerance,
-    one-sided binomial test at ``ALPHA``, or cost or latency over their ratio after MIN_RUNS runs), else
-    ``hold`` (more runs needed)."""
+    met), ``fail`` (a regression: a success rate, or a build tasks' test pass rate, significantly below the
+    incumbent's less the tolerance, one-sided binomial test at ``ALPHA``; or after MIN_RUNS runs, cost or
+    latency over their ratio, or the test pass rate under its floor), else ``hold`` (more runs needed)."""
     mine, theirs = _summary(candidate), _summary(incumbent)
 
     def within(name: str, ratio: float, slack: float = 0.0) -> bool:
@@ -124,24 +155,31 @@ def analyse(candidate: list[dict[str, Any]], incumbent: list[dict[str, Any]]) ->
 
     done = mine["runs"] >= MIN_RUNS
     # The incumbent's rate smoothed (Laplace), so that a handful of its runs is not taken as certainty.
-    baseline = (sum(r["ok"] for r in incumbent) + 1) / (len(incumbent) + 2) if incumbent else 1.0
-    floor = max(baseline - SUCCESS_TOLERANCE, 0.0)
-    successes = sum(r["ok"] for r in candidate)
-    p_value = _binomial_cdf(successes, len(candidate), floor) if candidate else 1.0
+    floor, p_value = _floor_test(sum(r["ok"] for r in candidate), len(candidate),
+                                 sum(r["ok"] for r in incumbent), len(incumbent))
     checks = [("success rate", mine["success_rate"] is not None and mine["success_rate"] >= floor)]
     regressions = ["success rate"] if p_value < ALPHA else []
     if theirs["cost_usd"]:
         checks.append(("cost", within("cost_usd", COST_RATIO)))
     if theirs["seconds"]:
         checks.append(("latency", within("seconds", LATENCY_RATIO, LATENCY_SLACK_S)))
+    tests_floor = tests_p = None
+    if theirs["tasks"]:  # build tasks: the share whose tests passed, the candidate's against the incumbent's
+        tests_floor, tests_p = _floor_test(sum(r.get("tasks_passed", 0) for r in candidate),
+                                           mine["tasks"], sum(r.get("tasks_passed", 0) for r in incumbent),
+                                           theirs["tasks"])
+        checks.append(("test pass rate", mine["test_pass_rate"] is not None and mine["test_pass_rate"] >= tests_floor))
+        regressions += ["test pass rate"] if tests_p < ALPHA else []
     failed = [name for name, ok in checks if not ok]
-    regressions += [name for name in failed if name != "success rate" and done]
+    regressions += [name for name in failed if name not in ("success rate", *regressions) and done
+                    and (name != "test pass rate" or mine["tasks"])]
     if regressions:
         verdict = "fail"
     else:
         verdict = "pass" if done and not failed else "hold"
     return {"verdict": verdict, "failed_checks": regressions or failed, "candidate": mine, "incumbent": theirs,
-            "success_floor": floor, "p_value": p_value, "needs_runs": max(0, MIN_RUNS - mine["runs"])}
+            "success_floor": floor, "p_value": p_value, "test_pass_floor": tests_floor, "test_pass_p_value": tests_p,
+            "needs_runs": max(0, MIN_RUNS - mine["runs"])}
 
 
 def stage_name(canary: dict[str, Any]) -> str:

@@ -36,6 +36,9 @@ def _say(state: dict[str, Any]) -> None:
         echo(f"shadow runs: {mine['runs']}; candidate passed {mine['passed']} (grade {mine['grade']}), incumbent "
              f"passed {theirs['passed']} (grade {theirs['grade']}); candidate {mine['seconds']} s, "
              f"${mine['cost_usd']:.4f} vs {theirs['seconds']} s, ${theirs['cost_usd']:.4f}")
+        if mine.get("tasks") or theirs.get("tasks"):
+            echo(f"shadowed build tasks: tests passed for the candidate in {mine['tasks_passed']} of {mine['tasks']}, "
+                 f"for the incumbent in {theirs['tasks_passed']} of {theirs['tasks']}")
     if state.get("status") == "rolled_back":
         echo(f"rolled back: {state.get('rollback_reason')} (incident {state.get('incident', '?')})")
     analysis = state.get("analysis")
@@ -43,6 +46,8 @@ def _say(state: dict[str, Any]) -> None:
         mine, theirs = analysis["candidate"], analysis["incumbent"]
         echo(f"stage checks: {analysis['verdict']}; candidate {mine['runs']} runs (success {mine['success_rate']}), "
              f"incumbent {theirs['runs']} runs (success {theirs['success_rate']})"
+             + (f"; test pass rate {mine['test_pass_rate']} vs {theirs['test_pass_rate']}"
+                if theirs.get("test_pass_rate") is not None else "")
              + (f"; {analysis['needs_runs']} more candidate runs needed" if analysis["needs_runs"] else ""))
 
 

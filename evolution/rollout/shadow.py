@@ -1,8 +1,10 @@
 """The shadow stage's evidence: the records aigentflow appends while a candidate shadows the incumbent
 (``.aigentflow/shadow/<role>.jsonl``, one line per step played, written by ``aigentflow.run.shadow``),
 read back as one entry per run and version for the stage's checks (``canary.analyse``, the same checks
-as a canary stage: success, cost, latency). A run's side succeeds when every step it played passed; its
-grade is the mean of its steps' grades (a build task's: the share of its tests passing)."""
+as a canary stage: success, cost, latency, and for build tasks the test pass rate). A run's side succeeds
+when every step it played passed (a build task's: its edits were applied and tested); its grade is the mean
+of its steps' grades (a build task's: the share of its test cases passing); ``tasks`` and ``tasks_passed``
+count its build tasks and those whose tests passed."""
 
 from __future__ import annotations
 
@@ -31,8 +33,12 @@ def _per_run(records: list[dict[str, Any]], side: str) -> list[dict[str, Any]]:
     for record in records:
         half = record[side]
         run = runs.setdefault(record["run_id"], {"run": record["run_id"], "ok": True, "cost_usd": 0.0,
-                                                 "seconds": 0.0, "grades": [], "steps": 0})
+                                                 "seconds": 0.0, "grades": [], "steps": 0, "tasks": 0,
+                                                 "tasks_passed": 0})
         run["ok"] = run["ok"] and bool(half["ok"])
+        if "tests_passed" in half:  # a build task's edits, tested (``actors.workflow.shadow``)
+            run["tasks"] += 1
+            run["tasks_passed"] += bool(half["tests_passed"])
         run["cost_usd"] += float(half.get("cost_usd") or 0.0)
         run["seconds"] += float(half.get("seconds") or 0.0)
         run["grades"].append(float(half.get("grade") or 0.0))
@@ -57,8 +63,10 @@ def summary(paths: Any, canary: dict[str, Any]) -> dict[str, Any]:
 
     def half(entries: list[dict[str, Any]]) -> dict[str, Any]:
         n = len(entries)
+        tasks = sum(e["tasks"] for e in entries)
         return {"runs": n, "passed": sum(e["ok"] for e in entries),
                 "grade": round(sum(e["grade"] for e in entries) / n, 3) if n else None,
+                "tasks": tasks, "tasks_passed": sum(e["tasks_passed"] for e in entries),
                 "cost_usd": round(sum(e["cost_usd"] for e in entries), 6),
                 "seconds": round(sum(e["seconds"] for e in entries), 3)}
 
