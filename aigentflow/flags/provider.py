@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
@@ -26,6 +26,9 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.provider import AbstractProvider, Metadata
 
 from aigentflow.flags.evaluate import Evaluator, Resolution
+
+if TYPE_CHECKING:
+    from aigentflow.config.loader import EffectiveConfig
 
 _REASONS = {reason.value: reason for reason in Reason}
 _ERRORS = {code.value: code for code in ErrorCode}
@@ -126,3 +129,15 @@ def run_flags(provider: AigentflowProvider, attributes: Mapping[str, str], roles
         if result.reason in (Reason.TARGETING_MATCH, Reason.SPLIT):
             decided[key] = {"variant": result.variant, "reason": str(result.reason)}
     return values, decided
+
+
+def resolve_run_flags(paths: Any, config: EffectiveConfig) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A run's flags through the provider, in the run's context: the configured tenant, the project, the
+    current user, and for each role's flag that role (``run_flags``)."""
+    from aigentflow.flags.load import default_context, definitions, flag_files
+    from aigentflow.roles.registry import project_registry
+
+    provider = AigentflowProvider(Evaluator(definitions(config, flag_files(paths.root))))
+    registry = project_registry(paths)
+    roles_by_flag = {spec.flag: role for role in registry.roles() if (spec := registry.default(role).spec).flag}
+    return run_flags(provider, default_context(config, paths.root), roles_by_flag)
