@@ -64,6 +64,8 @@ class FlagDefinition:
     variants: dict[str, FlagValue] = field(default_factory=dict)
     split: dict[str, int] = field(default_factory=dict)
     rollout: Rollout | None = None
+    rules_source: str = ""
+    """The file its rules, split or rollout come from (what a TARGETING_MATCH or SPLIT is due to)."""
 
     @property
     def dynamic(self) -> bool:
@@ -114,8 +116,12 @@ def parse_text(key: str, kind: str, text: str) -> FlagValue:
         else:
             value = text
     except ValueError:
-        raise ConfigError(f"flag {key!r} is a {kind} flag: {text!r} is not {_words(kind)}") from None
+        raise ConfigError(f"flag {key!r} is {article(kind)} {kind} flag: {text!r} is not {_words(kind)}") from None
     return check_value(key, kind, value, "")
+
+
+def article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
 
 
 def _words(kind: str) -> str:
@@ -182,7 +188,7 @@ def parse_definition(key: str, table: Mapping[str, Any], base: FlagDefinition | 
     if not isinstance(description, str):
         raise ConfigError(f"flag {key!r}{where}: description must be text")
     return FlagDefinition(key, kind, default, source if "default" in table else base.source,  # type: ignore[union-attr]
-                          description, rules, variants, split, rollout)
+                          description, rules, variants, split, rollout, source)
 
 
 def _list(key: str, raw: object, name: str, where: str) -> list[Any]:
@@ -261,15 +267,15 @@ def parse_when(key: str, raw: object, where: str) -> dict[str, tuple[str, ...]]:
 def _rollout(key: str, kind: str, raw: object, where: str) -> Rollout:
     if not isinstance(raw, dict) or "percent" not in raw or set(raw) - {"percent", "value"}:
         raise ConfigError(f"flag {key!r}{where}: rollout is {{percent = 0-100, value = ...}}, not {raw!r}")
-    percent = check_percent(key, raw["percent"])
+    percent = check_percent(key, raw["percent"], raw["percent"])
     if "value" not in raw and kind != "boolean":
         raise ConfigError(f"flag {key!r}{where}: a rollout of a {kind} flag needs the value it rolls out")
     return Rollout(percent, check_value(key, kind, raw.get("value", True), where))
 
 
-def check_percent(key: str, percent: object) -> float:
+def check_percent(key: str, percent: object, given: object) -> float:
     if type(percent) not in (int, float) or not 0 <= percent <= 100:  # type: ignore[operator]
-        raise ConfigError(f"flag {key!r}: rollout percent must be a number from 0 to 100, not {percent!r}")
+        raise ConfigError(f"flag {key!r}: a rollout percentage is a number from 0 to 100, not {given!r}")
     return float(percent)  # type: ignore[arg-type]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aigentflow.flags.definitions import CONTEXT_ATTRIBUTES, FlagDefinition, FlagValue, unknown_flag
+from aigentflow.flags.definitions import CONTEXT_ATTRIBUTES, FlagDefinition, FlagValue, article, unknown_flag
 
 STATIC = "STATIC"
 DEFAULT = "DEFAULT"
@@ -93,7 +93,8 @@ class Evaluator:
                 not (expected == "float" and definition.type == "integer"):
             return Resolution(key, None, ERROR, type=definition.type, source=definition.source,
                               error_code=TYPE_MISMATCH,
-                              error_message=f"flag {key!r} is a {definition.type} flag, asked for as {expected}: "
+                              error_message=f"flag {key!r} is {article(definition.type)} {definition.type} flag, "
+                                            f"asked for as {expected}: "
                                             f"use get_{_getter(definition.type)}_value")
         if static is not None:
             return Resolution(key, float(static.value), STATIC, None, static.type, static.source)
@@ -106,18 +107,18 @@ class Evaluator:
         for number, rule in enumerate(definition.rules, start=1):
             if rule.matches(attributes):
                 return Resolution(key, widen(rule.value), TARGETING_MATCH, rule.variant or f"rule-{number}", kind,
-                                  definition.source)
+                                  definition.rules_source)
         if definition.split:
             fraction = subject_fraction(key, targeting_key_of(attributes, targeting_key))
             variants = definition.variants
             for name, upper in self._splits[key]:
                 if fraction < upper:
                     value = variants[name] if name in variants else _parsed(key, kind, name)
-                    return Resolution(key, widen(value), SPLIT, name, kind, definition.source)
+                    return Resolution(key, widen(value), SPLIT, name, kind, definition.rules_source)
         rollout = definition.rollout
         if rollout is not None and rollout.percent > 0 and \
                 subject_fraction(key, targeting_key_of(attributes, targeting_key)) * 100 < rollout.percent:
-            return Resolution(key, widen(rollout.value), SPLIT, "rollout", kind, definition.source)
+            return Resolution(key, widen(rollout.value), SPLIT, "rollout", kind, definition.rules_source)
         return Resolution(key, widen(definition.default), DEFAULT, None, kind, definition.source)
 
     def evaluate_all(self, attributes: Mapping[str, Any], targeting_key: str | None = None) -> list[Resolution]:

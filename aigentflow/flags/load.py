@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aigentflow.config import flags as presets
-from aigentflow.flags.definitions import FILE_NAME, FlagDefinition, check_value, parse_definition, preset_type, \
-    read_file
+from aigentflow.flags.definitions import (
+    FILE_NAME,
+    FlagDefinition,
+    check_value,
+    parse_definition,
+    preset_type,
+    read_file,
+)
 from aigentflow.flags.evaluate import context_attributes
 
 if TYPE_CHECKING:
