@@ -66,6 +66,24 @@ def targeting_key_of(attributes: Mapping[str, Any], targeting_key: str | None = 
     return f"{attributes.get('tenant') or ''}/{attributes.get('project') or ''}"
 
 
+class _Compiled:
+    """A dynamic flag's answers, made once: one per rule, per split variant, the rollout and the default."""
+
+    __slots__ = ("default", "percent", "rollout", "rules", "split")
+
+    def __init__(self, definition: FlagDefinition) -> None:
+        key, kind, source = definition.key, definition.type, definition.rules_source
+        self.rules = [(tuple(rule.when.items()),
+                       Resolution(key, rule.value, TARGETING_MATCH, rule.variant or f"rule-{number}", kind, source))
+                      for number, rule in enumerate(definition.rules, start=1)]
+        self.split = [(upper, Resolution(key, _variant(definition, name), SPLIT, name, kind, source))
+                      for name, upper in _cumulative(definition)] if definition.split else []
+        rollout = definition.rollout
+        self.percent = rollout.percent if rollout else 0.0
+        self.rollout = Resolution(key, rollout.value, SPLIT, "rollout", kind, source) if rollout else None
+        self.default = Resolution(key, definition.default, DEFAULT, None, kind, definition.source)
+
+
 class Evaluator:
     """Flags by key, evaluated against a context's attributes (tenant, project, role, user)."""
 
@@ -73,7 +91,7 @@ class Evaluator:
         self.definitions = dict(sorted(definitions.items()))
         self._static = {key: Resolution(key, d.default, STATIC, None, d.type, d.source)
                         for key, d in self.definitions.items() if not d.dynamic}
-        self._splits = {key: _cumulative(d) for key, d in self.definitions.items() if d.split}
+        self._dynamic = {key: _Compiled(d) for key, d in self.definitions.items() if d.dynamic}
 
     def keys(self) -> list[str]:
         return list(self.definitions)
@@ -81,7 +99,8 @@ class Evaluator:
     def evaluate(self, key: str, attributes: Mapping[str, Any], targeting_key: str | None = None,
                  expected: str | None = None) -> Resolution:
         """Flag ``key``'s value for this context; ``expected`` (a type name) checks the caller's type.
-        Errors (unknown flag, wrong type) come back as a Resolution with reason ERROR, never raised."""
+        Errors (unknown flag, wrong type) come back as a Resolution with reason ERROR, never raised.
+        Every answer without an error is one of the flag's prepared ``Resolution`` objects."""
         static = self._static.get(key)
         if static is not None and (expected is None or expected == static.type):
             return static
@@ -89,37 +108,30 @@ class Evaluator:
         if definition is None:
             return Resolution(key, None, ERROR, error_code=FLAG_NOT_FOUND,
                               error_message=str(unknown_flag(key, list(self.definitions))))
-        if expected is not None and expected != definition.type and \
-                not (expected == "float" and definition.type == "integer"):
+        if expected is not None and expected != definition.type:
+            if expected == "float" and definition.type == "integer":  # a whole number is a number too
+                found = self.evaluate(key, attributes, targeting_key)
+                return Resolution(key, float(found.value), found.reason, found.variant, found.type, found.source)
             return Resolution(key, None, ERROR, type=definition.type, source=definition.source,
                               error_code=TYPE_MISMATCH,
                               error_message=f"flag {key!r} is {article(definition.type)} {definition.type} flag, "
-                                            f"asked for as {expected}: "
-                                            f"use get_{_getter(definition.type)}_value")
-        if static is not None:
-            return Resolution(key, float(static.value), STATIC, None, static.type, static.source)
-        return self._dynamic(definition, attributes, targeting_key, expected)
-
-    def _dynamic(self, definition: FlagDefinition, attributes: Mapping[str, Any], targeting_key: str | None,
-                 expected: str | None) -> Resolution:
-        key, kind = definition.key, definition.type
-        widen = float if expected == "float" and kind == "integer" else _same
-        for number, rule in enumerate(definition.rules, start=1):
-            if rule.matches(attributes):
-                return Resolution(key, widen(rule.value), TARGETING_MATCH, rule.variant or f"rule-{number}", kind,
-                                  definition.rules_source)
-        if definition.split:
+                                            f"asked for as {expected}: use get_{definition.type}_value")
+        compiled = self._dynamic[key]
+        for conditions, result in compiled.rules:
+            for name, allowed in conditions:
+                if attributes.get(name) not in allowed:
+                    break
+            else:
+                return result
+        if compiled.split:
             fraction = subject_fraction(key, targeting_key_of(attributes, targeting_key))
-            variants = definition.variants
-            for name, upper in self._splits[key]:
+            for upper, result in compiled.split:
                 if fraction < upper:
-                    value = variants[name] if name in variants else _parsed(key, kind, name)
-                    return Resolution(key, widen(value), SPLIT, name, kind, definition.rules_source)
-        rollout = definition.rollout
-        if rollout is not None and rollout.percent > 0 and \
-                subject_fraction(key, targeting_key_of(attributes, targeting_key)) * 100 < rollout.percent:
-            return Resolution(key, widen(rollout.value), SPLIT, "rollout", kind, definition.rules_source)
-        return Resolution(key, widen(definition.default), DEFAULT, None, kind, definition.source)
+                    return result
+        if compiled.rollout is not None and compiled.percent > 0 and \
+                subject_fraction(key, targeting_key_of(attributes, targeting_key)) * 100 < compiled.percent:
+            return compiled.rollout
+        return compiled.default
 
     def evaluate_all(self, attributes: Mapping[str, Any], targeting_key: str | None = None) -> list[Resolution]:
         return [self.evaluate(key, attributes, targeting_key) for key in self.definitions]
@@ -132,18 +144,12 @@ def context_attributes(tenant: str | None = None, project: str | None = None, ro
     return {name: value for name in CONTEXT_ATTRIBUTES if (value := given[name])}
 
 
-def _same(value: FlagValue) -> FlagValue:
-    return value
-
-
-def _getter(kind: str) -> str:
-    return {"boolean": "boolean", "integer": "integer", "float": "float", "string": "string"}[kind]
-
-
-def _parsed(key: str, kind: str, name: str) -> FlagValue:
+def _variant(definition: FlagDefinition, name: str) -> FlagValue:
+    if name in definition.variants:
+        return definition.variants[name]
     from aigentflow.flags.definitions import parse_text
 
-    return parse_text(key, kind, name)
+    return parse_text(definition.key, definition.type, name)
 
 
 def _cumulative(definition: FlagDefinition) -> list[tuple[str, float]]:

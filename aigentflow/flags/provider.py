@@ -40,6 +40,7 @@ class AigentflowProvider(AbstractProvider):
     def __init__(self, evaluator: Evaluator) -> None:
         super().__init__()
         self.evaluator = evaluator
+        self._details: dict[int, tuple[Resolution, FlagResolutionDetails[Any]]] = {}
 
     @classmethod
     def for_project(cls, project_root: Path | None, overrides: Mapping[str, str] | None = None,
@@ -61,7 +62,14 @@ class AigentflowProvider(AbstractProvider):
             resolution = self.evaluator.evaluate(flag_key, {}, None, expected)
         else:
             resolution = self.evaluator.evaluate(flag_key, context.attributes, context.targeting_key, expected)
-        return details(resolution, default_value)
+        if resolution.error_code is not None or resolution.type != expected:  # an error, or an integer as float
+            return details(resolution, default_value)
+        # the evaluator's answers are prepared objects: their OpenFeature details are made once too
+        # (the SDK copies them into the FlagEvaluationDetails it returns, never changes them)
+        cached = self._details.get(id(resolution))
+        if cached is None or cached[0] is not resolution:
+            cached = self._details[id(resolution)] = (resolution, details(resolution, default_value))
+        return cached[1]
 
     def resolve_boolean_details(self, flag_key: str, default_value: bool,
                                 evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[bool]:
