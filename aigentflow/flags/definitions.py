@@ -91,7 +91,8 @@ def check_value(key: str, kind: str, value: object, where: str) -> FlagValue:
     if kind == "float" and type(value) is int:
         value = float(value)
     if type(value) is not expected or (kind == "float" and not math.isfinite(value)):  # type: ignore[arg-type]
-        raise ConfigError(f"flag {key!r}{where}: {value!r} is not {_words(kind)}")
+        raise ConfigError(f"flag {key!r}{where}: {value!r} is not {_words(kind)} "
+                          f"(it is {article(kind)} {kind} flag)")
     if key in presets.FLAG_NAMES:
         try:
             presets.check_flag_value(key, value)
@@ -267,15 +268,15 @@ def parse_when(key: str, raw: object, where: str) -> dict[str, tuple[str, ...]]:
 def _rollout(key: str, kind: str, raw: object, where: str) -> Rollout:
     if not isinstance(raw, dict) or "percent" not in raw or set(raw) - {"percent", "value"}:
         raise ConfigError(f"flag {key!r}{where}: rollout is {{percent = 0-100, value = ...}}, not {raw!r}")
-    percent = check_percent(key, raw["percent"], raw["percent"])
+    percent = check_percent(key, raw["percent"], raw["percent"], where)
     if "value" not in raw and kind != "boolean":
         raise ConfigError(f"flag {key!r}{where}: a rollout of a {kind} flag needs the value it rolls out")
     return Rollout(percent, check_value(key, kind, raw.get("value", True), where))
 
 
-def check_percent(key: str, percent: object, given: object) -> float:
+def check_percent(key: str, percent: object, given: object, where: str = "") -> float:
     if type(percent) not in (int, float) or not 0 <= percent <= 100:  # type: ignore[operator]
-        raise ConfigError(f"flag {key!r}: a rollout percentage is a number from 0 to 100, not {given!r}")
+        raise ConfigError(f"flag {key!r}{where}: a rollout percentage is a number from 0 to 100, not {given!r}")
     return float(percent)  # type: ignore[arg-type]
 
 
