@@ -179,3 +179,14 @@ def test_runs_evaluate_each_role_flag_with_its_role(sample_repo: Path) -> None:
     assert flags["agents.reviewer"] is True  # the Reviewer's own flag, evaluated with role=reviewer
     assert flags["features.codeReview"] is False  # no role in its context
     assert decided == {"agents.reviewer": {"variant": "rule-1", "reason": "TARGETING_MATCH"}}
+
+
+def test_the_readme_example_flags_file_is_valid(tmp_path: Path) -> None:
+    import re
+
+    readme = Path(__file__).resolve().parents[1] / "aigentflow" / "flags" / "README.md"
+    example = re.search(r"```toml\n(.*?)```", readme.read_text(), re.DOTALL).group(1)
+    provider = provider_for(project(tmp_path, example))
+    sso = provider.resolve_boolean_details("enterprise.ssoRequired", False, EvaluationContext("a", {"tenant": "acme"}))
+    assert (sso.value, sso.reason) == (True, Reason.TARGETING_MATCH)
+    assert provider.resolve_string_details("ui.theme", "", EvaluationContext("bob")).reason == Reason.SPLIT
