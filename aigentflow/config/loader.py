@@ -36,6 +36,7 @@ from aigentflow.config.settings import (
     TraceSettings,
 )
 from aigentflow.exceptions import ConfigError
+from aigentflow.flags.load import flag_files, static_defaults
 from aigentflow.project.paths import ProjectPaths, user_config_dir
 
 ENV_PREFIX = "AIGENTFLOW_"
@@ -364,6 +365,10 @@ def load_config(
     layers += [(_env_layer(env), []), (_override_layer(overrides or {}), [])]
 
     merged = Settings().model_dump(exclude={"hooks"})
+    # a flags file's `default` of a preset flag sits between the preset and the configuration's overrides
+    for flag, (value, source) in static_defaults(flag_files(project_root, env)).items():
+        merged["flags"]["overrides"][flag] = value
+        sources[_FLAG_PREFIX + flag] = source
     hooks: list[HookConfig] = []
     for entries, layer_hooks in layers:
         hooks += layer_hooks

@@ -87,6 +87,8 @@ class RunPlan:
     spec: Any
     roles: Any = None
     """The ``ActiveRoles``: the version of each role the run uses (recorded as its ``agents`` settings)."""
+    flag_decisions: dict[str, dict[str, Any]] | None = None
+    """The flags its context decided (a targeting rule, an A/B split, a rollout): their variant and reason."""
 
 
 def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) -> None:
@@ -131,20 +133,23 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
+    from aigentflow.flags.provider import resolve_run_flags
     from aigentflow.run.engine import active_roles
 
+    # through the OpenFeature provider, in the run's context (tenant, project, user, each flag's role)
+    flags, decided = resolve_run_flags(paths, config)
     # Every broken spec file, an unknown role or version, a generated version not approved: refused here.
-    roles = active_roles(paths, settings.agents, config.flags)
-    preflight_agents(config.flags, roles)
+    roles = active_roles(paths, settings.agents, flags)
+    preflight_agents(flags, roles)
     preflight_role_models(paths, settings, roles)
-    preflight_git(paths, settings, config.flags)
-    preflight_sandbox(settings, config.flags)
+    preflight_git(paths, settings, flags)
+    preflight_sandbox(settings, flags)
     from aigentflow.mcp.config import load_servers
 
     load_servers(paths.root)  # a broken mcp.json (or an unset ${VAR} in it) stops here, with the file named
     spec = build_model_spec(settings.model, paths.cassettes_dir, record=bool(settings.model.record))
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
-    return RunPlan(redactor.redact_text(text), settings, dict(config.flags), spec, roles)
+    return RunPlan(redactor.redact_text(text), settings, flags, spec, roles, decided)
 
 
 def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
@@ -168,7 +173,8 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
             settings=settings, flags=plan.flags, tenant_id=plan.settings.run.tenant, run_id=run_id,
         )
         store.append_audit("run.created", run.id, {"model": plan.spec.name, "request_chars": len(plan.request),
-                                                   **({"canary": canary} if canary else {})},
+                                                   **({"canary": canary} if canary else {}),
+                                                   **({"flags": plan.flag_decisions} if plan.flag_decisions else {})},
                            tenant_id=run.tenant_id)
     finally:
         store.close()

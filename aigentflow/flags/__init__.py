@@ -1,0 +1,1 @@
+"""Feature flags evaluated through OpenFeature: presets, flags files, targeting, splits and rollouts."""
