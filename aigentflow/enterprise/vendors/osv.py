@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -211,8 +212,10 @@ def _open(request: urllib.request.Request | str, timeout: float) -> dict[str, An
                           "snapshot or a database exported from osv.dev (--db).") from None
 
 
-def query_online(packages: list[Package], api: str = OSV_API, timeout: float = 20.0) -> Database:
-    """The OSV records api.osv.dev has for these package versions (``querybatch``, then each record)."""
+def query_online(packages: list[Package], api: str | None = None, timeout: float = 20.0) -> Database:
+    """The OSV records api.osv.dev (or ``$AIGENTFLOW_OSV_API``: a mirror) has for these package versions
+    (``querybatch``, then each record)."""
+    api = (api or os.environ.get("AIGENTFLOW_OSV_API") or OSV_API).rstrip("/")
     ids: set[str] = set()
     for start in range(0, len(packages), BATCH_LIMIT):
         batch = packages[start:start + BATCH_LIMIT]
