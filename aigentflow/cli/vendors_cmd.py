@@ -114,13 +114,14 @@ def assess(
     date: Annotated[str | None, typer.Option(help="When (YYYY-MM-DD; default today, UTC).")] = None,
     dpa: Annotated[str | None, typer.Option(help="Record the DPA: yes, no or the date signed.")] = None,
     sla: Annotated[float | None, typer.Option(help="Record the stated SLA (percent).")] = None,
+    p95_ms: Annotated[float | None, typer.Option("--p95-ms", help="Record the stated p95 latency (ms).")] = None,
 ) -> None:
     """Record a dated assessment of a vendor: its new status (and DPA, stated SLA)."""
     import getpass
 
     register = _register(_root())
     vendor = register.assess(vendor_id, status, by=by or getpass.getuser(), notes=notes, date=date, dpa=dpa,
-                             sla=sla)
+                             sla=sla, p95_latency_ms=p95_ms)
     register.save()
     typer.echo(f"{vendor.id}: {vendor.status} as of {vendor.assessments[-1].date}")
 

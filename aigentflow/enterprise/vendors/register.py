@@ -97,6 +97,12 @@ def check_sla(sla: float) -> float:
     return sla
 
 
+def check_latency(milliseconds: float) -> float:
+    if not milliseconds > 0:
+        raise UsageError(f"p95 latency {milliseconds} ms is not positive.")
+    return milliseconds
+
+
 def check_date(date: str | None) -> str:
     if date is None:
         return dt.datetime.now(dt.UTC).date().isoformat()
@@ -149,11 +155,13 @@ class Register:
         check_status(vendor.status)
         vendor.dpa = check_dpa(vendor.dpa)
         check_sla(vendor.sla)
+        if vendor.p95_latency_ms is not None:
+            check_latency(vendor.p95_latency_ms)
         self.vendors.append(vendor)
         return vendor
 
     def assess(self, vendor_id: str, status: str, *, by: str, notes: str = "", date: str | None = None,
-               dpa: str | None = None, sla: float | None = None) -> Vendor:
+               dpa: str | None = None, sla: float | None = None, p95_latency_ms: float | None = None) -> Vendor:
         vendor = self.get(vendor_id)
         check_status(status)
         when = check_date(date)
@@ -161,6 +169,8 @@ class Register:
             vendor.dpa = check_dpa(dpa)
         if sla is not None:
             vendor.sla = check_sla(sla)
+        if p95_latency_ms is not None:
+            vendor.p95_latency_ms = check_latency(p95_latency_ms)
         vendor.status = status
         vendor.assessments.append(Assessment(when, status, by, notes))
         return vendor
