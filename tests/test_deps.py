@@ -5,6 +5,8 @@ runs them, in real temporary projects."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,11 +14,11 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from tests.conftest import aigentflow, cli_env, commit_files
 
 from aigentflow.enterprise.vendors.inventory import normalize
 from aigentflow.enterprise.vendors.osv import SNAPSHOT
 from aigentflow.enterprise.vendors.sbom import check_sbom
+from tests.conftest import aigentflow, cli_env, commit_files
 
 REQUIREMENTS = """\
 requests==2.30.0          # AFTEST-2023-0001, fixed in 2.31.0
@@ -60,7 +62,7 @@ def test_planted_vulnerable_pins_are_found_with_their_fixed_versions(project: Pa
     assert "AFTEST-2021-0006   lodash 4.17.20 -> 4.17.21" in result.stdout
     assert "not scanned, no exact version: flask>=2" in result.stdout
 
-    code, report = _scan(project)
+    report = _scan(project)[1]
     found = {(f["id"], f["package"], f["installed"], f["fixed"], f["severity"]) for f in report["findings"]}
     assert found == {
         ("AFTEST-2020-0004", "pyyaml", "5.4b1", None, "critical"),
@@ -278,3 +280,14 @@ def test_sbom_to_standard_output_parses() -> None:
     result = aigentflow("deps", "sbom", cwd=Path.cwd(), timeout=60)
     assert result.returncode == 0
     assert check_sbom(json.loads(result.stdout)) == []
+
+
+def test_vendor_security_commands_never_import_ray_or_litellm(project: Path, user_config: Path) -> None:
+    for command in (["deps", "scan", "--self"], ["deps", "scan"], ["deps", "licenses"], ["deps", "sbom"],
+                    ["vendors", "list"], ["vendors", "sla"]):
+        probe = subprocess.run([sys.executable, "-X", "importtime", "-m", "aigentflow", *command],
+                               cwd=project, capture_output=True, text=True, timeout=60, check=False)
+        assert probe.returncode in (0, 1), probe.stderr[-2000:]
+        modules = {line.rsplit("|", 1)[-1].strip() for line in probe.stderr.splitlines() if "|" in line}
+        assert "aigentflow.enterprise.vendors" in modules
+        assert not modules & {"ray", "litellm"}, command

@@ -33,11 +33,11 @@ def _project_root(path: Path | None) -> Path:
 @app.command("scan")
 @reports_errors
 def scan(
-    project: Annotated[bool, typer.Option("--project", help="Scan the project's pinned dependencies (default).")] = False,
+    project: Annotated[bool, typer.Option("--project", help="The project's pinned dependencies (default).")] = False,
     self_: Annotated[bool, typer.Option("--self", help="Scan aigentflow's own installed dependency tree.")] = False,
     all_installed: Annotated[bool, typer.Option(help="With --self: every installed distribution.")] = False,
     path: Annotated[Path | None, typer.Option(help="The project (default: the git work tree here).")] = None,
-    db: Annotated[Path | None, typer.Option(help="A directory of OSV JSON records (default: the test snapshot).")] = None,
+    db: Annotated[Path | None, typer.Option(help="A directory of OSV records (default: the test snapshot).")] = None,
     online: Annotated[bool, typer.Option("--online", help="Ask api.osv.dev instead of a local database.")] = False,
     fail_on: Annotated[str, typer.Option(help=f"Exit 1 on a finding this severe: {', '.join(FAIL_ON)}.")] = "any",
     as_json: JsonOption = False,
@@ -112,8 +112,9 @@ def licenses(
         for row in shown:
             verdict = "ok" if row["allowed"] else "DENIED"
             typer.echo(f"{verdict:<7} {row['name']} {row['version']}: {row['license']} (from {row['source']})")
+        allowed = f"; allow {', '.join(policy.allow)}" if policy.allow else ""
         typer.echo(f"{len(report['violations'])} violation(s), {len(report['unknown'])} unknown; "
-                   f"deny {', '.join(policy.deny) or '-'}" + (f"; allow {', '.join(policy.allow)}" if policy.allow else ""))
+                   f"deny {', '.join(policy.deny) or '-'}{allowed}")
     if report["violations"]:
         raise typer.Exit(1)
 

@@ -42,7 +42,8 @@ CLASSIFIERS = {
 NAMES = [
     (r"^(the )?mit( license)?( \(mit\))?$|^expat", "MIT"),
     (r"^apache(-| )?(software )?(license)?[ ,-]*(version |v)?2(\.0)?$|^apache$|^asl ?2", "Apache-2.0"),
-    (r"^(new |modified |revised )?bsd[ -]?3|^3-clause bsd|^bsd( license)?$|^(new|modified|revised) bsd", "BSD-3-Clause"),
+    (r"^(new |modified |revised )?bsd[ -]?3|^3-clause bsd|^bsd( license)?$|^(new|modified|revised) bsd",
+     "BSD-3-Clause"),
     (r"^(simplified |freebsd )?bsd[ -]?2|^2-clause bsd|^simplified bsd", "BSD-2-Clause"),
     (r"^psf|^python software foundation", "PSF-2.0"),
     (r"^isc", "ISC"), (r"^mpl[ -]?2|^mozilla public license,? (version )?2", "MPL-2.0"),
@@ -88,14 +89,12 @@ def normalize_text(text: str) -> str | None:
 
 
 def _is_expression(text: str) -> bool:
-    try:
-        tokens = _TOKEN.findall(text)
-        return bool(tokens) and all(
-            t in ("(", ")", "AND", "OR", "WITH") or (_SPDX_ID.match(t) and re.search(r"\d|-", t)) for t in tokens
-        ) or (bool({"AND", "OR"} & set(tokens)) and all(t in ("(", ")", "AND", "OR", "WITH") or _SPDX_ID.match(t)
-                                                       for t in tokens))
-    except re.error:
+    """Whether ``text`` reads as an SPDX expression: ids joined by AND/OR (ids of one word need one)."""
+    operators = ("(", ")", "AND", "OR", "WITH")
+    tokens = _TOKEN.findall(text)
+    if not tokens or not all(t in operators or _SPDX_ID.match(t) for t in tokens):
         return False
+    return bool({"AND", "OR"} & set(tokens)) or all(t in operators or re.search(r"\d|-", t) for t in tokens)
 
 
 @dataclass

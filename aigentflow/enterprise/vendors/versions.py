@@ -88,9 +88,7 @@ def in_range(version: Any, events: list[Mapping[str, str]], parse_version: Parse
         if kind == "introduced":
             if bound is None or version >= bound:
                 affected = True
-        elif kind in ("fixed", "limit") and version >= bound:
-            affected = False
-        elif kind == "last_affected" and version > bound:
+        elif (kind in ("fixed", "limit") and version >= bound) or (kind == "last_affected" and version > bound):
             affected = False
     return affected
 
