@@ -15,6 +15,8 @@ import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import HeaderParser
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from aigentflow.exceptions import UsageError
 
 PYPI, NPM = "PyPI", "npm"
+_EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 
 
 def normalize(name: str) -> str:
@@ -55,11 +58,18 @@ class Distribution:
         return f"pkg:pypi/{self.key}@{self.version}"
 
 
-def _requirements(dist: metadata.Distribution, installed: set[str]) -> dict[str, list[tuple[str, frozenset[str]]]]:
+def _headers(dist: metadata.Distribution) -> Message | None:
+    """A distribution's core metadata headers, its description (often most of the file) left unparsed:
+    ``Distribution.metadata`` parses the whole file, each time it is asked for."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    return HeaderParser().parsestr(text) if text else None
+
+
+def _requirements(meta: Message, installed: set[str]) -> dict[str, list[tuple[str, frozenset[str]]]]:
     base = default_environment()
-    extras = list(dist.metadata.get_all("Provides-Extra") or [])
+    extras = {normalize(e) for e in meta.get_all("Provides-Extra") or []}
     requires: dict[str, list[tuple[str, frozenset[str]]]] = {}
-    for text in dist.requires or []:
+    for text in meta.get_all("Requires-Dist") or []:
         try:
             requirement = Requirement(text)
         except InvalidRequirement:
@@ -72,27 +82,28 @@ def _requirements(dist: metadata.Distribution, installed: set[str]) -> dict[str,
         if marker is None or marker.evaluate({**base, "extra": ""}):  # type: ignore[dict-item]
             requires.setdefault("", []).append(wanted)
             continue
-        for extra in extras:
+        # Only the extras the marker names can make it true (evaluating each of ray's 14 extras costs).
+        for extra in {normalize(e) for e in _EXTRA.findall(str(marker))} & extras:
             if marker.evaluate({**base, "extra": extra}):  # type: ignore[dict-item]
-                requires.setdefault(normalize(extra), []).append(wanted)
+                requires.setdefault(extra, []).append(wanted)
     return requires
 
 
 def environment(paths: list[str] | None = None) -> dict[str, Distribution]:
     """Every distribution installed on ``paths`` (default ``sys.path``), by normalized name; where one is
     installed twice the first on the path wins, as ``import`` would have it."""
-    found: dict[str, metadata.Distribution] = {}
+    found: dict[str, Message] = {}
     for dist in metadata.distributions(**({"path": paths} if paths is not None else {})):
-        name = dist.metadata.get("Name")
-        if name and normalize(name) not in found:
-            found[normalize(name)] = dist
+        meta = _headers(dist)
+        name = meta.get("Name") if meta is not None else None
+        if meta is not None and name and normalize(name) not in found:
+            found[normalize(name)] = meta
     installed = set(found)
     result: dict[str, Distribution] = {}
-    for key, dist in found.items():
-        meta = dist.metadata
+    for key, meta in found.items():
         urls = [u.split(",", 1)[-1].strip() for u in meta.get_all("Project-URL") or []]
         result[key] = Distribution(
-            name=meta["Name"], version=dist.version, requires=_requirements(dist, installed),
+            name=meta["Name"], version=meta.get("Version") or "", requires=_requirements(meta, installed),
             license_expression=meta.get("License-Expression"), license=meta.get("License"),
             classifiers=[c for c in meta.get_all("Classifier") or [] if c.startswith("License ::")],
             summary=meta.get("Summary") or "", homepage=meta.get("Home-page") or (urls[0] if urls else ""),
