@@ -1,0 +1,1 @@
+"""Enterprise operations (the rollout plan's phase 4): vendor security in ``vendors/``."""
