@@ -139,8 +139,10 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
              model: str | None = None, lm: Any = None) -> dict[str, Any]:
     """Generate one candidate; returns its evidence. ``lm``: a DSPy LM to use instead of ``model``."""
     from evolution.patterns.store import now_iso
+    from evolution.rollout.switches import refuse_if_disabled
 
     started = time.monotonic()
+    refuse_if_disabled(paths.root, "nothing was generated")
     context = load_context(paths, role, pattern)
     role, incumbent, inputs, flags = context["role"], context["incumbent"], context["inputs"], context["flags"]
     if not flags.get("evolution.agentGeneration", False):
