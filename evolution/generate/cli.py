@@ -26,7 +26,8 @@ def generate(
     role: Annotated[str | None, typer.Option(help="The role to improve (its top finding, if any, is used).")] = None,
     pattern: Annotated[str | None, typer.Option(help="The finding to fix, by id (`aigentflow patterns list --json`).")]
     = None,
-    optimizer: Annotated[str, typer.Option(help="The DSPy optimizer: bootstrap (BootstrapFewShot).")] = "bootstrap",
+    optimizer: Annotated[str, typer.Option(help="The DSPy optimizer: bootstrap (BootstrapFewShot), mipro "
+                                                 "(MIPROv2) or gepa (GEPA).")] = "bootstrap",
     model: Annotated[str | None, typer.Option(help="The model (litellm name; replay/evolve-demo offline); default: "
                                                    "the project's model.name.")] = None,
     json_out: JsonOption = False,

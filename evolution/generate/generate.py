@@ -19,6 +19,8 @@ from typing import Any
 from aigentflow.exceptions import AigentflowError, UsageError
 from evolution.generate import candidates, cases, constitution
 
+OPTIMIZERS = ("bootstrap", "mipro", "gepa")
+"""``program.OPTIMIZERS``, here so that a bad name is refused before DSPy is imported."""
 CASSETTES = Path(str(resources.files("evolution.generate") / "cassettes"))
 
 
@@ -60,7 +62,7 @@ def load_context(paths: Any, role: str | None, pattern: str | None) -> dict[str,
         cases=redactor.redact(traced), finding_id=str(finding["id"]),
         cue=str(finding["details"].get("step_kind") or ""))
     return {"role": role, "finding": finding, "incumbent": incumbent, "inputs": inputs, "redactor": redactor,
-            "flags": config.flags, "model": config.settings.model.name}
+            "flags": config.flags, "model": config.settings.model.name, "constitution": layers["constitution.md"]}
 
 
 def model_lm(name: str, paths: Any) -> Any:
@@ -117,8 +119,18 @@ def spec_file_data(spec: Any, incumbent: Any) -> dict[str, Any]:
 def run_optimizer(inputs: Any, lm: Any, check: Any, optimizer: str) -> Any:
     from evolution.generate import program
 
+    return _model_step(lambda: program.optimise(inputs, lm, check, optimizer), "the optimizer")
+
+
+def run_critique(inputs: Any, constitution_text: str, chosen: dict[str, Any], lm: Any) -> dict[str, Any]:
+    from evolution.generate import program
+
+    return _model_step(lambda: program.critique(inputs, constitution_text, chosen, lm), "the critique")
+
+
+def _model_step(step: Any, what: str) -> Any:
     try:
-        return program.optimise(inputs, lm, check, optimizer)
+        return step()
     except AigentflowError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the model or the optimizer ends the generation
@@ -130,9 +142,9 @@ def run_optimizer(inputs: Any, lm: Any, check: Any, optimizer: str) -> Any:
                                   "Record the cassette again (`python -m evolution.generate.record`) or use a "
                                   "real model (--model provider/name). Nothing was generated.") from None
         if type(exc).__name__ == "AdapterParseError":
-            raise GenerationError(f"the model's reply did not parse as a proposal: {text}. Nothing was generated.") \
+            raise GenerationError(f"the model's reply did not parse ({what}): {text}. Nothing was generated.") \
                 from None
-        raise GenerationError(f"the optimizer failed: {type(exc).__name__}: {text}. Nothing was generated.") from None
+        raise GenerationError(f"{what} failed: {type(exc).__name__}: {text}. Nothing was generated.") from None
 
 
 def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: str = "bootstrap",
@@ -143,6 +155,8 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
 
     started = time.monotonic()
     refuse_if_disabled(paths.root, "nothing was generated")
+    if optimizer not in OPTIMIZERS:
+        raise UsageError(f"--optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}; nothing was generated.")
     context = load_context(paths, role, pattern)
     role, incumbent, inputs, flags = context["role"], context["incumbent"], context["inputs"], context["flags"]
     if not flags.get("evolution.agentGeneration", False):
@@ -166,6 +180,13 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
         "model_calls": outcome.model_calls, "candidates": outcome.candidates, "chosen": chosen,
         "program_state": outcome.program_state, "seconds": None, "decisions": []}
     violations = check(_proposal(chosen))
+    if not violations:
+        evidence["critique"] = run_critique(inputs, context["constitution"], chosen, lm)
+        evidence["model_calls"] = outcome.model_calls + evidence["critique"]["model_calls"]
+        if not evidence["critique"]["complies"]:
+            concerns = "; ".join(evidence["critique"]["concerns"]) or evidence["critique"]["reasoning"]
+            violations = [constitution.Violation("critique", "instructions", f"the model's critique: {concerns}")]
+    evidence["programs"] = outcome.programs
     evidence["validation"] = {"passed": not violations, "violations": [v.as_dict() for v in violations]}
     evidence = context["redactor"].redact(evidence)
     if violations:
@@ -182,7 +203,7 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
     evidence["seconds"] = round(time.monotonic() - started, 2)
     candidates.write_candidate(paths, role, version, spec_file_data(spec, incumbent), chosen["instructions"], evidence)
     audit(paths, "evolve.generated", {"id": key, "finding": context["finding"]["id"], "score": chosen["score"],
-                                      "model_calls": outcome.model_calls})
+                                      "optimizer": optimizer, "model_calls": evidence["model_calls"]})
     return evidence
 
 
