@@ -62,7 +62,46 @@ def load_context(paths: Any, role: str | None, pattern: str | None) -> dict[str,
         cases=redactor.redact(traced), finding_id=str(finding["id"]),
         cue=str(finding["details"].get("step_kind") or ""))
     return {"role": role, "finding": finding, "incumbent": incumbent, "inputs": inputs, "redactor": redactor,
-            "flags": config.flags, "model": config.settings.model.name, "constitution": layers["constitution.md"]}
+            "flags": config.flags, "model": config.settings.model.name, "constitution": layers["constitution.md"],
+            "layers": layers, "settings": config.settings}
+
+
+def role_model_spec(name: str, paths: Any) -> Any:
+    """The ``ModelSpec`` the candidate's role calls go to in its regression tests: the generation's model
+    (a replay name carries its cassette, found as ``model_lm`` finds it)."""
+    from aigentflow.models.spec import ModelSpec
+
+    if not name.startswith("replay/"):
+        return ModelSpec(name=name, max_transient_retries=0)
+    from aigentflow.models.cassette import load_cassette, resolve_cassette_path
+
+    cassette_name = name[len("replay/"):]
+    own = CASSETTES / f"{cassette_name}.json"
+    path = own if own.is_file() else resolve_cassette_path(cassette_name, paths.cassettes_dir)
+    return ModelSpec(name=name, cassette=load_cassette(path), cassette_source=str(path), max_transient_retries=0)
+
+
+def project_context(paths: Any) -> str:
+    from aigentflow.project.facts import ProjectFacts, render_facts
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    store = SQLiteRunStore(paths.database)
+    try:
+        project = store.get_project() or {"facts": {"name": paths.root.name}}
+    finally:
+        store.close()
+    return render_facts(ProjectFacts.model_validate(project["facts"]))
+
+
+def run_regression(paths: Any, context: dict[str, Any], spec: Any, instructions: str, model: Any) -> dict[str, Any]:
+    """The candidate's regression tests (``regression.py``), its prompt layer in place of the incumbent's."""
+    from aigentflow.checks.build import limits_from_settings
+    from evolution.generate import regression
+
+    cases = regression.build_cases(paths, context["role"])
+    layers = {**context["layers"], spec.role_layers[0]: instructions}
+    return regression.regression_tests(paths, cases, spec, layers, model,
+                                       limits_from_settings(context["settings"].build), project_context(paths))
 
 
 def model_lm(name: str, paths: Any) -> Any:
@@ -148,8 +187,9 @@ def _model_step(step: Any, what: str) -> Any:
 
 
 def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: str = "bootstrap",
-             model: str | None = None, lm: Any = None) -> dict[str, Any]:
-    """Generate one candidate; returns its evidence. ``lm``: a DSPy LM to use instead of ``model``."""
+             model: str | None = None, lm: Any = None, role_model: Any = None) -> dict[str, Any]:
+    """Generate one candidate; returns its evidence. ``lm``: a DSPy LM to use instead of ``model``;
+    ``role_model``: the ``ModelSpec`` of the candidate's role calls in its tests (default: ``model``'s)."""
     from evolution.patterns.store import now_iso
     from evolution.rollout.switches import refuse_if_disabled
 
@@ -187,18 +227,26 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
             concerns = "; ".join(evidence["critique"]["concerns"]) or evidence["critique"]["reasoning"]
             violations = [constitution.Violation("critique", "instructions", f"the model's critique: {concerns}")]
     evidence["programs"] = outcome.programs
+    spec = candidate_spec(incumbent, role, version, _proposal(chosen)) if not violations else None
+    if spec is not None:
+        tests = _model_step(lambda: run_regression(paths, context, spec, chosen["instructions"],
+                                                   role_model or role_model_spec(model_name, paths)),
+                            "the regression tests")
+        evidence["tests"] = tests
+        evidence["model_calls"] += tests["model_calls"]
+        if not tests["passed"]:
+            violations = [constitution.Violation("tests", "regression", f"the generated tests fail: {tests['why']}")]
     evidence["validation"] = {"passed": not violations, "violations": [v.as_dict() for v in violations]}
     evidence = context["redactor"].redact(evidence)
     if violations:
-        evidence["status"] = "rejected by the constitution"
+        evidence["status"] = "rejected"
         evidence["seconds"] = round(time.monotonic() - started, 2)
         from aigentflow.models.cassette import write_json_atomic
 
         write_json_atomic(candidates.evidence_dir(paths) / "rejected" / f"{key}.json", evidence)
         listed = "\n  ".join(str(v) for v in violations)
-        raise GenerationError(f"the proposal for {key} breaks the constitution and was rejected:\n  {listed}\n"
-                              f"Evidence: {candidates.evidence_dir(paths) / 'rejected' / f'{key}.json'}")
-    spec = candidate_spec(incumbent, role, version, _proposal(chosen))
+        raise GenerationError(f"the proposal for {key} was rejected; nothing was written to the registry:\n  "
+                              f"{listed}\nEvidence: {candidates.evidence_dir(paths) / 'rejected' / f'{key}.json'}")
     evidence["status"] = "awaiting approval"
     evidence["seconds"] = round(time.monotonic() - started, 2)
     candidates.write_candidate(paths, role, version, spec_file_data(spec, incumbent), chosen["instructions"], evidence)

@@ -40,12 +40,28 @@ EVERY_LESSON = ("In every lesson you add, name the kind of step the finding is a
 the scripted proposer follows it when its system prompt carries it."""
 
 
+TASK = re.compile(r"The task: (\S+) \(")
+ACCEPTED: dict[str, dict[str, str]] = {}
+"""task id -> the files as the task's accepted work left them: what the scripted developer answers."""
+
+
+def developer_answer(task_id: str) -> str:
+    """The scripted developer: the task's accepted files (a recording tool, not a model)."""
+    files = ACCEPTED[task_id]
+    return json.dumps({"summary": f"Implements {task_id} as its accepted change did.",
+                       "commit_message": f"feat: {task_id}", "edits": [{"path": path, "content": content}
+                                                                        for path, content in sorted(files.items())]})
+
+
 def scripted_answer(messages: list[dict[str, Any]]) -> str:
     """The scripted answer to one prompt of the generation: a proposal (ChatAdapter's output format), an
     instruction for the program (MIPROv2's proposer, GEPA's reflection) or a critique."""
     system = str(messages[0]["content"]) if messages else ""
     last = str(messages[-1]["content"])
-    if "current_instruction" in (asked := sections(last)) and "examples_with_feedback" in asked:
+    if (task := TASK.search(last)) and task.group(1) in ACCEPTED and "Implement the task." in last:
+        return developer_answer(task.group(1))
+    asked = sections(last)
+    if "current_instruction" in asked and "examples_with_feedback" in asked:
         return json.dumps({"new_instruction": f"{asked['current_instruction']}\n\n{EVERY_LESSON}"})
     if "basic_instruction" in asked:
         basic = asked["basic_instruction"]
@@ -102,7 +118,9 @@ def register(entries: list[dict[str, Any]]) -> None:
                        model_response: Any, *args: Any, **kwargs: Any) -> Any:
             response = model_response
             text = scripted_answer(messages)
-            entries.append({"role": "evolve", "step": "propose", "attempt": len(entries) + 1,
+            role = "backend_developer" if text.startswith('{"summary"') else "evolve"
+            entries.append({"role": role, "step": "regression" if role != "evolve" else "propose",
+                            "attempt": len(entries) + 1,
                             "prompt_hash": prompt_hash(messages), "response": text,
                             "usage": {"input_tokens": sum(len(str(m.get("content", ""))) // 4 for m in messages),
                                       "output_tokens": len(text) // 4}})
@@ -120,6 +138,7 @@ def record(target: Path = TARGET, demo: Path | None = None) -> dict[str, Any]:
     Each optimizer runs on its own copy of the mined demo."""
     import dspy
 
+    from aigentflow.models.spec import ModelSpec
     from aigentflow.project.paths import ProjectPaths
     from evolution.generate.generate import generate
     from evolution.generate.program import OPTIMIZERS
@@ -137,12 +156,18 @@ def record(target: Path = TARGET, demo: Path | None = None) -> dict[str, Any]:
         subprocess.run([CLI, "config", "set",
                         "flags.evolution.agentGeneration", "true"], check=True, cwd=base, stdout=subprocess.DEVNULL)
         mine(base, None)
+        from evolution.generate.regression import _git, build_cases
+
+        for case in build_cases(ProjectPaths(base), "backend_developer"):
+            ACCEPTED[case["task_id"]] = {path: _git(base, "show", f"{case['accepted_commit']}:{path}")
+                                         for path in case["files"]}
         for optimizer in OPTIMIZERS:
             project = Path(scratch) / optimizer
             shutil.copytree(base, project, symlinks=True)
             before = len(entries)
             evidence = generate(ProjectPaths(project), role="backend_developer", pattern=None, optimizer=optimizer,
-                                lm=dspy.LM(f"{PROVIDER}/proposer", cache=False, num_retries=0, temperature=0.0))
+                                lm=dspy.LM(f"{PROVIDER}/proposer", cache=False, num_retries=0, temperature=0.0),
+                                role_model=ModelSpec(name=f"{PROVIDER}/proposer", max_transient_retries=0))
             report[optimizer] = {"calls": len(entries) - before, "chosen": evidence["chosen"]["source"],
                                  "score": evidence["chosen"]["score"], "seconds": evidence["seconds"]}
     unique = list({entry["prompt_hash"]: entry for entry in entries}.values())
