@@ -96,6 +96,21 @@ def show(candidate: Annotated[str, typer.Argument(help="role@version")], json_ou
     typer.echo(f"{candidate} ({spec.get('approval')}), generated from {evidence.get('incumbent', '?')}")
     typer.echo(f"spec: {spec_path}\n{json.dumps(spec, indent=2)}")
     typer.echo(f"validation: {'passed' if evidence.get('validation', {}).get('passed') else 'see evidence'}")
+    if critique := evidence.get("critique"):
+        typer.echo(f"critique ({'complies' if critique.get('complies') else 'does not comply'}): "
+                   f"{critique.get('reasoning', '')}")
+    if tests := evidence.get("tests"):
+        typer.echo(f"regression tests: {'passed' if tests.get('passed') else 'FAILED'}: {tests.get('why', '')}")
+        for row in tests.get("cases", []):
+            said = {True: "pass", False: "fail"}
+            typer.echo(f"  {row['id']} (from the {row['from']}): incumbent {said[bool(row['incumbent']['passed'])]}, "
+                       f"candidate {said[bool(row['candidate']['passed'])]}")
+    typer.echo(f"optimizer: {evidence.get('optimizer', '?')}, {evidence.get('model_calls', '?')} model calls, "
+               f"{evidence.get('seconds', '?')} s; programs tried:")
+    for program in evidence.get("programs", []):
+        score = "  -  " if program.get("score") is None else f"{program['score']:.2f}"
+        typer.echo(f"   {score}  {program.get('source', '')} ({program.get('demos', 0)} demos)")
+    typer.echo("proposals:")
     for c in evidence.get("candidates", []):
         mark = "*" if c.get("source") == evidence.get("chosen", {}).get("source") else " "
         typer.echo(f" {mark} {c.get('score', 0):.2f}  {c.get('source', '')[:100]}")

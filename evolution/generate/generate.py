@@ -14,10 +14,12 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from aigentflow.exceptions import AigentflowError, UsageError
 from evolution.generate import candidates, cases, constitution
+from evolution.generate.regression import regression_tests
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
 """``program.OPTIMIZERS``, here so that a bad name is refused before DSPy is imported."""
@@ -93,15 +95,14 @@ def project_context(paths: Any) -> str:
     return render_facts(ProjectFacts.model_validate(project["facts"]))
 
 
-def run_regression(paths: Any, context: dict[str, Any], spec: Any, instructions: str, model: Any) -> dict[str, Any]:
-    """The candidate's regression tests (``regression.py``), its prompt layer in place of the incumbent's."""
+def case_runner(paths: Any, context: dict[str, Any], spec: Any, model: Any) -> Any:
+    """Runs the candidate role on the cases from its traces (``regression.py``): the optimizer's metric and
+    the regression tests; ``spec``: the candidate's (its prompt layer in place of the incumbent's)."""
     from aigentflow.checks.build import limits_from_settings
     from evolution.generate import regression
 
-    cases = regression.build_cases(paths, context["role"])
-    layers = {**context["layers"], spec.role_layers[0]: instructions}
-    return regression.regression_tests(paths, cases, spec, layers, model,
-                                       limits_from_settings(context["settings"].build), project_context(paths))
+    return regression.CaseRunner(paths, regression.build_cases(paths, context["role"]), spec, context["layers"],
+                                 model, limits_from_settings(context["settings"].build), project_context(paths))
 
 
 def model_lm(name: str, paths: Any) -> Any:
@@ -155,10 +156,10 @@ def spec_file_data(spec: Any, incumbent: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in keep or v != base.get(k)}
 
 
-def run_optimizer(inputs: Any, lm: Any, check: Any, optimizer: str) -> Any:
+def run_optimizer(inputs: Any, lm: Any, check: Any, optimizer: str, runner: Any = None) -> Any:
     from evolution.generate import program
 
-    return _model_step(lambda: program.optimise(inputs, lm, check, optimizer), "the optimizer")
+    return _model_step(lambda: program.optimise(inputs, lm, check, optimizer, runner), "the optimizer")
 
 
 def run_critique(inputs: Any, constitution_text: str, chosen: dict[str, Any], lm: Any) -> dict[str, Any]:
@@ -212,7 +213,9 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
     model_name = model or context["model"]
     if lm is None:
         lm = model_lm(model_name, paths)
-    outcome = run_optimizer(inputs, lm, check, optimizer)
+    shape = candidate_spec(incumbent, role, version, SimpleNamespace(skills=incumbent.skills, budget=incumbent.budget))
+    runner = case_runner(paths, context, shape, role_model or role_model_spec(model_name, paths))
+    outcome = run_optimizer(inputs, lm, check, optimizer, runner)
     chosen = outcome.chosen
     evidence: dict[str, Any] = {
         "id": key, "role": role, "version": version, "incumbent": incumbent.key, "created_at": now_iso(),
@@ -229,11 +232,12 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
     evidence["programs"] = outcome.programs
     spec = candidate_spec(incumbent, role, version, _proposal(chosen)) if not violations else None
     if spec is not None:
-        tests = _model_step(lambda: run_regression(paths, context, spec, chosen["instructions"],
-                                                   role_model or role_model_spec(model_name, paths)),
-                            "the regression tests")
+        before = runner.model_calls
+        runner.spec = spec
+        tests = _model_step(lambda: regression_tests(runner, chosen["instructions"]), "the regression tests")
         evidence["tests"] = tests
-        evidence["model_calls"] += tests["model_calls"]
+        evidence["model_calls"] += runner.model_calls - before
+        evidence["sandbox_runs"] = runner.sandbox_runs + len(tests["cases"])
         if not tests["passed"]:
             violations = [constitution.Violation("tests", "regression", f"the generated tests fail: {tests['why']}")]
     evidence["validation"] = {"passed": not violations, "violations": [v.as_dict() for v in violations]}

@@ -93,8 +93,8 @@ def examples(inputs: Inputs) -> list[dspy.Example]:
     """One training example per case (the finding with that case), inputs only: the metric grades them."""
     base = {"role": inputs.role, "current_spec": inputs.current_spec,
             "current_instructions": inputs.current_instructions, "finding": inputs.finding}
-    return [dspy.Example(**base, cases=case_lines([case]), outcome=case["outcome"]).with_inputs(*base, "cases")
-            for case in inputs.cases]
+    return [dspy.Example(**base, cases=case_lines([case]), outcome=case["outcome"], step=case["step"])
+            .with_inputs(*base, "cases") for case in inputs.cases]
 
 
 def _sentences(text: str) -> list[str]:
@@ -105,10 +105,38 @@ Check = Callable[[Any], list[Any]]
 """A proposal -> its constitutional violations (``generate.check_proposal``)."""
 
 
-def grade(example: Any, proposal: Any, check: Check, cue: str) -> tuple[float, str]:
+def grade(example: Any, proposal: Any, check: Check, cue: str, runner: Any = None) -> tuple[float, str]:
     """The metric with its reasons (GEPA reflects on them): see the module docstring."""
     if violations := check(proposal):
         return 0.0, "Rejected by the constitution: " + "; ".join(str(v) for v in violations)
+    case = runner.by_step.get(getattr(example, "step", None)) if runner is not None else None
+    if case is None:
+        return proxy_grade(example, proposal, cue)
+    # The example's own case, and the finding's (the cases the incumbent failed): fix it, break nothing.
+    graded = [case, *(c for c in runner.cases if c["incumbent"] == "failed" and c["id"] != case["id"])]
+    results = [run_grade(runner, c, str(proposal.instructions)) for c in graded]
+    value = round(sum(v for v, _ in results) / len(results), 4)
+    return value, ("Good: " if value >= 1 else "Weak: ") + " ".join(text for _, text in results)
+
+
+def run_grade(runner: Any, case: dict[str, Any], instructions: str) -> tuple[float, str]:
+    """The role run with these instructions on the case, its edits tested in the sandbox."""
+    from evolution.generate.regression import share_passed
+
+    result = runner.run(instructions, case)
+    value = share_passed(result)
+    if result.get("error"):
+        return value, f"The role's call failed on {case['step']}: {result['error'][:300]}."
+    tests = result.get("tests") or {}
+    said = f"{tests.get('passed', '?')} of {tests.get('total', '?')} of the project's tests passed on {case['step']}"
+    if result.get("passed"):
+        return value, f"{said} after the role's edits."
+    failing = ", ".join(result.get("failing") or []) or f"exit code {result.get('exit_code')}"
+    return value, f"Only {said} (failing: {failing}); the instructions must make the role avoid this."
+
+
+def proxy_grade(example: Any, proposal: Any, cue: str) -> tuple[float, str]:
+    """Where a case cannot be rebuilt to run the role on: the proposal's text against the graded case."""
     text = " ".join(str(proposal.instructions).split()).lower()
     kept = [" ".join(s.split()).lower() for s in _sentences(example.current_instructions)]
     share = sum(s in text for s in kept) / len(kept) if kept else 1.0
@@ -130,8 +158,8 @@ def grade(example: Any, proposal: Any, check: Check, cue: str) -> tuple[float, s
                                                                    "addresses the finding and the case")
 
 
-def score(example: Any, proposal: Any, check: Check, cue: str) -> float:
-    return grade(example, proposal, check, cue)[0]
+def score(example: Any, proposal: Any, check: Check, cue: str, runner: Any = None) -> float:
+    return grade(example, proposal, check, cue, runner)[0]
 
 
 @dataclass
@@ -154,7 +182,7 @@ def as_proposal(candidate: dict[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(**{k: candidate[k] for k in ("instructions", "skills", "budget", "summary")})
 
 
-def optimise(inputs: Inputs, lm: Any, check: Check, optimizer: str = "bootstrap") -> Outcome:
+def optimise(inputs: Inputs, lm: Any, check: Check, optimizer: str = "bootstrap", runner: Any = None) -> Outcome:
     """Compile ``ProposeRoleChange`` with ``optimizer`` on ``lm`` and choose the best proposal (see the
     module docstring). DSPy's caches are off: every proposal is a call the cassette (or model) answers."""
     if optimizer not in OPTIMIZERS:
@@ -172,10 +200,10 @@ def optimise(inputs: Inputs, lm: Any, check: Check, optimizer: str = "bootstrap"
         return seen.setdefault(candidate["instructions"], candidate)
 
     def metric(example: Any, prediction: Any, trace: Any = None) -> float:
-        return score(example, as_proposal(note(example, prediction)), check, inputs.cue)
+        return score(example, as_proposal(note(example, prediction)), check, inputs.cue, runner)
 
     def feedback(example: Any, prediction: Any) -> tuple[float, str]:
-        return grade(example, as_proposal(note(example, prediction)), check, inputs.cue)
+        return grade(example, as_proposal(note(example, prediction)), check, inputs.cue, runner)
 
     adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
     # The optimizer prints its progress: to stderr, so that --json output stays one document.
@@ -195,7 +223,7 @@ def optimise(inputs: Inputs, lm: Any, check: Check, optimizer: str = "bootstrap"
     grading = trainset or [dspy.Example(current_instructions=inputs.current_instructions, outcome="accepted")]
     for candidate in candidates:
         proposal = as_proposal(candidate)
-        per_case = [score(example, proposal, check, inputs.cue) for example in grading]
+        per_case = [score(example, proposal, check, inputs.cue, runner) for example in grading]
         candidate["violations"] = [str(v) for v in check(proposal)]
         candidate["scores"] = per_case
         candidate["score"] = round(sum(per_case) / len(per_case), 4)
@@ -203,4 +231,4 @@ def optimise(inputs: Inputs, lm: Any, check: Check, optimizer: str = "bootstrap"
     chosen = max(reversed(candidates), key=lambda c: c["score"])
     programs.sort(key=lambda p: -1.0 if p["score"] is None else -p["score"])
     return Outcome(chosen=chosen, candidates=candidates, program_state=compiled.dump_state(json_mode=True),
-                   model_calls=len(lm.history), programs=programs)
+                   model_calls=len(lm.history) + (runner.model_calls if runner is not None else 0), programs=programs)

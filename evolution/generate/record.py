@@ -41,14 +41,19 @@ the scripted proposer follows it when its system prompt carries it."""
 
 
 TASK = re.compile(r"The task: (\S+) \(")
-ACCEPTED: dict[str, dict[str, str]] = {}
-"""task id -> the files as the task's accepted work left them: what the scripted developer answers."""
+ACCEPTED: dict[str, dict[str, dict[str, str]]] = {}
+"""task id -> {"accepted": files as the task's accepted work left them, "incumbent": as the incumbent's call
+on that step left them}: what the scripted developer answers."""
+HEEDS = "written for the task through your change"
+"""The lesson (of a scripted proposal for a failed case) the scripted developer heeds when its prompt has it."""
 
 
-def developer_answer(task_id: str) -> str:
-    """The scripted developer: the task's accepted files (a recording tool, not a model)."""
-    files = ACCEPTED[task_id]
-    return json.dumps({"summary": f"Implements {task_id} as its accepted change did.",
+def developer_answer(task_id: str, system: str) -> str:
+    """The scripted developer (a recording tool, not a model): the task's accepted files when its
+    instructions carry the lesson ``HEEDS``, else what the incumbent's call wrote (a failure where it failed)."""
+    heeded = HEEDS in system
+    files = ACCEPTED[task_id]["accepted" if heeded else "incumbent"]
+    return json.dumps({"summary": f"Implements {task_id}{' tracing its tests first' if heeded else ''}.",
                        "commit_message": f"feat: {task_id}", "edits": [{"path": path, "content": content}
                                                                         for path, content in sorted(files.items())]})
 
@@ -59,7 +64,7 @@ def scripted_answer(messages: list[dict[str, Any]]) -> str:
     system = str(messages[0]["content"]) if messages else ""
     last = str(messages[-1]["content"])
     if (task := TASK.search(last)) and task.group(1) in ACCEPTED and "Implement the task." in last:
-        return developer_answer(task.group(1))
+        return developer_answer(task.group(1), system)
     asked = sections(last)
     if "current_instruction" in asked and "examples_with_feedback" in asked:
         return json.dumps({"new_instruction": f"{asked['current_instruction']}\n\n{EVERY_LESSON}"})
@@ -86,7 +91,8 @@ def scripted_answer(messages: list[dict[str, Any]]) -> str:
         lessons.append("- The work in these steps was accepted: keep edits small and in the project's style.")
         if EVERY_LESSON in system:
             kind = details.get("step_kind") or "test"
-            lessons.append(f"- {finding['title']}: run through each {kind} written for the task before you return.")
+            lessons.append(f"- {finding['title']}: trace each {kind} written for the task through your change "
+                           "before you return your edits.")
     instructions = fields["current_instructions"] + "\n\n## Lessons from past runs\n\n" + "\n".join(lessons)
     return (f"[[ ## new_instructions ## ]]\n{instructions}\n\n[[ ## skills ## ]]\n[\"python-testing\"]\n\n"
             f"[[ ## budget ## ]]\n6\n\n[[ ## summary ## ]]\nAdds lessons from {len(cases)} traced call(s)"
@@ -159,8 +165,9 @@ def record(target: Path = TARGET, demo: Path | None = None) -> dict[str, Any]:
         from evolution.generate.regression import _git, build_cases
 
         for case in build_cases(ProjectPaths(base), "backend_developer"):
-            ACCEPTED[case["task_id"]] = {path: _git(base, "show", f"{case['accepted_commit']}:{path}")
-                                         for path in case["files"]}
+            ACCEPTED[case["task_id"]] = {
+                name: {path: _git(base, "show", f"{case[f'{name}_commit']}:{path}") for path in case["files"]}
+                for name in ("accepted", "incumbent")}
         for optimizer in OPTIMIZERS:
             project = Path(scratch) / optimizer
             shutil.copytree(base, project, symlinks=True)

@@ -11,7 +11,8 @@ finding). The run store gives the task's steps, git their commits (each step tha
   case with the candidate's prompt layer, its edits applied through the edit guard, the same command run.
 
 The candidate passes when it regresses no case the incumbent passed and fixes at least one it failed.
-No Ray. The candidate's role calls go to the generation's model (the replay cassette offline)."""
+``CaseRunner`` is also what the optimizer's metric runs proposals with (``program.grade``). No Ray. The
+candidate's role calls go to the generation's model (the replay cassette offline)."""
 
 from __future__ import annotations
 
@@ -108,9 +109,44 @@ def _run_tests(tree: Path, command: str, limits: dict[str, Any]) -> dict[str, An
 
     record = run_in_sandbox(tree, command, {"timeout_s": TEST_TIMEOUT_S, **limits})
     results = record.get("results") or {}
+    failing = [c["id"] for c in results.get("cases", []) if c.get("outcome") not in ("passed", "skipped")]
     return {"passed": bool(record.get("ok")), "exit_code": record.get("exit_code"),
             "tests": {k: results.get(k) for k in ("passed", "failed", "total") if k in results},
-            "isolation": (record.get("isolation") or {}).get("filesystem")}
+            "failing": failing[:10], "isolation": (record.get("isolation") or {}).get("filesystem")}
+
+
+def share_passed(result: dict[str, Any]) -> float:
+    """A run's score: the share of the project's tests passing (0 when the role failed or its edits were
+    refused; the exit code alone when no test report was written)."""
+    tests = result.get("tests") or {}
+    if result.get("error") or not tests.get("total"):
+        return 1.0 if result.get("passed") else 0.0
+    return round(tests["passed"] / tests["total"], 4)
+
+
+class CaseRunner:
+    """Runs role versions (by their instructions) on the cases, each (instructions, case) once."""
+
+    def __init__(self, paths: Any, cases: list[dict[str, Any]], spec: Any, layers: dict[str, str], model: Any,
+                 limits: dict[str, Any], project_context: str) -> None:
+        self.paths, self.spec, self.layers, self.model = paths, spec, layers, model
+        self.limits, self.project_context = limits, project_context
+        self.by_step = {case["step"]: case for case in cases}
+        self.cases = cases
+        self._runs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.model_calls = 0
+        self.sandbox_runs = 0
+
+    def run(self, instructions: str, case: dict[str, Any]) -> dict[str, Any]:
+        key = (instructions, case["id"])
+        if key not in self._runs:
+            layers = {**self.layers, self.spec.role_layers[0]: instructions}
+            result = run_candidate(self.paths.root, case, self.spec, layers, self.model, self.limits,
+                                   self.project_context)
+            self.model_calls += int(result.get("model_calls", 0))
+            self.sandbox_runs += 0 if result.get("error") else 1
+            self._runs[key] = result
+        return self._runs[key]
 
 
 def run_incumbent(root: Path, case: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
@@ -164,14 +200,13 @@ def run_candidate(root: Path, case: dict[str, Any], spec: Any, layers: dict[str,
                 "changed": sorted(e.path for e in edits)}
 
 
-def regression_tests(paths: Any, cases: list[dict[str, Any]], spec: Any, layers: dict[str, str], model: Any,
-                     limits: dict[str, Any], project_context: str) -> dict[str, Any]:
+def regression_tests(runner: CaseRunner, instructions: str) -> dict[str, Any]:
     """Run every case against the incumbent and the candidate; the verdict by the pass rule."""
     started = time.monotonic()
     rows = []
-    for case in cases:
-        incumbent = run_incumbent(paths.root, case, limits)
-        candidate = run_candidate(paths.root, case, spec, layers, model, limits, project_context)
+    for case in runner.cases:
+        incumbent = run_incumbent(runner.paths.root, case, runner.limits)
+        candidate = runner.run(instructions, case)
         rows.append({"id": case["id"], "step": case["step"], "from": "finding" if case["incumbent"] == "failed"
                      else "traces", "recorded": case["incumbent"], "incumbent": incumbent, "candidate": candidate})
     regressed = [r["id"] for r in rows if r["incumbent"]["passed"] and not r["candidate"]["passed"]]
@@ -183,5 +218,4 @@ def regression_tests(paths: Any, cases: list[dict[str, Any]], spec: Any, layers:
            f"fixes {', '.join(fixed)} and regresses none of the {sum(r['incumbent']['passed'] for r in rows)} "
            "the incumbent passed")
     return {"passed": passed, "why": why, "cases": rows, "regressed": regressed, "fixed": fixed,
-            "model_calls": sum(int(r["candidate"].get("model_calls", 0)) for r in rows),
             "seconds": round(time.monotonic() - started, 2)}
