@@ -69,7 +69,7 @@ def test_generate_validate_approve_and_kill_switch(demo_project: Path) -> None:
     # proposal on all the cases passed every test of every case.
     assert report["chosen"]["source"].startswith("compiled (2 demos)") and report["chosen"]["score"] == 1.0
     assert len(report["candidates"]) == 3 and min(c["score"] for c in report["candidates"]) < 1.0
-    # 4 proposals and the critique through DSPy, 5 role calls (distinct proposals x cases) through the gateway
+    # 3 proposals and the critique through DSPy; 6 calls of the role (each distinct proposal on its cases)
     assert report["model_calls"] == 10
     layer = demo_project / ".aigentflow/agents/backend_developer/1.0.0+gen.1.md"
     assert "## Lessons from past runs" in layer.read_text() and "Never touch `.git`" in layer.read_text()

@@ -1,11 +1,14 @@
-"""``evolve generate``: from a finding (or a role) to a validated candidate awaiting approval.
+"""``evolve generate``: from a finding (or a role) to a validated, tested candidate awaiting approval.
 
-1. Read the finding (``evolution.patterns.store``), the role's incumbent (its active version) and its
-   instructions, and cases from the role's traces (``cases.py``); everything redacted.
+1. Refuse while the self-evolution kill switch is on. Read the finding (``evolution.patterns.store``), the
+   role's incumbent (its active version) and its instructions, and cases from the role's traces
+   (``cases.py``, redacted) and its past build calls (``regression.build_cases``: store + git).
 2. Compile the DSPy program (``program.py``) with the optimizer on the model (``dspy.LM`` over the same
-   litellm names runs use; ``replay/<cassette>`` offline) and choose the best proposal.
-3. Validate it against the constitution (``constitution.py``): a violation rejects it, nothing is written
-   to the registry (the evidence is kept, marked rejected).
+   litellm names runs use; ``replay/<cassette>`` offline), the metric running the role on the cases, and
+   choose the best proposal.
+3. Validate it: the deterministic rules (``constitution.py``), then the model's critique; then its
+   regression tests (``regression.regression_tests``) in the sandbox. Any failure rejects it: nothing is
+   written to the registry (the evidence is kept under ``candidates/rejected/``).
 4. Write the candidate (``candidates.py``), pending approval; audit ``evolve.generated``.
 """
 
@@ -240,6 +243,7 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
         evidence["sandbox_runs"] = runner.sandbox_runs + len(tests["cases"])
         if not tests["passed"]:
             violations = [constitution.Violation("tests", "regression", f"the generated tests fail: {tests['why']}")]
+    evidence["role_model_calls"] = runner.model_calls  # of model_calls; the rest went through DSPy
     evidence["validation"] = {"passed": not violations, "violations": [v.as_dict() for v in violations]}
     evidence = context["redactor"].redact(evidence)
     if violations:

@@ -1,19 +1,23 @@
-"""The DSPy program that proposes a new role version, its metric, and the optimizer that compiles it.
+"""The DSPy program that proposes a new role version, its metric, the optimizer that compiles it, and the
+model's critique of the chosen proposal against the constitution.
 
 Imports dspy (and, through it, litellm): only ``evolve generate`` loads this module.
 
 - ``ProposeRoleChange``: a Signature reading the role, its current spec and instructions, the finding and
   the cases drawn from its traces; it proposes new instructions (the role's prompt layer), skills, a
   per-step budget and a one-line summary.
-- ``score``: the metric (0..1) of a proposal on one case: 0 if it breaks a constitutional rule; else
-  0.4 for keeping the incumbent's instructions (the share of its sentences kept), 0.3 when what it adds
-  names what the finding is about (its step kind, e.g. ``test``), 0.3 when what it adds speaks of the
-  failure for a failed case (always, for an accepted one). A proxy: it grades the proposal against the
-  graded cases; it does not run the role on them.
-- ``optimise``: BootstrapFewShot over one training example per case (the demos it keeps are proposals
-  that scored at least ``THRESHOLD``); then every proposal seen (each bootstrapped one and the compiled
-  program's on all cases) is scored on every case and the best is chosen. Errors are never swallowed
-  (``max_errors=1``): a reply that does not parse or a model error stops the generation.
+- ``grade`` / ``score``: the metric (0..1) of a proposal on one example (one traced call of the role): 0 if
+  it breaks a constitutional rule; else the role is run with the proposal as its prompt layer (its agent
+  class, ``regression.CaseRunner``) on the example's case and on the finding's (the cases the incumbent
+  failed), its edits tested in the sandbox: the mean share of the project's tests passing, with the
+  failing tests as feedback (what GEPA reflects on). Where a case cannot be rebuilt from the store and git
+  (or no runner is given, as in the DummyLM test), ``proxy_grade`` grades the text against the case.
+- ``optimise``: compiles with ``optimizers.compile_program`` (bootstrap, mipro or gepa) over one training
+  example per case; then every proposal seen (those the metric graded and the compiled program's on all
+  cases) is scored on every case and the best is chosen. The programs the optimizer tried are kept.
+  A reply that does not parse or a model error stops the generation (BootstrapFewShot and the final call
+  never swallow one; MIPROv2 and GEPA score a failed evaluation 0, as DSPy does, and go on).
+- ``critique``: ``CritiqueAgainstConstitution`` on the chosen proposal, one call, recorded like the rest.
 """
 
 from __future__ import annotations
