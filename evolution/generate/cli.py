@@ -41,8 +41,9 @@ def generate(
         raise UsageError("give --role ROLE or --pattern ID (a finding from `aigentflow patterns list`).")
     evidence = run(locate_project(), role=role, pattern=pattern, optimizer=optimizer, model=model)
     if json_out:
-        print_json({k: evidence[k] for k in ("id", "status", "chosen", "candidates", "validation", "model_calls",
-                                             "seconds", "finding", "optimizer", "model")})
+        print_json({k: evidence.get(k) for k in ("id", "status", "chosen", "candidates", "validation", "model_calls",
+                                                 "role_model_calls", "sandbox_runs", "seconds", "finding", "optimizer",
+                                                 "model", "programs", "critique", "tests")})
         return
     chosen = evidence["chosen"]
     typer.echo(f"{evidence['id']}: {evidence['status']} (`aigentflow evolve show {evidence['id']}`, then "
@@ -50,7 +51,9 @@ def generate(
     typer.echo(f"  finding: {evidence['finding']['title']}")
     typer.echo(f"  chosen: {chosen['source']}, score {chosen['score']:.2f} of {len(evidence['candidates'])} "
                f"candidates; {chosen['summary']}")
-    typer.echo(f"  {evidence['model_calls']} model calls, {evidence['seconds']:.1f} s ({evidence['optimizer']}, "
+    typer.echo(f"  critique: complies; regression tests: {evidence['tests']['why']}")
+    typer.echo(f"  {evidence['model_calls']} model calls ({evidence['role_model_calls']} of the role), "
+               f"{evidence['sandbox_runs']} sandbox test runs, {evidence['seconds']:.1f} s ({evidence['optimizer']}, "
                f"{evidence['model']})")
 
 
