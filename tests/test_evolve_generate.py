@@ -1,6 +1,8 @@
-"""`aigentflow evolve` (v2.0 agent generation) as a user runs it: on the demo project's real traces, with the
-shipped cassette (recorded by `python -m evolution.generate.record`), the replay model answering only the
-prompts it was recorded for; the optimizer path alone with DSPy's own DummyLM, caches off."""
+"""`aigentflow evolve` (v2.0 agent generation) as a user runs it: on the demo project's real traces and store,
+with the shipped cassette (recorded by `python -m evolution.generate.record`), the replay model answering
+only the prompts it was recorded for (the proposer's, MIPROv2's and GEPA's, the critique's and the candidate
+role's), the candidate's edits tested in the real sandbox; the optimizer path alone with DSPy's own DummyLM,
+caches off."""
 
 from __future__ import annotations
 
@@ -62,13 +64,26 @@ def test_generate_validate_approve_and_kill_switch(demo_project: Path) -> None:
     report = json.loads(made.stdout)
     assert report["id"] == CANDIDATE and report["status"] == "awaiting approval"
     assert report["validation"] == {"passed": True, "violations": []}
-    # BootstrapFewShot tried one proposal per traced call, kept the ones scoring >= 0.8 as demos, and the
-    # compiled program's proposal on all the cases scored best.
-    assert report["chosen"]["source"].startswith("compiled (1 demos)") and report["chosen"]["score"] == 1.0
-    assert len(report["candidates"]) == 4 and min(c["score"] for c in report["candidates"]) < 1.0
-    assert report["model_calls"] == 4
+    # BootstrapFewShot tried one proposal per traced call, each graded by running the role with it on its
+    # case and the finding's in the sandbox, kept those scoring >= 0.8 as demos; the compiled program's
+    # proposal on all the cases passed every test of every case.
+    assert report["chosen"]["source"].startswith("compiled (2 demos)") and report["chosen"]["score"] == 1.0
+    assert len(report["candidates"]) == 3 and min(c["score"] for c in report["candidates"]) < 1.0
+    # 3 proposals and the critique through DSPy; 6 calls of the role (each distinct proposal on its cases)
+    assert report["model_calls"] == 10
     layer = demo_project / ".aigentflow/agents/backend_developer/1.0.0+gen.1.md"
     assert "## Lessons from past runs" in layer.read_text() and "Never touch `.git`" in layer.read_text()
+    shown = json.loads(aigentflow("evolve", "show", CANDIDATE, "--json", cwd=demo_project).stdout)["evidence"]
+    assert shown["critique"]["complies"] is True and shown["critique"]["model_calls"] == 1
+    tests = shown["tests"]
+    # Regression cases from the demo's build calls: T2 failed (the finding's case), T1 and T3 were accepted;
+    # the incumbent's recorded edits and the candidate's, each run in the sandbox.
+    assert tests["passed"] is True and tests["fixed"] == [c["id"] for c in tests["cases"] if c["from"] == "finding"]
+    assert [(c["step"], c["incumbent"]["passed"], c["candidate"]["passed"]) for c in tests["cases"]] == [
+        ("build/T2", False, True), ("build/T1", True, True), ("build/T3", True, True)]
+    assert all(c["candidate"]["tests"]["total"] >= 10 for c in tests["cases"])
+    text = aigentflow("evolve", "show", CANDIDATE, cwd=demo_project).stdout
+    assert "regression tests: passed" in text and "critique (complies)" in text
 
     listed = json.loads(aigentflow("evolve", "list", "--json", cwd=demo_project).stdout)["candidates"]
     assert [(c["id"], c["approval"]) for c in listed] == [(CANDIDATE, "pending")]
@@ -113,6 +128,136 @@ def test_generate_validate_approve_and_kill_switch(demo_project: Path) -> None:
     finally:
         store.close()
     assert {"evolve.generated", "evolve.approved", "evolve.rejected", "admin.emergency"} <= set(events)
+
+
+def _evidence(project: Path, key: str) -> dict:
+    shown = aigentflow("evolve", "show", key, "--json", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)["evidence"]
+
+
+@pytest.fixture()
+def fresh_demo(demo_project: Path, tmp_path: Path) -> Path:
+    """A copy of the mined demo with no candidates yet (each generation test starts from the same state)."""
+    target = tmp_path / "demo"
+    shutil.copytree(demo_project, target, symlinks=True)
+    shutil.rmtree(target / ".aigentflow" / "agents", ignore_errors=True)  # the demo's are all generated
+    shutil.rmtree(target / ".aigentflow" / "evolution" / "candidates", ignore_errors=True)
+    return target
+
+
+def test_gepa_reflects_and_keeps_the_better_program(fresh_demo: Path) -> None:
+    made = aigentflow("evolve", "generate", "--role", "backend_developer", "--optimizer", "gepa",
+                      "--model", "replay/evolve-demo", "--json", cwd=fresh_demo)
+    assert made.returncode == 0, made.stderr
+    report = json.loads(made.stdout)
+    assert report["status"] == "awaiting approval" and report["optimizer"] == "gepa"
+    evidence = _evidence(fresh_demo, report["id"])
+    programs = evidence["programs"]
+    # The seed program's proposals, run as the role, fail a test of the finding's case on one example; GEPA's
+    # reflection (one call) adds an instruction, and the new program passes every case: it is kept.
+    assert [p["source"] for p in programs] == ["GEPA candidate 1", "GEPA candidate 0"]
+    assert programs[0]["score"] == 1.0 > programs[1]["score"] and programs[0]["parents"] == [0]
+    assert "In every lesson you add" in programs[0]["instructions"]
+    assert "In every lesson you add" in evidence["program_state"]["signature"]["instructions"]
+    assert evidence["tests"]["passed"] and evidence["model_calls"] == report["model_calls"] > 10
+
+
+def test_mipro_proposes_instructions_and_picks_by_trials(fresh_demo: Path) -> None:
+    pytest.importorskip("optuna", reason="dspy.MIPROv2 needs optuna (a dependency in pyproject.toml)")
+    made = aigentflow("evolve", "generate", "--role", "backend_developer", "--optimizer", "mipro",
+                      "--model", "replay/evolve-demo", "--json", cwd=fresh_demo)
+    assert made.returncode == 0, made.stderr
+    report = json.loads(made.stdout)
+    evidence = _evidence(fresh_demo, report["id"])
+    trials = evidence["programs"]
+    # Trial 1 is the program as given; Optuna's trials pair the proposed instruction and demo sets; the
+    # best-scoring trial's program is the one compiled (and its instruction the proposer's).
+    assert {t["source"] for t in trials} >= {"MIPROv2 trial 1", "MIPROv2 trial 2"}
+    baseline = next(t for t in trials if t["source"] == "MIPROv2 trial 1")
+    assert trials[0]["score"] == 1.0 > baseline["score"] and "In every lesson you add" in trials[0]["instructions"]
+    assert evidence["program_state"]["signature"]["instructions"] == trials[0]["instructions"]
+    assert evidence["tests"]["passed"] and report["status"] == "awaiting approval"
+
+
+def test_evolution_kill_switch_stops_mining_and_generation(fresh_demo: Path) -> None:
+    off = aigentflow("admin", "emergency", "--disable-evolution", "--reason", "drill", "--json", cwd=fresh_demo)
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout)["disable_evolution"] is True
+    mined = aigentflow("patterns", "mine", cwd=fresh_demo)
+    assert mined.returncode == 2 and "self-evolution is disabled" in mined.stderr and "drill" in mined.stderr
+    made = aigentflow("evolve", "generate", "--role", "backend_developer", "--model", "replay/evolve-demo",
+                      cwd=fresh_demo)
+    assert made.returncode == 2 and "nothing was generated" in made.stderr
+    assert _registry_files(fresh_demo) == []
+    # The canary's switch is the same one: lifting it there lifts it here, and setting it there sets it.
+    assert aigentflow("canary", "enable-evolution", cwd=fresh_demo).returncode == 0
+    assert json.loads(aigentflow("admin", "emergency", "--json", cwd=fresh_demo).stdout)["disable_evolution"] is False
+    assert aigentflow("patterns", "mine", cwd=fresh_demo).returncode == 0
+    assert aigentflow("canary", "disable-evolution", cwd=fresh_demo).returncode == 0
+    assert aigentflow("patterns", "mine", cwd=fresh_demo).returncode == 2
+    assert aigentflow("admin", "emergency", "--enable-evolution", cwd=fresh_demo).returncode == 0
+    assert not (fresh_demo / ".aigentflow" / "evolution" / "disabled.json").exists()
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    store = SQLiteRunStore(ProjectPaths(fresh_demo).database)
+    try:
+        switched = [r.data.get("disable_evolution") for r in store.audit() if r.event == "admin.emergency"]
+    finally:
+        store.close()
+    assert switched[-4:] == [True, False, True, False]
+
+
+def _broken_cassette(project: Path, name: str, change: object) -> None:
+    from evolution.generate.generate import CASSETTES
+
+    cassette = json.loads((CASSETTES / "evolve-demo.json").read_text())
+    cassette["entries"] = [change(dict(entry)) for entry in cassette["entries"]]  # type: ignore[operator]
+    target = project / ".aigentflow" / "cassettes" / f"{name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(cassette))
+
+
+def test_bad_replies_and_errors_write_nothing(fresh_demo: Path) -> None:
+    bad = aigentflow("evolve", "generate", "--role", "backend_developer", "--optimizer", "simulated-annealing",
+                     cwd=fresh_demo)
+    assert bad.returncode == 2 and "--optimizer 'simulated-annealing' is not one of" in bad.stderr
+    _broken_cassette(fresh_demo, "evolve-garbled", lambda e: {**e, "response": "I would rather not say."}
+                     if e["role"] == "evolve" else e)
+    garbled = aigentflow("evolve", "generate", "--role", "backend_developer", "--model", "replay/evolve-garbled",
+                         cwd=fresh_demo)
+    assert garbled.returncode == 1 and "did not parse" in garbled.stderr, garbled.stderr
+    _broken_cassette(fresh_demo, "evolve-down", lambda e: {**e, "error": "server_error"})
+    down = aigentflow("evolve", "generate", "--role", "backend_developer", "--optimizer", "gepa",
+                      "--model", "replay/evolve-down", cwd=fresh_demo)
+    assert down.returncode == 1 and "failed" in down.stderr and "injected server error" in down.stderr, down.stderr
+    # The critic finds the proposal breaks the constitution: rejected with the rule, evidence kept aside.
+    _broken_cassette(fresh_demo, "evolve-critic", lambda e: {
+        **e, "response": e["response"].replace("[[ ## complies ## ]]\nTrue", "[[ ## complies ## ]]\nFalse").replace(
+            "[[ ## concerns ## ]]\n[]", '[[ ## concerns ## ]]\n["It hides failures from the reviewer."]')})
+    critic = aigentflow("evolve", "generate", "--role", "backend_developer", "--model", "replay/evolve-critic",
+                        cwd=fresh_demo)
+    assert critic.returncode == 1 and "critique (instructions)" in critic.stderr
+    assert "It hides failures from the reviewer." in critic.stderr
+    rejected = fresh_demo / ".aigentflow/evolution/candidates/rejected" / f"{CANDIDATE}.json"
+    assert json.loads(rejected.read_text())["critique"]["complies"] is False
+    assert _registry_files(fresh_demo) == []
+
+
+def test_a_candidate_broken_by_hand_is_named(fresh_demo: Path) -> None:
+    made = aigentflow("evolve", "generate", "--role", "backend_developer", "--model", "replay/evolve-demo",
+                      cwd=fresh_demo)
+    assert made.returncode == 0, made.stderr
+    spec_path = fresh_demo / ".aigentflow/agents/backend_developer/1.0.0+gen.1.json"
+    spec_path.write_text('{"name": "backend_developer", "version": ')
+    for command in (("show", CANDIDATE), ("approve", CANDIDATE)):
+        refused = aigentflow("evolve", *command, cwd=fresh_demo)
+        assert refused.returncode == 2 and "is not a JSON object any more" in refused.stderr, refused.stderr
+    spec_path.write_text(json.dumps({"name": "backend_developer", "version": "1.0.0+gen.1", "origin": "generated",
+                                     "approval": "pending", "budget": 500}))
+    over = aigentflow("evolve", "approve", CANDIDATE, cwd=fresh_demo)
+    assert over.returncode == 2 and "budget" in over.stderr and "cap" in over.stderr
+    assert json.loads(spec_path.read_text())["approval"] == "pending"
 
 
 def test_constitution_names_rule_and_field() -> None:

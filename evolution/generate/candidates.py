@@ -81,6 +81,9 @@ def spec_file(paths: Any, key: str) -> Path:
     role, version = split_key(key)
     path = paths.agents_dir / role / f"{version}.json"
     data = _read(path) if path.is_file() else None
+    if path.is_file() and data is None and evidence_path(paths, key).is_file():
+        raise UsageError(f"the spec file of {key} ({path}) is not a JSON object any more (edited by hand?); "
+                         "nothing was changed. Restore it, or delete it and its .md to drop the candidate.")
     if data is None or data.get("origin") != "generated":
         known = ", ".join(c["id"] for c in list_candidates(paths)) or "none"
         raise UsageError(f"there is no generated candidate {key!r}; candidates are: {known}")

@@ -26,7 +26,8 @@ def generate(
     role: Annotated[str | None, typer.Option(help="The role to improve (its top finding, if any, is used).")] = None,
     pattern: Annotated[str | None, typer.Option(help="The finding to fix, by id (`aigentflow patterns list --json`).")]
     = None,
-    optimizer: Annotated[str, typer.Option(help="The DSPy optimizer: bootstrap (BootstrapFewShot).")] = "bootstrap",
+    optimizer: Annotated[str, typer.Option(help="The DSPy optimizer: bootstrap (BootstrapFewShot), mipro "
+                                                 "(MIPROv2) or gepa (GEPA).")] = "bootstrap",
     model: Annotated[str | None, typer.Option(help="The model (litellm name; replay/evolve-demo offline); default: "
                                                    "the project's model.name.")] = None,
     json_out: JsonOption = False,
@@ -40,8 +41,9 @@ def generate(
         raise UsageError("give --role ROLE or --pattern ID (a finding from `aigentflow patterns list`).")
     evidence = run(locate_project(), role=role, pattern=pattern, optimizer=optimizer, model=model)
     if json_out:
-        print_json({k: evidence[k] for k in ("id", "status", "chosen", "candidates", "validation", "model_calls",
-                                             "seconds", "finding", "optimizer", "model")})
+        print_json({k: evidence.get(k) for k in ("id", "status", "chosen", "candidates", "validation", "model_calls",
+                                                 "role_model_calls", "sandbox_runs", "seconds", "finding", "optimizer",
+                                                 "model", "programs", "critique", "tests")})
         return
     chosen = evidence["chosen"]
     typer.echo(f"{evidence['id']}: {evidence['status']} (`aigentflow evolve show {evidence['id']}`, then "
@@ -49,7 +51,9 @@ def generate(
     typer.echo(f"  finding: {evidence['finding']['title']}")
     typer.echo(f"  chosen: {chosen['source']}, score {chosen['score']:.2f} of {len(evidence['candidates'])} "
                f"candidates; {chosen['summary']}")
-    typer.echo(f"  {evidence['model_calls']} model calls, {evidence['seconds']:.1f} s ({evidence['optimizer']}, "
+    typer.echo(f"  critique: complies; regression tests: {evidence['tests']['why']}")
+    typer.echo(f"  {evidence['model_calls']} model calls ({evidence['role_model_calls']} of the role), "
+               f"{evidence['sandbox_runs']} sandbox test runs, {evidence['seconds']:.1f} s ({evidence['optimizer']}, "
                f"{evidence['model']})")
 
 
@@ -95,6 +99,21 @@ def show(candidate: Annotated[str, typer.Argument(help="role@version")], json_ou
     typer.echo(f"{candidate} ({spec.get('approval')}), generated from {evidence.get('incumbent', '?')}")
     typer.echo(f"spec: {spec_path}\n{json.dumps(spec, indent=2)}")
     typer.echo(f"validation: {'passed' if evidence.get('validation', {}).get('passed') else 'see evidence'}")
+    if critique := evidence.get("critique"):
+        typer.echo(f"critique ({'complies' if critique.get('complies') else 'does not comply'}): "
+                   f"{critique.get('reasoning', '')}")
+    if tests := evidence.get("tests"):
+        typer.echo(f"regression tests: {'passed' if tests.get('passed') else 'FAILED'}: {tests.get('why', '')}")
+        for row in tests.get("cases", []):
+            said = {True: "pass", False: "fail"}
+            typer.echo(f"  {row['id']} (from the {row['from']}): incumbent {said[bool(row['incumbent']['passed'])]}, "
+                       f"candidate {said[bool(row['candidate']['passed'])]}")
+    typer.echo(f"optimizer: {evidence.get('optimizer', '?')}, {evidence.get('model_calls', '?')} model calls, "
+               f"{evidence.get('seconds', '?')} s; programs tried:")
+    for program in evidence.get("programs", []):
+        score = "  -  " if program.get("score") is None else f"{program['score']:.2f}"
+        typer.echo(f"   {score}  {program.get('source', '')} ({program.get('demos', 0)} demos)")
+    typer.echo("proposals:")
     for c in evidence.get("candidates", []):
         mark = "*" if c.get("source") == evidence.get("chosen", {}).get("source") else " "
         typer.echo(f" {mark} {c.get('score', 0):.2f}  {c.get('source', '')[:100]}")

@@ -1,11 +1,14 @@
-"""``evolve generate``: from a finding (or a role) to a validated candidate awaiting approval.
+"""``evolve generate``: from a finding (or a role) to a validated, tested candidate awaiting approval.
 
-1. Read the finding (``evolution.patterns.store``), the role's incumbent (its active version) and its
-   instructions, and cases from the role's traces (``cases.py``); everything redacted.
+1. Refuse while the self-evolution kill switch is on. Read the finding (``evolution.patterns.store``), the
+   role's incumbent (its active version) and its instructions, and cases from the role's traces
+   (``cases.py``, redacted) and its past build calls (``regression.build_cases``: store + git).
 2. Compile the DSPy program (``program.py``) with the optimizer on the model (``dspy.LM`` over the same
-   litellm names runs use; ``replay/<cassette>`` offline) and choose the best proposal.
-3. Validate it against the constitution (``constitution.py``): a violation rejects it, nothing is written
-   to the registry (the evidence is kept, marked rejected).
+   litellm names runs use; ``replay/<cassette>`` offline), the metric running the role on the cases, and
+   choose the best proposal.
+3. Validate it: the deterministic rules (``constitution.py``), then the model's critique; then its
+   regression tests (``regression.regression_tests``) in the sandbox. Any failure rejects it: nothing is
+   written to the registry (the evidence is kept under ``candidates/rejected/``).
 4. Write the candidate (``candidates.py``), pending approval; audit ``evolve.generated``.
 """
 
@@ -14,11 +17,15 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from aigentflow.exceptions import AigentflowError, UsageError
 from evolution.generate import candidates, cases, constitution
+from evolution.generate.regression import regression_tests
 
+OPTIMIZERS = ("bootstrap", "mipro", "gepa")
+"""``program.OPTIMIZERS``, here so that a bad name is refused before DSPy is imported."""
 CASSETTES = Path(str(resources.files("evolution.generate") / "cassettes"))
 
 
@@ -60,7 +67,45 @@ def load_context(paths: Any, role: str | None, pattern: str | None) -> dict[str,
         cases=redactor.redact(traced), finding_id=str(finding["id"]),
         cue=str(finding["details"].get("step_kind") or ""))
     return {"role": role, "finding": finding, "incumbent": incumbent, "inputs": inputs, "redactor": redactor,
-            "flags": config.flags, "model": config.settings.model.name}
+            "flags": config.flags, "model": config.settings.model.name, "constitution": layers["constitution.md"],
+            "layers": layers, "settings": config.settings}
+
+
+def role_model_spec(name: str, paths: Any) -> Any:
+    """The ``ModelSpec`` the candidate's role calls go to in its regression tests: the generation's model
+    (a replay name carries its cassette, found as ``model_lm`` finds it)."""
+    from aigentflow.models.spec import ModelSpec
+
+    if not name.startswith("replay/"):
+        return ModelSpec(name=name, max_transient_retries=0)
+    from aigentflow.models.cassette import load_cassette, resolve_cassette_path
+
+    cassette_name = name[len("replay/"):]
+    own = CASSETTES / f"{cassette_name}.json"
+    path = own if own.is_file() else resolve_cassette_path(cassette_name, paths.cassettes_dir)
+    return ModelSpec(name=name, cassette=load_cassette(path), cassette_source=str(path), max_transient_retries=0)
+
+
+def project_context(paths: Any) -> str:
+    from aigentflow.project.facts import ProjectFacts, render_facts
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    store = SQLiteRunStore(paths.database)
+    try:
+        project = store.get_project() or {"facts": {"name": paths.root.name}}
+    finally:
+        store.close()
+    return render_facts(ProjectFacts.model_validate(project["facts"]))
+
+
+def case_runner(paths: Any, context: dict[str, Any], spec: Any, model: Any) -> Any:
+    """Runs the candidate role on the cases from its traces (``regression.py``): the optimizer's metric and
+    the regression tests; ``spec``: the candidate's (its prompt layer in place of the incumbent's)."""
+    from aigentflow.checks.build import limits_from_settings
+    from evolution.generate import regression
+
+    return regression.CaseRunner(paths, regression.build_cases(paths, context["role"]), spec, context["layers"],
+                                 model, limits_from_settings(context["settings"].build), project_context(paths))
 
 
 def model_lm(name: str, paths: Any) -> Any:
@@ -114,11 +159,21 @@ def spec_file_data(spec: Any, incumbent: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in keep or v != base.get(k)}
 
 
-def run_optimizer(inputs: Any, lm: Any, check: Any, optimizer: str) -> Any:
+def run_optimizer(inputs: Any, lm: Any, check: Any, optimizer: str, runner: Any = None) -> Any:
     from evolution.generate import program
 
+    return _model_step(lambda: program.optimise(inputs, lm, check, optimizer, runner), "the optimizer")
+
+
+def run_critique(inputs: Any, constitution_text: str, chosen: dict[str, Any], lm: Any) -> dict[str, Any]:
+    from evolution.generate import program
+
+    return _model_step(lambda: program.critique(inputs, constitution_text, chosen, lm), "the critique")
+
+
+def _model_step(step: Any, what: str) -> Any:
     try:
-        return program.optimise(inputs, lm, check, optimizer)
+        return step()
     except AigentflowError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the model or the optimizer ends the generation
@@ -130,17 +185,22 @@ def run_optimizer(inputs: Any, lm: Any, check: Any, optimizer: str) -> Any:
                                   "Record the cassette again (`python -m evolution.generate.record`) or use a "
                                   "real model (--model provider/name). Nothing was generated.") from None
         if type(exc).__name__ == "AdapterParseError":
-            raise GenerationError(f"the model's reply did not parse as a proposal: {text}. Nothing was generated.") \
+            raise GenerationError(f"the model's reply did not parse ({what}): {text}. Nothing was generated.") \
                 from None
-        raise GenerationError(f"the optimizer failed: {type(exc).__name__}: {text}. Nothing was generated.") from None
+        raise GenerationError(f"{what} failed: {type(exc).__name__}: {text}. Nothing was generated.") from None
 
 
 def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: str = "bootstrap",
-             model: str | None = None, lm: Any = None) -> dict[str, Any]:
-    """Generate one candidate; returns its evidence. ``lm``: a DSPy LM to use instead of ``model``."""
+             model: str | None = None, lm: Any = None, role_model: Any = None) -> dict[str, Any]:
+    """Generate one candidate; returns its evidence. ``lm``: a DSPy LM to use instead of ``model``;
+    ``role_model``: the ``ModelSpec`` of the candidate's role calls in its tests (default: ``model``'s)."""
     from evolution.patterns.store import now_iso
+    from evolution.rollout.switches import refuse_if_disabled
 
     started = time.monotonic()
+    refuse_if_disabled(paths.root, "nothing was generated")
+    if optimizer not in OPTIMIZERS:
+        raise UsageError(f"--optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}; nothing was generated.")
     context = load_context(paths, role, pattern)
     role, incumbent, inputs, flags = context["role"], context["incumbent"], context["inputs"], context["flags"]
     if not flags.get("evolution.agentGeneration", False):
@@ -156,7 +216,9 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
     model_name = model or context["model"]
     if lm is None:
         lm = model_lm(model_name, paths)
-    outcome = run_optimizer(inputs, lm, check, optimizer)
+    shape = candidate_spec(incumbent, role, version, SimpleNamespace(skills=incumbent.skills, budget=incumbent.budget))
+    runner = case_runner(paths, context, shape, role_model or role_model_spec(model_name, paths))
+    outcome = run_optimizer(inputs, lm, check, optimizer, runner)
     chosen = outcome.chosen
     evidence: dict[str, Any] = {
         "id": key, "role": role, "version": version, "incumbent": incumbent.key, "created_at": now_iso(),
@@ -164,23 +226,40 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
         "model_calls": outcome.model_calls, "candidates": outcome.candidates, "chosen": chosen,
         "program_state": outcome.program_state, "seconds": None, "decisions": []}
     violations = check(_proposal(chosen))
+    if not violations:
+        evidence["critique"] = run_critique(inputs, context["constitution"], chosen, lm)
+        evidence["model_calls"] = outcome.model_calls + evidence["critique"]["model_calls"]
+        if not evidence["critique"]["complies"]:
+            concerns = "; ".join(evidence["critique"]["concerns"]) or evidence["critique"]["reasoning"]
+            violations = [constitution.Violation("critique", "instructions", f"the model's critique: {concerns}")]
+    evidence["programs"] = outcome.programs
+    spec = candidate_spec(incumbent, role, version, _proposal(chosen)) if not violations else None
+    if spec is not None:
+        before = runner.model_calls
+        runner.spec = spec
+        tests = _model_step(lambda: regression_tests(runner, chosen["instructions"]), "the regression tests")
+        evidence["tests"] = tests
+        evidence["model_calls"] += runner.model_calls - before
+        evidence["sandbox_runs"] = runner.sandbox_runs + len(tests["cases"])
+        if not tests["passed"]:
+            violations = [constitution.Violation("tests", "regression", f"the generated tests fail: {tests['why']}")]
+    evidence["role_model_calls"] = runner.model_calls  # of model_calls; the rest went through DSPy
     evidence["validation"] = {"passed": not violations, "violations": [v.as_dict() for v in violations]}
     evidence = context["redactor"].redact(evidence)
     if violations:
-        evidence["status"] = "rejected by the constitution"
+        evidence["status"] = "rejected"
         evidence["seconds"] = round(time.monotonic() - started, 2)
         from aigentflow.models.cassette import write_json_atomic
 
         write_json_atomic(candidates.evidence_dir(paths) / "rejected" / f"{key}.json", evidence)
         listed = "\n  ".join(str(v) for v in violations)
-        raise GenerationError(f"the proposal for {key} breaks the constitution and was rejected:\n  {listed}\n"
-                              f"Evidence: {candidates.evidence_dir(paths) / 'rejected' / f'{key}.json'}")
-    spec = candidate_spec(incumbent, role, version, _proposal(chosen))
+        raise GenerationError(f"the proposal for {key} was rejected; nothing was written to the registry:\n  "
+                              f"{listed}\nEvidence: {candidates.evidence_dir(paths) / 'rejected' / f'{key}.json'}")
     evidence["status"] = "awaiting approval"
     evidence["seconds"] = round(time.monotonic() - started, 2)
     candidates.write_candidate(paths, role, version, spec_file_data(spec, incumbent), chosen["instructions"], evidence)
     audit(paths, "evolve.generated", {"id": key, "finding": context["finding"]["id"], "score": chosen["score"],
-                                      "model_calls": outcome.model_calls})
+                                      "optimizer": optimizer, "model_calls": evidence["model_calls"]})
     return evidence
 
 

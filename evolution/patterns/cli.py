@@ -20,6 +20,7 @@ app = typer.Typer(
 KINDS = ("failure", "intervention", "capability_gap", "routing")
 
 
+
 def parse_since(text: str) -> int:
     """``--since`` as epoch nanoseconds: a date (``2026-05-01``, midnight UTC) or an ISO 8601 time."""
     from aigentflow.exceptions import UsageError
@@ -56,7 +57,10 @@ def mine(
     from evolution.patterns.miner import mine as run_miner
 
     since_ns = parse_since(since) if since is not None else None
+    from evolution.rollout.switches import refuse_if_disabled
+
     paths = locate_project()
+    refuse_if_disabled(paths.root, "nothing was mined")
     report = run_miner(paths.root, since_ns)
     if json_out:
         print_json(report)

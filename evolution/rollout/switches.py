@@ -1,15 +1,15 @@
-"""The self-evolution kill switch, as plain data: ``.aigentflow/evolution/disabled.json`` (who, when,
-why). While it exists, tournaments stop at their next match boundary and refuse to start, and canaries
-neither advance nor route runs to a candidate (the canary file is what aigentflow's role resolution
-reads; disabling evolution removes a candidate's share, see ``canary.py``)."""
+"""The self-evolution kill switch: ``.aigentflow/evolution/disabled.json`` (when, why) and the store control
+``emergency.disable_evolution`` (``aigentflow admin emergency --disable-evolution``), kept together by
+``aigentflow.roles.evolution_switch``: either record of it turns evolution off. While it is on, tournaments
+stop at their next match boundary and refuse to start, canaries neither advance nor route runs to a
+candidate (the canary file is what aigentflow's role resolution reads; disabling evolution removes a
+candidate's share, see ``canary.py``), and ``patterns mine`` and ``evolve generate`` refuse."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from aigentflow.models.cassette import write_json_atomic
-from evolution.tournament.store import now_iso
+from aigentflow.roles import evolution_switch
 
 
 def switch_file(project_root: Path) -> Path:
@@ -18,22 +18,21 @@ def switch_file(project_root: Path) -> Path:
 
 def evolution_disabled(project_root: Path) -> str | None:
     """Why self-evolution is off (``--disable-evolution``), or None while it is on."""
-    path = switch_file(project_root)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return f"{path} exists (unreadable)"
-    return f"disabled {data.get('at', '')}: {data.get('reason') or 'no reason given'}"
+    return evolution_switch.evolution_off(Path(project_root) / ".aigentflow")
 
 
 def disable_evolution(project_root: Path, reason: str) -> None:
-    write_json_atomic(switch_file(project_root), {"at": now_iso(), "reason": reason})
+    evolution_switch.set_evolution_disabled(Path(project_root) / ".aigentflow", True, reason)
 
 
 def enable_evolution(project_root: Path) -> bool:
-    path = switch_file(project_root)
-    existed = path.exists()
-    path.unlink(missing_ok=True)
-    return existed
+    return evolution_switch.set_evolution_disabled(Path(project_root) / ".aigentflow", False)
+
+
+def refuse_if_disabled(project_root: Path, what: str) -> None:
+    """A UsageError (exit 2) while the self-evolution kill switch is on."""
+    from aigentflow.exceptions import UsageError
+
+    if reason := evolution_disabled(project_root):
+        raise UsageError(f"self-evolution is disabled ({reason}); {what}. Lift it with "
+                         "`aigentflow admin emergency --enable-evolution`.")
