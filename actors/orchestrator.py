@@ -247,7 +247,7 @@ class Orchestrator:
 
         spec = self.shadow_spec(role, call.agent_version) if call.shadow else self.roles.spec(role)
         extra: dict[str, Any] = {"agent_name": spec.name, "agent_version": spec.version,
-                                 "prompt_layers": spec.role_layers}
+                                 "agent_origin": spec.origin, "prompt_layers": spec.role_layers}
         if spec.budget is not None:
             extra["budget"] = spec.budget if call.budget is None else min(call.budget, spec.budget)
         if spec.model and spec.model != call.model.name:

@@ -55,7 +55,7 @@ def test_bad_input_writes_nothing(demo_project: Path) -> None:
     assert _registry_files(demo_project) == []
 
 
-def test_generate_validate_approve_and_kill_switch(demo_project: Path) -> None:
+def test_generate_validate_approve_and_kill_switch(demo_project: Path, ray_address: str) -> None:
     findings = json.loads(aigentflow("patterns", "list", "--json", cwd=demo_project).stdout)["findings"]
     finding = next(f for f in findings if f["details"].get("role") == "backend_developer")
     made = aigentflow("evolve", "generate", "--pattern", finding["id"], "--model", "replay/evolve-demo", "--json",
@@ -109,6 +109,7 @@ def test_generate_validate_approve_and_kill_switch(demo_project: Path) -> None:
     approved = aigentflow("evolve", "approve", CANDIDATE, "--note", "read it", cwd=demo_project)
     assert approved.returncode == 0, approved.stderr
     assert active_roles(paths, pick).spec("backend_developer").version == "1.0.0+gen.1"
+    _generated_marked_in_status_and_spans(demo_project, ray_address)
 
     assert aigentflow("admin", "emergency", "--disable-generated-agents", cwd=demo_project).returncode == 0
     assert active_roles(paths, pick).spec("backend_developer").version == "1.0.0"
@@ -128,6 +129,30 @@ def test_generate_validate_approve_and_kill_switch(demo_project: Path) -> None:
     finally:
         store.close()
     assert {"evolve.generated", "evolve.approved", "evolve.rejected", "admin.emergency"} <= set(events)
+
+
+def _generated_marked_in_status_and_spans(project: Path, ray_address: str) -> None:
+    """A run on the approved generated version: `status` names it as generated, and its agent's spans say
+    so (``aigentflow.agent.origin``). The project has changed since the demo (its prompts with it), so the
+    run replays leniently (by agent and step; the run says so) to reach the generated developer."""
+    from aigentflow.tracing.reader import read_spans
+    from tests.conftest import DEMO_REQUEST
+
+    build = ["agents.backendDev", "agents.tester", "agents.gitAgent", "features.gitWorktrees", "features.tddWorkflow"]
+    sets = [arg for flag in build for arg in ("--set", f"flags.{flag}=true")]
+    aigentflow("run", DEMO_REQUEST, "--model", "replay/demo", "--address", ray_address, "--set",
+               "agents.backend_developer.version=1.0.0+gen.1", "--set", "model.replay_lenient=true", *sets, cwd=project)
+    report = json.loads(aigentflow("status", "--json", cwd=project).stdout)
+    assert report["agents"]["backend_developer"] == "1.0.0+gen.1"
+    assert report["generated_agents"] == {"backend_developer": {"version": "1.0.0+gen.1", "approval": "approved"}}
+    assert "Generated agents: backend_developer@1.0.0+gen.1 (approved)" in aigentflow("status", cwd=project).stdout
+    spans = read_spans(ProjectPaths(project).traces_dir, report["run"]["id"])
+    developer = [s for s in spans if s["kind"] == "agent" and s["name"] == "invoke_agent backend_developer"]
+    assert developer, (report["run"]["state"], report["run"]["error"], sorted({s["name"] for s in spans}))
+    assert all(s["attributes"]["aigentflow.agent.origin"] == "generated" and
+                             s["attributes"]["gen_ai.agent.version"] == "1.0.0+gen.1" for s in developer)
+    analyst = next(s for s in spans if s["kind"] == "agent" and s["name"] == "invoke_agent analyst")
+    assert analyst["attributes"]["aigentflow.agent.origin"] == "builtin"
 
 
 def _evidence(project: Path, key: str) -> dict:

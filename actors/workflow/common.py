@@ -242,7 +242,7 @@ class Workflow:
         budget = None if self.call.budget is None else max(self.call.budget - spent, 0)
         # Another role's call: its agent's name and version are that role's, not this workflow's.
         return replace(self.call, step=step, inputs=inputs, budget=budget, agent_name="", agent_version="",
-                       prompt_layers=())
+                       agent_origin="", prompt_layers=())
 
     def without_secrets(self, files: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         return withhold_secrets(files, self.orch.options.redactor)

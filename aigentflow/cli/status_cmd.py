@@ -19,6 +19,13 @@ def _store() -> Any:
     return SQLiteRunStore(locate_project().database, readonly=True)
 
 
+def _generated(report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    from aigentflow.project.paths import locate_project
+    from aigentflow.roles.origins import generated_versions
+
+    return generated_versions(locate_project().agents_dir, report["agents"])
+
+
 def run_report(store: Any, run_id: str) -> dict[str, Any]:
     """Everything `status` shows about one run, as data."""
     run = store.get_run(run_id)
@@ -121,6 +128,7 @@ def status(
     finally:
         store.close()
     report["emergency_pause_all"] = bool(paused_all)
+    report["generated_agents"] = _generated(report)  # marked as such (the kill switch stops them)
     if json_out:
         print_json(report)
         return
@@ -235,6 +243,10 @@ def _print_report(report: dict[str, Any]) -> None:
     echo(f"Request: {run['request'][:200]}")
     if run["error"]:
         echo(f"{style('Error:', 'red')} {run['error']}")
+    if report.get("generated_agents"):
+        generated = report["generated_agents"].items()
+        echo("Generated agents: " + ", ".join(f"{role}@{g['version']} ({g['approval'] or 'not approved'})"
+                                              for role, g in generated))
     if report["emergency_pause_all"]:
         echo(style("Emergency pause-all is ON: no run moves until `aigentflow admin emergency --resume-all`.",
                    "yellow"))

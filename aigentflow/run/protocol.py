@@ -49,6 +49,8 @@ class AgentCall:
     """The agent's registered name (``gen_ai.agent.name`` on its spans); "" means its role."""
     agent_version: str = ""
     """The agent's version (``gen_ai.agent.version`` on its spans), or "" when none is known."""
+    agent_origin: str = ""
+    """Where that version comes from (``aigentflow.agent.origin``: builtin, project or generated), or ""."""
     prompt_layers: tuple[str, ...] = ()
     """The role's prompt layers (``AgentSpec.role_layers``); empty: ``roles/<role>.md``."""
     shadow: bool = False

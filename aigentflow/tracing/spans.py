@@ -35,6 +35,8 @@ SPAN_FIELDS = (
 OPERATION_NAME = "gen_ai.operation.name"
 AGENT_NAME = "gen_ai.agent.name"
 AGENT_VERSION = "gen_ai.agent.version"
+AGENT_ORIGIN = "aigentflow.agent.origin"
+"""builtin, project or generated: a generated version's spans say so (the kill switch's ground truth)."""
 TOOL_NAME = "gen_ai.tool.name"
 REQUEST_MODEL = "gen_ai.request.model"
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
@@ -236,10 +238,13 @@ def transition_span(
 
 
 def agent_identity(call: AgentCall, role: str) -> dict[str, AttributeValue]:
-    """``gen_ai.agent.name`` (the call's agent name, else the role) and ``gen_ai.agent.version`` (if known)."""
+    """``gen_ai.agent.name`` (the call's agent name, else the role), ``gen_ai.agent.version`` and
+    ``aigentflow.agent.origin`` (if known)."""
     identity: dict[str, AttributeValue] = {AGENT_NAME: call.agent_name or role}
     if call.agent_version:
         identity[AGENT_VERSION] = call.agent_version
+    if call.agent_origin:
+        identity[AGENT_ORIGIN] = call.agent_origin
     return identity
 
 
