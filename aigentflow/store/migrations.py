@@ -112,7 +112,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX releases_by_tenant ON releases(tenant_id, created_at);
     """,
-    # 3: incidents (`aigentflow incidents`), their timelines, the evidence each was detected from, silences.
+    # 3: incidents (`aigentflow incidents`), their timelines, the evidence each was detected from, silences; and
+    # the indexes detection reads the run store's tables by (time windows).
     """
     CREATE TABLE incidents (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -149,6 +150,11 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL,
         PRIMARY KEY (dedup_key, evidence)
     );
+    CREATE INDEX runs_by_finished ON runs(finished_at);
+    CREATE INDEX steps_by_finished ON steps(finished_at);
+    CREATE INDEX audit_by_event ON audit(event, at);
+    CREATE INDEX audit_by_at ON audit(at);
+    CREATE INDEX transitions_by_at ON transitions(at);
     CREATE TABLE incident_silences (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         rule TEXT NOT NULL,
