@@ -89,7 +89,8 @@ def main() -> None:
         print(json.dumps({"runs": args.runs, "recent_runs": args.recent, "steps": args.runs * 3,
                           "audit_entries": args.runs * 6, "spans": args.recent * args.spans_per_run,
                           "detect_wall_s": seconds, "detect_inside_s": [r["seconds"] for r in reports],
-                          "opened": len(reports[0]["opened"]), "opened_after": [len(r["opened"]) for r in reports[1:]]}))
+                          "opened": len(reports[0]["opened"]),
+                          "opened_after": [len(r["opened"]) for r in reports[1:]]}))
 
 
 if __name__ == "__main__":

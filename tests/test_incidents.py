@@ -342,3 +342,16 @@ def test_run_end_detection_runs_detached_and_records(sample_repo: Path) -> None:
     while time.monotonic() < deadline and not listed(sample_repo):
         time.sleep(0.5)
     assert [i["rule"] for i in listed(sample_repo)] == ["error-rate-spike"]
+
+
+def test_incident_commands_never_import_ray_or_litellm(sample_repo: Path) -> None:
+    import subprocess
+    import sys
+
+    for command in (["detect"], ["list"], ["rules"]):
+        probe = subprocess.run([sys.executable, "-X", "importtime", "-m", "aigentflow", "incidents", *command],
+                               cwd=sample_repo, capture_output=True, text=True, timeout=60, check=False, env=ENV)
+        assert probe.returncode == 0, probe.stderr[-2000:]
+        modules = {line.rsplit("|", 1)[-1].strip() for line in probe.stderr.splitlines() if "|" in line}
+        assert "ray" not in modules and "litellm" not in modules, command
+        assert "aigentflow.cli.incidents_cmd" in modules
