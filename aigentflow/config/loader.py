@@ -264,6 +264,7 @@ def _file_layer(path: Path, origin: str) -> tuple[list[Entry], list[HookConfig]]
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {origin}: {exc}; fix or remove the file") from None
     hooks = _hooks(data.pop("hooks", []), origin)
+    data.pop("incidents", None)  # alert routes and detection: validated by aigentflow.incidents.config
     entries = [(key, _validated(key, value, origin), origin) for key, value in _flatten(data)]
     return entries, hooks
 

@@ -121,6 +121,7 @@ class RunEngine:
         for hook in build_user_hooks(run.config.hooks):
             self.bus.add_user_hook(hook)
         self._watch_rollouts(run)
+        self._detect_incidents(run)
         self.shadows = ShadowPlayer(paths, {role: spec.version for role, spec in self.roles.specs.items()})
 
     def _watch_rollouts(self, run: RunRecord) -> None:
@@ -140,6 +141,19 @@ class RunEngine:
                 watch, root = hook.function, str(self.paths.root)
                 hook.function = lambda event, watch=watch, root=root: watch(root, event)
                 self.bus.add_user_hook(hook)
+
+    def _detect_incidents(self, run: RunRecord) -> None:
+        """With ``enterprise.incidentResponse`` on, incident detection after the run, as a hook on its end
+        (``aigentflow.incidents.hook``: a detached ``aigentflow incidents detect``, never holding the run)."""
+        if not run.flags.get("enterprise.incidentResponse"):
+            return
+        from aigentflow.incidents.hook import ENTRY_POINT
+
+        for event in (hooks.RUN_FINISHED, hooks.RUN_FAILED):
+            hook = hooks.PythonHook(ENTRY_POINT, event=event)
+            detect, root = hook.function, str(self.paths.root)
+            hook.function = lambda event, detect=detect, root=root: detect(root, event)
+            self.bus.add_user_hook(hook)
 
     def roles_needed(self) -> list[str]:
         """The agent roles this run's enabled states use: each step's lead, and the helpers its flags turn on."""

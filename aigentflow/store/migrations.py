@@ -112,6 +112,58 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX releases_by_tenant ON releases(tenant_id, created_at);
     """,
+    # 3: incidents (`aigentflow incidents`), their timelines, the evidence each was detected from, silences; and
+    # the indexes detection reads the run store's tables by (time windows).
+    """
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        rule TEXT NOT NULL,
+        severity TEXT NOT NULL CHECK (severity IN ('SEV1', 'SEV2', 'SEV3', 'SEV4')),
+        status TEXT NOT NULL CHECK (status IN ('open', 'acknowledged', 'resolved')),
+        title TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 1,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        acked_by TEXT,
+        resolved_at TEXT,
+        facts_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX incidents_by_key ON incidents(dedup_key, status);
+    CREATE INDEX incidents_by_status ON incidents(status, severity);
+    CREATE TABLE incident_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        actor TEXT,
+        route TEXT,
+        result TEXT,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX incident_events_by_incident ON incident_events(incident_id, seq);
+    CREATE TABLE incident_evidence (
+        dedup_key TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        at TEXT NOT NULL,
+        PRIMARY KEY (dedup_key, evidence)
+    );
+    CREATE INDEX runs_by_finished ON runs(finished_at);
+    CREATE INDEX steps_by_finished ON steps(finished_at);
+    CREATE INDEX audit_by_event ON audit(event, at);
+    CREATE INDEX audit_by_at ON audit(at);
+    CREATE INDEX transitions_by_at ON transitions(at);
+    CREATE TABLE incident_silences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule TEXT NOT NULL,
+        until TEXT NOT NULL,
+        created_by TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
