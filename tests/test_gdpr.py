@@ -73,7 +73,8 @@ def test_demo_run_export_erase_through_kill9_leaves_no_residue(sample_repo: Path
     assert "within 30 days" in listing.stdout and SUBJECT not in listing.stdout
     assert "[erased:" in (sample_repo / ".aigentflow" / "runs" / run_id / "notes.md").read_text()
     worktree = sample_repo / ".aigentflow" / "worktrees" / run_id / "planted"
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=worktree, capture_output=True, text=True).stdout
+    status = subprocess.run(["git", "status", "--porcelain"], check=True, cwd=worktree, capture_output=True,
+                            text=True).stdout
     assert status.split() == ["??", "scratch.txt"], "the worktree matches its rewritten branch"
     print(f"\nexport {export_s:.2f} s, erase (resumed) {erase_s:.2f} s, hits {exported['hits']}")
 
@@ -141,7 +142,6 @@ def test_retention_removes_what_is_older_than_the_policy(sample_repo: Path) -> N
     from aigentflow.config.settings import GdprSettings
     from aigentflow.gdpr.retention import apply_retention
     from aigentflow.project.paths import ProjectPaths
-
     from aigentflow.store.sqlite import SQLiteRunStore
 
     run_id = _recorded_run(sample_repo, "an old run")

@@ -117,7 +117,8 @@ def erase_sqlite(path: Path, subject: Subject, replacement: str) -> int:
                 names = [r[0] for r in connection.execute(
                     "SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name=?", (table,))]
                 for column in columns:
-                    hits = connection.execute(f'SELECT count(*) FROM "{table}" WHERE gdpr_match("{column}")').fetchone()[0]
+                    hits = connection.execute(
+                        f'SELECT count(*) FROM "{table}" WHERE gdpr_match("{column}")').fetchone()[0]
                     if not hits:
                         continue
                     for name in names:

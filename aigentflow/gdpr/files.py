@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from aigentflow.gdpr.databases import file_kind
 from aigentflow.gdpr.hits import Hit, Unit
 from aigentflow.gdpr.subject import Subject
 

@@ -152,20 +152,19 @@ class Rewriter:
         raw = _git(self.root, "cat-file", "commit", sha)
         head, _, message = raw.partition(b"\n\n")
         lines, skipping = [], False
-        for line in head.split(b"\n"):
-            if line.startswith(b" ") and skipping:
+        for header in head.split(b"\n"):
+            if header.startswith(b" ") and skipping:
                 continue
-            skipping = line.startswith((b"gpgsig ", b"gpgsig-sha256 "))
+            skipping = header.startswith((b"gpgsig ", b"gpgsig-sha256 "))
             if skipping:
                 continue
-            if line.startswith(b"tree "):
-                line = b"tree " + self.tree(line[5:].decode()).encode()
-            elif line.startswith(b"parent "):
-                parent = line[7:].decode()
-                line = b"parent " + self.commits.get(parent, parent).encode()
+            if header.startswith(b"tree "):
+                lines.append(b"tree " + self.tree(header[5:].decode()).encode())
+            elif header.startswith(b"parent "):
+                parent = header[7:].decode()
+                lines.append(b"parent " + self.commits.get(parent, parent).encode())
             else:
-                line = self._clean(line)
-            lines.append(line)
+                lines.append(self._clean(header))
         new = self._write("commit", b"\n".join(lines) + b"\n\n" + self._clean(message))
         self.commits[sha] = new
         return new

@@ -140,7 +140,7 @@ def _worktrees(paths: ProjectPaths, store: Any, cutoff: float, report: Retention
         for target in remove:
             report.removed["worktrees"].append(f"{target.kind}:{target.name}")
             if not report.dry_run:
-                gc._remove(trees, target)  # noqa: SLF001 - gc's own removal, as `aigentflow gc` does it
+                gc._remove(trees, target)
         run_dir = trees.dir / run_id
         if not report.dry_run and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()

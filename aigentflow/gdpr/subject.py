@@ -71,8 +71,8 @@ class Subject:
     @classmethod
     def of(cls, identifier: str, aliases: list[str] | tuple[str, ...], key: bytes) -> Subject:
         names: list[str] = []
-        for one in (identifier, *aliases):
-            one = one.strip()
+        for given in (identifier, *aliases):
+            one = given.strip()
             if len(one) < MIN_IDENTIFIER_CHARS:
                 raise UsageError(f"the identifier {one!r} is too short to name a person safely (at least "
                                  f"{MIN_IDENTIFIER_CHARS} characters): erasing it would hit unrelated text.")
