@@ -52,6 +52,7 @@ POINTS: dict[str, tuple[str | None, str]] = {
     "engine.step": ("STEP", "the Orchestrator, before committing the result of step STEP (e.g. analyze, merge)"),
     "merge.before-sync": (None, "moving a checked-out branch: journal written, worktree not moved yet"),
     "merge.after-sync": (None, "moving a checked-out branch: worktree moved, branch ref not moved yet"),
+    "gdpr.erase": ("N", "`aigentflow gdpr erase`: journal written, before applying its Nth edit (N from 1)"),
 }
 SWITCHES = {
     "build.force-remote": "a work-breakdown task's build acts as if its node lacked the repository (git bundles)",

@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "mcp": "mcp_cmd:app",
     "vendors": "vendors_cmd:app",
     "deps": "deps_cmd:app",
+    "gdpr": "gdpr_cmd:app",
 }
 """Command name -> ``module:attribute`` in ``aigentflow.cli``: a command function or a ``typer.Typer``
 (a command group). In this order in ``--help``."""

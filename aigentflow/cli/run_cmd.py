@@ -94,6 +94,7 @@ def lenient_warning(lenient: bool) -> None:
 def _finish(outcome: Outcome, paths: ProjectPaths, *, lenient: bool = False) -> None:
     """Say how the run ended and where its outputs are; exit with the outcome's code."""
     lenient_warning(lenient)
+    _retention_after_run(paths)
     if outcome.exit_code == 0:
         typer.echo(f"Run {outcome.run_id} {outcome.state}. Outputs: {paths.run_dir(outcome.run_id)}")
         return
@@ -109,6 +110,20 @@ def _finish(outcome: Outcome, paths: ProjectPaths, *, lenient: bool = False) -> 
     if outcome.state == "PAUSED":
         typer.echo(f"Resume it with `aigentflow resume {outcome.run_id}`.", err=True)
     raise typer.Exit(outcome.exit_code)
+
+
+def _retention_after_run(paths: ProjectPaths) -> None:
+    """``gdpr.retention_after_runs``: the retention policy applied as a run ends (``aigentflow.gdpr.retention``)."""
+    from aigentflow.config.loader import load_config
+
+    settings = load_config(paths.root).settings.gdpr
+    if settings.retention_after_runs:
+        from aigentflow.gdpr.retention import apply_retention
+
+        report = apply_retention(paths, settings)
+        removed = {kind: len(items) for kind, items in report.removed.items() if items}
+        if removed:
+            typer.echo(f"Retention: removed {removed}", err=True)
 
 
 def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None) -> None:

@@ -26,6 +26,7 @@ from aigentflow.config.settings import (
     BuildSettings,
     ComplianceSettings,
     FlagSettings,
+    GdprSettings,
     GitSettings,
     HookConfig,
     ModelSettings,
@@ -55,6 +56,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "compliance": ComplianceSettings,
     "tools": ToolSettings,
     "skills": SkillSettings,
+    "gdpr": GdprSettings,
 }
 _FLAG_PREFIX = "flags."
 _PRESET_KEY = "flags.preset"

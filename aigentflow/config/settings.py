@@ -294,6 +294,29 @@ class AgentChoice(BaseModel):
     version: str | None = Field(None, description="The version of the role a run uses; none: the built-in one.")
 
 
+class GdprSettings(BaseModel):
+    """Data protection (`aigentflow gdpr`): consent enforcement, retention, the Article 30 record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    require_consent: bool = Field(
+        False, description="Refuse a run whose request names a data subject without consent for consent_purpose."
+    )
+    consent_purpose: str = Field("processing", description="The consent purpose a run's request needs.")
+    retention_traces_days: int = Field(0, ge=0, description="Days trace segments are kept (0 = forever).")
+    retention_outputs_days: int = Field(0, ge=0, description="Days run output directories are kept (0 = forever).")
+    retention_worktrees_days: int = Field(
+        0, ge=0, description="Days finished runs' worktrees and branches are kept (0 = forever)."
+    )
+    retention_after_runs: bool = Field(False, description="Apply the retention policy at the end of every run.")
+    controller: str = Field("", description="The data controller named in the Article 30 record.")
+    contact: str = Field("", description="The controller's (or DPO's) contact in the Article 30 record.")
+    purposes: list[str] = Field(
+        default_factory=lambda: ["software development: feature requests carried out by AI agents on this repository"],
+        description="Purposes of processing listed in the Article 30 record.",
+    )
+
+
 class Settings(BaseModel):
     """The whole validated configuration."""
 
@@ -310,6 +333,7 @@ class Settings(BaseModel):
     skills: SkillSettings = Field(default_factory=SkillSettings, description="Skill packs.")
     hooks: list[HookConfig] = Field(default_factory=list, description="Event hooks.")
     agents: dict[str, AgentChoice] = Field(default_factory=dict, description="The version of each role runs use.")
+    gdpr: GdprSettings = Field(default_factory=GdprSettings, description="Data protection.")
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> Settings:

@@ -133,6 +133,10 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
+    if settings.gdpr.require_consent:  # the GDPR enforcement point: no processing without consent
+        from aigentflow.gdpr.consent import check_request as check_consent
+
+        check_consent(paths.database, paths.state_dir, text, settings.gdpr.consent_purpose)
     from aigentflow.flags.provider import resolve_run_flags
     from aigentflow.run.engine import active_roles
 

@@ -164,6 +164,32 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
+    # 4: GDPR: data subject requests (`aigentflow gdpr export|erase`) and consent records. A subject is only
+    # ever kept as its keyed hash (aigentflow/gdpr/subject.py), never in clear.
+    """
+    CREATE TABLE dsar (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        subject_hash TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('in_progress', 'done', 'failed')),
+        requested_at TEXT NOT NULL,
+        completed_at TEXT,
+        duration_s REAL,
+        summary_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX dsar_by_subject ON dsar(subject_hash, kind, status);
+    CREATE TABLE consent (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        subject_hash TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        given INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX consent_by_subject ON consent(subject_hash, purpose, seq);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
