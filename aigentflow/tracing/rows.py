@@ -43,10 +43,10 @@ _TEXT_FIELDS = tuple(n for n, t in COLUMN_TYPES.items() if t == "VARCHAR" and n 
 _OPTIONAL_FIELDS = ("parent_id", "error")
 _TIME_FIELDS = ("start_ns", "end_ns")
 _ID_FIELDS = frozenset({"span_id", "trace_id", "parent_id"})
-_HEX = frozenset("0123456789abcdef")
+_HEX_DIGITS = "0123456789abcdef"
 _INT64 = range(-(2**63), 2**63)
 _SCALARS = frozenset({int, float, bool})
-_KEY_CACHE_LIMIT = 4096
+_CACHE_LIMIT = 4096
 _encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
@@ -60,6 +60,8 @@ class RowEncoder:
     def __init__(self, redactor: Redactor | None) -> None:
         self.redactor = redactor
         self._keys: dict[str, tuple[str, bool]] = {}  # name -> (redacted name, names a secret)
+        self._heads: dict[tuple[str, ...], tuple[str, ...]] = {}  # (run, tenant, name, kind, status), redacted
+        self._ids: set[str] = set()  # trace and parent ids made by ``spans``
 
     def values(self, span: Mapping[str, Any]) -> Row:
         """The row of ``span``; raises one of ``UNSTORABLE`` for a span that cannot be stored."""
@@ -71,44 +73,61 @@ class RowEncoder:
 
     def _fast(self, span: Mapping[str, Any]) -> Row:
         span_id, trace_id, parent_id = span["span_id"], span["trace_id"], span.get("parent_id")
-        run_id, tenant_id, name, kind = span["run_id"], span["tenant_id"], span["name"], span["kind"]
-        start_ns, end_ns, status, error = span["start_ns"], span["end_ns"], span["status"], span.get("error")
+        start_ns, end_ns, error = span["start_ns"], span["end_ns"], span.get("error")
+        head = (span["run_id"], span["tenant_id"], span["name"], span["kind"], span["status"])
         attributes = span.get("attributes") or {}
         if not (
-            type(span_id) is str and type(trace_id) is str and type(run_id) is str and type(tenant_id) is str
-            and type(name) is str and type(kind) is str and type(status) is str
-            and (parent_id is None or type(parent_id) is str) and (error is None or type(error) is str)
-            and type(start_ns) is int and type(end_ns) is int and start_ns in _INT64 and end_ns in _INT64
-            and type(attributes) is dict
+            type(span_id) is str and type(trace_id) is str and (parent_id is None or type(parent_id) is str)
+            and (error is None or type(error) is str) and type(start_ns) is int and type(end_ns) is int
+            and start_ns in _INT64 and end_ns in _INT64 and type(attributes) is dict
         ):  # fmt: skip
             raise _General
         redactor = self.redactor
-        if redactor is not None:
-            text = redactor.redact_text
-            if not _is_made_id(span_id):
-                span_id = text(span_id)
-            if not _is_made_id(trace_id):
-                trace_id = text(trace_id)
-            if parent_id is not None and not _is_made_id(parent_id):
-                parent_id = text(parent_id)
-            run_id, tenant_id, name, kind, status = text(run_id), text(tenant_id), text(name), text(kind), text(status)
-            if error is not None:
-                error = text(error)
-            attributes = self._redacted(attributes, text)
-        else:
+        if redactor is None:
+            if not all(type(value) is str for value in head):
+                raise _General
             for value in attributes.values():
                 kind_of = type(value)
                 if not (kind_of is str or kind_of is int or kind_of is bool or value is None
                         or (kind_of is float and value * 0.0 == 0.0)):  # fmt: skip
                     raise _General
+        else:
+            text = redactor.redact_text
+            if not _is_made_id(span_id):
+                span_id = text(span_id)
+            ids = self._ids  # trace and parent ids repeat from span to span: checked once each
+            if trace_id not in ids:
+                trace_id = self._id(trace_id, text)
+            if parent_id is not None and parent_id not in ids:
+                parent_id = self._id(parent_id, text)
+            clean_head = self._heads.get(head)
+            if clean_head is None:
+                if not all(type(value) is str for value in head):
+                    raise _General
+                if len(self._heads) >= _CACHE_LIMIT:
+                    self._heads.clear()
+                clean_head = self._heads[head] = tuple(map(text, head))
+            head = clean_head
+            if error is not None:
+                error = text(error)
+            attributes = self._redacted(attributes, text, redactor.redacted_texts.get)
         try:
             encoded = orjson.dumps(attributes).decode()
         except TypeError:  # a key that is not a str, an int past 64 bits, text that is not UTF-8
             raise _General from None
+        run_id, tenant_id, name, kind, status = head
         return (span_id, trace_id, parent_id, run_id, tenant_id, name, kind, start_ns, end_ns, status, error,
                 encoded)  # fmt: skip
 
-    def _redacted(self, attributes: dict[Any, Any], text: Any) -> dict[str, Any]:
+    def _id(self, value: str, text: Any) -> str:
+        if not _is_made_id(value):
+            return text(value)
+        if len(self._ids) >= _CACHE_LIMIT:
+            self._ids.clear()
+        self._ids.add(value)
+        return value
+
+    def _redacted(self, attributes: dict[Any, Any], text: Any, known: Any) -> dict[str, Any]:
         """As ``_redact_attributes``, for flat attributes (anything else: ``_General``)."""
         keys = self._keys
         clean: dict[str, Any] = {}
@@ -117,13 +136,13 @@ class RowEncoder:
             if plan is None:
                 if type(key) is not str:
                     raise _General
-                if len(keys) >= _KEY_CACHE_LIMIT:
+                if len(keys) >= _CACHE_LIMIT:
                     keys.clear()
                 plan = keys[key] = (text(key), _secret_name(key))
             clean_key, secret = plan
             kind_of = type(value)
             if kind_of is str:
-                clean[clean_key] = REDACTED if secret else text(value)
+                clean[clean_key] = REDACTED if secret else (known(value) or text(value))
             elif kind_of is bool or value is None:
                 clean[clean_key] = value
             elif kind_of is int or (kind_of is float and value * 0.0 == 0.0):  # finite: JSON has no NaN
@@ -164,7 +183,7 @@ def span_row(span: Mapping[str, Any], redactor: Redactor | None) -> dict[str, An
 
 
 def _is_made_id(value: str) -> bool:
-    return len(value) in (16, 32) and _HEX.issuperset(value)
+    return len(value) in (16, 32) and not value.strip(_HEX_DIGITS)
 
 
 @functools.lru_cache(maxsize=4096)
