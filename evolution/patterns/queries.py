@@ -205,13 +205,10 @@ ROUTING = _union(
         SELECT NULL, run_id, at_ns, 'extra_fix_rounds', 'suite' FROM steps WHERE step = 'fix.2'
     """, ["pattern", "task_type"], "format('{} work needs more than one fix round', task_type)"),
     _grouped("routing", f"""
-        WITH keys AS (  -- (run, prompt hash) sent LOOP_CALLS times or more: integers only, then the few rows
-            SELECT loop_key FROM spans WHERE kind = 'model' GROUP BY loop_key HAVING count(*) >= {LOOP_CALLS}),
-        loops AS (
+        WITH loops AS (  -- (run, prompt hash) sent LOOP_CALLS times or more, among the calls sent twice or more
             SELECT arg_min(m.span_id, m.start_ns) AS span_id, any_value(m.run_id) AS run_id,
                    min(m.start_ns) AS start_ns, any_value(m.role) AS role, any_value(m.pid) AS pid
-            FROM spans m SEMI JOIN keys k ON m.loop_key = k.loop_key
-            WHERE m.kind = 'model' GROUP BY m.loop_key)
+            FROM repeated_model_calls m GROUP BY m.loop_key HAVING count(*) >= {LOOP_CALLS})
         SELECT l.span_id, l.run_id, l.start_ns, 'prompt_loop' AS pattern, coalesce(l.role, 'unknown') AS role,
                coalesce(p.step_kind, 'unknown') AS step_kind
         FROM loops l LEFT JOIN spans p ON p.sid = l.pid
