@@ -36,6 +36,7 @@ _ATTRIBUTES = (
     "gen_ai.agent.name", "aigentflow.tool.role", "aigentflow.step", "aigentflow.prompt_hash",
     "aigentflow.cost_usd", "gen_ai.tool.name", "aigentflow.tool.refused", "aigentflow.task.id",
     "aigentflow.task.status", "aigentflow.task.fix_attempts", "aigentflow.review.verdict", "aigentflow.state.to",
+    "aigentflow.task.language", "aigentflow.skills.withheld",
 )  # fmt: skip
 _PATHS = "[" + ", ".join(f"'$.\"{name}\"'" for name in _ATTRIBUTES) + "]"
 
@@ -53,6 +54,8 @@ FACT_COLUMNS = """
     TRY_CAST(a[10] AS INTEGER) AS fix_attempts,
     a[11] AS verdict,
     a[12] AS state_to,
+    a[13] AS language,
+    a[14] AS skills_withheld,
     CASE WHEN kind = 'model' THEN hash(run_id, a[4]) END AS loop_key,
     hash(span_id) AS sid, hash(parent_id) AS pid,
     step_kind(a[3], name) AS step_kind

@@ -154,34 +154,48 @@ _TASKS = """
             FROM steps WHERE step = 'plan' AND output IS NOT NULL)
         QUALIFY row_number() OVER (PARTITION BY run_id, t.id ORDER BY at_ns DESC) = 1)
     SELECT s.span_id, s.run_id, s.start_ns, s.task_id, s.status, s.task_status, s.fix_attempts,
-           coalesce(p.t.type, 'unknown') AS task_type
+           coalesce(p.t.type, 'unknown') AS task_type, s.language
     FROM spans s LEFT JOIN plan p ON p.run_id = s.run_id AND p.t.id = s.task_id
     WHERE s.kind = 'task' AND s.name LIKE 'build_task %'
     -- a task's first attempt: what the agents did before any human stepped in
     QUALIFY row_number() OVER (PARTITION BY s.run_id, s.task_id ORDER BY s.start_ns) = 1
 """
 
-CAPABILITY_GAPS = _union(
-    f"""
-    SELECT 'capability_gap' AS kind, concat_ws('|', 'task_type', task_type) AS key,
-           format('{{}} tasks succeed {{}} of {{}} times', task_type, count(*) FILTER (WHERE status = 'ok'),
+def _low_success(dimension: str, title: str, where: str = "") -> str:
+    """One finding per value of ``dimension`` (a column of the tasks) whose tasks succeed too rarely."""
+    return f"""
+    SELECT 'capability_gap' AS kind, concat_ws('|', '{dimension}', {dimension}) AS key,
+           format('{title} succeed {{}} of {{}} times', {dimension}, count(*) FILTER (WHERE status = 'ok'),
                   count(*)) AS title,
            count(*) FILTER (WHERE status <> 'ok') AS count,
            min(start_ns) AS first_ns, max(start_ns) AS last_ns,
            1.0 - count(*) FILTER (WHERE status = 'ok') / count(*) AS score,
            (list(span_id ORDER BY start_ns DESC) FILTER (WHERE status <> 'ok'))[1:50] AS span_ids,
            (list_distinct(list(run_id) FILTER (WHERE status <> 'ok')))[1:50] AS run_ids,
-           to_json({{'dimension': 'task_type', 'task_type': task_type, 'tasks': count(*),
+           to_json({{'dimension': '{dimension}', '{dimension}': {dimension}, 'tasks': count(*),
                     'succeeded': count(*) FILTER (WHERE status = 'ok')}})::VARCHAR AS details
-    FROM ({_TASKS}) AS task
-    GROUP BY task_type
+    FROM ({_TASKS}) AS task {where}
+    GROUP BY {dimension}
     HAVING count(*) >= {MIN_TASKS} AND count(*) FILTER (WHERE status = 'ok') < {LOW_SUCCESS} * count(*)
-    """,
+    """
+
+
+CAPABILITY_GAPS = _union(
+    _low_success("task_type", "{} tasks"),
+    # the language of the files a task changed (``aigentflow.task.language``)
+    _low_success("language", "tasks in {}", "WHERE language IS NOT NULL"),
     _grouped("capability_gap", """
         SELECT span_id, run_id, start_ns, 'tool_refused' AS dimension, coalesce(role, 'unknown') AS role,
                coalesce(tool, split_part(name, ' ', 2)) AS tool
         FROM spans WHERE kind = 'tool' AND refused
     """, ["dimension", "role", "tool"], "format('{} asks for {}, which it may not use', role, tool)"),
+    # a skill picked as relevant to the agent's task that its role version may not use (``aigentflow.skills.withheld``)
+    _grouped("capability_gap", """
+        SELECT span_id, run_id, start_ns, 'skill_missing' AS dimension, coalesce(role, 'unknown') AS role, skill
+        FROM (SELECT *, unnest(string_split(skills_withheld, ',')) AS skill
+              FROM spans WHERE kind = 'agent' AND skills_withheld IS NOT NULL AND skills_withheld <> '')
+    """, ["dimension", "role", "skill"],
+        "format('{} needed the skill {}, which its version may not use', role, skill)"),
 )
 
 

@@ -37,6 +37,7 @@ _EMPTY_SPANS = """
            NULL::VARCHAR error, NULL::VARCHAR role, NULL::VARCHAR step, NULL::VARCHAR prompt_hash,
            NULL::DOUBLE cost_usd, NULL::VARCHAR tool, NULL::BOOLEAN refused, NULL::VARCHAR task_id,
            NULL::VARCHAR task_status, NULL::INTEGER fix_attempts, NULL::VARCHAR verdict, NULL::VARCHAR state_to,
+           NULL::VARCHAR language, NULL::VARCHAR skills_withheld,
            NULL::UBIGINT loop_key, NULL::UBIGINT sid, NULL::UBIGINT pid,
            NULL::VARCHAR step_kind, NULL::VARCHAR segment
     WHERE false
