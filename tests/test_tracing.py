@@ -354,3 +354,33 @@ def test_readers_see_every_span_once_while_writing_and_compacting_go_on(tmp_path
         writer_process.communicate(timeout=60)
     assert counts == sorted(counts)  # a reader never loses a span it saw before
     assert len(read_spans(tmp_path, "busy-run")) == 1000
+
+
+def test_an_agent_span_names_the_skills_it_carried_and_those_its_version_may_not_use(tmp_path: Path) -> None:
+    from aigentflow.models.client import CallRecord
+    from aigentflow.models.spec import ModelSpec
+    from aigentflow.project.facts import language_of
+    from aigentflow.run.protocol import AgentCall
+    from aigentflow.tracing import agent_spans, new_span_id
+    from aigentflow.tracing.reader import read_spans
+
+    call = AgentCall(run_id="run-skills", step="build/T1", attempt=1, request="Add infra", project_context="",
+                     layers={}, model=ModelSpec(name="replay/demo"), parent_span_id=new_span_id(),
+                     skill_picks=({"name": "python-testing"}, {"name": "git-hygiene"}),
+                     skills_withheld=("terraform",))
+    record = CallRecord("backend_developer", "build/T1", 1, "hash-1", {}, input_tokens=10, output_tokens=5,
+                        cost_usd=0.0, duration_s=0.01)
+    spans = agent_spans(call, role="backend_developer", span_id=new_span_id(), start_ns=1_000, end_ns=2_000,
+                        prompt_hash="hash-1", calls=[record])
+    with SegmentWriter(tmp_path, Redactor.from_environment()) as writer:
+        writer.extend(spans)
+    (agent,) = [s for s in read_spans(tmp_path, "run-skills") if s["kind"] == "agent"]
+    assert agent["attributes"]["aigentflow.skills"] == "python-testing,git-hygiene"
+    assert agent["attributes"]["aigentflow.skills.withheld"] == "terraform"
+    bare = agent_spans(AgentCall(run_id="r", step="plan", attempt=1, request="x", project_context="", layers={},
+                                 model=ModelSpec(name="replay/demo")),
+                       role="analyst", span_id=new_span_id(), start_ns=1, end_ns=2, prompt_hash="h", calls=[])
+    assert "aigentflow.skills" not in bare[0]["attributes"]
+    assert "aigentflow.skills.withheld" not in bare[0]["attributes"]
+    assert language_of(["web/app.tsx", "web/list.tsx", "README.md", "setup.py"]) == "TypeScript"
+    assert language_of(["README.md", "notes.txt"]) is None

@@ -34,7 +34,7 @@ TRUTH: dict[str, list[dict[str, Any]]] = {
         {"kind": "intervention", "trigger": "awaiting_approval", "cause": "fix_loop_exhausted"},
         {"kind": "intervention", "trigger": "resumed", "cause": "fix_loop_exhausted"},
         {"kind": "capability_gap", "dimension": "task_type", "task_type": "frontend"},
-        {"kind": "capability_gap", "dimension": "language", "language": "typescript"},
+        {"kind": "capability_gap", "dimension": "language", "language": "TypeScript"},
     ],
     "conflicts": [
         {"kind": "failure", "step_kind": "build_task", "message~": "conflicts in"},
@@ -173,17 +173,18 @@ class _Run:
                                       end_ns=self.tick(5), agent=(role, "1.0.0")))
 
     def task(self, parent: str, task_id: str, status: str, fix_attempts: int = 0, error: str | None = None,
-             language: str = "python") -> None:
+             language: str | None = "Python") -> None:
         self.writer.add(sp.make_span(
             f"build_task {task_id}", "task", run_id=self.id, parent_id=parent, start_ns=self.tick(2),
             end_ns=self.tick(self.rng.randint(2000, 9000)), status="error" if error else "ok", error=error,
             attributes={"aigentflow.task.id": task_id, "aigentflow.task.status": status,
-                        "aigentflow.task.fix_attempts": fix_attempts, "aigentflow.task.language": language}))
+                        "aigentflow.task.fix_attempts": fix_attempts,
+                        **({"aigentflow.task.language": language} if language else {})}))
 
 
 _BASE_COST = {"analyze": 0.004, "plan": 0.008, "architect": 0.006, "build": 0.012, "fix": 0.009, "review": 0.005}
-_LANGUAGE = {"frontend": "typescript", "docs": "markdown"}
-"""The language of the files a task of each type changes (python otherwise)."""
+_LANGUAGE: dict[str, str | None] = {"frontend": "TypeScript", "docs": None}
+"""The language of the files a task of each type changes (``language_of``: Python otherwise; docs are no code)."""
 _IMPLEMENTER = {"backend": "backend_developer", "frontend": "frontend_developer", "docs": "backend_developer",
                 "test": "tester", "infra": "backend_developer"}
 
@@ -279,7 +280,7 @@ class Generator:
         def rebuild(parent: str) -> None:  # after the human's fix: the tasks that had stopped pass
             for task in tasks:
                 if task["id"] in failing or (scenario == "conflicts" and task is tasks[-1]) or coverage_wait:
-                    r.task(parent, task["id"], "passed", language=_LANGUAGE.get(task["type"], "python"))
+                    r.task(parent, task["id"], "passed", language=_LANGUAGE.get(task["type"], "Python"))
 
         r.state("BUILDING", "backend_developer", "TESTING", "build", build, wait=wait, retry=rebuild)
         r.state("TESTING", "tester", "REVIEWING", "test", lambda p: self.writer.add(sp.make_span(
@@ -296,7 +297,7 @@ class Generator:
     def _build_task(self, r: _Run, parent: str, task: dict[str, Any], scenario: str | None,
                     failing: list[str], stop: str | None) -> None:
         rng, task_id = self.rng, task["id"]
-        role, language = _IMPLEMENTER[task["type"]], _LANGUAGE.get(task["type"], "python")
+        role, language = _IMPLEMENTER[task["type"]], _LANGUAGE.get(task["type"], "Python")
         if task_id in failing:
             self._agent(r, role, f"build/{task_id}", parent)
             for attempt in (1, 2, 3):
