@@ -44,6 +44,7 @@ _OPTIONAL_FIELDS = ("parent_id", "error")
 _TIME_FIELDS = ("start_ns", "end_ns")
 _ID_FIELDS = frozenset({"span_id", "trace_id", "parent_id"})
 _HEX_DIGITS = "0123456789abcdef"
+_ID_LENGTHS = (16, 32)
 _INT64 = range(-(2**63), 2**63)
 _SCALARS = frozenset({int, float, bool})
 _CACHE_LIMIT = 4096
@@ -59,7 +60,7 @@ class RowEncoder:
 
     def __init__(self, redactor: Redactor | None) -> None:
         self.redactor = redactor
-        self._keys: dict[str, tuple[str, bool]] = {}  # name -> (redacted name, names a secret)
+        self._keys: dict[str, tuple[str, bool, bool]] = {}  # name -> ``_plan``
         self._heads: dict[tuple[str, ...], tuple[str, ...]] = {}  # (run, tenant, name, kind, status), redacted
         self._ids: set[str] = set()  # trace and parent ids made by ``spans``
 
@@ -93,7 +94,7 @@ class RowEncoder:
                     raise _General
         else:
             text = redactor.redact_text
-            if not _is_made_id(span_id):
+            if not (len(span_id) in _ID_LENGTHS and not span_id.strip(_HEX_DIGITS)):  # ``_is_made_id``
                 span_id = text(span_id)
             ids = self._ids  # trace and parent ids repeat from span to span: checked once each
             if trace_id not in ids:
@@ -127,25 +128,45 @@ class RowEncoder:
         self._ids.add(value)
         return value
 
-    def _redacted(self, attributes: dict[Any, Any], text: Any, known: Any) -> dict[str, Any]:
-        """As ``_redact_attributes``, for flat attributes (anything else: ``_General``)."""
+    def _redacted(self, attributes: dict[Any, Any], text: Any, known: Any) -> dict[Any, Any]:
+        """As ``_redact_attributes``, for flat attributes (anything else: ``_General``): ``attributes``
+        itself when redaction changes nothing in them (the usual case), else a redacted copy."""
         keys = self._keys
-        clean: dict[str, Any] = {}
         for key, value in attributes.items():
             plan = keys.get(key)
             if plan is None:
-                if type(key) is not str:
-                    raise _General
-                if len(keys) >= _CACHE_LIMIT:
-                    keys.clear()
-                plan = keys[key] = (text(key), _secret_name(key))
-            clean_key, secret = plan
+                plan = self._plan(key, text)
+            if not plan[2]:
+                return self._copy(attributes, text, known)
+            kind_of = type(value)
+            if kind_of is str:
+                if (known(value) or text(value)) != value:
+                    return self._copy(attributes, text, known)
+            elif not (kind_of is bool or value is None or kind_of is int
+                      or (kind_of is float and value * 0.0 == 0.0)):  # finite: JSON has no NaN
+                raise _General
+        return attributes
+
+    def _plan(self, key: Any, text: Any) -> tuple[str, bool, bool]:
+        """(redacted name, names a secret, neither redacted nor secret) of an attribute name."""
+        if type(key) is not str:
+            raise _General
+        if len(self._keys) >= _CACHE_LIMIT:
+            self._keys.clear()
+        clean, secret = text(key), _secret_name(key)
+        plan = self._keys[key] = (clean, secret, clean == key and not secret)
+        return plan
+
+    def _copy(self, attributes: dict[Any, Any], text: Any, known: Any) -> dict[str, Any]:
+        clean: dict[str, Any] = {}
+        for key, value in attributes.items():
+            clean_key, secret, _ = self._keys.get(key) or self._plan(key, text)
             kind_of = type(value)
             if kind_of is str:
                 clean[clean_key] = REDACTED if secret else (known(value) or text(value))
             elif kind_of is bool or value is None:
                 clean[clean_key] = value
-            elif kind_of is int or (kind_of is float and value * 0.0 == 0.0):  # finite: JSON has no NaN
+            elif kind_of is int or (kind_of is float and value * 0.0 == 0.0):
                 clean[clean_key] = REDACTED if secret else value
             else:
                 raise _General
@@ -183,7 +204,7 @@ def span_row(span: Mapping[str, Any], redactor: Redactor | None) -> dict[str, An
 
 
 def _is_made_id(value: str) -> bool:
-    return len(value) in (16, 32) and not value.strip(_HEX_DIGITS)
+    return len(value) in _ID_LENGTHS and not value.strip(_HEX_DIGITS)
 
 
 @functools.lru_cache(maxsize=4096)
