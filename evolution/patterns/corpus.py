@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aigentflow.store.records import StepUsage
+from aigentflow.store.rows import new_run_id
 from aigentflow.store.sqlite import SQLiteRunStore
 from aigentflow.tracing import spans as sp
 from aigentflow.tracing.writer import SegmentWriter
@@ -106,8 +107,12 @@ class _Run:
     def __init__(self, gen: Generator, index: int) -> None:
         self.gen, self.rng = gen, gen.rng
         self.store, self.writer = gen.store, gen.writer
+        run_id = new_run_id()
+        while run_id in gen.run_ids:  # ids are unique only to the second and 4 random hex digits
+            run_id = new_run_id()
+        gen.run_ids.add(run_id)
         self.run = self.store.create_run(project_id=gen.project, request=f"feature {index}", model=MODEL,
-                                         settings={}, flags={})
+                                         settings={}, flags={}, run_id=run_id)
         self.id = self.run.id
         self.clock = gen.clock = max(time.time_ns(), gen.clock)  # the store's clock: its rows say "now"
         self.started = self.clock
@@ -212,6 +217,7 @@ class Generator:
         state.mkdir(parents=True, exist_ok=True)
         self.store = SQLiteRunStore(state / "state.db", create=True)
         self.project = self.store.upsert_project("corpus", {})
+        self.run_ids = {run.id for run in self.store.list_runs(limit=1_000_000)}
         self.writer = SegmentWriter(state / "traces", None, flush_every=1_000_000)
         self.clock = max(time.time_ns(), _latest_span_ns(state / "traces"))  # runs added later come later
         self.noise_errors = 0

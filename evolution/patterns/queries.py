@@ -153,37 +153,35 @@ _TASKS = """
                    unnest(from_json(output, '{"tasks": [{"id": "VARCHAR", "type": "VARCHAR"}]}').tasks) AS t
             FROM steps WHERE step = 'plan' AND output IS NOT NULL)
         QUALIFY row_number() OVER (PARTITION BY run_id, t.id ORDER BY at_ns DESC) = 1)
-    SELECT s.span_id, s.run_id, s.start_ns, s.task_id, s.status, s.task_status, s.fix_attempts,
-           coalesce(p.t.type, 'unknown') AS task_type, s.language
+    SELECT s.span_id, s.run_id, s.start_ns, s.task_id, s.status, s.task_status, s.fix_attempts, s.language,
+           coalesce(p.t.type, 'unknown') AS task_type
     FROM spans s LEFT JOIN plan p ON p.run_id = s.run_id AND p.t.id = s.task_id
     WHERE s.kind = 'task' AND s.name LIKE 'build_task %'
     -- a task's first attempt: what the agents did before any human stepped in
     QUALIFY row_number() OVER (PARTITION BY s.run_id, s.task_id ORDER BY s.start_ns) = 1
 """
 
-def _low_success(dimension: str, title: str, where: str = "") -> str:
-    """One finding per value of ``dimension`` (a column of the tasks) whose tasks succeed too rarely."""
-    return f"""
-    SELECT 'capability_gap' AS kind, concat_ws('|', '{dimension}', {dimension}) AS key,
-           format('{title} succeed {{}} of {{}} times', {dimension}, count(*) FILTER (WHERE status = 'ok'),
-                  count(*)) AS title,
+CAPABILITY_GAPS = _union(
+    # by task type, and by the language of the files a task changed (``aigentflow.task.language``)
+    f"""
+    SELECT 'capability_gap' AS kind, concat_ws('|', dimension, value) AS key,
+           format(CASE dimension WHEN 'task_type' THEN '{{}} tasks' ELSE 'tasks in {{}}' END
+                  || ' succeed {{}} of {{}} times', value, count(*) FILTER (WHERE status = 'ok'), count(*)) AS title,
            count(*) FILTER (WHERE status <> 'ok') AS count,
            min(start_ns) AS first_ns, max(start_ns) AS last_ns,
            1.0 - count(*) FILTER (WHERE status = 'ok') / count(*) AS score,
            (list(span_id ORDER BY start_ns DESC) FILTER (WHERE status <> 'ok'))[1:50] AS span_ids,
            (list_distinct(list(run_id) FILTER (WHERE status <> 'ok')))[1:50] AS run_ids,
-           to_json({{'dimension': '{dimension}', '{dimension}': {dimension}, 'tasks': count(*),
-                    'succeeded': count(*) FILTER (WHERE status = 'ok')}})::VARCHAR AS details
-    FROM ({_TASKS}) AS task {where}
-    GROUP BY {dimension}
+           json_object('dimension', dimension, dimension, value, 'tasks', count(*),
+                       'succeeded', count(*) FILTER (WHERE status = 'ok'))::VARCHAR AS details
+    FROM (SELECT span_id, run_id, start_ns, status,
+                 unnest([{{'dimension': 'task_type', 'value': task_type}},
+                         {{'dimension': 'language', 'value': language}}], recursive := true)
+          FROM ({_TASKS}) AS task) AS task
+    WHERE value IS NOT NULL
+    GROUP BY dimension, value
     HAVING count(*) >= {MIN_TASKS} AND count(*) FILTER (WHERE status = 'ok') < {LOW_SUCCESS} * count(*)
-    """
-
-
-CAPABILITY_GAPS = _union(
-    _low_success("task_type", "{} tasks"),
-    # the language of the files a task changed (``aigentflow.task.language``)
-    _low_success("language", "tasks in {}", "WHERE language IS NOT NULL"),
+    """,
     _grouped("capability_gap", """
         SELECT span_id, run_id, start_ns, 'tool_refused' AS dimension, coalesce(role, 'unknown') AS role,
                coalesce(tool, split_part(name, ' ', 2)) AS tool
