@@ -109,6 +109,7 @@ class SegmentWriter(SpanBuffer):
         self.trace_dir = Path(trace_dir)
         self.segments_written = 0
         self._writer_tag = f"{os.getpid():07d}-{os.urandom(3).hex()}"
+        self._directory = segments_dir(self.trace_dir)
         self._directory_made = False
 
     def flush(self) -> Path | None:
@@ -117,7 +118,7 @@ class SegmentWriter(SpanBuffer):
             rows, self._rows = self._rows, []
             if not rows:
                 return None
-            directory = segments_dir(self.trace_dir)
+            directory = self._directory
             if not self._directory_made:
                 directory.mkdir(parents=True, exist_ok=True)
                 self._directory_made = True
