@@ -57,11 +57,15 @@ FACT_COLUMNS = """
     a[13] AS language,
     a[14] AS skills_withheld,
     CASE WHEN kind = 'model' THEN hash(run_id, a[4]) END AS loop_key,
+    CASE WHEN kind = 'task' THEN hash(run_id, a[8])
+         WHEN kind = 'agent' AND a[3] LIKE 'build/%' THEN hash(run_id, nullif(split_part(a[3], '/', 2), '')) END
+        AS task_key,
     hash(span_id) AS sid, hash(parent_id) AS pid,
     step_kind(a[3], name) AS step_kind
 """
-"""One row per span; ``loop_key`` (run, prompt hash), ``sid`` and ``pid`` (span and parent id) are
-hashed so that grouping and joining work on integers rather than strings; ``step_kind`` is computed
+"""One row per span; ``loop_key`` (run, prompt hash), ``task_key`` (run, task: of a task span, or of an
+agent's build step), ``sid`` and ``pid`` (span and parent id) are hashed so that grouping, windows and
+joins work on integers rather than strings; ``step_kind`` is computed
 once. A batch is sorted by kind and status, so that a query for one kind (or for errors) reads only
 the row groups that hold it."""
 

@@ -152,13 +152,20 @@ _TASKS = """
             SELECT run_id, at_ns,
                    unnest(from_json(output, '{"tasks": [{"id": "VARCHAR", "type": "VARCHAR"}]}').tasks) AS t
             FROM steps WHERE step = 'plan' AND output IS NOT NULL)
-        QUALIFY row_number() OVER (PARTITION BY run_id, t.id ORDER BY at_ns DESC) = 1)
+        QUALIFY row_number() OVER (PARTITION BY run_id, t.id ORDER BY at_ns DESC) = 1),
+    attempt AS (
+        SELECT span_id, run_id, start_ns, task_id, status, task_status, fix_attempts, language, task_key
+        FROM spans WHERE kind = 'task' AND name LIKE 'build_task %'),
+    retried AS (SELECT task_key FROM attempt GROUP BY task_key HAVING count(*) > 1),
+    first AS (  -- a task's first attempt: what the agents did before any human stepped in. Most tasks have
+                -- one attempt; only the (run, task) keys, hashed, of those retried go through the window
+        SELECT * FROM attempt ANTI JOIN retried USING (task_key)
+        UNION ALL
+        SELECT * FROM (SELECT * FROM attempt SEMI JOIN retried USING (task_key))
+        QUALIFY row_number() OVER (PARTITION BY task_key ORDER BY start_ns) = 1)
     SELECT s.span_id, s.run_id, s.start_ns, s.task_id, s.status, s.task_status, s.fix_attempts, s.language,
            coalesce(p.t.type, 'unknown') AS task_type
-    FROM spans s LEFT JOIN plan p ON p.run_id = s.run_id AND p.t.id = s.task_id
-    WHERE s.kind = 'task' AND s.name LIKE 'build_task %'
-    -- a task's first attempt: what the agents did before any human stepped in
-    QUALIFY row_number() OVER (PARTITION BY s.run_id, s.task_id ORDER BY s.start_ns) = 1
+    FROM first s LEFT JOIN plan p ON p.run_id = s.run_id AND p.t.id = s.task_id
 """
 
 CAPABILITY_GAPS = _union(
@@ -207,7 +214,7 @@ ROUTING = _union(
             SELECT span_id, run_id, start_ns, role,
                    lag(role) OVER w AS from_role, lag(status) OVER w AS from_status
             FROM spans WHERE kind = 'agent' AND step LIKE 'build/%' AND role NOT IN {_IMPLEMENTERS}
-            WINDOW w AS (PARTITION BY run_id, task_of(step) ORDER BY start_ns))
+            WINDOW w AS (PARTITION BY task_key ORDER BY start_ns))  -- (run, task of the build step), hashed
         WHERE from_status = 'error' AND from_role <> role
     """, ["pattern", "from_role", "to_role"], "format('tasks go to {} after {} fails them', to_role, from_role)"),
     _grouped("routing", f"""

@@ -38,7 +38,7 @@ _EMPTY_SPANS = """
            NULL::DOUBLE cost_usd, NULL::VARCHAR tool, NULL::BOOLEAN refused, NULL::VARCHAR task_id,
            NULL::VARCHAR task_status, NULL::INTEGER fix_attempts, NULL::VARCHAR verdict, NULL::VARCHAR state_to,
            NULL::VARCHAR language, NULL::VARCHAR skills_withheld,
-           NULL::UBIGINT loop_key, NULL::UBIGINT sid, NULL::UBIGINT pid,
+           NULL::UBIGINT loop_key, NULL::UBIGINT task_key, NULL::UBIGINT sid, NULL::UBIGINT pid,
            NULL::VARCHAR step_kind, NULL::VARCHAR segment
     WHERE false
 """
