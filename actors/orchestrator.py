@@ -254,6 +254,9 @@ class Orchestrator:
             extra["model"] = self._role_model(spec.model)
         picks = self._pick_skills(role, call)
         if spec.skills is not None:
+            withheld = tuple(p.skill.name for p in picks if p.skill.name not in spec.skills)
+            if withheld:
+                extra["skills_withheld"] = withheld
             picks = [p for p in picks if p.skill.name in spec.skills]
         if picks:
             from aigentflow.skills import render_layer

@@ -166,6 +166,12 @@ class Redactor:
         known, extra = len(self.values), len(self.extra_patterns)
         return f"Redactor({known} known values, {extra} extra patterns)"
 
+    @property
+    def redacted_texts(self) -> Mapping[str, str]:
+        """Short texts already redacted, each with its result: a hot loop may look a text up here
+        first and call ``redact_text`` only when it is missing."""
+        return self._cache
+
     def redact_text(self, text: str) -> str:
         """``text`` with every known secret value and secret-shaped substring replaced."""
         if len(text) > self._CACHEABLE_LENGTH:

@@ -2,14 +2,19 @@
 
 Each writer process builds its spans first (a run's mix: model calls with tokens and cost, agent calls,
 sandboxed commands, git operations), waits at a barrier, then writes them with redaction on and the
-configured flush size (``trace.flush_every_spans``, 256) and closes (DuckDB is imported before the
+configured flush size (``trace.flush_every_spans``, 256) and closes (pyarrow is imported before the
 barrier: a writer is a long-lived process, the import a one-time ~0.15 s start cost). Ingest is every span written over
 the wall time from the barrier to the last writer closed. Then every span is read back (``read_spans``):
 the capture rate is the share of span ids written that come back, each once.
 
+The writers' own CPU time (``time.process_time`` over the same stretch) is reported too: ``cpu_us_per_span``
+and ``cpu_bound_spans_per_s`` (the cores this process may use, divided by the CPU time a span): the
+ingest rate if the writers had the cores to themselves, which on a machine shared with other work they
+do not (compare ``load_avg_1m``).
+
 Prints one JSON line: {"benchmark": "trace_ingest", "writers", "spans", "ingest_spans_per_s",
-"capture_rate", "lost", "duplicated", "dropped", "read_spans_per_s", "segments", "cpus", ...}; exits 1
-if a span is lost or doubled.
+"capture_rate", "lost", "duplicated", "dropped", "read_spans_per_s", "segments", "cpus",
+"cpu_us_per_span", "cpu_bound_spans_per_s", ...}; exits 1 if a span is lost or doubled.
 """
 
 from __future__ import annotations
@@ -74,15 +79,17 @@ def run_spans(run_id: str, count: int) -> list[Span]:
 
 
 def _writer(trace_dir: str, run_id: str, count: int, flush_every: int, barrier: Any, results: Any) -> None:
-    import duckdb  # noqa: F401 - imported once per process (~0.15 s), before timing: a writer lives long
+    import pyarrow.parquet  # noqa: F401 - imported once per process (~0.1 s), before timing: a writer lives long
 
     spans = run_spans(run_id, count)
     redactor = Redactor.from_environment()
     barrier.wait()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with SegmentWriter(Path(trace_dir), redactor, flush_every=flush_every) as writer:
         writer.extend(spans)
-    results.put({"run_id": run_id, "seconds": time.perf_counter() - started, "written": writer.spans_written,
+    cpu_s = time.process_time() - cpu_started
+    results.put({"run_id": run_id, "seconds": time.perf_counter() - started, "cpu_s": cpu_s,
+                 "written": writer.spans_written,
                  "dropped": writer.dropped_spans, "ids": [s["span_id"] for s in spans]})
 
 
@@ -109,6 +116,8 @@ def run(writers: int, count: int, flush_every: int) -> dict[str, Any]:
         read_ids = [s["span_id"] for s in read_back]
         lost = len(written_ids - set(read_ids))
         total = writers * count
+        cpu_s = sum(r["cpu_s"] for r in reports)
+        cpus = len(os.sched_getaffinity(0))
         return {
             "benchmark": "trace_ingest", "writers": writers, "spans_per_writer": count, "spans": total,
             "flush_every": flush_every, "ingest_spans_per_s": round(total / wall), "ingest_s": round(wall, 3),
@@ -116,7 +125,9 @@ def run(writers: int, count: int, flush_every: int) -> dict[str, Any]:
             "read_back": len(read_ids), "capture_rate": round((len(written_ids) - lost) / len(written_ids), 6),
             "lost": lost, "duplicated": len(read_ids) - len(set(read_ids)),
             "dropped": sum(r["dropped"] for r in reports), "read_spans_per_s": round(len(read_ids) / read_s),
-            "segments": len(list_segments(Path(directory))), "cpus": os.cpu_count(),
+            "segments": len(list_segments(Path(directory))), "cpus": cpus,
+            "writer_cpu_s": round(cpu_s, 3), "cpu_us_per_span": round(cpu_s / total * 1e6, 2),
+            "cpu_bound_spans_per_s": round(cpus * total / cpu_s),
             "load_avg_1m": round(os.getloadavg()[0], 2),
         }
 

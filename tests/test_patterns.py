@@ -124,3 +124,36 @@ def test_patterns_imports_neither_ray_nor_litellm(sample_repo: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=sample_repo, capture_output=True, text=True,
                           env=cli_env(), timeout=120, check=False)
     assert "heavy: []" in done.stdout, done.stdout + done.stderr
+
+
+def _chat(run_id: str, parent: str, prompt: str, start_ns: int) -> dict:
+    from aigentflow.tracing import spans as sp
+
+    return sp.make_span(sp.model_span_name("replay/m"), "model", run_id=run_id, parent_id=parent, start_ns=start_ns,
+                        end_ns=start_ns + 10, attributes={sp.AGENT_NAME: "analyst", sp.PROMPT_HASH: prompt})
+
+
+def test_a_prompt_loop_whose_calls_were_mined_at_different_times_is_found(sample_repo: Path) -> None:
+    """Runs still calling the model while the miner runs: their calls of one prompt end up in facts
+    extracted at three minings, one call each time, and the third call still makes the loop."""
+    from aigentflow.redact import Redactor
+    from aigentflow.tracing import spans as sp
+    from aigentflow.tracing.writer import SegmentWriter
+
+    traces = sample_repo / ".aigentflow" / "traces"
+    runs = {f"260101-12000{n}-abcd": sp.new_span_id() for n in range(2)}
+    with SegmentWriter(traces, Redactor.from_environment()) as writer:
+        for n, (run_id, agent) in enumerate(runs.items()):
+            writer.add(sp.make_span(sp.agent_span_name("analyst"), "agent", run_id=run_id, span_id=agent,
+                                    start_ns=1_000 + n,
+                                    attributes={sp.AGENT_NAME: "analyst", "aigentflow.step": "analyze"}))
+            writer.add(_chat(run_id, agent, f"sha256:{n + 10:064x}", 1_500))  # another prompt, sent once
+    for minute in range(3):
+        assert not [f for f in _mine(sample_repo)["findings"] if f["details"].get("pattern") == "prompt_loop"]
+        with SegmentWriter(traces, Redactor.from_environment()) as writer:
+            writer.extend([_chat(run_id, agent, f"sha256:{n:064x}", 2_000 + minute)
+                           for n, (run_id, agent) in enumerate(runs.items())])
+    (loop,) = [f for f in _mine(sample_repo)["findings"] if f["details"].get("pattern") == "prompt_loop"]
+    assert loop["count"] == 2 and sorted(loop["evidence"]["run_ids"]) == sorted(runs)
+    assert loop["details"] == {"pattern": "prompt_loop", "role": "analyst", "step_kind": "analyze"}
+    assert [f for f in read_findings(sample_repo, "routing") if f["key"] == loop["key"]]

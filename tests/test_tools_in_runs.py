@@ -59,6 +59,11 @@ def test_a_project_skill_is_picked_put_in_the_prompt_and_recorded_on_the_step(sa
     analyze = next(s for s in report["steps"] if s["step"] == "analyze")
     due_dates = next(p for p in analyze["output"]["skills"] if p["name"] == "due-dates")
     assert {"due", "overdu", "task"} <= set(due_dates["matched"])
+    # the agent spans name the skills their prompts carried
+    spans = read_spans(sample_repo / ".aigentflow" / "traces", report["run"]["id"])
+    carried = {s["attributes"].get("aigentflow.step"): s["attributes"].get("aigentflow.skills", "")
+               for s in spans if s["kind"] == "agent"}
+    assert all("due-dates" in carried[step].split(",") for step in ("analyze", "plan", "architect")), carried
     # the skill's record is not handed to later agents as if it were the analyst's result
     listing = aigentflow("skills", "list", "--json", cwd=sample_repo)
     assert "Broken_Skill" in listing.stdout

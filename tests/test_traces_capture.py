@@ -53,6 +53,12 @@ def test_commands_git_operations_merges_and_an_approval_are_traced(project: Path
     states = {r["span_id"]: r["name"] for r in rows(project, "SELECT span_id, name FROM spans WHERE kind = 'state'")}
     assert {states.get(c["parent_id"]) for c in commands} == {"state BUILDING", "state MERGING"}
 
+    # each build task says the language of the files it changed (the capability-gap miner groups by it)
+    tasks = rows(project, "SELECT name, attributes->>'$.\"aigentflow.task.language\"' AS language FROM spans "
+                          "WHERE kind = 'task' AND name LIKE 'build_task %' ORDER BY name", "--run", run_id)
+    assert [t["name"] for t in tasks] == ["build_task T1", "build_task T2"]
+    assert {t["language"] for t in tasks} == {"Python"}
+
     operations = rows(project, "SELECT git_operation AS op, count(*) AS n, bool_or(status = 'error') AS failed "
                                "FROM spans WHERE kind = 'git' GROUP BY op ORDER BY op", "--run", run_id)
     done = {o["op"]: o["n"] for o in operations}

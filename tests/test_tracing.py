@@ -354,3 +354,85 @@ def test_readers_see_every_span_once_while_writing_and_compacting_go_on(tmp_path
         writer_process.communicate(timeout=60)
     assert counts == sorted(counts)  # a reader never loses a span it saw before
     assert len(read_spans(tmp_path, "busy-run")) == 1000
+
+
+def test_an_agent_span_names_the_skills_it_carried_and_those_its_version_may_not_use(tmp_path: Path) -> None:
+    from aigentflow.models.client import CallRecord
+    from aigentflow.models.spec import ModelSpec
+    from aigentflow.project.facts import language_of
+    from aigentflow.run.protocol import AgentCall
+    from aigentflow.tracing import agent_spans, new_span_id
+    from aigentflow.tracing.reader import read_spans
+
+    call = AgentCall(run_id="run-skills", step="build/T1", attempt=1, request="Add infra", project_context="",
+                     layers={}, model=ModelSpec(name="replay/demo"), parent_span_id=new_span_id(),
+                     skill_picks=({"name": "python-testing"}, {"name": "git-hygiene"}),
+                     skills_withheld=("terraform",))
+    record = CallRecord("backend_developer", "build/T1", 1, "hash-1", {}, input_tokens=10, output_tokens=5,
+                        cost_usd=0.0, duration_s=0.01)
+    spans = agent_spans(call, role="backend_developer", span_id=new_span_id(), start_ns=1_000, end_ns=2_000,
+                        prompt_hash="hash-1", calls=[record])
+    with SegmentWriter(tmp_path, Redactor.from_environment()) as writer:
+        writer.extend(spans)
+    (agent,) = [s for s in read_spans(tmp_path, "run-skills") if s["kind"] == "agent"]
+    assert agent["attributes"]["aigentflow.skills"] == "python-testing,git-hygiene"
+    assert agent["attributes"]["aigentflow.skills.withheld"] == "terraform"
+    bare = agent_spans(AgentCall(run_id="r", step="plan", attempt=1, request="x", project_context="", layers={},
+                                 model=ModelSpec(name="replay/demo")),
+                       role="analyst", span_id=new_span_id(), start_ns=1, end_ns=2, prompt_hash="h", calls=[])
+    assert "aigentflow.skills" not in bare[0]["attributes"]
+    assert "aigentflow.skills.withheld" not in bare[0]["attributes"]
+    assert language_of(["web/app.tsx", "web/list.tsx", "README.md", "setup.py"]) == "TypeScript"
+    assert language_of(["README.md", "notes.txt"]) is None
+
+
+_SECRET_TEXTS = ("canary-env-key-5d41402a", "sk-AbCdEfGhIjKlMnOpQrStUvWx0123", "password=hunter2hunter2",
+                 "Bearer abcdefghijklmnopqrstuvwxyz012345", "https://user:pa55word@example.com/x", "plain words")
+
+
+def _row_values(row: dict) -> tuple:
+    values = dict(row)
+    values["attributes"] = json.loads(values["attributes"])
+    return tuple(values.values())
+
+
+def test_the_fast_row_encoder_gives_what_the_general_one_gives() -> None:
+    """Every span the writer stores goes through ``RowEncoder``'s fast path; whatever the span holds,
+    it must store what the general ``span_row`` stores (redacted alike) or refuse it alike."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from aigentflow.tracing.rows import COLUMNS, UNSTORABLE, RowEncoder, span_row
+    from aigentflow.tracing.spans import new_span_id
+
+    redactor = Redactor.from_environment({"OPENAI_API_KEY": "canary-env-key-5d41402a"})
+    text = st.one_of(st.sampled_from(_SECRET_TEXTS), st.text(max_size=12))
+    keys = st.one_of(st.sampled_from(("api_key", "password", "input_tokens", "gen_ai.agent.name", "note",
+                                      "canary-env-key-5d41402a")), st.text(max_size=6))
+    values = st.one_of(text, st.integers(min_value=-(2**70), max_value=2**70), st.floats(), st.booleans(),
+                       st.none(), st.lists(text, max_size=2), st.dictionaries(keys, text, max_size=2))
+    ids = st.one_of(st.just(new_span_id()), st.just("0" * 32), text)
+    spans = st.fixed_dictionaries({
+        "span_id": ids, "trace_id": ids, "parent_id": st.one_of(st.none(), ids), "run_id": text,
+        "tenant_id": st.just("default"), "name": text, "kind": st.sampled_from(("model", "agent", "tool")),
+        "start_ns": st.one_of(st.integers(min_value=0, max_value=2**64), st.just(1.5)),
+        "end_ns": st.integers(min_value=0, max_value=2**62), "status": st.sampled_from(("ok", "error")),
+        "error": st.one_of(st.none(), text),
+        "attributes": st.dictionaries(st.one_of(keys, st.integers(0, 3)), values, max_size=5),
+    })
+
+    @settings(max_examples=400, deadline=None)
+    @given(spans)
+    def check(span: dict) -> None:
+        for who in (redactor, None):
+            encoder = RowEncoder(who)
+            try:
+                expected = _row_values(span_row(span, who))
+            except UNSTORABLE:
+                with pytest.raises(UNSTORABLE):
+                    encoder.values(span)
+                continue
+            for _ in range(2):  # the second time from what the encoder learnt (names, ids, heads)
+                assert _row_values(dict(zip(COLUMNS, encoder.values(span), strict=True))) == expected
+
+    check()

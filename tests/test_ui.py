@@ -235,6 +235,8 @@ def test_findings_page_shows_what_the_miner_stored_with_its_evidence(tmp_path: P
     assert mined.returncode == 0, mined.stderr
     stored = read_findings(repo)
     assert stored, "the corpus plants recurring patterns"
+    gaps = {f["details"]["dimension"] for f in stored if f["kind"] == "capability_gap"}
+    assert gaps == {"task_type", "language", "tool_refused", "skill_missing"}
     with ui_server(repo) as url:
         page = parse(dump_dom(url + "/findings"))
         image = screenshot(url + "/findings", tmp_path / "findings.png")

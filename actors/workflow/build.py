@@ -22,7 +22,9 @@ from actors.workflow.common import (
 from aigentflow.checks.build import TaskOutcome, render_build_report
 from aigentflow.checks.testresults import passing_in
 from aigentflow.gitops import names
+from aigentflow.project.facts import language_of
 from aigentflow.run.protocol import AgentCall, AgentResult
+from aigentflow.tracing.spans import TASK_LANGUAGE
 
 
 class BuildWorkflow(Workflow):
@@ -108,6 +110,9 @@ class BuildWorkflow(Workflow):
         outcome = self._step(task_id, worktree, role, f"build/{task_id}", "tests" if role == "tester" else "implement",
                              {"tests": record.get("tdd", {}).get("tests_written", []),
                               **({"design": screens} if screens else {})}, record)
+        language = language_of(outcome.changed)
+        if language:
+            record["language"] = language
         attempts: list[dict[str, Any]] = []
         record["fix_attempts"] = attempts
         while outcome.status == "failed" and flags.get("agents.bugFixer", False) and \
@@ -219,6 +224,7 @@ class BuildWorkflow(Workflow):
                             {"aigentflow.task.id": record["task_id"], "aigentflow.task.status": record["status"],
                              "aigentflow.task.remote": bool(record.get("remote")),
                              "aigentflow.task.fix_attempts": len(record.get("fix_attempts", [])),
+                             **({TASK_LANGUAGE: record["language"]} if record.get("language") else {}),
                              "aigentflow.sandbox.isolation":
                                  json.dumps((record.get("tests") or {}).get("isolation", {}))},
                             stop[:500] if stop else None)

@@ -120,6 +120,11 @@ def _count_languages(paths: list[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
+def language_of(paths: list[str]) -> str | None:
+    """The language most of ``paths`` are in (``CODE_LANGUAGES``), or None when none is code."""
+    return next(iter(_count_languages(paths)), None)
+
+
 def _total_lines(repo: Repo) -> int:
     """Lines of the text files, reading at most a bounded number of files and bytes."""
     total = files_read = bytes_read = 0

@@ -35,6 +35,9 @@ class AgentCall:
     """The prompt layer of the skills picked for this call (``aigentflow.skills``), or ""."""
     skill_picks: tuple[dict[str, Any], ...] = ()
     """What was picked (name, source, score, matched terms): recorded on the step."""
+    skills_withheld: tuple[str, ...] = ()
+    """Skills picked as relevant to this call that the role version may not use (its spec's ``skills``):
+    on the agent span (``aigentflow.skills.withheld``), where the pattern miner finds missing skills."""
     tools: tuple[dict[str, Any], ...] = ()
     """The MCP tools this role may call (id ``server/tool``, description, input schema), or none."""
     tool_router: Any = None

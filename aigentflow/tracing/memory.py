@@ -14,8 +14,9 @@ import threading
 from typing import Any
 
 from aigentflow.redact import Redactor
+from aigentflow.tracing.rows import COLUMNS, is_storable
 from aigentflow.tracing.spans import SPAN_FIELDS
-from aigentflow.tracing.writer import SpanBuffer, is_storable
+from aigentflow.tracing.writer import SpanBuffer
 
 
 class InMemoryTraceStore:
@@ -62,7 +63,7 @@ class InMemoryTraceSink(SpanBuffer):
     def flush(self) -> None:
         with self._lock:
             rows, self._rows = self._rows, []
-            kept = [row for row in rows if is_storable(row)]
+            kept = [dict(zip(COLUMNS, row, strict=True)) for row in rows if is_storable(row)]
             self.dropped_spans += len(rows) - len(kept)
             self.store._keep(kept)
             self.spans_written += len(kept)

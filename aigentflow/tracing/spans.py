@@ -51,6 +51,12 @@ PROCESS_EXIT_CODE = "process.exit.code"
 COMMAND_KIND = "aigentflow.command.kind"
 GIT_OPERATION = "aigentflow.git.operation"
 DECISION = "aigentflow.decision"
+SKILLS = "aigentflow.skills"
+"""The skills an agent call's prompt carried, comma-separated."""
+SKILLS_WITHHELD = "aigentflow.skills.withheld"
+"""Skills picked as relevant to an agent call that its role version may not use, comma-separated."""
+TASK_LANGUAGE = "aigentflow.task.language"
+"""The language most of a build task's changed files are in."""
 
 
 class Span(TypedDict):
@@ -270,6 +276,8 @@ def agent_spans(
             "aigentflow.step": call.step, "aigentflow.attempt": call.attempt, PROMPT_HASH: prompt_hash,
             INPUT_TOKENS: sum(c.input_tokens for c in calls), OUTPUT_TOKENS: sum(c.output_tokens for c in calls),
             COST_USD: sum(c.cost_usd for c in calls),
+            **({SKILLS: ",".join(p["name"] for p in call.skill_picks)} if call.skill_picks else {}),
+            **({SKILLS_WITHHELD: ",".join(call.skills_withheld)} if call.skills_withheld else {}),
         },
     )  # fmt: skip
     spans = [agent]

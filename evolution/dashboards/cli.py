@@ -33,7 +33,7 @@ def dashboards(
         return
     from aigentflow.cli.plain import echo, style, table
 
-    echo(f"Health dashboards of {paths.root} ({len(data.runs)} runs, {len(data.spans)} spans)")
+    echo(f"Health dashboards of {paths.root} ({len(data.runs)} runs, {data.spans.total} spans)")
     colour = {"ok": None, "failing": "red", "no data": "yellow"}
     for phase, figures in phases.items():
         rows = [[f.title, f.display, f.threshold, f.status.upper() if f.status == "failing" else f.status, f.source]

@@ -1,13 +1,15 @@
 """What the dashboards read, once per refresh: the run store (read-only) and the project's spans.
 
-Nothing here writes: the store is opened ``readonly=True`` and the traces are read through
-``aigentflow.tracing.reader`` (no lock that blocks a writer), so dashboards work while runs write.
+Nothing here writes: the store is opened ``readonly=True`` and the traces are counted by DuckDB over the
+segments and the compacted database, attached read-only (no lock that blocks a writer), so dashboards work
+while runs write and never hold a project's spans in memory.
 A store or trace directory that cannot be read is kept as a problem (the health figure reports it),
 not raised, so the other figures still show what they can.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,20 @@ from aigentflow.project.paths import ProjectPaths
 from aigentflow.store.records import AuditRecord, RunRecord, StepRecord, TransitionRecord
 
 ALL_RUNS = 1_000_000
+
+
+@dataclass
+class SpanCounts:
+    """What the figures need of the spans, counted by DuckDB over the trace files (never the spans themselves:
+    a big project has millions)."""
+
+    total: int = 0
+    state_targets: Counter = field(default_factory=Counter)
+    """(run id, ``aigentflow.state.to``) -> state and transition spans."""
+    model_calls: Counter = field(default_factory=Counter)
+    """Run id -> ``chat`` spans."""
+    roots: set[str] = field(default_factory=set)
+    """Runs with their root span."""
 
 
 @dataclass
@@ -30,7 +46,7 @@ class ProjectData:
     steps: dict[str, list[StepRecord]] = field(default_factory=dict)
     transitions: dict[str, list[TransitionRecord]] = field(default_factory=dict)
     audit: list[AuditRecord] = field(default_factory=list)
-    spans: list[dict[str, Any]] = field(default_factory=list)
+    spans: SpanCounts = field(default_factory=SpanCounts)
     pause_all: bool = False
     store_problem: str | None = None
     traces_problem: str | None = None
@@ -97,18 +113,73 @@ def _quick_check(database: Path) -> str:
         connection.close()
 
 
+_COUNTS = """
+    SELECT kind, CASE WHEN kind IN ('state', 'transition', 'model', 'run') THEN run_id END AS run,
+           CASE WHEN kind IN ('state', 'transition') THEN json_extract_string(attributes, '$."aigentflow.state.to"')
+           END AS target, count(*) AS n
+    FROM ({spans}) GROUP BY ALL
+"""
+
+
 def _read_traces(data: ProjectData) -> None:
     import duckdb
 
     from aigentflow.exceptions import AigentflowError
-    from aigentflow.tracing.reader import read_spans
+    from aigentflow.tracing.reader import COMPACTOR_WAIT_S
+    from aigentflow.tracing.writer import DATABASE_FILENAME, compaction_lock, list_segments, sql_literal
 
-    if not data.paths.traces_dir.exists():
+    trace_dir = data.paths.traces_dir
+    if not trace_dir.exists():
         return
     try:
-        data.spans = read_spans(data.paths.traces_dir)
+        with compaction_lock(trace_dir, shared=True, wait_s=COMPACTOR_WAIT_S):
+            connection = duckdb.connect(config={"memory_limit": "2GB"})
+            try:
+                sources: list[str] = []
+                compacted = _attach(connection, trace_dir / DATABASE_FILENAME, sql_literal)
+                if compacted:
+                    sources.append("SELECT span_id, run_id, kind, attributes FROM compacted.spans")
+                segments = list_segments(trace_dir)
+                if segments:
+                    files = ", ".join(f"'{sql_literal(path)}'" for path in segments)
+                    # A span is in one segment; it can be in the database too only for the moment between a
+                    # compaction's commit and its deleting the segments.
+                    unmerged = ("WHERE NOT EXISTS (SELECT 1 FROM compacted.spans c WHERE c.span_id = s.span_id)"
+                                if compacted else "")
+                    sources.append(f"SELECT span_id, run_id, kind, attributes FROM read_parquet([{files}], "
+                                   f"union_by_name := true) s {unmerged}")
+                rows = connection.execute(_COUNTS.format(spans=" UNION ALL ".join(sources))).fetchall() \
+                    if sources else []
+            finally:
+                connection.close()
     except (AigentflowError, duckdb.Error, OSError) as exc:
-        data.traces_problem = f"the traces in {data.paths.traces_dir} could not be read: {exc}"
+        data.traces_problem = f"the traces in {trace_dir} could not be read: {exc}"
+        return
+    counts = data.spans
+    for kind, run, target, n in rows:
+        counts.total += n
+        if kind in ("state", "transition"):
+            counts.state_targets[(run, target)] += n
+        elif kind == "model":
+            counts.model_calls[run] += n
+        elif kind == "run":
+            counts.roots.add(run)
+
+
+def _attach(connection: Any, database: Path, sql_literal: Any) -> bool:
+    """Attach ``traces.duckdb`` read-only as ``compacted``; False when absent, held by a writer, or without spans."""
+    import duckdb
+
+    if not database.exists():
+        return False
+    try:
+        connection.execute(f"ATTACH '{sql_literal(database)}' AS compacted (READ_ONLY)")
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            return False
+        raise
+    return bool(connection.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'compacted' "
+                                   "AND table_name = 'spans'").fetchone()[0])
 
 
 def project_paths(project: Path | None) -> ProjectPaths:

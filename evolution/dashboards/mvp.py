@@ -28,7 +28,7 @@ def system_health(data: ProjectData) -> Figure:
     if problems:
         return measured("system_health", PHASE, "System health", "down", "down", HEALTH, "; ".join(problems))
     return measured("system_health", PHASE, "System health", "up", "up", HEALTH,
-                    f"state database and traces readable; {len(data.runs)} runs, {len(data.spans)} spans")
+                    f"state database and traces readable; {len(data.runs)} runs, {data.spans.total} spans")
 
 
 def error_rate(data: ProjectData) -> Figure:

@@ -25,16 +25,8 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 
 def capture_counts(data: ProjectData) -> dict[str, tuple[int, int]]:
     """(captured, expected) for transitions, model calls and finished runs."""
-    state_spans: Counter = Counter()
-    chat_spans: Counter = Counter()
-    roots: set[str] = set()
-    for span in data.spans:
-        if span["kind"] in ("state", "transition"):
-            state_spans[(span["run_id"], span["attributes"].get("aigentflow.state.to"))] += 1
-        elif span["kind"] == "model":
-            chat_spans[span["run_id"]] += 1
-        elif span["kind"] == "run":
-            roots.add(span["run_id"])
+    counts = data.spans
+    state_spans, chat_spans, roots = counts.state_targets, counts.model_calls, counts.roots
     moves: Counter = Counter()
     for run_id, log in data.transitions.items():
         for entry in log:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aigentflow.store.records import StepUsage
+from aigentflow.store.rows import new_run_id
 from aigentflow.store.sqlite import SQLiteRunStore
 from aigentflow.tracing import spans as sp
 from aigentflow.tracing.writer import SegmentWriter
@@ -34,6 +35,7 @@ TRUTH: dict[str, list[dict[str, Any]]] = {
         {"kind": "intervention", "trigger": "awaiting_approval", "cause": "fix_loop_exhausted"},
         {"kind": "intervention", "trigger": "resumed", "cause": "fix_loop_exhausted"},
         {"kind": "capability_gap", "dimension": "task_type", "task_type": "frontend"},
+        {"kind": "capability_gap", "dimension": "language", "language": "TypeScript"},
     ],
     "conflicts": [
         {"kind": "failure", "step_kind": "build_task", "message~": "conflicts in"},
@@ -51,7 +53,10 @@ TRUTH: dict[str, list[dict[str, Any]]] = {
         {"kind": "routing", "pattern": "rerouted", "from_role": "frontend_developer", "to_role": "backend_developer"},
         {"kind": "failure", "role": "frontend_developer", "step_kind": "build", "error_type": "ValueError"},
     ],
-    "extra_fixes": [{"kind": "routing", "pattern": "extra_fix_rounds", "task_type": "infra"}],
+    "extra_fixes": [
+        {"kind": "routing", "pattern": "extra_fix_rounds", "task_type": "infra"},
+        {"kind": "capability_gap", "dimension": "skill_missing", "role": "backend_developer", "skill": "terraform"},
+    ],
     "reviews": [{"kind": "intervention", "trigger": "review_rejected", "role": "backend_developer"}],
 }
 
@@ -102,8 +107,12 @@ class _Run:
     def __init__(self, gen: Generator, index: int) -> None:
         self.gen, self.rng = gen, gen.rng
         self.store, self.writer = gen.store, gen.writer
+        run_id = new_run_id()
+        while run_id in gen.run_ids:  # ids are unique only to the second and 4 random hex digits
+            run_id = new_run_id()
+        gen.run_ids.add(run_id)
         self.run = self.store.create_run(project_id=gen.project, request=f"feature {index}", model=MODEL,
-                                         settings={}, flags={})
+                                         settings={}, flags={}, run_id=run_id)
         self.id = self.run.id
         self.clock = gen.clock = max(time.time_ns(), gen.clock)  # the store's clock: its rows say "now"
         self.started = self.clock
@@ -120,8 +129,10 @@ class _Run:
         self.writer.add(sp.transition_span(self.id, from_state=before, to_state=to_state, reason=reason))
 
     def agent(self, role: str, step: str, parent: str, *, calls: int = 1, cost: float = 0.002, same_prompt: int = 1,
-              error: str | None = None, model_errors: list[str] | None = None) -> str:
-        """An agent span and its chat spans; ``same_prompt`` calls share one prompt hash."""
+              error: str | None = None, model_errors: list[str] | None = None,
+              withheld: str | None = None) -> str:
+        """An agent span and its chat spans; ``same_prompt`` calls share one prompt hash; ``withheld``: the
+        skills picked for the task that the role version may not use."""
         span_id, start = sp.new_span_id(), self.tick(5)
         prompt = hashlib.sha256(f"{self.id}{step}{self.rng.random()}".encode()).hexdigest()
         errors = list(model_errors or [])
@@ -139,7 +150,7 @@ class _Run:
             end_ns=self.tick(3), status="error" if error else "ok", error=error,
             attributes={sp.OPERATION_NAME: "invoke_agent", sp.AGENT_NAME: role, sp.AGENT_VERSION: "1.0.0",
                         "aigentflow.step": step, "aigentflow.attempt": 1, sp.PROMPT_HASH: f"sha256:{prompt}",
-                        sp.COST_USD: cost}))
+                        sp.COST_USD: cost, **({"aigentflow.skills.withheld": withheld} if withheld else {})}))
         return span_id
 
     def state(self, state: str, role: str, to_state: str, step: str, body: Any, output: dict[str, Any] | None = None,
@@ -166,15 +177,19 @@ class _Run:
         self.writer.add(sp.state_span(self.id, span_id=span_id, from_state=state, to_state=to_state, start_ns=start,
                                       end_ns=self.tick(5), agent=(role, "1.0.0")))
 
-    def task(self, parent: str, task_id: str, status: str, fix_attempts: int = 0, error: str | None = None) -> None:
+    def task(self, parent: str, task_id: str, status: str, fix_attempts: int = 0, error: str | None = None,
+             language: str | None = "Python") -> None:
         self.writer.add(sp.make_span(
             f"build_task {task_id}", "task", run_id=self.id, parent_id=parent, start_ns=self.tick(2),
             end_ns=self.tick(self.rng.randint(2000, 9000)), status="error" if error else "ok", error=error,
             attributes={"aigentflow.task.id": task_id, "aigentflow.task.status": status,
-                        "aigentflow.task.fix_attempts": fix_attempts}))
+                        "aigentflow.task.fix_attempts": fix_attempts,
+                        **({"aigentflow.task.language": language} if language else {})}))
 
 
 _BASE_COST = {"analyze": 0.004, "plan": 0.008, "architect": 0.006, "build": 0.012, "fix": 0.009, "review": 0.005}
+_LANGUAGE: dict[str, str | None] = {"frontend": "TypeScript", "docs": None}
+"""The language of the files a task of each type changes (``language_of``: Python otherwise; docs are no code)."""
 _IMPLEMENTER = {"backend": "backend_developer", "frontend": "frontend_developer", "docs": "backend_developer",
                 "test": "tester", "infra": "backend_developer"}
 
@@ -202,6 +217,7 @@ class Generator:
         state.mkdir(parents=True, exist_ok=True)
         self.store = SQLiteRunStore(state / "state.db", create=True)
         self.project = self.store.upsert_project("corpus", {})
+        self.run_ids = {run.id for run in self.store.list_runs(limit=1_000_000)}
         self.writer = SegmentWriter(state / "traces", None, flush_every=1_000_000)
         self.clock = max(time.time_ns(), _latest_span_ns(state / "traces"))  # runs added later come later
         self.noise_errors = 0
@@ -270,7 +286,7 @@ class Generator:
         def rebuild(parent: str) -> None:  # after the human's fix: the tasks that had stopped pass
             for task in tasks:
                 if task["id"] in failing or (scenario == "conflicts" and task is tasks[-1]) or coverage_wait:
-                    r.task(parent, task["id"], "passed")
+                    r.task(parent, task["id"], "passed", language=_LANGUAGE.get(task["type"], "Python"))
 
         r.state("BUILDING", "backend_developer", "TESTING", "build", build, wait=wait, retry=rebuild)
         r.state("TESTING", "tester", "REVIEWING", "test", lambda p: self.writer.add(sp.make_span(
@@ -287,12 +303,12 @@ class Generator:
     def _build_task(self, r: _Run, parent: str, task: dict[str, Any], scenario: str | None,
                     failing: list[str], stop: str | None) -> None:
         rng, task_id = self.rng, task["id"]
-        role = _IMPLEMENTER[task["type"]]
+        role, language = _IMPLEMENTER[task["type"]], _LANGUAGE.get(task["type"], "Python")
         if task_id in failing:
             self._agent(r, role, f"build/{task_id}", parent)
             for attempt in (1, 2, 3):
                 self._agent(r, "bug_fixer", f"fix/{task_id}/{attempt}", parent)
-            r.task(parent, task_id, "failed", 3, error=(
+            r.task(parent, task_id, "failed", 3, language=language, error=(
                 f"task {task_id}'s tests fail after 3 fix attempt(s) (its work is on aigentflow/{r.id}/task/"
                 f"{task_id}): TimeoutError: the test command timed out after {rng.randint(60, 600)} s"))
             return
@@ -301,9 +317,10 @@ class Generator:
                 f"ValueError: edit /tmp/aigentflow-{rng.getrandbits(32):08x}/src/ui/{rng.choice(_WORDS)}.tsx is "
                 f"outside the worktree (line {rng.randint(1, 400)})"))
             self._agent(r, "backend_developer", f"build/{task_id}", parent)
-            r.task(parent, task_id, "passed")
+            r.task(parent, task_id, "passed", language=language)
             return
-        self._agent(r, role, f"build/{task_id}", parent)
+        needs_terraform = scenario == "extra_fixes" and task["type"] == "infra"
+        self._agent(r, role, f"build/{task_id}", parent, **({"withheld": "terraform"} if needs_terraform else {}))
         fixes = 2 if scenario == "extra_fixes" and task["type"] == "infra" else int(rng.random() < 0.2)
         for attempt in range(1, fixes + 1):
             self._agent(r, "bug_fixer", f"fix/{task_id}/{attempt}", parent)
@@ -318,9 +335,9 @@ class Generator:
             self._agent(r, role, f"build/{task_id}/rework-1", parent)
             self._agent(r, "reviewer", f"review/{task_id}/2", parent)
         if stop:
-            r.task(parent, task_id, "conflict", fixes, error=stop)
+            r.task(parent, task_id, "conflict", fixes, error=stop, language=language)
         else:
-            r.task(parent, task_id, "passed", fixes)
+            r.task(parent, task_id, "passed", fixes, language=language)
 
 
 def generate(root: Path, runs: int = 60, seed: int = 7) -> list[dict[str, Any]]:

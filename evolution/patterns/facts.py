@@ -1,9 +1,11 @@
 """Span facts: the typed columns the miner needs, extracted once from each trace segment.
 
 A span's attributes are a JSON string; parsing ten million of them takes far longer than the mining
-itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v2/
+itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v3/
 batch-*.parquet`` (one file per mining run that found new segments, each row naming its segment). Spans
 of the compacted ``traces.duckdb`` that no batch holds are added the same way when that file changes.
+The model calls whose (run, prompt hash) was sent more than once are also kept apart, in
+``repeats-*.parquet``, so that finding prompt loops counts those rather than every model call.
 A mining run holds ``facts.lock`` (flock) while it extracts and queries. A span is in exactly one
 segment (a writer never writes a span twice), so segments are not deduplicated against each other.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from aigentflow.tracing.writer import DATABASE_FILENAME, list_segments, sql_literal
 
-FACTS_DIRNAME = "facts-v2"
+FACTS_DIRNAME = "facts-v3"
 """Bump when the columns change: facts are then extracted again from the segments."""
 MAX_BATCHES = 24
 """More batch files than this: the small ones are merged into one (reading many small files is slow)."""
@@ -34,6 +36,7 @@ _ATTRIBUTES = (
     "gen_ai.agent.name", "aigentflow.tool.role", "aigentflow.step", "aigentflow.prompt_hash",
     "aigentflow.cost_usd", "gen_ai.tool.name", "aigentflow.tool.refused", "aigentflow.task.id",
     "aigentflow.task.status", "aigentflow.task.fix_attempts", "aigentflow.review.verdict", "aigentflow.state.to",
+    "aigentflow.task.language", "aigentflow.skills.withheld",
 )  # fmt: skip
 _PATHS = "[" + ", ".join(f"'$.\"{name}\"'" for name in _ATTRIBUTES) + "]"
 
@@ -51,12 +54,18 @@ FACT_COLUMNS = """
     TRY_CAST(a[10] AS INTEGER) AS fix_attempts,
     a[11] AS verdict,
     a[12] AS state_to,
+    a[13] AS language,
+    a[14] AS skills_withheld,
     CASE WHEN kind = 'model' THEN hash(run_id, a[4]) END AS loop_key,
+    CASE WHEN kind = 'task' THEN hash(run_id, a[8])
+         WHEN kind = 'agent' AND a[3] LIKE 'build/%' THEN hash(run_id, nullif(split_part(a[3], '/', 2), '')) END
+        AS task_key,
     hash(span_id) AS sid, hash(parent_id) AS pid,
     step_kind(a[3], name) AS step_kind
 """
-"""One row per span; ``loop_key`` (run, prompt hash), ``sid`` and ``pid`` (span and parent id) are
-hashed so that grouping and joining work on integers rather than strings; ``step_kind`` is computed
+"""One row per span; ``loop_key`` (run, prompt hash), ``task_key`` (run, task: of a task span, or of an
+agent's build step), ``sid`` and ``pid`` (span and parent id) are hashed so that grouping, windows and
+joins work on integers rather than strings; ``step_kind`` is computed
 once. A batch is sorted by kind and status, so that a query for one kind (or for errors) reads only
 the row groups that hold it."""
 
@@ -67,6 +76,11 @@ def facts_dir(project_root: Path) -> Path:
 
 def batches(directory: Path) -> list[Path]:
     return sorted(directory.glob("batch-*.parquet"))
+
+
+def repeats(directory: Path) -> list[Path]:
+    """The files of the model calls whose (run, prompt hash) was sent more than once (``_update_repeats``)."""
+    return sorted(directory.glob("repeats-*.parquet"))
 
 
 @contextmanager
@@ -84,8 +98,9 @@ def _parquet_list(paths: list[Path]) -> str:
     return "[" + ", ".join(f"'{sql_literal(p)}'" for p in paths) + "]"
 
 
-def _write_batch(connection: Any, directory: Path, select_sql: str, parameters: list[Any]) -> int:
-    name = f"batch-{time.time_ns():020d}-{os.getpid()}.parquet"
+def _write_batch(connection: Any, directory: Path, select_sql: str, parameters: list[Any],
+                 prefix: str = "batch") -> int:
+    name = f"{prefix}-{time.time_ns():020d}-{os.getpid()}.parquet"
     temporary, final = directory / f".{name}.tmp", directory / name
     connection.execute(f"COPY ({select_sql}) TO '{sql_literal(temporary)}' (FORMAT PARQUET)", parameters)
     rows = connection.execute(f"SELECT count(*) FROM read_parquet('{sql_literal(temporary)}')").fetchone()[0]
@@ -112,6 +127,7 @@ def update_facts(connection: Any, project_root: Path) -> dict[str, Any]:
             f"SELECT DISTINCT segment FROM read_parquet({_parquet_list(existing)}) WHERE segment IS NOT NULL"
         ).fetchall()}
     fresh = [p for p in list_segments(trace_dir) if p.name not in covered]
+    before = set(existing)
     spans = 0
     for chunk in _chunks(fresh):
         spans += _write_batch(connection, directory, f"""
@@ -121,8 +137,13 @@ def update_facts(connection: Any, project_root: Path) -> dict[str, Any]:
             ORDER BY kind, status
         """, [[str(p) for p in chunk]])
     spans += _compacted(connection, directory, trace_dir / DATABASE_FILENAME)
+    written = [path for path in batches(directory) if path not in before]
+    if written:
+        _update_repeats(connection, directory, existing, written)
     if len(batches(directory)) > MAX_BATCHES:
         _merge(connection, directory)
+    if len(repeats(directory)) > MAX_BATCHES:
+        _merge(connection, directory, "repeats")
     return {"segments": len(fresh), "spans": spans, "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -174,16 +195,50 @@ def _compacted(connection: Any, directory: Path, database: Path) -> int:
     return rows
 
 
-def _merge(connection: Any, directory: Path) -> None:
-    old = [path for path in batches(directory) if path.stat().st_size < SMALL_BATCH_BYTES]
+def _update_repeats(connection: Any, directory: Path, old: list[Path], new: list[Path]) -> None:
+    """Add to the repeats the model calls whose (run, prompt hash) has now been sent twice or more: those
+    of the new batches, and the one earlier call of a key sent once before (earlier calls of a key sent
+    twice before are there already). Each model call gets there once, so a loop is a key with
+    ``LOOP_CALLS`` rows in the repeats, counted over a few rows instead of every model call."""
+    fresh = f"SELECT * FROM read_parquet({_parquet_list(new)}) WHERE kind = 'model' AND loop_key IS NOT NULL"
+    earlier: dict[int, int] = {}
+    if old:  # the fresh keys sent before, and how often: a scan of the old batches' keys alone
+        earlier = dict(connection.execute(f"""
+            SELECT loop_key, count(*) FROM read_parquet({_parquet_list(old)})
+            WHERE kind = 'model' AND loop_key IN (SELECT loop_key FROM ({fresh}))
+            GROUP BY loop_key""").fetchall())
+    once = [key for key, n in earlier.items() if n == 1]
+    promoted = "SELECT * FROM fresh WHERE false"
+    if once:  # the rows of those few keys only, the filter read against the keys' column first
+        promoted = (f"SELECT * FROM read_parquet({_parquet_list(old)}) "
+                    f"WHERE kind = 'model' AND loop_key IN ({', '.join(map(str, once))})")
+    sent_before = "SELECT NULL::UBIGINT AS loop_key, 0 AS n WHERE false"
+    if earlier:
+        sent_before = "SELECT * FROM (VALUES " + ", ".join(f"({k}::UBIGINT, {n})" for k, n in earlier.items()) \
+            + ") AS v(loop_key, n)"
+    _write_batch(connection, directory, f"""
+        WITH fresh AS ({fresh}), sent_before AS ({sent_before}),
+        now AS (SELECT loop_key FROM (SELECT loop_key, 1 AS n FROM fresh UNION ALL SELECT * FROM sent_before)
+                GROUP BY loop_key HAVING sum(n) >= 2)
+        SELECT * FROM fresh WHERE loop_key IN (SELECT loop_key FROM now)
+        UNION ALL
+        {promoted}
+    """, [], prefix="repeats")
+
+
+def _merge(connection: Any, directory: Path, prefix: str = "batch") -> None:
+    old = [path for path in directory.glob(f"{prefix}-*.parquet") if path.stat().st_size < SMALL_BATCH_BYTES]
     if len(old) < 2:
         return
-    _write_batch(connection, directory, f"SELECT * FROM read_parquet({_parquet_list(old)}) ORDER BY kind, status", [])
+    _write_batch(connection, directory, f"SELECT * FROM read_parquet({_parquet_list(old)}) ORDER BY kind, status",
+                 [], prefix=prefix)
     for path in old:
         path.unlink(missing_ok=True)
 
 
-def facts_source(project_root: Path) -> str | None:
-    """The SQL ``FROM`` source of every fact, or None when there are none."""
-    existing = batches(facts_dir(project_root))
+def facts_source(project_root: Path, kind: str = "batch") -> str | None:
+    """The SQL ``FROM`` source of every fact (``kind="repeats"``: of the repeated model calls), or None
+    when there are none."""
+    directory = facts_dir(project_root)
+    existing = batches(directory) if kind == "batch" else repeats(directory)
     return f"read_parquet({_parquet_list(existing)})" if existing else None

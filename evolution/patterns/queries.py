@@ -152,29 +152,41 @@ _TASKS = """
             SELECT run_id, at_ns,
                    unnest(from_json(output, '{"tasks": [{"id": "VARCHAR", "type": "VARCHAR"}]}').tasks) AS t
             FROM steps WHERE step = 'plan' AND output IS NOT NULL)
-        QUALIFY row_number() OVER (PARTITION BY run_id, t.id ORDER BY at_ns DESC) = 1)
-    SELECT s.span_id, s.run_id, s.start_ns, s.task_id, s.status, s.task_status, s.fix_attempts,
+        QUALIFY row_number() OVER (PARTITION BY run_id, t.id ORDER BY at_ns DESC) = 1),
+    attempt AS (
+        SELECT span_id, run_id, start_ns, task_id, status, task_status, fix_attempts, language, task_key
+        FROM spans WHERE kind = 'task' AND name LIKE 'build_task %'),
+    retried AS (SELECT task_key FROM attempt GROUP BY task_key HAVING count(*) > 1),
+    first AS (  -- a task's first attempt: what the agents did before any human stepped in. Most tasks have
+                -- one attempt; only the (run, task) keys, hashed, of those retried go through the window
+        SELECT * FROM attempt ANTI JOIN retried USING (task_key)
+        UNION ALL
+        SELECT * FROM (SELECT * FROM attempt SEMI JOIN retried USING (task_key))
+        QUALIFY row_number() OVER (PARTITION BY task_key ORDER BY start_ns) = 1)
+    SELECT s.span_id, s.run_id, s.start_ns, s.task_id, s.status, s.task_status, s.fix_attempts, s.language,
            coalesce(p.t.type, 'unknown') AS task_type
-    FROM spans s LEFT JOIN plan p ON p.run_id = s.run_id AND p.t.id = s.task_id
-    WHERE s.kind = 'task' AND s.name LIKE 'build_task %'
-    -- a task's first attempt: what the agents did before any human stepped in
-    QUALIFY row_number() OVER (PARTITION BY s.run_id, s.task_id ORDER BY s.start_ns) = 1
+    FROM first s LEFT JOIN plan p ON p.run_id = s.run_id AND p.t.id = s.task_id
 """
 
 CAPABILITY_GAPS = _union(
+    # by task type, and by the language of the files a task changed (``aigentflow.task.language``)
     f"""
-    SELECT 'capability_gap' AS kind, concat_ws('|', 'task_type', task_type) AS key,
-           format('{{}} tasks succeed {{}} of {{}} times', task_type, count(*) FILTER (WHERE status = 'ok'),
-                  count(*)) AS title,
+    SELECT 'capability_gap' AS kind, concat_ws('|', dimension, value) AS key,
+           format(CASE dimension WHEN 'task_type' THEN '{{}} tasks' ELSE 'tasks in {{}}' END
+                  || ' succeed {{}} of {{}} times', value, count(*) FILTER (WHERE status = 'ok'), count(*)) AS title,
            count(*) FILTER (WHERE status <> 'ok') AS count,
            min(start_ns) AS first_ns, max(start_ns) AS last_ns,
            1.0 - count(*) FILTER (WHERE status = 'ok') / count(*) AS score,
            (list(span_id ORDER BY start_ns DESC) FILTER (WHERE status <> 'ok'))[1:50] AS span_ids,
            (list_distinct(list(run_id) FILTER (WHERE status <> 'ok')))[1:50] AS run_ids,
-           to_json({{'dimension': 'task_type', 'task_type': task_type, 'tasks': count(*),
-                    'succeeded': count(*) FILTER (WHERE status = 'ok')}})::VARCHAR AS details
-    FROM ({_TASKS}) AS task
-    GROUP BY task_type
+           json_object('dimension', dimension, dimension, value, 'tasks', count(*),
+                       'succeeded', count(*) FILTER (WHERE status = 'ok'))::VARCHAR AS details
+    FROM (SELECT span_id, run_id, start_ns, status,
+                 unnest([{{'dimension': 'task_type', 'value': task_type}},
+                         {{'dimension': 'language', 'value': language}}], recursive := true)
+          FROM ({_TASKS}) AS task) AS task
+    WHERE value IS NOT NULL
+    GROUP BY dimension, value
     HAVING count(*) >= {MIN_TASKS} AND count(*) FILTER (WHERE status = 'ok') < {LOW_SUCCESS} * count(*)
     """,
     _grouped("capability_gap", """
@@ -182,6 +194,13 @@ CAPABILITY_GAPS = _union(
                coalesce(tool, split_part(name, ' ', 2)) AS tool
         FROM spans WHERE kind = 'tool' AND refused
     """, ["dimension", "role", "tool"], "format('{} asks for {}, which it may not use', role, tool)"),
+    # a skill picked as relevant to the agent's task that its role version may not use (``aigentflow.skills.withheld``)
+    _grouped("capability_gap", """
+        SELECT span_id, run_id, start_ns, 'skill_missing' AS dimension, coalesce(role, 'unknown') AS role, skill
+        FROM (SELECT *, unnest(string_split(skills_withheld, ',')) AS skill
+              FROM spans WHERE kind = 'agent' AND skills_withheld IS NOT NULL AND skills_withheld <> '')
+    """, ["dimension", "role", "skill"],
+        "format('{} needed the skill {}, which its version may not use', role, skill)"),
 )
 
 
@@ -195,7 +214,7 @@ ROUTING = _union(
             SELECT span_id, run_id, start_ns, role,
                    lag(role) OVER w AS from_role, lag(status) OVER w AS from_status
             FROM spans WHERE kind = 'agent' AND step LIKE 'build/%' AND role NOT IN {_IMPLEMENTERS}
-            WINDOW w AS (PARTITION BY run_id, task_of(step) ORDER BY start_ns))
+            WINDOW w AS (PARTITION BY task_key ORDER BY start_ns))  -- (run, task of the build step), hashed
         WHERE from_status = 'error' AND from_role <> role
     """, ["pattern", "from_role", "to_role"], "format('tasks go to {} after {} fails them', to_role, from_role)"),
     _grouped("routing", f"""
@@ -205,13 +224,10 @@ ROUTING = _union(
         SELECT NULL, run_id, at_ns, 'extra_fix_rounds', 'suite' FROM steps WHERE step = 'fix.2'
     """, ["pattern", "task_type"], "format('{} work needs more than one fix round', task_type)"),
     _grouped("routing", f"""
-        WITH keys AS (  -- (run, prompt hash) sent LOOP_CALLS times or more: integers only, then the few rows
-            SELECT loop_key FROM spans WHERE kind = 'model' GROUP BY loop_key HAVING count(*) >= {LOOP_CALLS}),
-        loops AS (
+        WITH loops AS (  -- (run, prompt hash) sent LOOP_CALLS times or more, among the calls sent twice or more
             SELECT arg_min(m.span_id, m.start_ns) AS span_id, any_value(m.run_id) AS run_id,
                    min(m.start_ns) AS start_ns, any_value(m.role) AS role, any_value(m.pid) AS pid
-            FROM spans m SEMI JOIN keys k ON m.loop_key = k.loop_key
-            WHERE m.kind = 'model' GROUP BY m.loop_key)
+            FROM repeated_model_calls m GROUP BY m.loop_key HAVING count(*) >= {LOOP_CALLS})
         SELECT l.span_id, l.run_id, l.start_ns, 'prompt_loop' AS pattern, coalesce(l.role, 'unknown') AS role,
                coalesce(p.step_kind, 'unknown') AS step_kind
         FROM loops l LEFT JOIN spans p ON p.sid = l.pid

@@ -1,6 +1,7 @@
 """What the miner's SQL reads, in one in-memory DuckDB connection:
 
 - ``spans``: the span facts (``facts.py``) started at or after ``since``;
+- ``repeated_model_calls``: the same, of the model calls whose (run, prompt hash) was sent more than once;
 - ``runs``, ``transitions``, ``steps``: the run store's rows from then on, times as epoch nanoseconds.
 
 DuckDB's sqlite extension cannot be downloaded here, so the store is read with Python's sqlite3
@@ -36,7 +37,8 @@ _EMPTY_SPANS = """
            NULL::VARCHAR error, NULL::VARCHAR role, NULL::VARCHAR step, NULL::VARCHAR prompt_hash,
            NULL::DOUBLE cost_usd, NULL::VARCHAR tool, NULL::BOOLEAN refused, NULL::VARCHAR task_id,
            NULL::VARCHAR task_status, NULL::INTEGER fix_attempts, NULL::VARCHAR verdict, NULL::VARCHAR state_to,
-           NULL::UBIGINT loop_key, NULL::UBIGINT sid, NULL::UBIGINT pid,
+           NULL::VARCHAR language, NULL::VARCHAR skills_withheld,
+           NULL::UBIGINT loop_key, NULL::UBIGINT task_key, NULL::UBIGINT sid, NULL::UBIGINT pid,
            NULL::VARCHAR step_kind, NULL::VARCHAR segment
     WHERE false
 """
@@ -57,6 +59,9 @@ def load(connection: Any, project_root: Path, since_ns: int | None) -> None:
     source = facts_source(project_root)
     spans = f"SELECT * FROM {source} WHERE start_ns >= {since}" if source else _EMPTY_SPANS
     connection.execute(f"CREATE OR REPLACE VIEW spans AS {spans}")
+    repeated = facts_source(project_root, "repeats")
+    repeats = f"SELECT * FROM {repeated} WHERE start_ns >= {since}" if repeated else _EMPTY_SPANS
+    connection.execute(f"CREATE OR REPLACE VIEW repeated_model_calls AS {repeats}")
     database = Path(project_root) / ".aigentflow" / "state.db"
     for table, (sql, columns) in _STORE_TABLES.items():
         rows = _store_rows(database, sql)
