@@ -55,7 +55,7 @@ def test_bad_input_writes_nothing(demo_project: Path) -> None:
     assert _registry_files(demo_project) == []
 
 
-def test_generate_validate_approve_and_kill_switch(demo_project: Path, ray_address: str) -> None:
+def test_generate_validate_approve_and_kill_switch(demo_project: Path, ray_address: str, tmp_path: Path) -> None:
     findings = json.loads(aigentflow("patterns", "list", "--json", cwd=demo_project).stdout)["findings"]
     finding = next(f for f in findings if f["details"].get("role") == "backend_developer")
     made = aigentflow("evolve", "generate", "--pattern", finding["id"], "--model", "replay/evolve-demo", "--json",
@@ -109,7 +109,7 @@ def test_generate_validate_approve_and_kill_switch(demo_project: Path, ray_addre
     approved = aigentflow("evolve", "approve", CANDIDATE, "--note", "read it", cwd=demo_project)
     assert approved.returncode == 0, approved.stderr
     assert active_roles(paths, pick).spec("backend_developer").version == "1.0.0+gen.1"
-    _generated_marked_in_status_and_spans(demo_project, ray_address)
+    _generated_marked_in_status_and_spans(demo_project, ray_address, tmp_path)
 
     assert aigentflow("admin", "emergency", "--disable-generated-agents", cwd=demo_project).returncode == 0
     assert active_roles(paths, pick).spec("backend_developer").version == "1.0.0"
@@ -131,12 +131,16 @@ def test_generate_validate_approve_and_kill_switch(demo_project: Path, ray_addre
     assert {"evolve.generated", "evolve.approved", "evolve.rejected", "admin.emergency"} <= set(events)
 
 
-def _generated_marked_in_status_and_spans(project: Path, ray_address: str) -> None:
-    """A run on the approved generated version: `status` names it as generated, and its agent's spans say
-    so (``aigentflow.agent.origin``). The project has changed since the demo (its prompts with it), so the
-    run replays leniently (by agent and step; the run says so) to reach the generated developer."""
+def _generated_marked_in_status_and_spans(demo_project: Path, ray_address: str, tmp_path: Path) -> None:
+    """A run on the approved generated version (in a copy of the project: the module's other tests replay
+    generations recorded on its traces as they are): `status` names it as generated, and its agent's spans
+    say so (``aigentflow.agent.origin``). The project has changed since the demo (its prompts with it), so
+    the run replays leniently (by agent and step; the run says so) to reach the generated developer."""
     from aigentflow.tracing.reader import read_spans
     from tests.conftest import DEMO_REQUEST
+
+    project = tmp_path / "copy"
+    shutil.copytree(demo_project, project, symlinks=True)
 
     build = ["agents.backendDev", "agents.tester", "agents.gitAgent", "features.gitWorktrees", "features.tddWorkflow"]
     sets = [arg for flag in build for arg in ("--set", f"flags.{flag}=true")]

@@ -7,7 +7,6 @@ command counts and kills whatever it left behind.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import math
@@ -189,7 +188,7 @@ class Sandbox:
         finally:
             if cgroup is not None:
                 cgroup.remove()
-            _discard(scratch)
+            shutil.rmtree(scratch, onerror=_force_remove)
 
     def _confine(self, cwd: str | Path) -> Path:
         where = f"working directory {str(cwd)!r}"
@@ -392,50 +391,6 @@ def _exit_code(status_file: Path, returncode: int | None, reason: KilledReason |
         return None if reason is not None else returncode
 
 
-class _ScratchRemover:
-    """Removes finished runs' scratch directories (their HOME and TMPDIR: caches, a test run's files)
-    on a thread of its own: a command's result does not wait for it. What is left when the process
-    exits is removed then (``drain``)."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Condition()
-        self._queue: list[Path] = []
-        self._busy = 0
-        self._thread: threading.Thread | None = None
-
-    def discard(self, scratch: Path) -> None:
-        with self._ready:
-            self._queue.append(scratch)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="sandbox-scratch", daemon=True)
-                self._thread.start()
-            self._ready.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._ready:
-                self._ready.wait_for(lambda: self._queue)
-                scratch = self._queue.pop()
-                self._busy += 1
-            try:
-                shutil.rmtree(scratch, onerror=_force_remove)
-            finally:
-                with self._ready:
-                    self._busy -= 1
-                    self._ready.notify_all()
-
-    def drain(self, timeout_s: float = 30.0) -> None:
-        with self._ready:
-            left, self._queue = self._queue, []
-        for scratch in left:
-            shutil.rmtree(scratch, onerror=_force_remove)
-        with self._ready:
-            self._ready.wait_for(lambda: not self._busy, timeout_s)
-
-
-_scratch_remover = _ScratchRemover()
-_discard = _scratch_remover.discard
-atexit.register(_scratch_remover.drain)
 
 
 def _force_remove(function: Any, path: str, _: Any) -> None:
