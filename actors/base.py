@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from aigentflow.exceptions import RunFailure, RunPaused
 from aigentflow.models.client import CallRecord, ModelClient
 from aigentflow.prompts.compose import compose
-from aigentflow.run.protocol import AgentCall, AgentResult
+from aigentflow.run.protocol import AgentCall, AgentResult, usage_by_model
 from aigentflow.tracing.spans import agent_spans, new_span_id
 
 
@@ -109,6 +109,7 @@ class BaseAgent:
                 input_tokens=sum(c.input_tokens for c in calls),
                 output_tokens=sum(c.output_tokens for c in calls),
                 cost_usd=sum(c.cost_usd for c in calls),
+                by_model=usage_by_model(calls),
                 prompt_hashes=[c.prompt_hash for c in calls if not c.transient],
                 error=str(exc),
                 error_kind="paused" if isinstance(exc, RunPaused) else type(exc).__name__,
@@ -127,6 +128,7 @@ class BaseAgent:
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             cost_usd=sum(c.cost_usd for c in calls),
+            by_model=usage_by_model(calls),
             prompt_hashes=[c.prompt_hash for c in calls if not c.transient],
             skills=list(call.skill_picks),
             tool_calls=toolbox.calls if toolbox else [],
