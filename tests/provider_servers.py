@@ -61,7 +61,8 @@ class ProviderServer:
         prompt, completion = self.usage()
         self.served.append({"model": body["model"], "input_tokens": prompt, "output_tokens": completion})
         if self.kind == "anthropic":
-            return 200, {"id": f"msg_{len(self.served)}", "type": "message", "role": "assistant", "model": body["model"],
+            return 200, {"id": f"msg_{len(self.served)}", "type": "message", "role": "assistant",
+                         "model": body["model"],
                          "content": [{"type": "text", "text": REPLY}], "stop_reason": "end_turn",
                          "stop_sequence": None, "usage": {"input_tokens": prompt, "output_tokens": completion}}, {}
         return 200, {"id": f"chatcmpl-{len(self.served)}", "object": "chat.completion", "created": int(time.time()),
