@@ -45,6 +45,8 @@ COMMANDS: dict[str, str] = {
     "agents": "agents_cmd:app",
     "skills": "skills_cmd:app",
     "mcp": "mcp_cmd:app",
+    "models": "models_cmd:app",
+    "costs": "costs_cmd:costs",
 }
 """Command name -> ``module:attribute`` in ``aigentflow.cli``: a command function or a ``typer.Typer``
 (a command group). In this order in ``--help``."""

@@ -71,6 +71,19 @@ def check_keys(settings: Any, names: Iterable[str], environ: Mapping[str, str] =
         raise UsageError("; ".join(problems) + ". Or run offline with `--model replay/<cassette>`.")
 
 
+def check_name(settings: Any, name: str) -> None:
+    """UsageError for a name that is neither configured, a replay model, nor one litellm routes (with the
+    closest configured name)."""
+    if is_configured(settings, name) or name.startswith("replay/"):
+        return
+    from aigentflow.models.preflight import provider_of
+
+    try:
+        provider_of(name)
+    except UsageError as exc:
+        raise unknown_model(settings, name, str(exc)) from None
+
+
 def unknown_model(settings: Any, name: str, reason: str) -> UsageError:
     """An unknown model name: litellm's reason, and the closest configured name."""
     models = sorted(getattr(settings, "models", None) or {})

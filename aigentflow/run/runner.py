@@ -72,10 +72,13 @@ def preflight_role_models(paths: ProjectPaths, settings: Any, roles: Any) -> Non
     """A role version that names its own model, and every model a routing rule can send calls to (with
     their fallbacks): checked now (name known, keys set, cassette there), as the run's is, so that no
     step finds out later."""
+    from aigentflow.models.catalog import check_keys, check_name
     from aigentflow.models.names import build_model_spec
     from aigentflow.models.routing import targets
 
+    check_name(settings, settings.model.name)
     names = {spec.model for spec in roles.specs.values() if spec.model} | set(targets(settings))
+    check_keys(settings, [settings.model.name, *sorted(names)])  # every unset key at once, the run's model's first
     for name in sorted(names - {settings.model.name}):
         build_model_spec(settings.model.model_copy(update={"name": name}), paths.cassettes_dir, record=False,
                          settings=settings)
