@@ -109,9 +109,11 @@ def test_prefer_cost_and_a_price_ceiling_use_litellms_cost_map() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"models": {"gpt": {"provider": "opena", "model": "gpt-4o-mini"}}}, "unknown provider 'opena' (did you mean 'openai'?)"),
+    ({"models": {"gpt": {"provider": "opena", "model": "gpt-4o-mini"}}},
+     "unknown provider 'opena' (did you mean 'openai'?)"),
     ({"routing": {"rules": [{"model": "cluade"}]}}, "unknown model 'cluade' (did you mean 'claude'?)"),
-    ({"models": {"gpt": {"provider": "openai", "model": "x", "fallbacks": ["gtp"]}}}, "'gtp' is not another configured"),
+    ({"models": {"gpt": {"provider": "openai", "model": "x", "fallbacks": ["gtp"]}}},
+     "'gtp' is not another configured"),
     ({"providers": {"openai": {"type": "openai", "key_env": "sk-live-123"}}}, "never put the key itself"),
     ({"providers": {"ollama": {"type": "openai-compatible"}}}, "needs api_base"),
 ])
