@@ -424,7 +424,8 @@ def test_costs_add_up_per_run_tenant_step_and_model_failed_attempts_included(sto
 
     first, second = new_run(store, tenant_id="acme"), new_run(store, tenant_id="globex")
     plan = store.begin_step(first.id, "plan", "planner", State.PLANNING)
-    store.fail_step(plan, "rate limited", StepUsage(100, 10, 0.5, 2, [], [ModelUsage("gpt", "openai", 2, 100, 10, 0.5)]))
+    store.fail_step(plan, "rate limited",
+                    StepUsage(100, 10, 0.5, 2, [], [ModelUsage("gpt", "openai", 2, 100, 10, 0.5)]))
     again = store.begin_step(first.id, "plan", "planner", State.PLANNING, new_attempt=True)
     store.complete_step(again, output={}, usage=StepUsage(300, 30, 1.25, 2, [], [
         ModelUsage("gpt", "openai", 1, 100, 10, 0.25), ModelUsage("claude", "anthropic", 1, 200, 20, 1.0)]),

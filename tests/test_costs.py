@@ -30,7 +30,8 @@ def test_costs_and_status_show_the_usage_per_model(sample_repo: Path) -> None:
                                flags={}, tenant_id="acme")
         step = store.begin_step(run.id, "analyze", "analyst", State.ANALYZING)
         store.complete_step(step, output={}, usage=StepUsage(1200, 300, 0.0023, 2, [], [
-            ModelUsage("gpt", "openai", 1, 1000, 200, 0.00027), ModelUsage("claude", "anthropic", 1, 200, 100, 0.00203)]),
+            ModelUsage("gpt", "openai", 1, 1000, 200, 0.00027),
+            ModelUsage("claude", "anthropic", 1, 200, 100, 0.00203)]),
             artifacts=[], expected_version=run.version, to_state="PLANNING")
     finally:
         store.close()
