@@ -32,6 +32,8 @@ class ProviderServer:
     served: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    reply: str = REPLY
+    """The text every answer carries."""
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -63,11 +65,11 @@ class ProviderServer:
         if self.kind == "anthropic":
             return 200, {"id": f"msg_{len(self.served)}", "type": "message", "role": "assistant",
                          "model": body["model"],
-                         "content": [{"type": "text", "text": REPLY}], "stop_reason": "end_turn",
+                         "content": [{"type": "text", "text": self.reply}], "stop_reason": "end_turn",
                          "stop_sequence": None, "usage": {"input_tokens": prompt, "output_tokens": completion}}, {}
         return 200, {"id": f"chatcmpl-{len(self.served)}", "object": "chat.completion", "created": int(time.time()),
                      "model": body["model"], "system_fingerprint": "fp_local",
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY},
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply},
                                   "finish_reason": "stop", "logprobs": None}],
                      "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                                "total_tokens": prompt + completion}}, {}

@@ -121,3 +121,49 @@ def test_every_provider_failing_is_a_clear_error_after_bounded_tries(servers: tu
         ask(model)
     assert openai.requests and anthropic.requests
     assert len(openai.requests) + len(anthropic.requests) <= 8
+
+
+def test_a_run_routes_the_analyst_to_a_provider_and_stores_its_cost_per_model(sample_repo: Any,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the run's own Orchestrator.equip: routing.rules send the analyst to the configured gpt (a
+    local OpenAI server answering with the demo's analysis), the rest of the run replays the demo."""
+    import json
+    from importlib import resources
+
+    from actors import agent_class
+    from actors.orchestrator import Orchestrator
+    from aigentflow.run.engine import active_roles
+    from aigentflow.run.runner import engine_options
+    from tests.test_engine import drive, start, store_of
+
+    demo = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())
+    analysis = json.dumps(next(e["response"] for e in demo["entries"] if e["role"] == "analyst"))
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test-openai")
+    with serving(ProviderServer("openai", seed=5, reply=analysis)) as (openai,):
+        (sample_repo / ".aigentflow" / "config.toml").write_text(
+            f'[providers.openai]\ntype = "openai"\napi_base = "{openai.api_base}"\nkey_env = "TEST_OPENAI_KEY"\n'
+            '[models.gpt]\nprovider = "openai"\nmodel = "gpt-4o-mini"\n'
+            '[[routing.rules]]\nrole = "analyst"\ntask = "analyze"\nmodel = "gpt"\n')
+        paths, run, spec = start(sample_repo)
+        orchestrator = Orchestrator(str(paths.root), run.id, engine_options(run, spec))
+        orchestrator.roles = active_roles(paths, run.config.agents, run.flags)
+        agents: dict[str, Any] = {}
+        results: dict[str, Any] = {}
+
+        def invoke(role: str, call: Any) -> Any:
+            agents.setdefault(role, agent_class(role)())
+            results[role] = agents[role].run(orchestrator.equip(role, call), None)
+            return results[role]
+
+        assert drive(paths, run, spec, invoke).state == "COMPLETED"
+    [served] = openai.served
+    assert served["model"] == "gpt-4o-mini"
+    [chat] = [s for s in results["analyst"].spans if s["kind"] == "model"]
+    assert chat["attributes"]["gen_ai.request.model"] == "gpt" and chat["attributes"]["gen_ai.response.model"] == "gpt"
+    store = store_of(paths)
+    by_model = {r["model"]: r for r in store.costs("model", run_id=run.id)}
+    assert set(by_model) == {"gpt", "replay/demo"}
+    assert by_model["gpt"]["cost_usd"] == pytest.approx(
+        expected_cost("openai/gpt-4o-mini", served["input_tokens"], served["output_tokens"]), rel=1e-6)
+    assert by_model["replay/demo"]["cost_usd"] == 0, "a replayed call was never paid"
+    assert by_model["gpt"]["input_tokens"] == served["input_tokens"]
