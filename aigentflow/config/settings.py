@@ -49,7 +49,7 @@ class ModelSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("replay/demo", description="litellm model name, provider/model.")
+    name: str = Field("replay/demo", description="litellm model name, provider/model, or a name under models.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     max_validation_retries: int = Field(
         2, ge=0, le=10, description="Retries when a reply breaks the expected schema."
