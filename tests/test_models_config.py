@@ -89,6 +89,7 @@ def test_rules_pick_the_model_per_role_and_task() -> None:
     chosen = settings()
     assert route(chosen, "architect", "architect") == ("claude", "routing.rules[0]")
     assert route(chosen, "reviewer", "review") == ("claude", "routing.rules[1]"), "the only model tagged code"
+    assert route(chosen, "reviewer", "review/T2/1") == ("claude", "routing.rules[1]"), "a build task's review"
     assert route(chosen, "analyst", "analyze") == ("llama", "routing.rules[2]"), "the fastest of the fast ones"
     assert route(chosen, "backend_developer", "build") is None, "no rule: the role's or the run's model"
     assert targets(chosen) == ["claude", "llama"]

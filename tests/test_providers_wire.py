@@ -167,3 +167,22 @@ def test_a_run_routes_the_analyst_to_a_provider_and_stores_its_cost_per_model(sa
         expected_cost("openai/gpt-4o-mini", served["input_tokens"], served["output_tokens"]), rel=1e-6)
     assert by_model["replay/demo"]["cost_usd"] == 0, "a replayed call was never paid"
     assert by_model["gpt"]["input_tokens"] == served["input_tokens"]
+
+
+def test_the_model_gateway_routes_and_the_spec_it_gets_carries_no_key(servers: tuple[ProviderServer, ...]) -> None:
+    """The gateway (a plain class here; one Ray actor per cluster in a run) reads the key from its own
+    environment: what crosses processes names the variable only."""
+    import pickle
+
+    from actors.model_gateway import ModelGateway
+
+    openai, anthropic, _ = servers
+    openai.script = [429, 429]
+    model = client(catalog(*servers, models__gpt={"fallbacks": ["claude"]}), "gpt")
+    shipped = pickle.dumps(model.spec)
+    assert b"sk-test-openai" not in shipped and b"sk-ant-test" not in shipped and b"TEST_OPENAI_KEY" in shipped
+    reply = ModelGateway().complete(model.spec, MESSAGES, {})
+    assert (reply.model, reply.provider, reply.fallback_from) == ("claude", "anthropic", "gpt")
+    served = anthropic.served[-1]
+    assert reply.cost_usd == pytest.approx(expected_cost("anthropic/claude-sonnet-4-5", served["input_tokens"],
+                                                         served["output_tokens"]), rel=1e-9)

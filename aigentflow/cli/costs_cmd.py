@@ -16,8 +16,10 @@ def costs(
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Calls, tokens and USD per group. Every attempt counts (a failed call was paid too); replayed calls
-    cost 0 (nothing was paid). Prices: litellm's cost map, or a configured model's own."""
+    """What model calls cost: calls, tokens and USD by run, tenant, model or step.
+
+    Every attempt counts (a failed call was paid too); replayed calls cost 0 (nothing was paid). Prices:
+    litellm's cost map, or a configured model's own."""
     from aigentflow.cli.plain import echo, table
     from aigentflow.project.paths import locate_project
     from aigentflow.store.sqlite import SQLiteRunStore

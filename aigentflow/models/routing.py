@@ -8,15 +8,20 @@ on errors and rate limits are the chosen model's ``fallbacks`` (``litellm.Router
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aigentflow.exceptions import UsageError
 from aigentflow.models import catalog
 
 
+def task_type(step: str) -> str:
+    """``test.2`` (a second round of test), ``build/T1``, ``review/T1/1`` (a build task's steps): their type."""
+    return re.split(r"[./]", step, maxsplit=1)[0]
+
+
 def matches(rule: Any, role: str, task: str) -> bool:
-    base = task.split(".", 1)[0]  # test.2 is the second round of test
-    return rule.role in ("*", role) and rule.task in ("*", task, base)
+    return rule.role in ("*", role) and rule.task in ("*", task, task_type(task))
 
 
 def choose(settings: Any, rule: Any) -> str | None:
