@@ -89,6 +89,7 @@ def test_a_429_falls_back_to_another_provider_and_the_span_says_so(servers: tupl
     attrs = span["attributes"]
     assert attrs["gen_ai.request.model"] == "gpt" and attrs["gen_ai.response.model"] == "claude"
     assert attrs["aigentflow.model.fallback_from"] == "gpt" and attrs["gen_ai.provider.name"] == "anthropic"
+    assert attrs["aigentflow.model.router_fallbacks"] == 1
     again = ask(model)  # litellm never cools down a group's only deployment: the primary, recovered, answers
     assert again.calls[0].model == "gpt" and again.calls[0].fallback_from == ""
 
@@ -99,6 +100,7 @@ def test_a_500_is_retried_on_the_same_provider(servers: tuple[ProviderServer, ..
     result = ask(client(catalog(*servers), "gpt"))
     assert [r["path"] for r in openai.requests] == ["/v1/chat/completions"] * 2
     assert result.calls[-1].model == "gpt" and result.output.value == 7
+    assert (result.calls[-1].retries, result.calls[-1].fallbacks) == (1, 0), "inside one call, by the Router"
 
 
 def test_a_timeout_falls_back(servers: tuple[ProviderServer, ...]) -> None:

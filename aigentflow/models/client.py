@@ -56,6 +56,9 @@ class CallRecord:
     """The model that answered (a configured model's fallback, when it did); "" = the one asked for."""
     provider: str = ""
     fallback_from: str = ""
+    retries: int = 0
+    """Retries and fallbacks litellm's Router made inside the call (a configured model's)."""
+    fallbacks: int = 0
 
     def cassette_entry(self) -> dict[str, Any]:
         return {
@@ -243,6 +246,7 @@ class ModelClient:
             input_tokens=input_tokens, output_tokens=output_tokens,
             cost_usd=reply.cost_usd, duration_s=duration, drift=drift, recorded_cost_usd=reply.recorded_cost_usd,
             model=reply.model or self.spec.name, provider=reply.provider, fallback_from=reply.fallback_from,
+            retries=reply.retries, fallbacks=reply.fallbacks,
         )
         metrics.record_model_call(record.model, "ok", input_tokens, output_tokens, record.cost_usd, seconds=duration)
         return record, text

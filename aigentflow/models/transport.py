@@ -45,6 +45,9 @@ class Completion:
     provider: str = ""
     fallback_from: str = ""
     """The configured model asked for, when one of its fallbacks answered instead."""
+    retries: int = 0
+    """Requests litellm's Router retried, and fallbacks it tried, inside this one call."""
+    fallbacks: int = 0
 
 
 class TransportError(Exception):
@@ -117,7 +120,7 @@ class LocalTransport:
                           recorded_cost_usd=self._recorded_cost(input_tokens, output_tokens) if replayed else 0.0,
                           model=model,
                           provider=answered.provider if answered is not None else self.spec.name.partition("/")[0],
-                          fallback_from=primary if model != primary else "")
+                          fallback_from=primary if model != primary else "", **_router_attempts(response))
 
     def _recorded_cost(self, input_tokens: int, output_tokens: int) -> float:
         """What a replayed call cost the model the cassette was recorded with (litellm's cost map)."""
@@ -142,6 +145,12 @@ class LocalTransport:
             return float(litellm.completion_cost(completion_response=response))
         except Exception:  # noqa: BLE001 - not every model is in the cost map
             return 0.0
+
+
+def _router_attempts(response: Any) -> dict[str, int]:
+    headers = (getattr(response, "_hidden_params", None) or {}).get("additional_headers") or {}
+    return {"retries": int(headers.get("x-litellm-attempted-retries") or 0),
+            "fallbacks": int(headers.get("x-litellm-attempted-fallbacks") or 0)}
 
 
 class GatewayTransport:
