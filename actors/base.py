@@ -105,7 +105,7 @@ class BaseAgent:
                 spans=self._spans(call, span_id, started, calls, prompt.hash, "error", str(exc))
                 + (toolbox.spans if toolbox else []),
                 calls=[c.cassette_entry() for c in calls if not c.transient],
-                model_calls=len(calls),
+                model_calls=len(calls) + sum(c.retries + c.fallbacks for c in calls),
                 input_tokens=sum(c.input_tokens for c in calls),
                 output_tokens=sum(c.output_tokens for c in calls),
                 cost_usd=sum(c.cost_usd for c in calls),
@@ -124,7 +124,7 @@ class BaseAgent:
             spans=self._spans(call, span_id, started, calls, prompt.hash, "ok", None)
             + (toolbox.spans if toolbox else []),
             calls=[c.cassette_entry() for c in calls if not c.transient],
-            model_calls=len(calls),
+            model_calls=len(calls) + sum(c.retries + c.fallbacks for c in calls),
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             cost_usd=sum(c.cost_usd for c in calls),

@@ -97,10 +97,12 @@ def test_a_429_falls_back_to_another_provider_and_the_span_says_so(servers: tupl
 def test_a_500_is_retried_on_the_same_provider(servers: tuple[ProviderServer, ...]) -> None:
     openai = servers[0]
     openai.script = [500]
-    result = ask(client(catalog(*servers), "gpt"))
+    model = client(catalog(*servers), "gpt")
+    result = ask(model)
     assert [r["path"] for r in openai.requests] == ["/v1/chat/completions"] * 2
     assert result.calls[-1].model == "gpt" and result.output.value == 7
     assert (result.calls[-1].retries, result.calls[-1].fallbacks) == (1, 0), "inside one call, by the Router"
+    assert model.calls_made == 2, "both requests count against the call budget"
 
 
 def test_a_timeout_falls_back(servers: tuple[ProviderServer, ...]) -> None:

@@ -233,6 +233,7 @@ class ModelClient:
                     ) from None
                 time.sleep(self.spec.retry_backoff_s * (2**retry) * random.uniform(0.8, 1.2))
         duration = time.perf_counter() - started
+        self.calls_made += reply.retries + reply.fallbacks  # the Router's own requests count against the budget
         text = reply.text
         input_tokens, output_tokens = reply.input_tokens, reply.output_tokens
         fingerprint = reply.fingerprint

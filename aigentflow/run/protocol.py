@@ -67,7 +67,8 @@ class AgentResult:
     calls: list[dict[str, Any]] = field(default_factory=list)
     """The answered model calls, as cassette entries (for recording and the audit log)."""
     model_calls: int = 0
-    """Every model call made, transient failures included (what the budget counts)."""
+    """Every model call made, transient failures and litellm Router's retries and fallbacks included
+    (what the budget counts)."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
