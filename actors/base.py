@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from aigentflow.exceptions import RunFailure, RunPaused
 from aigentflow.models.client import CallRecord, ModelClient
 from aigentflow.prompts.compose import compose
-from aigentflow.run.protocol import AgentCall, AgentResult
+from aigentflow.run.protocol import AgentCall, AgentResult, usage_by_model
 from aigentflow.tracing.spans import agent_spans, new_span_id
 
 
@@ -105,10 +105,11 @@ class BaseAgent:
                 spans=self._spans(call, span_id, started, calls, prompt.hash, "error", str(exc))
                 + (toolbox.spans if toolbox else []),
                 calls=[c.cassette_entry() for c in calls if not c.transient],
-                model_calls=len(calls),
+                model_calls=len(calls) + sum(c.retries + c.fallbacks for c in calls),
                 input_tokens=sum(c.input_tokens for c in calls),
                 output_tokens=sum(c.output_tokens for c in calls),
                 cost_usd=sum(c.cost_usd for c in calls),
+                by_model=usage_by_model(calls),
                 prompt_hashes=[c.prompt_hash for c in calls if not c.transient],
                 error=str(exc),
                 error_kind="paused" if isinstance(exc, RunPaused) else type(exc).__name__,
@@ -123,10 +124,11 @@ class BaseAgent:
             spans=self._spans(call, span_id, started, calls, prompt.hash, "ok", None)
             + (toolbox.spans if toolbox else []),
             calls=[c.cassette_entry() for c in calls if not c.transient],
-            model_calls=len(calls),
+            model_calls=len(calls) + sum(c.retries + c.fallbacks for c in calls),
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             cost_usd=sum(c.cost_usd for c in calls),
+            by_model=usage_by_model(calls),
             prompt_hashes=[c.prompt_hash for c in calls if not c.transient],
             skills=list(call.skill_picks),
             tool_calls=toolbox.calls if toolbox else [],

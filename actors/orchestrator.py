@@ -250,8 +250,12 @@ class Orchestrator:
                                  "agent_origin": spec.origin, "prompt_layers": spec.role_layers}
         if spec.budget is not None:
             extra["budget"] = spec.budget if call.budget is None else min(call.budget, spec.budget)
-        if spec.model and spec.model != call.model.name:
-            extra["model"] = self._role_model(spec.model)
+        from aigentflow.models.routing import route
+
+        routed = route(self.settings, role, call.step)  # routing.rules first, then the version's own model
+        wanted = routed[0] if routed else spec.model
+        if wanted and wanted != call.model.name:
+            extra["model"] = self._role_model(wanted)
         picks = self._pick_skills(role, call)
         if spec.skills is not None:
             withheld = tuple(p.skill.name for p in picks if p.skill.name not in spec.skills)
@@ -278,7 +282,8 @@ class Orchestrator:
                 from aigentflow.models.names import build_model_spec
 
                 self._role_models[name] = build_model_spec(self.settings.model.model_copy(update={"name": name}),
-                                                           self.paths.cassettes_dir, record=False)
+                                                           self.paths.cassettes_dir, record=False,
+                                                           settings=self.settings)
             return self._role_models[name]
 
     def _tools_for(self, router: Any, role: str, picks: list[Any]) -> dict[str, Any]:

@@ -416,3 +416,33 @@ def test_a_run_for_an_unknown_project_or_calls_for_an_unknown_run_are_refused(st
     with pytest.raises(UnknownRun):
         store.add_model_calls("261203-000000-dead", 1)
     assert store.list_runs(limit=5) == [], "nothing was written"
+
+
+def test_costs_add_up_per_run_tenant_step_and_model_failed_attempts_included(store: RunStore) -> None:
+    from aigentflow.exceptions import UsageError
+    from aigentflow.store.records import ModelUsage
+
+    first, second = new_run(store, tenant_id="acme"), new_run(store, tenant_id="globex")
+    plan = store.begin_step(first.id, "plan", "planner", State.PLANNING)
+    store.fail_step(plan, "rate limited",
+                    StepUsage(100, 10, 0.5, 2, [], [ModelUsage("gpt", "openai", 2, 100, 10, 0.5)]))
+    again = store.begin_step(first.id, "plan", "planner", State.PLANNING, new_attempt=True)
+    store.complete_step(again, output={}, usage=StepUsage(300, 30, 1.25, 2, [], [
+        ModelUsage("gpt", "openai", 1, 100, 10, 0.25), ModelUsage("claude", "anthropic", 1, 200, 20, 1.0)]),
+        artifacts=[], expected_version=first.version, to_state="DESIGNING")
+    other = store.begin_step(second.id, "analyze", "analyst", State.ANALYZING)
+    store.complete_step(other, output={}, usage=StepUsage(50, 5, 0.0, 1, [], [ModelUsage("replay/demo", "replay", 1,
+                                                                                         50, 5, 0.0)]),
+                        artifacts=[], expected_version=second.version, to_state="PLANNING")
+
+    runs = {r["run_id"]: (r["tenant_id"], r["model_calls"], r["cost_usd"]) for r in store.costs("run")}
+    assert runs == {first.id: ("acme", 4, 1.75), second.id: ("globex", 1, 0.0)}, "the failed attempt was paid too"
+    assert [(r["tenant_id"], r["runs"], r["input_tokens"], r["cost_usd"]) for r in store.costs("tenant")] == \
+        [("acme", 1, 400, 1.75), ("globex", 1, 50, 0.0)]
+    assert [(r["model"], r["provider"], r["model_calls"], r["output_tokens"], r["cost_usd"])
+            for r in store.costs("model")] == [("claude", "anthropic", 1, 20, 1.0), ("gpt", "openai", 3, 20, 0.75),
+                                               ("replay/demo", "replay", 1, 5, 0.0)]
+    assert [(r["model"], r["cost_usd"]) for r in store.costs("model", tenant_id="globex")] == [("replay/demo", 0.0)]
+    assert [(r["step"], r["cost_usd"]) for r in store.costs("step", run_id=first.id)] == [("plan", 1.75)]
+    with pytest.raises(UsageError, match="run, tenant, model, step"):
+        store.costs("day")

@@ -24,7 +24,7 @@ from aigentflow.checks.build import (
 )
 from aigentflow.gitops import names
 from aigentflow.run.engine import NEEDS_APPROVAL
-from aigentflow.run.protocol import AgentCall, AgentResult
+from aigentflow.run.protocol import AgentCall, AgentResult, merge_usage
 from aigentflow.sandbox.commands import recording
 from aigentflow.tracing.spans import command_span, git_span, task_span
 
@@ -163,6 +163,7 @@ class _Collector:
         r.input_tokens += part.input_tokens
         r.output_tokens += part.output_tokens
         r.cost_usd += part.cost_usd
+        merge_usage(r.by_model, part.by_model)
         r.prompt_hashes += part.prompt_hashes
         r.warnings += part.warnings
         r.skills += part.skills

@@ -66,8 +66,10 @@ def check_submitted_model(root: Path, model: str | None, sets: list[str]) -> Non
         from aigentflow.cli.run_cmd import _overrides
         from aigentflow.config.loader import load_config
 
-        name = load_config(root, _overrides(model, None, sets)).settings.model.name
-        check_models([name], paths.cassettes_dir, keys=False)
+        settings = load_config(root, _overrides(model, None, sets)).settings
+        name = settings.model.name
+        if name not in settings.models:  # a configured model: the name is known, its keys are the head's
+            check_models([name], paths.cassettes_dir, keys=False)
     elif model:  # a project on the head node only: the name is all there is to check
         check_model_name(model)
 

@@ -49,6 +49,8 @@ COMMANDS: dict[str, str] = {
     "vendors": "vendors_cmd:app",
     "deps": "deps_cmd:app",
     "gdpr": "gdpr_cmd:app",
+    "models": "models_cmd:app",
+    "costs": "costs_cmd:costs",
 }
 """Command name -> ``module:attribute`` in ``aigentflow.cli``: a command function or a ``typer.Typer``
 (a command group). In this order in ``--help``."""

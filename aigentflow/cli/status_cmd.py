@@ -41,6 +41,8 @@ def run_report(store: Any, run_id: str) -> dict[str, Any]:
         "transitions": [t.to_dict() for t in store.transitions(run.id)],
         "steps": step_dicts,
         "artifacts": [a.to_dict() for a in store.artifacts(run.id)],
+        "costs": {"by_model": store.costs("model", run_id=run.id),
+                  "all_attempts_usd": round(sum(s.cost_usd for s in steps), 9)},
         "totals": {
             "input_tokens": sum(s.input_tokens for s in done),
             "output_tokens": sum(s.output_tokens for s in done),

@@ -257,18 +257,28 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, 
             yield f"{prefix}{name}", value
 
 
-def _file_layer(path: Path, origin: str) -> tuple[list[Entry], list[HookConfig]]:
-    """The keys and hooks of one TOML file (none if it does not exist)."""
+CATALOG_TABLES = ("providers", "models", "routing")
+"""Tables taken whole from a file, not as dotted keys: the model catalogue (``aigentflow.config.models``).
+A later file's provider or model of the same name replaces an earlier one's; its routing keys replace
+the earlier ones (its rules all of them)."""
+
+
+def _file_layer(path: Path, origin: str) -> tuple[list[Entry], list[HookConfig], dict[str, Any]]:
+    """The keys, hooks and catalogue tables of one TOML file (none if it does not exist)."""
     if not path.exists():
-        return [], []
+        return [], [], {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {origin}: {exc}; fix or remove the file") from None
     hooks = _hooks(data.pop("hooks", []), origin)
     data.pop("incidents", None)  # alert routes and detection: validated by aigentflow.incidents.config
+    catalog = {table: data.pop(table) for table in CATALOG_TABLES if table in data}
+    for table, value in catalog.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{table} in {origin} must be a [{table}] table")
     entries = [(key, _validated(key, value, origin), origin) for key, value in _flatten(data)]
-    return entries, hooks
+    return entries, hooks, catalog
 
 
 def _hooks(raw: object, origin: str) -> list[HookConfig]:
@@ -361,11 +371,12 @@ def load_config(
     env = os.environ if env is None else env
     sources = {key: "default" for key in _known_keys() if _flag_name(key) is None}
     user_file = user_config_file(env)
-    layers = [_file_layer(user_file, f"user file {user_file}")]
+    origins = [f"user file {user_file}"]
+    layers = [_file_layer(user_file, origins[0])]
     if project_root is not None:
-        project_file = ProjectPaths(project_root).config_file
-        layers.append(_file_layer(project_file, f"project file {project_file}"))
-    layers += [(_env_layer(env), []), (_override_layer(overrides or {}), [])]
+        origins.append(f"project file {ProjectPaths(project_root).config_file}")
+        layers.append(_file_layer(ProjectPaths(project_root).config_file, origins[-1]))
+    layers += [(_env_layer(env), [], {}), (_override_layer(overrides or {}), [], {})]
 
     merged = Settings().model_dump(exclude={"hooks"})
     # a flags file's `default` of a preset flag sits between the preset and the configuration's overrides
@@ -373,8 +384,13 @@ def load_config(
         merged["flags"]["overrides"][flag] = value
         sources[_FLAG_PREFIX + flag] = source
     hooks: list[HookConfig] = []
-    for entries, layer_hooks in layers:
+    catalog_origins: list[str] = []
+    for number, (entries, layer_hooks, catalog) in enumerate(layers):
         hooks += layer_hooks
+        for table, value in catalog.items():
+            merged[table].update(value)
+        if catalog:
+            catalog_origins.append(origins[number])
         for key, value, source in entries:
             role = _agent_role(key)
             if role is not None:
@@ -386,7 +402,12 @@ def load_config(
             table[name] = value
             sources[key] = source
 
-    settings = Settings.model_validate(merged | {"hooks": hooks})
+    try:
+        settings = Settings.model_validate(merged | {"hooks": hooks})
+    except ValidationError as exc:
+        raise ConfigError(f"the configuration is invalid: {_reasons(exc)}"
+                          + (f" (providers, models, routing from {', '.join(catalog_origins)})"
+                             if catalog_origins else "")) from None
     flags = feature_flags.resolve_flags(settings.flags.preset, settings.flags.overrides)
     preset_source = f"preset {settings.flags.preset}"
     ordered_sources = {key: sources.get(key, preset_source) for key in _known_keys()}

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aigentflow.config import flags as feature_flags
+from aigentflow.config.models import ConfiguredModel, ProviderSettings, RoutingSettings, check_catalog
 from aigentflow.exceptions import ConfigError
 from aigentflow.redact import looks_secret_name
 
@@ -48,7 +49,7 @@ class ModelSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("replay/demo", description="litellm model name, provider/model.")
+    name: str = Field("replay/demo", description="litellm model name, provider/model, or a name under models.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     max_validation_retries: int = Field(
         2, ge=0, le=10, description="Retries when a reply breaks the expected schema."
@@ -334,6 +335,14 @@ class Settings(BaseModel):
     hooks: list[HookConfig] = Field(default_factory=list, description="Event hooks.")
     agents: dict[str, AgentChoice] = Field(default_factory=dict, description="The version of each role runs use.")
     gdpr: GdprSettings = Field(default_factory=GdprSettings, description="Data protection.")
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict, description="Named model providers.")
+    models: dict[str, ConfiguredModel] = Field(default_factory=dict, description="Models by name, with providers.")
+    routing: RoutingSettings = Field(default_factory=RoutingSettings, description="Model routing per role and task.")
+
+    @model_validator(mode="after")
+    def _catalog_refers(self) -> Settings:
+        check_catalog(self.providers, self.models, self.routing)
+        return self
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> Settings:

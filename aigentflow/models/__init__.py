@@ -12,4 +12,17 @@
   variables set, cassette present), decided without importing litellm.
 - ``providers.py`` / ``providers.json``: litellm's provider routing and key requirements, generated
   from the pinned litellm (``python -m aigentflow.models.providers --write``).
+- ``catalog.py``: the configured providers and models (``providers.*``, ``models.*`` in config: type
+  openai, anthropic or openai-compatible, ``api_base``, the *name* of the key's variable) as litellm
+  deployments, their prices from litellm's cost map file, key checks; no litellm import.
+- ``routing.py``: ``routing.rules``: the model per role and per task, by name or by capability tags,
+  price ceiling and preference (cost, latency, order).
+- ``router.py``: a configured model and its fallbacks as one ``litellm.Router`` (retries, fallbacks on
+  errors, 429s, 5xx and timeouts, cooldowns); which deployment answered goes on the call's record and
+  its ``chat`` span (``gen_ai.response.model``, ``aigentflow.model.fallback_from``).
+
+Cost per call is litellm's (``response_cost``: the provider's reported usage x the cost map, or a
+configured price); replayed calls cost 0. Steps store it per model (``StepUsage.by_model``), which
+``aigentflow costs --by run|tenant|model|step`` adds up; ``benchmarks/cost_accuracy.py`` measured it
+100% accurate over 300 calls of the three provider types (README, "Providers, models, routing and costs").
 """

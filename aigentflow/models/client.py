@@ -52,6 +52,13 @@ class CallRecord:
     """A replayed call costs nothing; this is what the recorded model charged for it."""
     transient: bool = False
     """The call failed transiently (rate limit, 5xx, timeout) and was retried: no reply to keep."""
+    model: str = ""
+    """The model that answered (a configured model's fallback, when it did); "" = the one asked for."""
+    provider: str = ""
+    fallback_from: str = ""
+    retries: int = 0
+    """Retries and fallbacks litellm's Router made inside the call (a configured model's)."""
+    fallbacks: int = 0
 
     def cassette_entry(self) -> dict[str, Any]:
         return {
@@ -226,6 +233,7 @@ class ModelClient:
                     ) from None
                 time.sleep(self.spec.retry_backoff_s * (2**retry) * random.uniform(0.8, 1.2))
         duration = time.perf_counter() - started
+        self.calls_made += reply.retries + reply.fallbacks  # the Router's own requests count against the budget
         text = reply.text
         input_tokens, output_tokens = reply.input_tokens, reply.output_tokens
         fingerprint = reply.fingerprint
@@ -238,8 +246,10 @@ class ModelClient:
             role=role, step=step, attempt=attempt, prompt_hash=phash, response=parsed,
             input_tokens=input_tokens, output_tokens=output_tokens,
             cost_usd=reply.cost_usd, duration_s=duration, drift=drift, recorded_cost_usd=reply.recorded_cost_usd,
+            model=reply.model or self.spec.name, provider=reply.provider, fallback_from=reply.fallback_from,
+            retries=reply.retries, fallbacks=reply.fallbacks,
         )
-        metrics.record_model_call(self.spec.name, "ok", input_tokens, output_tokens, record.cost_usd, seconds=duration)
+        metrics.record_model_call(record.model, "ok", input_tokens, output_tokens, record.cost_usd, seconds=duration)
         return record, text
 
 

@@ -10,6 +10,23 @@ REPLAY_PREFIX = "replay/"
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """One configured model as litellm calls it (``aigentflow.models.catalog``). Carries the *name* of its
+    key's variable, read by the process that calls it (the Model Gateway), never the key."""
+
+    name: str
+    """The configured name (``models.<name>``)."""
+    provider: str
+    litellm_model: str
+    """``openai/gpt-4o-mini``, ``anthropic/claude-sonnet-4-5``: what litellm routes and prices."""
+    api_base: str = ""
+    key_env: str = ""
+    input_cost_per_token: float | None = None
+    """A configured price (a self-hosted model); none: litellm's cost map prices it."""
+    output_cost_per_token: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The model an agent calls and how."""
 
@@ -26,6 +43,10 @@ class ModelSpec:
     cassette: dict[str, Any] | None = field(default=None, compare=False)
     cassette_source: str = ""
     """Where the cassette was read from, for messages."""
+    deployments: tuple[Deployment, ...] = ()
+    """A configured model: it first, then its fallbacks in order, called through litellm's Router."""
+    router_retries: int = 1
+    cooldown_s: float = 30.0
 
     @property
     def is_replay(self) -> bool:

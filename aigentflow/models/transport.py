@@ -40,6 +40,14 @@ class Completion:
     duration_s: float = 0.0
     recorded_cost_usd: float = 0.0
     """Replay only: what the recorded call cost the model it was recorded with (never spent here)."""
+    model: str = ""
+    """The model that answered (a configured name, or the litellm name); "" = the one asked for."""
+    provider: str = ""
+    fallback_from: str = ""
+    """The configured model asked for, when one of its fallbacks answered instead."""
+    retries: int = 0
+    """Requests litellm's Router retried, and fallbacks it tried, inside this one call."""
+    fallbacks: int = 0
 
 
 class TransportError(Exception):
@@ -79,9 +87,16 @@ class LocalTransport:
 
     def complete(self, messages: list[dict[str, Any]], metadata: dict[str, Any]) -> Completion:
         started = time.perf_counter()
+        answered = None
         try:
-            response = self._litellm.completion(model=self.model, messages=messages, temperature=self.spec.temperature,
-                                                timeout=self.spec.timeout_s, metadata=metadata)
+            if self.spec.deployments:  # a configured model: litellm's Router, with its fallbacks
+                from aigentflow.models.router import complete
+
+                response, answered = complete(self.spec, messages, metadata)
+            else:
+                response = self._litellm.completion(model=self.model, messages=messages,
+                                                    temperature=self.spec.temperature, timeout=self.spec.timeout_s,
+                                                    metadata=metadata)
         except Exception as exc:  # noqa: BLE001 - litellm maps every provider failure onto its own exception types
             from aigentflow.models.preflight import is_credential_failure
 
@@ -95,12 +110,17 @@ class LocalTransport:
         input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         replayed = self.spec.is_replay
+        primary = self.spec.deployments[0].name if self.spec.deployments else self.spec.name
+        model = answered.name if answered is not None else self.spec.name
         return Completion(text=response.choices[0].message.content or "", input_tokens=input_tokens,
                           output_tokens=output_tokens,
                           cost_usd=0.0 if replayed else self._cost(response),
                           fingerprint=getattr(response, "system_fingerprint", None) or "",
                           duration_s=time.perf_counter() - started,
-                          recorded_cost_usd=self._recorded_cost(input_tokens, output_tokens) if replayed else 0.0)
+                          recorded_cost_usd=self._recorded_cost(input_tokens, output_tokens) if replayed else 0.0,
+                          model=model,
+                          provider=answered.provider if answered is not None else self.spec.name.partition("/")[0],
+                          fallback_from=primary if model != primary else "", **_router_attempts(response))
 
     def _recorded_cost(self, input_tokens: int, output_tokens: int) -> float:
         """What a replayed call cost the model the cassette was recorded with (litellm's cost map)."""
@@ -115,12 +135,22 @@ class LocalTransport:
             return 0.0
 
     def _cost(self, response: Any) -> float:
-        """What the provider charged, from litellm's cost map."""
+        """What the provider charged: litellm's cost of the reported usage (its cost map's prices, or a
+        configured model's own), as litellm computed it for the call."""
         litellm = self._litellm
+        hidden = getattr(response, "_hidden_params", None) or {}
+        if hidden.get("response_cost") is not None:
+            return float(hidden["response_cost"])
         try:
             return float(litellm.completion_cost(completion_response=response))
         except Exception:  # noqa: BLE001 - not every model is in the cost map
             return 0.0
+
+
+def _router_attempts(response: Any) -> dict[str, int]:
+    headers = (getattr(response, "_hidden_params", None) or {}).get("additional_headers") or {}
+    return {"retries": int(headers.get("x-litellm-attempted-retries") or 0),
+            "fallbacks": int(headers.get("x-litellm-attempted-fallbacks") or 0)}
 
 
 class GatewayTransport:

@@ -39,7 +39,7 @@ from aigentflow.run.statemachine import (
     is_terminal,
     round_of,
 )
-from aigentflow.store.records import RunRecord, StepUsage
+from aigentflow.store.records import ModelUsage, RunRecord, StepUsage
 from aigentflow.store.sqlite import SQLiteRunStore
 from aigentflow.tracing import spans
 from aigentflow.tracing.spans import new_span_id
@@ -325,7 +325,10 @@ class RunEngine:
         for warning in result.warnings:
             self.emit(hooks.AGENT_FINISHED, run, role=role, step=step_name, warning=warning)
         self._record_cassette(result)
-        usage = StepUsage(result.input_tokens, result.output_tokens, result.cost_usd, calls_made, result.prompt_hashes)
+        usage = StepUsage(result.input_tokens, result.output_tokens, result.cost_usd, calls_made, result.prompt_hashes,
+                          [ModelUsage(model, row.get("provider", ""), int(row.get("calls", 0)),
+                                      int(row.get("input_tokens", 0)), int(row.get("output_tokens", 0)),
+                                      float(row.get("cost_usd", 0.0))) for model, row in result.by_model.items()])
         if result.error_kind == "paused":
             self.store.fail_step(step, result.error or "paused", usage)
             self._move(self.store.get_run(run.id), Event.PAUSE, reason=result.error, state_span=state_span)

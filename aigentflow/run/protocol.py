@@ -72,10 +72,13 @@ class AgentResult:
     calls: list[dict[str, Any]] = field(default_factory=list)
     """The answered model calls, as cassette entries (for recording and the audit log)."""
     model_calls: int = 0
-    """Every model call made, transient failures included (what the budget counts)."""
+    """Every model call made, transient failures and litellm Router's retries and fallbacks included
+    (what the budget counts)."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The usage per model that answered: ``{model: {provider, calls, input_tokens, output_tokens, cost_usd}}``."""
     prompt_hashes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
@@ -89,6 +92,30 @@ class AgentResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def usage_by_model(calls: list[Any]) -> dict[str, dict[str, Any]]:
+    r"""``AgentResult.by_model`` of model calls (``CallRecord``\ s): each try counted under the model that
+    answered it (a transient failure under the model asked for)."""
+    usage: dict[str, dict[str, Any]] = {}
+    for call in calls:
+        row = usage.setdefault(call.model or "?", {"provider": call.provider, "calls": 0, "input_tokens": 0,
+                                                   "output_tokens": 0, "cost_usd": 0.0})
+        row["provider"] = row["provider"] or call.provider
+        row["calls"] += 1
+        row["input_tokens"] += call.input_tokens
+        row["output_tokens"] += call.output_tokens
+        row["cost_usd"] += call.cost_usd
+    return usage
+
+
+def merge_usage(into: dict[str, dict[str, Any]], part: dict[str, dict[str, Any]]) -> None:
+    """Add ``part``'s per-model usage to ``into``'s."""
+    for model, row in part.items():
+        mine = into.setdefault(model, {"provider": row.get("provider", ""), "calls": 0, "input_tokens": 0,
+                                       "output_tokens": 0, "cost_usd": 0.0})
+        for key in ("calls", "input_tokens", "output_tokens", "cost_usd"):
+            mine[key] += row.get(key, 0)
 
 
 class Agent(Protocol):

@@ -69,12 +69,19 @@ def preflight_agents(flags: Mapping[str, Any], roles: Any) -> None:
 
 
 def preflight_role_models(paths: ProjectPaths, settings: Any, roles: Any) -> None:
-    """A role version that names its own model: that model is checked now (its key, its cassette), as the
-    run's is, so that no step finds out later."""
+    """A role version that names its own model, and every model a routing rule can send calls to (with
+    their fallbacks): checked now (name known, keys set, cassette there), as the run's is, so that no
+    step finds out later."""
+    from aigentflow.models.catalog import check_keys, check_name
     from aigentflow.models.names import build_model_spec
+    from aigentflow.models.routing import targets
 
-    for name in sorted({spec.model for spec in roles.specs.values() if spec.model} - {settings.model.name}):
-        build_model_spec(settings.model.model_copy(update={"name": name}), paths.cassettes_dir, record=False)
+    check_name(settings, settings.model.name)
+    names = {spec.model for spec in roles.specs.values() if spec.model} | set(targets(settings))
+    check_keys(settings, [settings.model.name, *sorted(names)])  # every unset key at once, the run's model's first
+    for name in sorted(names - {settings.model.name}):
+        build_model_spec(settings.model.model_copy(update={"name": name}), paths.cassettes_dir, record=False,
+                         settings=settings)
 
 
 @dataclass
@@ -151,7 +158,8 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     from aigentflow.mcp.config import load_servers
 
     load_servers(paths.root)  # a broken mcp.json (or an unset ${VAR} in it) stops here, with the file named
-    spec = build_model_spec(settings.model, paths.cassettes_dir, record=bool(settings.model.record))
+    spec = build_model_spec(settings.model, paths.cassettes_dir, record=bool(settings.model.record),
+                            settings=settings)
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
     return RunPlan(redactor.redact_text(text), settings, flags, spec, roles, decided)
 
@@ -230,7 +238,8 @@ def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     faults.from_environment()  # a malformed AIGENTFLOW_FAULTS stops here, before Ray
     # Refuses, before Ray, a model whose key is gone since the run started, or a role version gone or broken.
     active_roles(paths, run.config.agents, run.flags)
-    return build_model_spec(run.config.model, paths.cassettes_dir, record=bool(run.config.model.record))
+    return build_model_spec(run.config.model, paths.cassettes_dir, record=bool(run.config.model.record),
+                            settings=run.config)
 
 
 def force_pause(paths: ProjectPaths, run_id: str, reason: str) -> None:

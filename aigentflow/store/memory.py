@@ -18,8 +18,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-from aigentflow.exceptions import StoreError, UnknownRun
+from aigentflow.exceptions import StoreError, UnknownRun, UsageError
 from aigentflow.store.records import (
+    COST_GROUPS,
     ArtifactRecord,
     AuditRecord,
     ReleaseRecord,
@@ -27,6 +28,7 @@ from aigentflow.store.records import (
     StepRecord,
     StepUsage,
     TransitionRecord,
+    cost_row,
     dumps,
 )
 from aigentflow.store.rows import new_run_id, now_iso, run_from_row, step_from_row
@@ -53,6 +55,7 @@ class _Tables:
         self.audit: list[dict[str, Any]] = []
         self.controls: dict[tuple[str, str], str] = {}
         self.releases: list[dict[str, Any]] = []
+        self.model_usage: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
 
 
 class InMemoryRunStore:
@@ -254,6 +257,7 @@ class InMemoryRunStore:
             row.update(status="completed", output_json=dumps(output), error=None, finished_at=stamp,
                        **_usage(usage))
             tenant = t.runs[step.run_id]["tenant_id"]
+            t.model_usage[step.key] = _model_usage(step, tenant, usage)
             for art in artifacts:
                 t.artifacts[(art.run_id, art.name)] = {
                     "run_id": art.run_id, "tenant_id": tenant, "step": art.step, "name": art.name,
@@ -267,6 +271,7 @@ class InMemoryRunStore:
             row = t.steps.get(step.key)
             if row is not None and row["status"] != "completed":
                 row.update(status="failed", error=error, finished_at=now_iso(), **_usage(usage or StepUsage()))
+                t.model_usage[step.key] = _model_usage(step, row["tenant_id"], usage or StepUsage())
         self._locked(write)
 
     def steps(self, run_id: str) -> list[StepRecord]:
@@ -326,6 +331,50 @@ class InMemoryRunStore:
         return [ReleaseRecord(r["id"], r["tenant_id"], r["project_id"], r["version"], r["tag"], r["commit_sha"],
                               r["changelog"], json.loads(r["run_ids_json"]), r["created_at"])
                 for r in self._locked(read)]
+
+
+    def costs(self, by: str = "run", *, tenant_id: str | None = None,
+              run_id: str | None = None) -> list[dict[str, Any]]:
+        if by not in COST_GROUPS:
+            raise UsageError(f"costs can be grouped by {', '.join(COST_GROUPS)}, not {by!r}")
+
+        def read(t: _Tables) -> list[dict[str, Any]]:
+            if by == "model":
+                rows = [dict(r, model_calls=r["calls"]) for parts in t.model_usage.values() for r in parts]
+            else:
+                rows = sorted((dict(r) for r in t.steps.values()), key=lambda r: (r["started_at"], r["step"]))
+            rows = [r for r in rows if (not tenant_id or r["tenant_id"] == tenant_id)
+                    and (not run_id or r["run_id"] == run_id)]
+            keys = {"run": ("run_id", "tenant_id"), "tenant": ("tenant_id",), "step": ("run_id", "step"),
+                    "model": ("model", "provider")}[by]
+            groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for r in rows:
+                group = groups.setdefault(tuple(r[k] for k in keys), {
+                    **{k: r[k] for k in keys}, **({"runs": set()} if by == "tenant" else {}),
+                    "model_calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
+                for field_name in ("model_calls", "input_tokens", "output_tokens", "cost_usd"):
+                    group[field_name] += r[field_name]
+                if by == "tenant":
+                    group["runs"].add(r["run_id"])
+            found = list(groups.values())
+            for group in found:
+                if by == "tenant":
+                    group["runs"] = len(group["runs"])
+            return sorted(found, key=lambda g: tuple(g[k] for k in keys)) if by in ("tenant", "model") else found
+        return [cost_row(r) for r in self._locked(read)]
+
+
+def _model_usage(step: StepRecord, tenant: str, usage: StepUsage) -> list[dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for part in usage.by_model:
+        row = merged.setdefault(part.model, {"run_id": step.run_id, "step": step.step, "attempt": step.attempt,
+                                             "tenant_id": tenant, "model": part.model, "provider": part.provider,
+                                             "calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
+        row["calls"] += part.calls
+        row["input_tokens"] += part.input_tokens
+        row["output_tokens"] += part.output_tokens
+        row["cost_usd"] += float(part.cost_usd)
+    return list(merged.values())
 
 
 def _usage(usage: StepUsage) -> dict[str, Any]:

@@ -190,6 +190,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX consent_by_subject ON consent(subject_hash, purpose, seq);
     """,
+    # 5: what each model's calls of a step consumed (`aigentflow costs --by model`).
+    """
+    CREATE TABLE model_usage (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        step TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL DEFAULT '',
+        calls INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, step, attempt, model)
+    );
+    CREATE INDEX model_usage_by_tenant ON model_usage(tenant_id, model);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

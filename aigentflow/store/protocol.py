@@ -127,6 +127,12 @@ class RunStore(Protocol):
     def steps(self, run_id: str) -> list[StepRecord]:
         """Every attempt of every step of the run, ordered by (started_at, step, attempt)."""
 
+    def costs(self, by: str = "run", *, tenant_id: str | None = None,
+              run_id: str | None = None) -> list[dict[str, Any]]:
+        """Calls, tokens and cost grouped ``by`` run, tenant, step (every attempt's usage, failed ones
+        too) or model (the model that answered, from each step's ``usage.by_model``); optionally of
+        one tenant or run. ``UsageError`` for another grouping."""
+
     def artifacts(self, run_id: str) -> list[ArtifactRecord]:
         """The run's artifacts, ordered by (created_at, name); created_at is when it was committed."""
 

@@ -186,6 +186,18 @@ class ReleaseRecord:
 
 
 @dataclass(frozen=True)
+class ModelUsage:
+    """What one model's calls of a step consumed (the model that answered: a fallback counts as itself)."""
+
+    model: str
+    provider: str = ""
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
 class StepUsage:
     """What a step's model calls consumed."""
 
@@ -194,6 +206,20 @@ class StepUsage:
     cost_usd: float = 0.0
     model_calls: int = 0
     prompt_hashes: list[str] = field(default_factory=list)
+    by_model: list[ModelUsage] = field(default_factory=list)
+
+
+COST_GROUPS = ("run", "tenant", "model", "step")
+"""How `aigentflow costs --by` groups: run, tenant and step from the steps' totals (every step, failed
+ones too: what a failed call cost was paid), model from the per-model usage of each step."""
+
+
+def cost_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``costs`` row: its group's keys, then calls, tokens and cost (USD, to the nano-dollar)."""
+    for key in ("model_calls", "input_tokens", "output_tokens"):
+        row[key] = int(row.get(key) or 0)
+    row["cost_usd"] = round(float(row.get("cost_usd") or 0.0), 9)
+    return row
 
 
 def dumps(value: Any) -> str:

@@ -17,9 +17,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aigentflow.exceptions import StoreError, UnknownRun
+from aigentflow.exceptions import StoreError, UnknownRun, UsageError
 from aigentflow.store.migrations import LATEST_VERSION, MIGRATIONS
 from aigentflow.store.records import (
+    COST_GROUPS,
     ArtifactRecord,
     AuditRecord,
     ReleaseRecord,
@@ -27,6 +28,7 @@ from aigentflow.store.records import (
     StepRecord,
     StepUsage,
     TransitionRecord,
+    cost_row,
     dumps,
 )
 from aigentflow.store.rows import new_run_id, now_iso, run_from_row, step_from_row
@@ -374,6 +376,7 @@ class SQLiteRunStore:
             if updated != 1:
                 raise StaleRun(f"step {step.key} is already completed; nothing was written twice.")
             tenant = conn.execute("SELECT tenant_id FROM runs WHERE id=?", (step.run_id,)).fetchone()["tenant_id"]
+            _write_model_usage(conn, step, tenant, usage)
             for art in artifacts:
                 conn.execute(
                     "INSERT INTO artifacts VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id, name) DO UPDATE SET"
@@ -387,13 +390,17 @@ class SQLiteRunStore:
     def fail_step(self, step: StepRecord, error: str, usage: StepUsage | None = None) -> None:
         usage = usage or StepUsage()
         with self._write() as conn:
-            conn.execute(
+            failed = conn.execute(
                 "UPDATE steps SET status='failed', error=?, finished_at=?, input_tokens=?, output_tokens=?,"
                 " cost_usd=?, model_calls=?, prompt_hashes_json=? WHERE run_id=? AND step=? AND attempt=?"
                 " AND status!='completed'",
                 (error, now_iso(), usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.model_calls,
                  dumps(usage.prompt_hashes), *step.key),
-            )
+            ).rowcount
+            if failed == 1:
+                tenant = conn.execute("SELECT tenant_id FROM steps WHERE run_id=? AND step=? AND attempt=?",
+                                      step.key).fetchone()["tenant_id"]
+                _write_model_usage(conn, step, tenant, usage)
 
     def steps(self, run_id: str) -> list[StepRecord]:
         rows = self._query("SELECT * FROM steps WHERE run_id=? ORDER BY started_at, step, attempt", (run_id,))
@@ -466,6 +473,41 @@ class SQLiteRunStore:
                           r["changelog"], json.loads(r["run_ids_json"]), r["created_at"])
             for r in rows
         ]
+
+
+    def costs(self, by: str = "run", *, tenant_id: str | None = None,
+              run_id: str | None = None) -> list[dict[str, Any]]:
+        """Tokens, calls and cost grouped ``by`` run, tenant, model or step (``COST_GROUPS``)."""
+        if by not in COST_GROUPS:
+            raise UsageError(f"costs can be grouped by {', '.join(COST_GROUPS)}, not {by!r}")
+        where, params = [], []
+        for column, value in (("tenant_id", tenant_id), ("run_id", run_id)):
+            if value:
+                where.append(f"{column}=?")
+                params.append(value)
+        filtered = (" WHERE " + " AND ".join(where)) if where else ""
+        sums = "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd"
+        query = {
+            "run": f"SELECT run_id, tenant_id, SUM(model_calls) AS model_calls, {sums} FROM steps{filtered} "
+                   "GROUP BY run_id, tenant_id ORDER BY MIN(started_at)",
+            "tenant": f"SELECT tenant_id, COUNT(DISTINCT run_id) AS runs, SUM(model_calls) AS model_calls, {sums} "
+                      f"FROM steps{filtered} GROUP BY tenant_id ORDER BY tenant_id",
+            "step": f"SELECT run_id, step, SUM(model_calls) AS model_calls, {sums} FROM steps{filtered} "
+                    "GROUP BY run_id, step ORDER BY MIN(started_at), step",
+            "model": f"SELECT model, provider, SUM(calls) AS model_calls, {sums} FROM model_usage{filtered} "
+                     "GROUP BY model, provider ORDER BY model, provider",
+        }[by]
+        return [cost_row(dict(r)) for r in self._query(query, tuple(params))]
+
+
+def _write_model_usage(conn: sqlite3.Connection, step: StepRecord, tenant: str, usage: StepUsage) -> None:
+    conn.execute("DELETE FROM model_usage WHERE run_id=? AND step=? AND attempt=?", step.key)
+    for part in usage.by_model:
+        conn.execute("INSERT INTO model_usage VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run_id, step, attempt, model) "
+                     "DO UPDATE SET calls=calls+excluded.calls, input_tokens=input_tokens+excluded.input_tokens, "
+                     "output_tokens=output_tokens+excluded.output_tokens, cost_usd=cost_usd+excluded.cost_usd",
+                     (*step.key, tenant, part.model, part.provider, part.calls, part.input_tokens,
+                      part.output_tokens, float(part.cost_usd)))
 
 
 def _split_statements(script: str) -> list[str]:

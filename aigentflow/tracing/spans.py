@@ -39,6 +39,11 @@ AGENT_ORIGIN = "aigentflow.agent.origin"
 """builtin, project or generated: a generated version's spans say so (the kill switch's ground truth)."""
 TOOL_NAME = "gen_ai.tool.name"
 REQUEST_MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
+PROVIDER_NAME = "gen_ai.provider.name"
+FALLBACK_FROM = "aigentflow.model.fallback_from"
+ROUTER_RETRIES = "aigentflow.model.router_retries"
+ROUTER_FALLBACKS = "aigentflow.model.router_fallbacks"
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 COST_USD = "aigentflow.cost_usd"
@@ -300,7 +305,11 @@ def chat_span(call: AgentCall, *, role: str, parent_id: str, record: CallRecord,
         start_ns=start_ns, end_ns=start_ns + int(record.duration_s * 1e9),
         status="error" if record.error else "ok", error=record.error,
         attributes={
-            OPERATION_NAME: "chat", REQUEST_MODEL: model.name, **agent_identity(call, role),
+            OPERATION_NAME: "chat", REQUEST_MODEL: model.name, RESPONSE_MODEL: record.model or model.name,
+            **({PROVIDER_NAME: record.provider} if record.provider else {}),
+            **({FALLBACK_FROM: record.fallback_from} if record.fallback_from else {}),
+            **({ROUTER_RETRIES: record.retries, ROUTER_FALLBACKS: record.fallbacks}
+               if record.retries or record.fallbacks else {}), **agent_identity(call, role),
             INPUT_TOKENS: record.input_tokens, OUTPUT_TOKENS: record.output_tokens, COST_USD: record.cost_usd,
             PROMPT_HASH: record.prompt_hash, "aigentflow.attempt": record.attempt,
             "aigentflow.prompt_drift": bool(record.drift), **replay,
