@@ -15,7 +15,7 @@ from aigentflow.exceptions import UsageError
 from aigentflow.gitops import names
 from aigentflow.gitops.bundle import clone_bundle, create_bundle, fetch_bundle
 from aigentflow.gitops.merge import MergeConflict, merge_into, predict, recover
-from aigentflow.gitops.runner import Git, git_usage
+from aigentflow.gitops.runner import Git, GitError, git_usage
 from aigentflow.gitops.worktrees import (
     Worktrees,
     commit_all,
@@ -325,3 +325,20 @@ def test_branch_reads_from_ref_files_agree_with_git(repo: Path, tmp_path: Path) 
     assert Git(worktree).rev("HEAD") == truth("refs/heads/in-worktree")
     sh(worktree, "checkout", "-q", "--detach", "HEAD~1")
     assert Git(worktree).rev("HEAD") == truth("refs/heads/main~1") != truth("refs/heads/in-worktree")
+
+
+def test_commit_all_commits_what_changed_and_nothing_else(repo: Path) -> None:
+    """Nothing changed (or only files outside ``paths``): no commit, None; a change: a commit whose id is
+    what git says HEAD is; a commit git refuses is an error, not "nothing to commit"."""
+    head = sh(repo, "rev-parse", "HEAD")
+    assert commit_all(repo, "nothing", {}) is None and sh(repo, "rev-parse", "HEAD") == head
+    (repo / "stray.txt").write_text("left by a test run\n")
+    (repo / "app.py").write_text("changed\n")
+    assert commit_all(repo, "only stray", {}, paths=[".gitignore"]) is None  # unchanged; the others not named
+    made = commit_all(repo, "app only", {"Aigentflow-Task": "T1"}, paths=["app.py"])
+    assert made == sh(repo, "rev-parse", "HEAD") != head
+    assert sh(repo, "show", "--name-only", "--format=", "HEAD").split() == ["app.py"]
+    assert trailers_of(Git(repo), made) == {"Aigentflow-Task": "T1"}
+    assert commit_all(repo, "again", {}, paths=["app.py"]) is None
+    with pytest.raises(GitError):
+        commit_all(repo, "", {}, paths=["stray.txt"])  # an empty message: git refuses the commit

@@ -8,6 +8,7 @@ from the integration branch). All mutations hold the repository lock.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -178,6 +179,9 @@ class Worktrees:
         return [b for b in self.git.out("for-each-ref", "--format=%(refname:short)", pattern).splitlines() if b]
 
 
+_NOTHING_TO_COMMIT = re.compile(r"^(nothing to commit|nothing added to commit|no changes added to commit)", re.M)
+
+
 def commit_all(worktree: Path, message: str, trailers: Mapping[str, str],
                author: tuple[str, str] | None = None, paths: Sequence[str] | None = None) -> str | None:
     """Commit what changed in ``worktree`` (only ``paths``, when given: what a test run leaves behind,
@@ -187,12 +191,14 @@ def commit_all(worktree: Path, message: str, trailers: Mapping[str, str],
         return None
     with git.lock():
         git.run("add", "--all", "--", *(paths if paths is not None else ["."]))
-        if not git.out("diff", "--cached", "--name-only"):
-            return None
         args = ["commit", "--quiet", "--no-verify", "-m", message]
         for key, value in trailers.items():
             args += ["--trailer", f"{key}: {value}"]
-        git.run(*args)
+        made = git.run(*args, check=False)
+        if made.returncode == 1 and _NOTHING_TO_COMMIT.search(made.stdout):
+            return None  # nothing staged: git says so (in C: git's environment fixes LC_ALL) and exits 1
+        if made.returncode != 0:
+            raise GitError(args, made.returncode, made.stderr, made.stdout)
         return git.rev("HEAD") or git.out("rev-parse", "HEAD")
 
 
