@@ -14,6 +14,7 @@ is a ``SpecProblem`` naming the file and the field; ``require_valid`` refuses th
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -205,18 +206,24 @@ class ActiveRoles:
 
 
 def builtin_registry() -> RoleRegistry:
-    """The roles installed packages register (``aigentflow.roles`` entry points)."""
+    """The roles installed packages register (``aigentflow.roles`` entry points), a new registry each time."""
+    registry = RoleRegistry()
+    for register in _registrars():
+        register(registry)
+    return registry
+
+
+@functools.cache
+def _registrars() -> tuple[Callable[[RoleRegistry], None], ...]:
+    """The ``aigentflow.roles`` entry points, loaded once a process (finding them reads every installed
+    distribution's metadata: milliseconds, on each run's start)."""
     from importlib.metadata import entry_points
 
-    registry = RoleRegistry()
     found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
     if not found:
         raise ConfigError(f"no agent roles are registered (entry point group {ENTRY_POINT_GROUP!r} is empty); "
                           "reinstall aigentflow (`pip install -e .`)")
-    for point in found:
-        register: Callable[[RoleRegistry], None] = point.load()
-        register(registry)
-    return registry
+    return tuple(point.load() for point in found)
 
 
 def load_registry(agents_dir: Path | None = None, layer_names: Iterable[str] | None = None) -> RoleRegistry:
