@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aigentflow.redact import REDACTED
-from aigentflow.tracing.reader import COMPACTOR_WAIT_S, _attach_compacted
+from aigentflow.tracing.reader import COMPACTOR_WAIT_S, span_sources
 from aigentflow.tracing.writer import DATABASE_FILENAME, compaction_lock, list_segments
 
 CALL_KINDS = ("agent", "model")
@@ -30,13 +30,7 @@ def signal_spans(trace_dir: Path, since_ns: int) -> list[dict[str, Any]]:
     with compaction_lock(trace_dir, shared=True, wait_s=COMPACTOR_WAIT_S):
         connection = duckdb.connect()
         try:
-            sources, parameters = [], []
-            if _attach_compacted(connection, trace_dir / DATABASE_FILENAME):
-                sources.append(f"SELECT {COLUMNS} FROM compacted.spans")
-            segments = list_segments(trace_dir)
-            if segments:
-                sources.append(f"SELECT {COLUMNS} FROM read_parquet(?, union_by_name := true)")
-                parameters.append([str(path) for path in segments])
+            sources, parameters = span_sources(connection, trace_dir, COLUMNS)
             if not sources:
                 return []
             rows = connection.execute(

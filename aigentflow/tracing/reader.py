@@ -73,8 +73,10 @@ def read_spans(trace_dir: Path, run_id: str | None = None) -> list[dict[str, Any
     return spans
 
 
-def _query(connection: Any, trace_dir: Path, run_id: str | None) -> list[tuple[Any, ...]]:
-    columns = ", ".join(SPAN_FIELDS)
+def span_sources(connection: Any, trace_dir: Path, columns: str) -> tuple[list[str], list[Any]]:
+    """The SELECTs (and their parameters) that together give every span of ``trace_dir`` once compacted
+    spans and segments are put together with UNION ALL: the compacted database (attached to
+    ``connection`` as ``compacted``) and the segments not merged into it. Empty when there are no traces."""
     sources: list[str] = []
     parameters: list[Any] = []
     # Attach before listing segments: segments deleted after this were merged into what we see.
@@ -84,6 +86,12 @@ def _query(connection: Any, trace_dir: Path, run_id: str | None) -> list[tuple[A
     if segments:
         sources.append(f"SELECT {columns} FROM read_parquet(?, union_by_name := true)")
         parameters.append([str(path) for path in segments])
+    return sources, parameters
+
+
+def _query(connection: Any, trace_dir: Path, run_id: str | None) -> list[tuple[Any, ...]]:
+    columns = ", ".join(SPAN_FIELDS)
+    sources, parameters = span_sources(connection, trace_dir, columns)
     if not sources:
         return []
     where = ""
