@@ -216,7 +216,7 @@ def deps_scan(ctx: Context) -> Outcome:
     if findings:
         ids = sorted({str(f.get("id", "?")) for f in findings if isinstance(f, dict)})
         return Outcome(FAIL, f"{len(findings)} known vulnerabilities at {at}", ids[:10])
-    return Outcome(PASS, f"{len(result.get('packages') or [])} packages, no known vulnerability (scan of {at})",
+    return Outcome(PASS, f"{result.get('scanned', '?')} packages, no known vulnerability (scan of {at})",
                    [str(path.relative_to(ctx.paths.root))])
 
 
