@@ -48,8 +48,10 @@ def status_cmd(as_json: JsonOption = False) -> None:
         typer.echo(f"{item.outcome.state.upper():<12} {item.control.id:<19} {','.join(item.control.criteria):<18} "
                    f"{item.outcome.reason}{attested}")
     score = "n/a" if status.score is None else f"{status.score:.1f}%"
-    typer.echo(f"\nCompliance score: {score} ({status.count('pass')} pass / {status.count('pass') + status.count('fail')}"
-               f" decided; target > {TARGET:.0f}%: {'met' if status.meets_target else 'not met'}); "
+    decided = status.count("pass") + status.count("fail")
+    verdict = "met" if status.meets_target else "not met"
+    typer.echo(f"\nCompliance score: {score} ({status.count('pass')} pass / {decided} decided; "
+               f"target > {TARGET:.0f}%: {verdict}); "
                f"{status.coverage_score:.1f}% of all {len(status.controls)} controls "
                f"({status.count('no evidence')} without evidence)")
 
