@@ -6,6 +6,7 @@ Never imports Ray or litellm.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,19 @@ def _project_root(path: Path | None) -> Path:
     if not start.is_dir():
         raise UsageError(f"{start} is not a directory.")
     return find_git_root(start) or start
+
+
+def _remember(root: Path, result: dict[str, object]) -> None:
+    """Keep a project's last scan where `aigentflow compliance` reads it (only in an initialised project)."""
+    from aigentflow.compliance.checks import DEPS_SCAN_FILE
+    from aigentflow.project.paths import ProjectPaths
+    from aigentflow.store.rows import now_iso
+
+    paths = ProjectPaths(root)
+    if paths.initialized:
+        target = paths.state_dir / DEPS_SCAN_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({**result, "scanned_at": now_iso()}, indent=2, default=str), encoding="utf-8")
 
 
 @app.command("scan")
@@ -57,7 +71,9 @@ def scan(
     if self_:
         result = scans.scan_self(db=db, online=online, all_installed=all_installed)
     else:
-        result = scans.scan_project(_project_root(path), db=db, online=online)
+        root = _project_root(path)
+        result = scans.scan_project(root, db=db, online=online)
+        _remember(root, result.to_dict())
     failing = [f for f in result.findings if fail_on != "never" and (fail_on == "any" or at_least(f.severity, fail_on))]
     if as_json:
         print_json({**result.to_dict(), "fail_on": fail_on, "failing": len(failing)})

@@ -49,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "vendors": "vendors_cmd:app",
     "deps": "deps_cmd:app",
     "gdpr": "gdpr_cmd:app",
+    "compliance": "compliance_cmd:app",
     "models": "models_cmd:app",
     "costs": "costs_cmd:costs",
 }

@@ -207,6 +207,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX model_usage_by_tenant ON model_usage(tenant_id, model);
     """,
+    # 6: compliance (`aigentflow compliance`): evidence items (each with the sha256 of its exported content, kept
+    # under .aigentflow/compliance/evidence/) and attestations (who attested a control, when, until when).
+    """
+    CREATE TABLE compliance_evidence (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        recorded_at TEXT,
+        collected_at TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        UNIQUE (kind, source, sha256)
+    );
+    CREATE INDEX compliance_evidence_by_kind ON compliance_evidence(kind, collected_at);
+    CREATE TABLE compliance_attestations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL DEFAULT 'default',
+        control TEXT NOT NULL,
+        attested_by TEXT NOT NULL,
+        attested_at TEXT NOT NULL,
+        expires_at TEXT,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX compliance_attestations_by_control ON compliance_attestations(control, attested_at);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

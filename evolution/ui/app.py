@@ -2,7 +2,8 @@
 
 Pages: ``/`` the runs, ``/runs/<id>`` one run's spans as a waterfall, ``/runs/<id>/spans/<span>`` a
 span's details, ``/dashboards`` the health dashboards, ``/findings`` the pattern miner's findings,
-``/leaderboard`` the tournament ratings with each role's promotion and rollout (shadow, canary) stage.
+``/leaderboard`` the tournament ratings with each role's promotion and rollout (shadow, canary) stage,
+``/compliance`` the SOC 2 controls' states and the compliance score (as `aigentflow compliance status`).
 A request from htmx (``HX-Request`` header) gets the fragment it swaps in; any other the whole page.
 An unknown run, span or address is a 404 page that says what was not found.
 """
@@ -122,5 +123,19 @@ def create_app(paths: ProjectPaths) -> FastAPI:
         from evolution.ui.leaderboard import roles
 
         return page(request, "leaderboard.html", roles=roles(state.paths), title="Leaderboard")
+
+    @app.get("/compliance", response_class=HTMLResponse)
+    def compliance_page(request: Request) -> HTMLResponse:
+        from aigentflow.compliance.records import connect, evidence_items
+        from aigentflow.compliance.status import TARGET, compute
+        from aigentflow.exceptions import AigentflowError
+
+        try:
+            with connect(state.paths) as conn:
+                status, evidence_count = compute(state.paths, conn), len(evidence_items(conn))
+        except AigentflowError as exc:
+            return page(request, "compliance.html", status=None, problem=str(exc), title="Compliance")
+        return page(request, "compliance.html", status=status, target=TARGET, evidence_count=evidence_count,
+                    title="Compliance")
 
     return app
