@@ -106,7 +106,7 @@ def test_self_scan_walks_aigentflows_installed_tree(tmp_path: Path) -> None:
     assert report["target"] == "aigentflow's installed tree"
     assert report["scanned"] > len(required)  # transitive: more than the direct requirements
     everything = _scan(tmp_path, "--self", "--all-installed")[1]
-    assert everything["scanned"] == len({normalize(d.metadata["Name"]) for d in metadata.distributions()})
+    assert everything["scanned"] == len(installed_distributions())
     assert code == (1 if report["findings"] else 0)
 
 
@@ -209,6 +209,20 @@ def _fake_distribution(site: Path, name: str, version: str, headers: str) -> Non
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{headers}\n")
 
 
+def installed_distributions() -> dict[str, str]:
+    """What a fresh Python of this environment finds installed (name: version), as the CLI does: not this
+    test process, where Ray, once imported, puts its vendored distributions (``ray/thirdparty_files``) on
+    sys.path."""
+    import subprocess
+    import sys
+
+    code = ("import json; from importlib import metadata\n"
+            "from aigentflow.enterprise.vendors.inventory import normalize\n"
+            "print(json.dumps({normalize(d.metadata['Name']): d.version for d in metadata.distributions()}))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=cli_env())
+    return json.loads(found.stdout)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A directory on PYTHONPATH with two distributions of its own: one GPL, one with no license at all."""
@@ -233,7 +247,7 @@ def test_licenses_deny_the_configured_licenses_and_report_unknowns(tmp_path: Pat
     assert [u["name"] for u in report["unknown"]] == ["mystery"]
     rows = {r["name"]: r for r in report["distributions"]}
     assert rows["aigentflow"]["license"] == "Apache-2.0" and rows["aigentflow"]["allowed"]
-    assert len(rows) == len({normalize(d.metadata["Name"]) for d in metadata.distributions()}) + 2
+    assert len(rows) == len(installed_distributions()) + 2
 
     text = aigentflow("deps", "licenses", cwd=tmp_path, timeout=60,
                       env=cli_env(PYTHONPATH=f"{site}:{cli_env().get('PYTHONPATH', '')}"))
@@ -259,7 +273,7 @@ def test_sbom_lists_every_installed_distribution(tmp_path: Path) -> None:
     output = tmp_path / "out" / "sbom.json"
     result = aigentflow("deps", "sbom", "--output", str(output), cwd=tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr
-    installed = {normalize(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    installed = installed_distributions()
     assert f"wrote {len(installed)} components to {output}" in result.stderr
     bom = json.loads(output.read_text())
     assert check_sbom(bom) == []
