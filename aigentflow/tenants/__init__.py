@@ -1,0 +1,4 @@
+"""Tenants: who a project's runs, traces, findings, candidates and audit rows belong to.
+
+``mode``: the emergency single-tenant switch (``aigentflow admin emergency --single-tenant-mode``).
+"""
