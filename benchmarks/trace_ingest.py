@@ -2,7 +2,7 @@
 
 Each writer process builds its spans first (a run's mix: model calls with tokens and cost, agent calls,
 sandboxed commands, git operations), waits at a barrier, then writes them with redaction on and the
-configured flush size (``trace.flush_every_spans``, 256) and closes (pyarrow is imported before the
+configured flush size (``trace.flush_every_spans``, 1024) and closes (pyarrow is imported before the
 barrier: a writer is a long-lived process, the import a one-time ~0.15 s start cost). Ingest is every span written over
 the wall time from the barrier to the last writer closed. Then every span is read back (``read_spans``):
 the capture rate is the share of span ids written that come back, each once.
@@ -136,7 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--spans", type=int, default=10_000, help="spans per writer")
-    parser.add_argument("--flush-every", type=int, default=256, help="spans per segment (trace.flush_every_spans)")
+    parser.add_argument("--flush-every", type=int, default=1024, help="spans per segment (trace.flush_every_spans)")
     args = parser.parse_args()
     result = run(args.writers, args.spans, args.flush_every)
     print(json.dumps(result))

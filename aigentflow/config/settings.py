@@ -93,7 +93,8 @@ class TraceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    flush_every_spans: int = Field(256, ge=1, description="Spans buffered before a flush.")
+    flush_every_spans: int = Field(
+        1024, ge=1, description="Spans buffered before a flush (a run also flushes every second and at each end).")
     redact_patterns: list[str] = Field(
         default_factory=list, description="Extra regexes whose matches are redacted from traces."
     )

@@ -26,7 +26,7 @@ class InMemoryTraceStore:
         self._lock = threading.Lock()
         self._rows: list[dict[str, Any]] = []
 
-    def sink(self, redactor: Redactor | None = None, flush_every: int = 256) -> InMemoryTraceSink:
+    def sink(self, redactor: Redactor | None = None, flush_every: int = 1024) -> InMemoryTraceSink:
         """A new sink storing here, as ``SegmentWriter(trace_dir, redactor, flush_every)``."""
         return InMemoryTraceSink(self, redactor, flush_every)
 
@@ -56,7 +56,7 @@ class InMemoryTraceStore:
 class InMemoryTraceSink(SpanBuffer):
     """A ``TraceSink`` into an ``InMemoryTraceStore``: spans are redacted when added, stored at flush."""
 
-    def __init__(self, store: InMemoryTraceStore, redactor: Redactor | None, flush_every: int = 256) -> None:
+    def __init__(self, store: InMemoryTraceStore, redactor: Redactor | None, flush_every: int = 1024) -> None:
         super().__init__(redactor, flush_every)
         self.store = store
 

@@ -48,7 +48,14 @@ _ID_LENGTHS = (16, 32)
 _INT64 = range(-(2**63), 2**63)
 _SCALARS = frozenset({int, float, bool})
 _CACHE_LIMIT = 4096
+_CLEAN_TEXT_LENGTH = 256  # longer texts (outputs, prompts) vary: not worth keeping
 _encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+def _learn(known: set[Any], value: Any) -> None:
+    if len(known) >= _CACHE_LIMIT:
+        known.clear()
+    known.add(value)
 
 
 class _General(Exception):
@@ -61,64 +68,88 @@ class RowEncoder:
     def __init__(self, redactor: Redactor | None) -> None:
         self.redactor = redactor
         self._keys: dict[str, tuple[str, bool, bool]] = {}  # name -> ``_plan``
+        self._clean_keys: set[str] = set()  # names whose ``_plan`` says: neither redacted nor secret
+        self._clean_texts: set[str] = set()  # short attribute texts that redaction leaves unchanged
         self._heads: dict[tuple[str, ...], tuple[str, ...]] = {}  # (run, tenant, name, kind, status), redacted
         self._ids: set[str] = set()  # trace and parent ids made by ``spans``
 
     def values(self, span: Mapping[str, Any]) -> Row:
-        """The row of ``span``; raises one of ``UNSTORABLE`` for a span that cannot be stored."""
+        """The row of ``span``; raises one of ``UNSTORABLE`` for a span that cannot be stored.
+
+        One function on purpose (no call per span beyond the redactor's): the spans runs make take the
+        first path; anything it does not handle raises ``_General`` and goes through ``span_row``."""
         try:
-            return self._fast(span)
+            span_id, trace_id, parent_id = span["span_id"], span["trace_id"], span.get("parent_id")
+            start_ns, end_ns, error = span["start_ns"], span["end_ns"], span.get("error")
+            head = (span["run_id"], span["tenant_id"], span["name"], span["kind"], span["status"])
+            attributes = span.get("attributes") or {}
+            if not (
+                type(span_id) is str and type(trace_id) is str and (parent_id is None or type(parent_id) is str)
+                and (error is None or type(error) is str) and type(start_ns) is int and type(end_ns) is int
+                and start_ns in _INT64 and end_ns in _INT64 and type(attributes) is dict
+            ):  # fmt: skip
+                raise _General
+            redactor = self.redactor
+            if redactor is None:
+                if not all(type(value) is str for value in head):
+                    raise _General
+                for value in attributes.values():
+                    kind_of = type(value)
+                    if not (kind_of is str or kind_of is int or kind_of is bool or value is None
+                            or (kind_of is float and value * 0.0 == 0.0)):  # fmt: skip
+                        raise _General
+            else:
+                text = redactor.redact_text
+                if not (len(span_id) in _ID_LENGTHS and not span_id.strip(_HEX_DIGITS)):  # ``_is_made_id``
+                    span_id = text(span_id)
+                ids = self._ids  # trace and parent ids repeat from span to span: checked once each
+                if trace_id not in ids:
+                    trace_id = self._id(trace_id, text)
+                if parent_id is not None and parent_id not in ids:
+                    parent_id = self._id(parent_id, text)
+                clean_head = self._heads.get(head)
+                if clean_head is None:
+                    if not all(type(value) is str for value in head):
+                        raise _General
+                    if len(self._heads) >= _CACHE_LIMIT:
+                        self._heads.clear()
+                    clean_head = self._heads[head] = tuple(map(text, head))
+                head = clean_head
+                if error is not None:
+                    error = text(error)
+                # As ``_redact_attributes``, for flat attributes: ``attributes`` itself when redaction
+                # changes nothing in them (the usual case: a set lookup per attribute, as names that are
+                # neither redacted nor secret and texts that redaction leaves as they are are learnt
+                # once), else a redacted copy.
+                clean_keys, clean_texts = self._clean_keys, self._clean_texts
+                for key, value in attributes.items():
+                    if key not in clean_keys:
+                        if not (self._keys.get(key) or self._plan(key, text))[2]:
+                            attributes = self._copy(attributes, text)
+                            break
+                        _learn(clean_keys, key)
+                    kind_of = type(value)
+                    if kind_of is int or kind_of is bool or value is None:
+                        continue
+                    if kind_of is str:
+                        if value not in clean_texts:
+                            if text(value) != value:
+                                attributes = self._copy(attributes, text)
+                                break
+                            if len(value) <= _CLEAN_TEXT_LENGTH:
+                                _learn(clean_texts, value)
+                    elif not (kind_of is float and value * 0.0 == 0.0):  # finite: JSON has no NaN
+                        raise _General
+            try:
+                encoded = orjson.dumps(attributes).decode()
+            except TypeError:  # a key that is not a str, an int past 64 bits, text that is not UTF-8
+                raise _General from None
+            run_id, tenant_id, name, kind, status = head
+            return (span_id, trace_id, parent_id, run_id, tenant_id, name, kind, start_ns, end_ns, status, error,
+                    encoded)  # fmt: skip
         except _General:
             row = span_row(span, self.redactor)
             return tuple(row[name] for name in COLUMNS)
-
-    def _fast(self, span: Mapping[str, Any]) -> Row:
-        span_id, trace_id, parent_id = span["span_id"], span["trace_id"], span.get("parent_id")
-        start_ns, end_ns, error = span["start_ns"], span["end_ns"], span.get("error")
-        head = (span["run_id"], span["tenant_id"], span["name"], span["kind"], span["status"])
-        attributes = span.get("attributes") or {}
-        if not (
-            type(span_id) is str and type(trace_id) is str and (parent_id is None or type(parent_id) is str)
-            and (error is None or type(error) is str) and type(start_ns) is int and type(end_ns) is int
-            and start_ns in _INT64 and end_ns in _INT64 and type(attributes) is dict
-        ):  # fmt: skip
-            raise _General
-        redactor = self.redactor
-        if redactor is None:
-            if not all(type(value) is str for value in head):
-                raise _General
-            for value in attributes.values():
-                kind_of = type(value)
-                if not (kind_of is str or kind_of is int or kind_of is bool or value is None
-                        or (kind_of is float and value * 0.0 == 0.0)):  # fmt: skip
-                    raise _General
-        else:
-            text = redactor.redact_text
-            if not (len(span_id) in _ID_LENGTHS and not span_id.strip(_HEX_DIGITS)):  # ``_is_made_id``
-                span_id = text(span_id)
-            ids = self._ids  # trace and parent ids repeat from span to span: checked once each
-            if trace_id not in ids:
-                trace_id = self._id(trace_id, text)
-            if parent_id is not None and parent_id not in ids:
-                parent_id = self._id(parent_id, text)
-            clean_head = self._heads.get(head)
-            if clean_head is None:
-                if not all(type(value) is str for value in head):
-                    raise _General
-                if len(self._heads) >= _CACHE_LIMIT:
-                    self._heads.clear()
-                clean_head = self._heads[head] = tuple(map(text, head))
-            head = clean_head
-            if error is not None:
-                error = text(error)
-            attributes = self._redacted(attributes, text, redactor.redacted_texts.get)
-        try:
-            encoded = orjson.dumps(attributes).decode()
-        except TypeError:  # a key that is not a str, an int past 64 bits, text that is not UTF-8
-            raise _General from None
-        run_id, tenant_id, name, kind, status = head
-        return (span_id, trace_id, parent_id, run_id, tenant_id, name, kind, start_ns, end_ns, status, error,
-                encoded)  # fmt: skip
 
     def _id(self, value: str, text: Any) -> str:
         if not _is_made_id(value):
@@ -127,25 +158,6 @@ class RowEncoder:
             self._ids.clear()
         self._ids.add(value)
         return value
-
-    def _redacted(self, attributes: dict[Any, Any], text: Any, known: Any) -> dict[Any, Any]:
-        """As ``_redact_attributes``, for flat attributes (anything else: ``_General``): ``attributes``
-        itself when redaction changes nothing in them (the usual case), else a redacted copy."""
-        keys = self._keys
-        for key, value in attributes.items():
-            plan = keys.get(key)
-            if plan is None:
-                plan = self._plan(key, text)
-            if not plan[2]:
-                return self._copy(attributes, text, known)
-            kind_of = type(value)
-            if kind_of is str:
-                if (known(value) or text(value)) != value:
-                    return self._copy(attributes, text, known)
-            elif not (kind_of is bool or value is None or kind_of is int
-                      or (kind_of is float and value * 0.0 == 0.0)):  # finite: JSON has no NaN
-                raise _General
-        return attributes
 
     def _plan(self, key: Any, text: Any) -> tuple[str, bool, bool]:
         """(redacted name, names a secret, neither redacted nor secret) of an attribute name."""
@@ -157,13 +169,13 @@ class RowEncoder:
         plan = self._keys[key] = (clean, secret, clean == key and not secret)
         return plan
 
-    def _copy(self, attributes: dict[Any, Any], text: Any, known: Any) -> dict[str, Any]:
+    def _copy(self, attributes: dict[Any, Any], text: Any) -> dict[str, Any]:
         clean: dict[str, Any] = {}
         for key, value in attributes.items():
             clean_key, secret, _ = self._keys.get(key) or self._plan(key, text)
             kind_of = type(value)
             if kind_of is str:
-                clean[clean_key] = REDACTED if secret else (known(value) or text(value))
+                clean[clean_key] = REDACTED if secret else text(value)
             elif kind_of is bool or value is None:
                 clean[clean_key] = value
             elif kind_of is int or (kind_of is float and value * 0.0 == 0.0):

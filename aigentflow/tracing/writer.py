@@ -60,7 +60,7 @@ class SpanBuffer:
     """What every ``TraceSink`` shares: spans redacted into rows as they are added (one that cannot be stored
     is counted in ``dropped_spans``), queued, and handed to ``flush`` every ``flush_every`` spans."""
 
-    def __init__(self, redactor: Redactor | None, flush_every: int = 256) -> None:
+    def __init__(self, redactor: Redactor | None, flush_every: int = 1024) -> None:
         self.redactor = redactor
         self.flush_every = max(1, flush_every)
         self.spans_written = 0
@@ -104,7 +104,7 @@ class SpanBuffer:
 class SegmentWriter(SpanBuffer):
     """Buffers spans and writes them, redacted, as one Parquet segment per ``flush``."""
 
-    def __init__(self, trace_dir: Path, redactor: Redactor | None, flush_every: int = 256) -> None:
+    def __init__(self, trace_dir: Path, redactor: Redactor | None, flush_every: int = 1024) -> None:
         super().__init__(redactor, flush_every)
         self.trace_dir = Path(trace_dir)
         self.segments_written = 0
