@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Self
 
 from aigentflow.exceptions import AigentflowError, UsageError
+from aigentflow.gitops.layout import git_dirs
 
 MIN_GIT = (2, 38)
 """``git merge-tree --write-tree`` needs 2.38."""
@@ -154,7 +155,7 @@ class Git:
     def common_dir(self) -> Path:
         """The repository's shared git directory (the same for all its worktrees); asked once."""
         if self._common_dir is None:
-            dirs = _git_dirs(self.cwd)
+            dirs = git_dirs(self.cwd)
             self._common_dir = dirs[1] if dirs else (self.cwd / self.out("rev-parse", "--git-common-dir")).resolve()
         return self._common_dir
 
@@ -198,28 +199,9 @@ def _branch_from_files(common: Path, ref: str) -> str | object | None:
     return None
 
 
-def _git_dirs(top: Path) -> tuple[Path, Path] | None:
-    """The git directory and the shared one of a repository's top level or linked worktree ``top``, read
-    as git reads them (``.git`` a directory; or a ``gitdir:`` file whose directory names the shared one
-    in its ``commondir``), without starting git; None for anything else (a subdirectory, a bare
-    repository), which git itself is asked about."""
-    dot_git = top / ".git"
-    try:
-        if dot_git.is_dir():
-            return None if (dot_git / "commondir").exists() else (dot_git.resolve(), dot_git.resolve())
-        line = dot_git.read_text(encoding="utf-8").strip()
-        if not line.startswith("gitdir: "):
-            return None
-        gitdir = (top / line.removeprefix("gitdir: ")).resolve()
-        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return (gitdir, common) if (common / "HEAD").is_file() else None
-
-
 def _head_from_files(top: Path) -> str | object | None:
     """The commit ``top``'s HEAD is at, from its HEAD file and the branch it names (``_branch_from_files``)."""
-    dirs = _git_dirs(top)
+    dirs = git_dirs(top)
     if dirs is None:
         return _ASK_GIT
     try:

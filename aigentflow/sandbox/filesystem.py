@@ -25,6 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aigentflow.gitops.layout import git_dirs
+
 HIDDEN_SYSTEM_DIRS = ("/tmp", "/var/tmp", "/run/user")
 """Shared scratch places where other users' and programs' files (sockets, agents, keys) live."""
 
@@ -46,27 +48,18 @@ def _real(path: str | Path) -> Path | None:
 
 
 def git_layout(root: Path) -> GitLayout:
-    """Read from the files git keeps (no git process): ``.git`` (a dir, or ``gitdir: <path>`` for a
-    linked worktree), its ``commondir`` and ``worktrees/*/gitdir``."""
+    """Read from the files git keeps (no git process, ``aigentflow.gitops.layout.git_dirs``): ``.git``
+    (a dir, or ``gitdir: <path>`` for a linked worktree), its ``commondir`` and ``worktrees/*/gitdir``."""
     dotgit = root / ".git"
-    if dotgit.is_dir():
-        common: Path | None = dotgit.resolve()
-    elif dotgit.is_file():
-        text = dotgit.read_text(errors="replace").strip()
-        gitdir = _real(root / text.removeprefix("gitdir:").strip()) if text.startswith("gitdir:") else None
-        common = gitdir
-        if gitdir is not None and (gitdir / "commondir").is_file():
-            common = _real(gitdir / (gitdir / "commondir").read_text(errors="replace").strip())
-    else:
-        return GitLayout(None, None, ())
-    worktrees: list[Path] = []
-    if common is not None:
-        if common.name == ".git":
-            worktrees.append(common.parent)
-        for gitdir_file in (common / "worktrees").glob("*/gitdir"):
-            with_dotgit = _real(gitdir_file.read_text(errors="replace").strip())
-            if with_dotgit is not None:
-                worktrees.append(with_dotgit.parent)
+    dirs = git_dirs(root)
+    if dirs is None:
+        return GitLayout(dotgit if dotgit.exists() else None, None, ())
+    common = dirs[1]
+    worktrees: list[Path] = [common.parent] if common.name == ".git" else []
+    for gitdir_file in (common / "worktrees").glob("*/gitdir"):
+        with_dotgit = _real(gitdir_file.read_text(errors="replace").strip())
+        if with_dotgit is not None:
+            worktrees.append(with_dotgit.parent)
     return GitLayout(dotgit, common, tuple(dict.fromkeys(worktrees)))
 
 
