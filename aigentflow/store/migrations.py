@@ -233,7 +233,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX compliance_attestations_by_control ON compliance_attestations(control, attested_at);
     """,
-    # 7: tenants (`aigentflow tenants`): the registry ('default' always there) and each tenant's quotas (runs,
+    # 7: tenants (`aigentflow tenants`): the registry ('default' always there, and every tenant runs were recorded under) and each tenant's quotas (runs,
     # tokens, cost_usd per day/week/month; calls_per_minute, the Model Gateway's rate limit); usage is read from
     # steps by tenant and finish time.
     """
@@ -245,6 +245,8 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO tenants (id, name, status, created_at)
         VALUES ('default', 'default', 'active', strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'));
+    INSERT OR IGNORE INTO tenants (id, name, status, created_at)
+        SELECT DISTINCT tenant_id, tenant_id, 'active', strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now') FROM runs;
     CREATE TABLE quotas (
         tenant_id TEXT NOT NULL REFERENCES tenants(id),
         kind TEXT NOT NULL CHECK (kind IN ('runs', 'tokens', 'cost_usd', 'calls_per_minute')),
