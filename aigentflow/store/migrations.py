@@ -233,9 +233,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX compliance_attestations_by_control ON compliance_attestations(control, attested_at);
     """,
-    # 7: tenants (`aigentflow tenants`): the registry ('default' always there, and every tenant runs were recorded under) and each tenant's quotas (runs,
-    # tokens, cost_usd per day/week/month; calls_per_minute, the Model Gateway's rate limit); usage is read from
-    # steps by tenant and finish time.
+    # 7: tenants (`aigentflow tenants`): the registry ('default' always there, and every tenant runs were already
+    # recorded under) and each tenant's quotas (runs, tokens, cost_usd per day/week/month; calls_per_minute, the
+    # Model Gateway's rate limit); usage is read from steps by tenant and finish time.
     """
     CREATE TABLE tenants (
         id TEXT PRIMARY KEY,

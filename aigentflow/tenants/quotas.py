@@ -178,8 +178,9 @@ def record_refusal(store: Any, project_root: Path | None, tenant_id: str, quota:
 
 
 def admit(store: Any, project_root: Path | None, wanted: str, *, new_run: bool, run_id: str | None = None) -> str:
-    """The tenant a new run goes under (``routed_tenant``; a resumed one keeps its own), once it may start or go on; ``UsageError`` for an
-    unknown or suspended tenant, ``QuotaExhausted`` (the refusal recorded) for an exhausted quota."""
+    """The tenant a new run goes under (``routed_tenant``; a resumed one keeps its own), once it may start
+    or go on: ``UsageError`` for an unknown or suspended tenant, ``QuotaExhausted`` (the refusal recorded) for
+    an exhausted quota."""
     tenant_id = routed_tenant(store, wanted) if new_run else wanted  # a run resumed stays where it was recorded
     tenant = require(store, tenant_id)
     if tenant.status != "active":
