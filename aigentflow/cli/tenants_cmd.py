@@ -136,6 +136,8 @@ def quota_set(
                          "or --calls-per-minute N")
     if wanted and period is None:
         raise UsageError("--runs, --tokens and --cost-usd need --period day, week or month")
+    if not wanted and period is not None:
+        raise UsageError("--calls-per-minute is per minute: leave out --period")
 
     def write(store: Any) -> list[Any]:
         done = [set_quota(store, tenant, kind, value, period) for kind, value in wanted]
