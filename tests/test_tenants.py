@@ -79,7 +79,8 @@ def test_quotas_are_set_shown_with_usage_and_reset_time_and_unset(sample_repo: P
     report = ok_json(sample_repo, "tenants", "quota", "show", "acme")
     quotas = {(q["kind"], q["period"]): q for q in report["quotas"]}
     assert set(quotas) == {("runs", "day"), ("tokens", "day"), ("cost_usd", "month")}
-    assert (quotas[("runs", "day")]["used"], quotas[("runs", "day")]["remaining"]) == (1, 4), "default's run is not acme's"
+    runs = quotas[("runs", "day")]
+    assert (runs["used"], runs["remaining"]) == (1, 4), "default's run is not acme's"
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
     assert quotas[("runs", "day")]["resets_at"] == f"{tomorrow}T00:00:00.000+00:00"
     assert quotas[("cost_usd", "month")]["resets_at"].endswith("-01T00:00:00.000+00:00")
@@ -138,7 +139,7 @@ def test_a_run_of_an_unregistered_or_suspended_tenant_is_refused_before_anything
         start(sample_repo, "Not A Slug")
     cli(sample_repo, "tenants", "create", "acme")
     cli(sample_repo, "tenants", "suspend", "acme")
-    with pytest.raises(UsageError, match="tenant 'acme' is suspended.*tenants activate acme"):
+    with pytest.raises(UsageError, match=r"tenant 'acme' is suspended.*tenants activate acme"):
         start(sample_repo, "acme")
     with store_of(sample_repo) as store:
         assert store.list_runs() == []

@@ -235,7 +235,7 @@ MIGRATIONS: list[str] = [
     """,
     # 7: tenants (`aigentflow tenants`): the registry ('default' always there, and every tenant runs were already
     # recorded under) and each tenant's quotas (runs, tokens, cost_usd per day/week/month; calls_per_minute, the
-    # Model Gateway's rate limit); usage is read from steps by tenant and finish time.
+    # Model Gateway's rate limit); usage is summed from steps by tenant and finish time (a covering index).
     """
     CREATE TABLE tenants (
         id TEXT PRIMARY KEY,
@@ -255,7 +255,8 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL,
         PRIMARY KEY (tenant_id, kind, period)
     );
-    CREATE INDEX steps_by_tenant ON steps(tenant_id, finished_at);
+    CREATE INDEX steps_by_tenant
+        ON steps(tenant_id, finished_at, input_tokens, output_tokens, cost_usd, model_calls);
     """,
 ]
 
