@@ -90,7 +90,7 @@ class BaseAgent:
             role_layers=call.prompt_layers,
         )
         client = ModelClient(call.model, gate=resolve_gate(gate, call.run_id), budget=call.budget, run_id=call.run_id,
-                             transport=self.transport(call.model))
+                             transport=self.transport(call.model), quota=call.quota, tenant_id=call.tenant_id)
         toolbox = Toolbox(self.role, call, span_id) if call.tools and call.tool_router is not None else None
         try:
             structured = client.call_structured(prompt.messages, asked_for, role=self.role, step=call.step,

@@ -446,3 +446,74 @@ def test_costs_add_up_per_run_tenant_step_and_model_failed_attempts_included(sto
     assert [(r["step"], r["cost_usd"]) for r in store.costs("step", run_id=first.id)] == [("plan", 1.75)]
     with pytest.raises(UsageError, match="run, tenant, model, step"):
         store.costs("day")
+
+
+# -- tenants and quotas ---------------------------------------------------------------------------
+
+
+def test_the_tenant_registry_always_holds_default_and_refuses_a_second_registration(store: RunStore) -> None:
+    from aigentflow.exceptions import UsageError
+
+    assert [t.id for t in store.tenants()] == ["default"]
+    acme = store.create_tenant("acme", "Acme Corp")
+    assert (acme.id, acme.name, acme.status) == ("acme", "Acme Corp", "active")
+    assert store.get_tenant("acme") == acme and store.get_tenant("globex") is None
+    with pytest.raises(UsageError, match="already exists"):
+        store.create_tenant("acme", "again")
+    with pytest.raises(UsageError, match="already exists"):
+        store.create_tenant("default", "again")
+    assert store.set_tenant_status("acme", "suspended").status == "suspended"
+    with pytest.raises(UsageError, match="no tenant 'globex'"):
+        store.set_tenant_status("globex", "active")
+    assert [t.id for t in store.tenants()] == ["acme", "default"]
+
+
+def test_quotas_are_set_replaced_removed_and_refused_for_an_unknown_tenant(store: RunStore) -> None:
+    store.create_tenant("acme", "Acme")
+    store.set_quota("acme", "runs", 5, "day")
+    store.set_quota("acme", "tokens", 1000, "month")
+    replaced = store.set_quota("acme", "runs", 7, "day")
+    assert (replaced.kind, replaced.limit, replaced.period) == ("runs", 7.0, "day")
+    assert [(q.kind, q.limit, q.period) for q in store.quotas("acme")] == [("runs", 7.0, "day"),
+                                                                          ("tokens", 1000.0, "month")]
+    assert store.quotas("default") == []
+    with pytest.raises(StoreError):
+        store.set_quota("globex", "runs", 1, "day")
+    assert store.delete_quota("acme", "runs") == 1 and store.delete_quota("acme", "runs") == 0
+    assert [q.kind for q in store.quotas("acme")] == ["tokens"]
+
+
+def test_tenant_usage_counts_runs_created_and_steps_finished_since_a_time(store: RunStore) -> None:
+    from aigentflow.store.rows import now_iso
+
+    before = now_iso()
+    first, _ = new_run(store, tenant_id="acme"), new_run(store, tenant_id="acme")
+    other = new_run(store, tenant_id="globex")
+    done = store.begin_step(first.id, "analyze", "analyst", State.ANALYZING)
+    store.complete_step(done, output={}, usage=StepUsage(100, 20, 0.5, 2), artifacts=[],
+                        expected_version=first.version, to_state="PLANNING")
+    failed = store.begin_step(first.id, "plan", "planner", State.PLANNING)
+    store.fail_step(failed, "paused", StepUsage(30, 0, 0.25, 1))
+    store.begin_step(other.id, "analyze", "analyst", State.ANALYZING)  # started only: nothing used yet
+    usage = store.tenant_usage("acme", before)
+    assert (usage.runs, usage.model_calls, usage.tokens, usage.cost_usd) == (2, 3, 150, 0.75)
+    assert store.tenant_usage("globex", before).tokens == 0 and store.tenant_usage("globex", before).runs == 1
+    assert store.tenant_usage("acme", "9999").runs == 0
+
+
+def test_reads_scoped_to_a_tenant_never_return_another_tenants_rows(store: RunStore) -> None:
+    mine, theirs = new_run(store, tenant_id="acme"), new_run(store, tenant_id="globex")
+    step = store.begin_step(theirs.id, "analyze", "analyst", State.ANALYZING)
+    store.complete_step(step, output={}, usage=StepUsage(), artifacts=[artifact(theirs, "analyze", "research.md")],
+                        expected_version=theirs.version, to_state="PLANNING")
+    store.append_audit("run.note", theirs.id, {}, tenant_id="globex")
+    store.append_audit("run.note", mine.id, {}, tenant_id="acme")
+    assert store.get_run(mine.id, tenant_id="acme").id == mine.id
+    with pytest.raises(UnknownRun):
+        store.get_run(theirs.id, tenant_id="acme")
+    assert store.steps(theirs.id, tenant_id="acme") == [] and len(store.steps(theirs.id, tenant_id="globex")) == 1
+    assert store.transitions(theirs.id, tenant_id="acme") == []
+    assert len(store.transitions(theirs.id, tenant_id="globex")) == 2
+    assert store.artifacts(theirs.id, tenant_id="acme") == []
+    assert [a.run_id for a in store.audit(tenant_id="acme")] == [mine.id]
+    assert [a.run_id for a in store.audit(theirs.id, tenant_id="acme")] == []

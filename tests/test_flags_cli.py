@@ -109,6 +109,7 @@ def test_a_run_records_the_flags_its_context_decided(sample_repo: Path) -> None:
     from aigentflow.store.sqlite import SQLiteRunStore
     from tests.conftest import DEMO_REQUEST
 
+    assert aigentflow("tenants", "create", "acme", cwd=sample_repo, env=ENV).returncode == 0  # runs need it registered
     assert aigentflow("config", "set", "run.tenant", "acme", cwd=sample_repo, env=ENV).returncode == 0
     assert flags("set", "enterprise.ssoRequired", "true", "--rule", "tenant=acme", cwd=sample_repo)[0] == 0
     paths = ProjectPaths(sample_repo)

@@ -239,11 +239,13 @@ class Workflow:
         return {"Aigentflow-Run": self.run_id, **extra}
 
     def agent_call(self, step: str, inputs: dict[str, Any]) -> AgentCall:
-        spent = self.collector.result.model_calls
-        budget = None if self.call.budget is None else max(self.call.budget - spent, 0)
+        done = self.collector.result
+        budget = None if self.call.budget is None else max(self.call.budget - done.model_calls, 0)
+        quota = None if self.call.quota is None else self.call.quota.after(
+            done.input_tokens + done.output_tokens, done.cost_usd)  # the tenant's allowance, what this step spent off
         # Another role's call: its agent's name and version are that role's, not this workflow's.
-        return replace(self.call, step=step, inputs=inputs, budget=budget, agent_name="", agent_version="",
-                       agent_origin="", prompt_layers=())
+        return replace(self.call, step=step, inputs=inputs, budget=budget, quota=quota, agent_name="",
+                       agent_version="", agent_origin="", prompt_layers=())
 
     def without_secrets(self, files: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         return withhold_secrets(files, self.orch.options.redactor)

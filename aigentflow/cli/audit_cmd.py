@@ -14,6 +14,7 @@ def audit(
     event: Annotated[str | None, typer.Option(
         "--event", help="Only events starting with this, e.g. flag. or run.created.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only this run's entries.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's entries.")] = None,
     last: Annotated[int | None, typer.Option("--last", min=1, help="Only the last N entries.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -24,7 +25,11 @@ def audit(
 
     store = SQLiteRunStore(locate_project().database)
     try:
-        entries = [e for e in store.audit(run) if event is None or e.event.startswith(event)]
+        if tenant is not None:
+            from aigentflow.tenants.registry import require
+
+            require(store, tenant)
+        entries = [e for e in store.audit(run, tenant_id=tenant) if event is None or e.event.startswith(event)]
     finally:
         store.close()
     entries = entries[-last:] if last else entries
@@ -32,7 +37,7 @@ def audit(
         print_json([entry.to_dict() for entry in entries])
         return
     for e in entries:
-        echo(f"{e.seq}  {e.at}  {e.event}  {e.run_id or '-'}  {_summary(e.event, e.data)}")
+        echo(f"{e.seq}  {e.at}  {e.tenant_id}  {e.event}  {e.run_id or '-'}  {_summary(e.event, e.data)}")
 
 
 def _summary(event: str, data: dict[str, Any]) -> str:

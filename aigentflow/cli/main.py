@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "flags": "flags_cmd:app",
     "admin": "admin_cmd:app",
     "audit": "audit_cmd:audit",
+    "tenants": "tenants_cmd:app",
     "incidents": "incidents_cmd:app",
     "cluster": "cluster_cmd:app",
     "submit": "jobs_cmd:submit_app",

@@ -20,13 +20,15 @@ from aigentflow.incidents.store import IncidentStore
 from aigentflow.redact import Redactor
 
 
-def detect(project_root: Path, *, alert: bool = True, settings: IncidentSettings | None = None) -> dict[str, Any]:
-    """Run the rules; what was found, recorded and sent (JSON-able)."""
+def detect(project_root: Path, *, alert: bool = True, settings: IncidentSettings | None = None,
+           kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Run the rules (only those of ``kinds``, if given: a quota refusal records its incident at once this
+    way); what was found, recorded and sent (JSON-able)."""
     from aigentflow.project.paths import ProjectPaths
 
     started = time.perf_counter()
     paths = ProjectPaths(Path(project_root))
-    rules = load_rules(paths.state_dir)
+    rules = [r for r in load_rules(paths.state_dir) if kinds is None or r.kind in kinds]
     settings = settings if settings is not None else load_settings(paths.root)
     redactor = Redactor.from_environment(extra_values=[s for r in settings.routes for s in r.secrets()])
     report: dict[str, Any] = {"rules": [r.id for r in rules], "findings": 0, "opened": [], "redetected": [],

@@ -98,6 +98,10 @@ def resume_run(paths: ProjectPaths, run_id: str, *, address: str | None = None,
     try:
         run = store.get_run(store.resolve_run_id(run_id))
         paused_all = store.get_control(PAUSE_ALL, False, tenant_id=run.tenant_id)
+        if not is_terminal(State(run.state)) and not paused_all:
+            from aigentflow.tenants.quotas import admit
+
+            admit(store, paths.root, run.tenant_id, new_run=False, run_id=run.id)  # an exhausted quota: before Ray
     finally:
         store.close()
     if is_terminal(State(run.state)):

@@ -2,7 +2,7 @@
 
 An invalid reply (not JSON, wrong schema, too large) is retried with the validation error fed back,
 ``max_validation_retries`` times, then the step fails with a clear error. Each call is checked
-against the emergency gate and the run's call budget first, and produces a ``chat <model>`` span
+against the emergency gate, the run's call budget and the tenant's quota first, and produces a ``chat <model>`` span
 and a record (for cassettes) with its tokens, cost and prompt hash.
 """
 
@@ -121,12 +121,19 @@ class ModelClient:
     """Calls one model for one agent; see the module docstring."""
 
     def __init__(self, spec: ModelSpec, *, gate: Gate | None = None, budget: int | None = None,
-                 run_id: str = "", transport: Transport | None = None) -> None:
+                 run_id: str = "", transport: Transport | None = None, quota: Any = None,
+                 tenant_id: str = "default") -> None:
+        """``quota``: the tenant's ``Allowance`` when the step started (``aigentflow.tenants.quotas``), counted
+        down here by each call's tokens and cost; an exhausted one pauses the run (``RunPaused``)."""
         self.spec = spec
         self.run_id = run_id
         self.gate = gate
         self.budget = budget
         self.calls_made = 0
+        self.quota = quota
+        self.tenant_id = quota.tenant_id if quota is not None else tenant_id
+        self.tokens_used = 0
+        self.cost_used = 0.0
         if transport is None:
             from aigentflow.models.transport import LocalTransport
 
@@ -205,6 +212,10 @@ class ModelClient:
         for retry in range(self.spec.max_transient_retries + 1):
             if self.gate is not None:
                 self.gate()
+            if self.quota is not None:
+                refused = self.quota.refusal(self.tokens_used, self.cost_used)
+                if refused:
+                    raise RunPaused(refused)
             if self.budget is not None and self.calls_made >= self.budget:
                 raise ModelError(
                     f"{role}: the run's model-call budget is used up ({self.budget} calls left at the start of "
@@ -215,7 +226,9 @@ class ModelClient:
             try:
                 reply = self.transport.complete(messages, {
                     "aigentflow": {"role": role, "step": step, "attempt": attempt, "run_id": self.run_id,
-                                   "lenient": self.spec.lenient, "cassette_source": self.spec.cassette_source}})
+                                   "lenient": self.spec.lenient, "cassette_source": self.spec.cassette_source,
+                                   "tenant_id": self.tenant_id,
+                                   "calls_per_minute": self.quota.calls_per_minute if self.quota else None}})
                 break
             except TransportError as exc:
                 metrics.record_model_call(self.spec.name, "transient_error" if exc.transient else "error",
@@ -236,6 +249,8 @@ class ModelClient:
         self.calls_made += reply.retries + reply.fallbacks  # the Router's own requests count against the budget
         text = reply.text
         input_tokens, output_tokens = reply.input_tokens, reply.output_tokens
+        self.tokens_used += input_tokens + output_tokens
+        self.cost_used += reply.cost_usd
         fingerprint = reply.fingerprint
         drift = fingerprint.split(":", 1)[1] if fingerprint.startswith("replay-drift:") else None
         try:

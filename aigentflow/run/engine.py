@@ -290,6 +290,7 @@ class RunEngine:
                 "false`) or pick a role version that leads it (`aigentflow agents list`)."
             )
         role = lead.name
+        quota = self._quota_gate(run)
         step = self.store.begin_step(run.id, step_name, role, state)
         state_span = (new_span_id(), time.time_ns())
         budget = run.config.model.max_calls_per_run - run.model_calls
@@ -297,7 +298,7 @@ class RunEngine:
             run_id=run.id, step=step_name, attempt=step.attempt, request=run.request,
             project_context=self._project_context(), layers=self._layers(), model=self.options.model_spec,
             inputs=self._inputs(step_name), parent_span_id=state_span[0], budget=max(budget, 0),
-            tenant_id=run.tenant_id, timeout_s=run.config.run.step_timeout_s,
+            tenant_id=run.tenant_id, timeout_s=run.config.run.step_timeout_s, quota=quota,
         )
         self.emit(hooks.AGENT_STARTED, run, role=role, step=step_name, attempt=step.attempt)
         invoked = time.perf_counter()
@@ -331,6 +332,7 @@ class RunEngine:
                                       float(row.get("cost_usd", 0.0))) for model, row in result.by_model.items()])
         if result.error_kind == "paused":
             self.store.fail_step(step, result.error or "paused", usage)
+            self._quota_gate(run, pause=False)  # a call refused by the tenant's quota: audited, its incident recorded
             self._move(self.store.get_run(run.id), Event.PAUSE, reason=result.error, state_span=state_span)
             raise RunPaused(f"run {run.id} paused during {state}: {result.error}")
         if result.error_kind == NEEDS_APPROVAL:
@@ -345,6 +347,17 @@ class RunEngine:
             self.emit(hooks.AGENT_FINISHED, failed, role=role, step=step_name, status="failed", error=result.error)
             raise RunFailure(f"run {run.id} failed in {state}: {result.error}")
         return self._commit(self.store.get_run(run.id), step, role, result, usage, state_span)
+
+    def _quota_gate(self, run: RunRecord, pause: bool = True) -> Any:
+        """The tenant's ``Allowance`` for the next step; an exhausted quota is a refusal and, before a step
+        (``pause``), pauses the run: resumable once the quota resets or is raised (``aigentflow.tenants``)."""
+        from aigentflow.tenants.quotas import step_allowance
+
+        quota, refused = step_allowance(self.store, self.paths.root, run.tenant_id, run.id, before_step=pause)
+        if refused and pause:
+            self._move(run, Event.PAUSE, reason=refused)
+            raise RunPaused(f"run {run.id} paused before {run.state}: {refused}")
+        return quota
 
     def _shadow(self, run: RunRecord, role: str, call: AgentCall, result: AgentResult, seconds: float) -> None:
         """The candidate that shadows ``role`` plays this step too (``aigentflow.run.shadow``); the run's result

@@ -56,6 +56,9 @@ class AgentCall:
     """Where that version comes from (``aigentflow.agent.origin``: builtin, project or generated), or ""."""
     prompt_layers: tuple[str, ...] = ()
     """The role's prompt layers (``AgentSpec.role_layers``); empty: ``roles/<role>.md``."""
+    quota: Any = None
+    """The tenant's ``Allowance`` (``aigentflow.tenants.quotas``) when the step started: what its model calls
+    may still spend (counted down by ``ModelClient``), and the Model Gateway's rate limit; None: no quotas."""
     shadow: bool = False
     """A shadow call (``aigentflow.run.shadow``): the candidate version ``agent_version`` of the role plays the
     step beside the incumbent; its output is graded and discarded, never written, merged or committed."""

@@ -96,6 +96,8 @@ class RunPlan:
     """The ``ActiveRoles``: the version of each role the run uses (recorded as its ``agents`` settings)."""
     flag_decisions: dict[str, dict[str, Any]] | None = None
     """The flags its context decided (a targeting rule, an A/B split, a rollout): their variant and reason."""
+    tenant: str = "default"
+    """The tenant it goes under: ``run.tenant``, or 'default' in single-tenant mode (``aigentflow.tenants``)."""
 
 
 def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) -> None:
@@ -126,6 +128,18 @@ def preflight_sandbox(settings: Any, flags: Mapping[str, Any]) -> None:
     check_confinement(settings.build.sandbox_allow_unconfined)
 
 
+def preflight_tenant(paths: ProjectPaths, wanted: str) -> str:
+    """The tenant the run goes under, registered, active and within its quotas (a refusal is audited under it
+    and its incident recorded); before Ray, before the run is recorded."""
+    from aigentflow.tenants.quotas import admit
+
+    store = SQLiteRunStore(paths.database)
+    try:
+        return admit(store, paths.root, wanted, new_run=True)
+    finally:
+        store.close()
+
+
 def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
              record: str | None = None) -> RunPlan:
     """Check everything a run needs (config, request, flags, model, cassette) without recording it."""
@@ -140,6 +154,7 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     config = load_config(paths.root, overrides)
     settings = config.settings
     text = check_request(request, settings.run.max_request_chars)
+    tenant = preflight_tenant(paths, settings.run.tenant)
     if settings.gdpr.require_consent:  # the GDPR enforcement point: no processing without consent
         from aigentflow.gdpr.consent import check_request as check_consent
 
@@ -161,7 +176,7 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     spec = build_model_spec(settings.model, paths.cassettes_dir, record=bool(settings.model.record),
                             settings=settings)
     redactor = Redactor.from_environment(extra_patterns=settings.trace.redact_patterns)
-    return RunPlan(redactor.redact_text(text), settings, flags, spec, roles, decided)
+    return RunPlan(redactor.redact_text(text), settings, flags, spec, roles, decided, tenant)
 
 
 def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
@@ -171,6 +186,9 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
         project = store.get_project()
         if project is None:
             raise UsageError(f"{paths.database} has no project yet; run `aigentflow init` first.")
+        from aigentflow.tenants.quotas import admit
+
+        tenant = admit(store, paths.root, plan.settings.run.tenant, new_run=True)  # again: it may have moved since
         settings = plan.settings.model_dump(mode="json")
         # A cassette marked lenient makes the run lenient: recorded, so every later output can say so.
         settings["model"]["replay_lenient"] = bool(plan.spec.lenient)
@@ -182,7 +200,7 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
             settings["agents"].update({role: {"version": version} for role, version in canary.items()})
         run = store.create_run(
             project_id=project["id"], request=plan.request, model=plan.spec.name,
-            settings=settings, flags=plan.flags, tenant_id=plan.settings.run.tenant, run_id=run_id,
+            settings=settings, flags=plan.flags, tenant_id=tenant, run_id=run_id,
         )
         store.append_audit("run.created", run.id, {"model": plan.spec.name, "request_chars": len(plan.request),
                                                    **({"canary": canary} if canary else {}),

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from aigentflow.exceptions import StoreError, UnknownRun, UsageError
+from aigentflow.store.memory_tenants import TenantTablesInMemory
 from aigentflow.store.records import (
     COST_GROUPS,
     ArtifactRecord,
@@ -56,9 +57,12 @@ class _Tables:
         self.controls: dict[tuple[str, str], str] = {}
         self.releases: list[dict[str, Any]] = []
         self.model_usage: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+        self.tenants: dict[str, dict[str, Any]] = {  # as migration 7 leaves it: 'default' is always there
+            "default": {"id": "default", "name": "default", "status": "active", "created_at": now_iso()}}
+        self.quotas: dict[tuple[str, str, str], dict[str, Any]] = {}
 
 
-class InMemoryRunStore:
+class InMemoryRunStore(TenantTablesInMemory):
     """A ``RunStore`` in memory; ``handle()`` opens another handle on the same data."""
 
     def __init__(self, *, _tables: _Tables | None = None) -> None:
@@ -128,9 +132,9 @@ class InMemoryRunStore:
             return run_from_row(t.runs[run_id])
         return self._locked(write)
 
-    def get_run(self, run_id: str) -> RunRecord:
+    def get_run(self, run_id: str, tenant_id: str | None = None) -> RunRecord:
         def read(t: _Tables) -> RunRecord:
-            if run_id not in t.runs:
+            if run_id not in t.runs or (tenant_id and t.runs[run_id]["tenant_id"] != tenant_id):
                 raise UnknownRun(f"no run {run_id!r} in this project; `aigentflow runs` lists them.")
             return run_from_row(t.runs[run_id])
         return self._locked(read)
@@ -190,8 +194,9 @@ class InMemoryRunStore:
                               "from_state": from_state, "to_state": to_state, "event": event,
                               "reason": reason, "at": at})
 
-    def transitions(self, run_id: str) -> list[TransitionRecord]:
-        rows = self._locked(lambda t: [dict(r) for r in t.transitions if r["run_id"] == run_id])
+    def transitions(self, run_id: str, tenant_id: str | None = None) -> list[TransitionRecord]:
+        rows = self._locked(lambda t: [dict(r) for r in t.transitions if r["run_id"] == run_id
+                                       and (not tenant_id or r["tenant_id"] == tenant_id)])
         return [TransitionRecord(r["seq"], r["run_id"], r["from_state"], r["to_state"], r["event"], r["reason"],
                                  r["at"]) for r in rows]
 
@@ -274,15 +279,17 @@ class InMemoryRunStore:
                 t.model_usage[step.key] = _model_usage(step, row["tenant_id"], usage or StepUsage())
         self._locked(write)
 
-    def steps(self, run_id: str) -> list[StepRecord]:
+    def steps(self, run_id: str, tenant_id: str | None = None) -> list[StepRecord]:
         def read(t: _Tables) -> list[StepRecord]:
-            rows = [r for r in t.steps.values() if r["run_id"] == run_id]
+            rows = [r for r in t.steps.values() if r["run_id"] == run_id
+                    and (not tenant_id or r["tenant_id"] == tenant_id)]
             rows.sort(key=lambda r: (r["started_at"], r["step"], r["attempt"]))
             return [step_from_row(r) for r in rows]
         return self._locked(read)
 
-    def artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        rows = self._locked(lambda t: [dict(r) for r in t.artifacts.values() if r["run_id"] == run_id])
+    def artifacts(self, run_id: str, tenant_id: str | None = None) -> list[ArtifactRecord]:
+        rows = self._locked(lambda t: [dict(r) for r in t.artifacts.values() if r["run_id"] == run_id
+                                       and (not tenant_id or r["tenant_id"] == tenant_id)])
         rows.sort(key=lambda r: (r["created_at"], r["name"]))
         return [ArtifactRecord(r["run_id"], r["step"], r["name"], r["path"], r["sha256"], r["bytes"], r["created_at"])
                 for r in rows]
@@ -296,8 +303,9 @@ class InMemoryRunStore:
                             "at": at or now_iso(), "data_json": dumps(data)})
         self._locked(write)
 
-    def audit(self, run_id: str | None = None) -> list[AuditRecord]:
-        rows = self._locked(lambda t: [dict(r) for r in t.audit if not run_id or r["run_id"] == run_id])
+    def audit(self, run_id: str | None = None, tenant_id: str | None = None) -> list[AuditRecord]:
+        rows = self._locked(lambda t: [dict(r) for r in t.audit if (not run_id or r["run_id"] == run_id)
+                                       and (not tenant_id or r["tenant_id"] == tenant_id)])
         return [AuditRecord(r["seq"], r["tenant_id"], r["run_id"], r["event"], r["at"], json.loads(r["data_json"]))
                 for r in rows]
 

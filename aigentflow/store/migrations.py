@@ -233,6 +233,31 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX compliance_attestations_by_control ON compliance_attestations(control, attested_at);
     """,
+    # 7: tenants (`aigentflow tenants`): the registry ('default' always there, and every tenant runs were already
+    # recorded under) and each tenant's quotas (runs, tokens, cost_usd per day/week/month; calls_per_minute, the
+    # Model Gateway's rate limit); usage is summed from steps by tenant and finish time (a covering index).
+    """
+    CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+        created_at TEXT NOT NULL
+    );
+    INSERT INTO tenants (id, name, status, created_at)
+        VALUES ('default', 'default', 'active', strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'));
+    INSERT OR IGNORE INTO tenants (id, name, status, created_at)
+        SELECT DISTINCT tenant_id, tenant_id, 'active', strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now') FROM runs;
+    CREATE TABLE quotas (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        kind TEXT NOT NULL CHECK (kind IN ('runs', 'tokens', 'cost_usd', 'calls_per_minute')),
+        "limit" REAL NOT NULL CHECK ("limit" >= 0),
+        period TEXT NOT NULL CHECK (period IN ('minute', 'day', 'week', 'month')),
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, kind, period)
+    );
+    CREATE INDEX steps_by_tenant
+        ON steps(tenant_id, finished_at, input_tokens, output_tokens, cost_usd, model_calls);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

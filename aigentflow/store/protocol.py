@@ -27,10 +27,13 @@ from typing import Any, Protocol, Self, runtime_checkable
 from aigentflow.store.records import (
     ArtifactRecord,
     AuditRecord,
+    QuotaRecord,
     ReleaseRecord,
     RunRecord,
     StepRecord,
     StepUsage,
+    TenantRecord,
+    TenantUsage,
     TransitionRecord,
 )
 
@@ -66,8 +69,8 @@ class RunStore(Protocol):
         Ids are ``YYMMDD-HHMMSS-xxxx`` (UTC), so they sort by creation time; ``run_id``: one made
         beforehand with ``new_run_id`` (the canary routing needs it before the settings are recorded)."""
 
-    def get_run(self, run_id: str) -> RunRecord:
-        """The run with exactly this id; ``UnknownRun`` if none."""
+    def get_run(self, run_id: str, tenant_id: str | None = None) -> RunRecord:
+        """The run with exactly this id (and of ``tenant_id``, if given); ``UnknownRun`` if none."""
 
     def resolve_run_id(self, prefix: str) -> str:
         """The full id of the one run whose id starts with ``prefix`` (ASCII case-insensitively; an
@@ -85,8 +88,9 @@ class RunStore(Protocol):
         pause request when moving to PAUSED, appends (from, to, event, reason) to the log. Returns
         the moved run."""
 
-    def transitions(self, run_id: str) -> list[TransitionRecord]:
-        """The run's append-only log, oldest first (``seq`` increases across the whole store)."""
+    def transitions(self, run_id: str, tenant_id: str | None = None) -> list[TransitionRecord]:
+        """The run's append-only log, oldest first (``seq`` increases across the whole store); with
+        ``tenant_id``, only entries of that tenant (none for another tenant's run)."""
 
     def request_pause(self, run_id: str) -> None:
         """Ask the run's driver to pause at its next boundary (``pause_requested``). No version bump."""
@@ -124,8 +128,9 @@ class RunStore(Protocol):
     def fail_step(self, step: StepRecord, error: str, usage: StepUsage | None = None) -> None:
         """Mark the attempt failed with ``error`` and its usage; a completed step stays completed."""
 
-    def steps(self, run_id: str) -> list[StepRecord]:
-        """Every attempt of every step of the run, ordered by (started_at, step, attempt)."""
+    def steps(self, run_id: str, tenant_id: str | None = None) -> list[StepRecord]:
+        """Every attempt of every step of the run, ordered by (started_at, step, attempt); with
+        ``tenant_id``, only that tenant's."""
 
     def costs(self, by: str = "run", *, tenant_id: str | None = None,
               run_id: str | None = None) -> list[dict[str, Any]]:
@@ -133,8 +138,9 @@ class RunStore(Protocol):
         too) or model (the model that answered, from each step's ``usage.by_model``); optionally of
         one tenant or run. ``UsageError`` for another grouping."""
 
-    def artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        """The run's artifacts, ordered by (created_at, name); created_at is when it was committed."""
+    def artifacts(self, run_id: str, tenant_id: str | None = None) -> list[ArtifactRecord]:
+        """The run's artifacts, ordered by (created_at, name); created_at is when it was committed; with
+        ``tenant_id``, only that tenant's."""
 
     # -- audit and controls -----------------------------------------------------------------------
 
@@ -142,8 +148,8 @@ class RunStore(Protocol):
                      tenant_id: str = "default") -> None:
         """Append an audit entry (``at`` defaults to now); entries are never changed."""
 
-    def audit(self, run_id: str | None = None) -> list[AuditRecord]:
-        """Audit entries (of ``run_id``, or all), in the order they were appended (``seq``)."""
+    def audit(self, run_id: str | None = None, tenant_id: str | None = None) -> list[AuditRecord]:
+        """Audit entries (of ``run_id`` and/or ``tenant_id``, or all), in the order they were appended (``seq``)."""
 
     def set_control(self, key: str, value: Any, tenant_id: str = "default") -> None:
         """Set a JSON control (e.g. ``emergency.pause_all``) for the tenant, replacing its value."""
@@ -160,3 +166,30 @@ class RunStore(Protocol):
 
     def releases(self, tenant_id: str | None = None) -> list[ReleaseRecord]:
         """Recorded releases (of ``tenant_id``, or all), newest first."""
+
+    # -- tenants and quotas (``aigentflow.tenants``: ids and kinds are checked there) ------------
+
+    def create_tenant(self, tenant_id: str, name: str) -> TenantRecord:
+        """Register an active tenant; ``UsageError`` if it exists ('default' always does)."""
+
+    def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        """The tenant, or None if it was never registered."""
+
+    def tenants(self) -> list[TenantRecord]:
+        """Every registered tenant, 'default' included, by id."""
+
+    def set_tenant_status(self, tenant_id: str, status: str) -> TenantRecord:
+        """Make the tenant ``active`` or ``suspended``; ``UsageError`` for an unknown tenant."""
+
+    def set_quota(self, tenant_id: str, kind: str, limit: float, period: str) -> QuotaRecord:
+        """Set (or replace) the tenant's quota of ``kind`` per ``period``; ``StoreError`` for an unknown tenant."""
+
+    def delete_quota(self, tenant_id: str, kind: str, period: str | None = None) -> int:
+        """Remove the tenant's quotas of ``kind`` (of one ``period``, or all); how many were removed."""
+
+    def quotas(self, tenant_id: str) -> list[QuotaRecord]:
+        """The tenant's quotas, by (kind, period)."""
+
+    def tenant_usage(self, tenant_id: str, since: str) -> TenantUsage:
+        """Runs the tenant created at or after ``since`` (ISO, as the store writes times), and the model
+        calls, tokens (in + out) and cost of its steps finished then (completed or failed)."""

@@ -209,6 +209,46 @@ class StepUsage:
     by_model: list[ModelUsage] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TenantRecord:
+    """A registered tenant (``aigentflow tenants``): whose projects, runs and audit rows they are."""
+
+    id: str
+    name: str
+    status: str
+    """``active`` or ``suspended`` (a suspended tenant's runs are refused)."""
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class QuotaRecord:
+    """One quota of a tenant: at most ``limit`` of ``kind`` per ``period``."""
+
+    tenant_id: str
+    kind: str
+    """``runs``, ``tokens``, ``cost_usd`` (per day, week or month) or ``calls_per_minute``."""
+    limit: float
+    period: str
+    """``day``, ``week``, ``month`` (UTC calendar periods), or ``minute`` for ``calls_per_minute``."""
+    updated_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TenantUsage:
+    """What a tenant used since a time: runs created, and the model calls, tokens and cost of steps finished."""
+
+    runs: int = 0
+    model_calls: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
 COST_GROUPS = ("run", "tenant", "model", "step")
 """How `aigentflow costs --by` groups: run, tenant and step from the steps' totals (every step, failed
 ones too: what a failed call cost was paid), model from the per-model usage of each step."""

@@ -32,15 +32,18 @@ from aigentflow.store.records import (
     dumps,
 )
 from aigentflow.store.rows import new_run_id, now_iso, run_from_row, step_from_row
+from aigentflow.store.sqlite_tenants import TenantTables
 
 BUSY_TIMEOUT_MS = 5000
+_OF_TENANT = " AND tenant_id=?"
+"""Appended to a read by run id when it is scoped to one tenant (``aigentflow.tenants.scope``)."""
 
 
 class StaleRun(StoreError):
     """The run moved under us (another process changed it): nothing was written."""
 
 
-class SQLiteRunStore:
+class SQLiteRunStore(TenantTables):
     """The run store. ``SQLiteRunStore(path)`` opens (and migrates, if ``create``) the database;
     ``with SQLiteRunStore(path) as store:`` closes it on the way out. It implements ``RunStore``
     (``protocol.py``), whose contract it defines. One connection per instance: a thread that writes
@@ -205,8 +208,8 @@ class SQLiteRunStore:
             )
         return self.get_run(run_id)
 
-    def get_run(self, run_id: str) -> RunRecord:
-        rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
+    def get_run(self, run_id: str, tenant_id: str | None = None) -> RunRecord:
+        rows = self._query("SELECT * FROM runs WHERE id=?" + _OF_TENANT * bool(tenant_id), _with(run_id, tenant_id))
         if not rows:
             raise UnknownRun(f"no run {run_id!r} in this project; `aigentflow runs` lists them.")
         return run_from_row(rows[0])
@@ -281,8 +284,9 @@ class SQLiteRunStore:
             (row["tenant_id"], run_id, row["state"], to_state, event, reason, stamp),
         )
 
-    def transitions(self, run_id: str) -> list[TransitionRecord]:
-        rows = self._query("SELECT * FROM transitions WHERE run_id=? ORDER BY seq", (run_id,))
+    def transitions(self, run_id: str, tenant_id: str | None = None) -> list[TransitionRecord]:
+        rows = self._query("SELECT * FROM transitions WHERE run_id=?" + _OF_TENANT * bool(tenant_id) + " ORDER BY seq",
+                           _with(run_id, tenant_id))
         return [
             TransitionRecord(r["seq"], r["run_id"], r["from_state"], r["to_state"], r["event"], r["reason"], r["at"])
             for r in rows
@@ -402,12 +406,14 @@ class SQLiteRunStore:
                                       step.key).fetchone()["tenant_id"]
                 _write_model_usage(conn, step, tenant, usage)
 
-    def steps(self, run_id: str) -> list[StepRecord]:
-        rows = self._query("SELECT * FROM steps WHERE run_id=? ORDER BY started_at, step, attempt", (run_id,))
+    def steps(self, run_id: str, tenant_id: str | None = None) -> list[StepRecord]:
+        rows = self._query("SELECT * FROM steps WHERE run_id=?" + _OF_TENANT * bool(tenant_id)
+                           + " ORDER BY started_at, step, attempt", _with(run_id, tenant_id))
         return [step_from_row(r) for r in rows]
 
-    def artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        rows = self._query("SELECT * FROM artifacts WHERE run_id=? ORDER BY created_at, name", (run_id,))
+    def artifacts(self, run_id: str, tenant_id: str | None = None) -> list[ArtifactRecord]:
+        rows = self._query("SELECT * FROM artifacts WHERE run_id=?" + _OF_TENANT * bool(tenant_id)
+                           + " ORDER BY created_at, name", _with(run_id, tenant_id))
         return [
             ArtifactRecord(r["run_id"], r["step"], r["name"], r["path"], r["sha256"], r["bytes"], r["created_at"])
             for r in rows
@@ -423,11 +429,10 @@ class SQLiteRunStore:
                 (tenant_id, run_id, event, at or now_iso(), dumps(data)),
             )
 
-    def audit(self, run_id: str | None = None) -> list[AuditRecord]:
-        if run_id:
-            rows = self._query("SELECT * FROM audit WHERE run_id=? ORDER BY seq", (run_id,))
-        else:
-            rows = self._query("SELECT * FROM audit ORDER BY seq")
+    def audit(self, run_id: str | None = None, tenant_id: str | None = None) -> list[AuditRecord]:
+        where = [clause for clause, value in (("run_id=?", run_id), ("tenant_id=?", tenant_id)) if value]
+        rows = self._query("SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+                           + " ORDER BY seq", tuple(v for v in (run_id, tenant_id) if v))
         return [
             AuditRecord(r["seq"], r["tenant_id"], r["run_id"], r["event"], r["at"], json.loads(r["data_json"]))
             for r in rows
@@ -498,6 +503,10 @@ class SQLiteRunStore:
                      "GROUP BY model, provider ORDER BY model, provider",
         }[by]
         return [cost_row(dict(r)) for r in self._query(query, tuple(params))]
+
+
+def _with(run_id: str, tenant_id: str | None) -> tuple[str, ...]:
+    return (run_id, tenant_id) if tenant_id else (run_id,)
 
 
 def _write_model_usage(conn: sqlite3.Connection, step: StepRecord, tenant: str, usage: StepUsage) -> None:
