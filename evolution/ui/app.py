@@ -49,6 +49,7 @@ def create_app(paths: ProjectPaths) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("switches", views.emergency_switches(state.paths))
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment_wanted(request: Request) -> bool:
