@@ -73,6 +73,7 @@ def rollback(paths: Any) -> dict[str, Any]:
     finally:
         store.close()
     entries = sorted(p for p in state_dir.iterdir() if p.name != exports.EXPORTS)
+    archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(archive.name + ".partial")
     with tarfile.open(partial, "w:gz") as tar:
         for entry in entries:
