@@ -33,7 +33,7 @@ SWITCHES: dict[str, tuple[str, str, str]] = {
     "disable_evolution": ("disable-evolution", "--enable-evolution",
                           "no mining, generation, tournaments or canaries"),
     "single_tenant_mode": ("single-tenant-mode", "--multi-tenant-mode",
-                           "multi-tenant routing is off: new runs go to the operator tenant, the API serves only it"),
+                           "no multi-tenant routing (new runs go to the operator tenant, the API serves only it)"),
 }
 """key -> (the switch's name as the CLI spells it, the option that lifts it, what it does while on)."""
 
