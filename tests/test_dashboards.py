@@ -9,7 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -164,7 +164,7 @@ def test_dashboards_command_prints_every_figure(project) -> None:
     done = aigentflow("dashboards", "--project", str(repo), cwd=repo.parent)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for title in ("MVP dashboard", "v1.0 dashboard", "v2.0 dashboard"):
+    for title in ("MVP dashboard", "v1.0 dashboard", "v2.0 dashboard", "Enterprise dashboard"):
         assert title in out
     lines = {line.split("  ")[0]: line for line in out.splitlines()}
     assert lines["Error rate"].split()[2:6] == ["66.7%", "<", "1%", "FAILING"]
@@ -181,11 +181,14 @@ def test_dashboards_json_matches_the_figures(project) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["project"] == str(repo)
-    assert list(report["dashboards"]) == ["MVP", "v1.0", "v2.0"]
-    assert [len(figures) for figures in report["dashboards"].values()] == [4, 5, 5]
+    assert {phase: len(figures) for phase, figures in report["dashboards"].items()} == {
+        "MVP": 4, "v1.0": 5, "v2.0": 5, "Enterprise": 5}
     keyed = {f["key"]: f for figures in report["dashboards"].values() for f in figures}
     expected = figures_by_key(repo)
     for key, figure in keyed.items():
+        if key == "flag_eval_latency_p99":  # timed anew each time
+            assert figure["status"] == expected[key].status and figure["value"] > 0
+            continue
         assert (figure["value"], figure["status"], figure["threshold"]) == (
             expected[key].value, expected[key].status, expected[key].threshold), key
 
@@ -210,3 +213,93 @@ def test_dashboards_import_neither_ray_nor_litellm(project) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=cli_env(),
                           timeout=120, check=False)
     assert done.stdout.strip().endswith("IMPORTED False False"), done.stdout[-500:] + done.stderr[-2000:]
+
+
+# -- the Enterprise dashboard --------------------------------------------------------------------------------
+
+
+def plant_model_usage(repo: Path, model: str, calls: list[tuple[int, int, float]]) -> str:
+    """A run whose step's model calls (input tokens, output tokens, recorded cost) are recorded through the store,
+    as the engine records them."""
+    from aigentflow.store.records import ModelUsage
+
+    store = SQLiteRunStore(ProjectPaths(repo).database)
+    try:
+        run = store.create_run(project_id=store.get_project()["id"], request="priced", model=model, settings={},
+                               flags={})
+        for number, (tokens_in, tokens_out, cost) in enumerate(calls):
+            step = store.begin_step(run.id, f"analyze{number}", "analyst", "ANALYZING")
+            store.fail_step(step, "planted", StepUsage(tokens_in, tokens_out, cost, 1, [],
+                                                       [ModelUsage(model, "openai", 1, tokens_in, tokens_out, cost)]))
+        return run.id
+    finally:
+        store.close()
+
+
+def test_enterprise_figures_from_dsars_costs_compliance_and_flags(tmp_path: Path) -> None:
+    from aigentflow.models.catalog import cost_map
+    from evolution.dashboards.enterprise import FLAG_ROUNDS
+
+    with user_config_env(tmp_path / "user-config"):
+        repo = new_project(tmp_path / "project")
+        figures = figures_by_key(repo)
+        dsar = figures["dsar_completion_days"]
+        assert dsar.status == NO_DATA and "gdpr export" in dsar.source
+        assert figures["cost_tracking_accuracy"].status == NO_DATA
+
+        exported = aigentflow("gdpr", "export", "alice@example.com", "--json", cwd=repo)
+        assert exported.returncode == 0, exported.stderr
+        request = json.loads(exported.stdout)["request"]
+        prices = cost_map()["gpt-4o-mini"]
+        exact = [(n * 1000, n * 100,
+                  n * 1000 * prices["input_cost_per_token"] + n * 100 * prices["output_cost_per_token"])
+                 for n in (1, 7, 30)]
+        plant_model_usage(repo, "openai/gpt-4o-mini", exact)
+        drive_run(repo)  # replayed calls: recorded at no cost, left out of the accuracy
+
+        figures = figures_by_key(repo)
+        dsar = figures["dsar_completion_days"]
+        assert dsar.status == OK and dsar.value == request["duration_s"] / 86400
+        assert request["id"] in dsar.source and "1 completed, 0 open" in dsar.source
+        cost = figures["cost_tracking_accuracy"]
+        assert (cost.value, cost.display, cost.status) == (1.0, "100%", OK), cost
+        assert "3 call(s) of openai/gpt-4o-mini" in cost.source
+
+        compliance = json.loads(aigentflow("compliance", "status", "--json", cwd=repo).stdout)
+        score = figures["compliance_score"]
+        assert score.value == compliance["score_percent"]
+        assert score.status == (OK if compliance["score_percent"] > 95 else FAILING)
+        assert f"{compliance['counts']['pass']} of" in score.source
+
+        flags = json.loads(aigentflow("flags", "list", "--json", cwd=repo).stdout)
+        latency = figures["flag_eval_latency_p99"]
+        assert latency.status == OK and 0 < latency.value < 10, latency
+        assert f"{len(flags)} flags x {FLAG_ROUNDS} subjects" in latency.source
+
+        # one call recorded 10% over its price; a request left open past the 30 days
+        tokens_in, tokens_out = 50_000, 5_000
+        right = tokens_in * prices["input_cost_per_token"] + tokens_out * prices["output_cost_per_token"]
+        plant_model_usage(repo, "openai/gpt-4o-mini", [(tokens_in, tokens_out, right * 1.10)])
+        from aigentflow.gdpr.requests import open_request
+
+        waiting = open_request(ProjectPaths(repo).database, "f" * 64, "erase")
+        later = figures_by_key(repo, now=datetime.now(UTC) + timedelta(days=31))
+        expected_total = sum(c for _, _, c in exact) + right
+        cost = later["cost_tracking_accuracy"]
+        assert abs(cost.value - (1 - 0.10 * right / expected_total)) < 1e-9 and cost.status == FAILING
+        dsar = later["dsar_completion_days"]
+        assert dsar.status == FAILING and dsar.value > 30 and waiting.id in dsar.source and "1 open" in dsar.source
+
+
+def test_tenant_isolation_figure_is_the_probes_or_says_it_is_missing(project) -> None:
+    repo, _ = project
+    figure = figures_by_key(repo)["tenant_isolation_score"]
+    if importlib.util.find_spec("aigentflow.tenants.isolation") is None:
+        assert (figure.status, figure.value, figure.display) == (NO_DATA, None, "no data")
+        assert figure.source == "tenant isolation probe not installed"
+        return
+    from aigentflow.tenants.isolation import measure
+
+    result = measure(repo)
+    assert figure.source == f"{result['checked']} isolation checks, {result['leaks']} leak(s) found"
+    assert figure.status == (OK if result["leaks"] == 0 else FAILING)

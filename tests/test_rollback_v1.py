@@ -42,7 +42,7 @@ def test_rollback_v1_exports_then_clears_evolution_and_restores_builtin_versions
     assert (paths.state_dir / "evolution" / "disabled.json").exists()
     store = SQLiteRunStore(paths.database)
     assert store.get_control(DISABLE_GENERATED, False) is True
-    assert [a.data["phase"] for a in store.audit(None) if a.event == "admin.rollback"] == ["v1"]
+    assert [a.data["phase"] for a in store.audit(None) if a.event == "admin.rollback"] == ["v2.0"]
     assert load_config(sample_repo).settings.agents.get(ROLE) is None or \
         load_config(sample_repo).settings.agents[ROLE].version is None
     _, run, _ = start(sample_repo)
@@ -50,7 +50,7 @@ def test_rollback_v1_exports_then_clears_evolution_and_restores_builtin_versions
     board = json.loads(aigentflow("tournament", "leaderboard", "--json", cwd=sample_repo).stdout)
     assert board["ratings"] == []
     refused = aigentflow("tournament", "run", "--role", "backend_developer", cwd=sample_repo)
-    assert refused.returncode == 2 and "admin rollback v1" in refused.stderr
+    assert refused.returncode == 2 and "admin rollback v2.0" in refused.stderr
 
     again = aigentflow("admin", "rollback", "v1", cwd=sample_repo)
     assert again.returncode == 0 and "already rolled back to v1: nothing changed" in again.stdout

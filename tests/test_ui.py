@@ -193,8 +193,8 @@ def test_span_details_redact_what_the_ui_knows_is_secret(project, tmp_path) -> N
 def test_dashboards_page_shows_every_figure_red_or_green(server, tmp_path) -> None:
     page = parse(dump_dom(server + "/dashboards"))
     cards = {card.attrs["id"].removeprefix("figure-"): card for card in page.find_all("div", cls="figure")}
-    assert len(cards) == 14
-    for phase in ("phase-mvp", "phase-v10", "phase-v20"):
+    assert len(cards) == 19
+    for phase in ("phase-mvp", "phase-v10", "phase-v20", "phase-enterprise"):
         assert page.by_id(phase)
     assert [c.find_all(cls="figure-title")[0].text for c in page.by_id("phase-v10").find_all(cls="figure")] == [
         "Agent success rate", "Worktree conflicts/day", "Build pass rate", "Test coverage", "Review approval rate"]
@@ -363,3 +363,40 @@ def test_leaderboard_page_shows_ratings_promotion_and_the_rollout_stage(tmp_path
 def test_leaderboard_page_before_any_tournament_says_how_to_play_one(server) -> None:
     text = parse(dump_dom(server + "/leaderboard")).find_all("main")[0].text
     assert "No rated versions yet" in text and "aigentflow tournament run --role ROLE" in text
+
+
+BANNER = (255, 243, 205)  # .emergency's background in app.css
+
+
+@needs_chromium
+def test_enterprise_dashboard_and_the_emergency_banner_as_drawn(tmp_path: Path) -> None:
+    with user_config_env(tmp_path / "user-config"):
+        repo = new_project(tmp_path / "project")
+        assert aigentflow("gdpr", "export", "bob@example.com", cwd=repo).returncode == 0
+        assert aigentflow("admin", "emergency", "--single-tenant-mode", cwd=repo).returncode == 0
+        with ui_server(repo) as url:
+            page = parse(dump_dom(url + "/dashboards"))
+            section = page.by_id("phase-enterprise")
+            assert section.find_all("h2")[0].text == "Enterprise dashboard"
+            cards = {c.attrs["id"].removeprefix("figure-"): c for c in section.find_all("div", cls="figure")}
+            assert [c.find_all(cls="figure-title")[0].text for c in cards.values()] == [
+                "Tenant isolation score", "DSAR completion time", "Compliance score", "Model cost tracking accuracy",
+                "Feature flag evaluation latency"]
+            assert "status-ok" in cards["dsar_completion_days"].classes and "target < 30 days" in \
+                cards["dsar_completion_days"].text
+            assert "status-ok" in cards["flag_eval_latency_p99"].classes
+            assert re.fullmatch(r"\d+ µs|\d+\.\d\d ms", cards["flag_eval_latency_p99"].find_all(
+                cls="figure-value")[0].text)
+            assert "status-no-data" in cards["cost_tracking_accuracy"].classes
+            banner = page.by_id("emergency-switches")
+            assert "single-tenant-mode is ON" in banner.text and "--multi-tenant-mode" in banner.text
+
+            image = screenshot(url + "/dashboards", tmp_path / "enterprise.png", size=(1400, 2200))
+            assert not_blank(image)
+            assert count_near(image, BANNER, (0, 0, image.width, 200), tolerance=4) > 0.5 * image.width * 30, \
+                "the banner under the header"
+            assert count_near(image, GREEN, tolerance=8) > 500
+
+            assert aigentflow("admin", "emergency", "--multi-tenant-mode", cwd=repo).returncode == 0
+            image = screenshot(url + "/dashboards", tmp_path / "lifted.png")
+            assert count_near(image, BANNER, tolerance=4) < 100, "no banner once lifted"

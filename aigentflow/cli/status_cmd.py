@@ -116,20 +116,26 @@ def status(
     json_out: JsonOption = False,
 ) -> None:
     """A run's state, transition history, each agent's result, tokens and cost."""
+    from aigentflow import emergency
     from aigentflow.exceptions import UnknownRun
+    from aigentflow.project.paths import locate_project
 
     store = _store()
     try:
+        switches = emergency.read(store, locate_project().state_dir)
         if run_id is None:
             latest = store.list_runs(limit=1)
             if not latest:
+                if not json_out:  # the switches hold for the runs to come: shown before the error
+                    for line in emergency.describe(switches, only_on=True):
+                        echo(style(line, "yellow"))
                 raise UnknownRun("this project has no runs yet; start one with `aigentflow run \"<request>\"`.")
             run_id = latest[0].id
         report = run_report(store, store.resolve_run_id(run_id))
-        paused_all = store.get_control("emergency.pause_all", False)
     finally:
         store.close()
-    report["emergency_pause_all"] = bool(paused_all)
+    report["emergency_pause_all"] = switches["pause_all"]
+    report["emergency"] = switches
     report["generated_agents"] = _generated(report)  # marked as such (the kill switch stops them)
     if json_out:
         print_json(report)
@@ -249,9 +255,10 @@ def _print_report(report: dict[str, Any]) -> None:
         generated = report["generated_agents"].items()
         echo("Generated agents: " + ", ".join(f"{role}@{g['version']} ({g['approval'] or 'not approved'})"
                                               for role, g in generated))
-    if report["emergency_pause_all"]:
-        echo(style("Emergency pause-all is ON: no run moves until `aigentflow admin emergency --resume-all`.",
-                   "yellow"))
+    from aigentflow import emergency
+
+    for line in emergency.describe(report.get("emergency") or {}, only_on=True):
+        echo(style(f"Emergency {line}", "yellow"))
     echo(table(["at", "from", "to", "event", "reason"],
                [[t["at"], t["from_state"] or "", t["to_state"], t["event"], t["reason"] or ""]
                 for t in report["transitions"]], title="Transitions", flexible=[4]))

@@ -186,6 +186,18 @@ class FlagEditor:
         old = table.pop(part)
         return self._write(key, table, part, old, None)
 
+    def set_table(self, key: str, table: dict[str, Any] | None, what: str) -> Change:
+        """Replace the flag's whole table in the file (None: remove it), checked and audited as ``what``:
+        what a phase rollback (``aigentflow admin rollback``) and its undo write."""
+        self.definition(key)
+        old = copy.deepcopy(self.tables.get(key))
+        change = self._write(key, copy.deepcopy(table), what, old, table)
+        if table is None:
+            self.tables.pop(key, None)
+        else:
+            self.tables[key] = copy.deepcopy(table)
+        return change
+
     def _table(self, key: str) -> dict[str, Any]:
         return copy.deepcopy(self.tables.get(key, {}))
 

@@ -61,7 +61,8 @@ BUILTIN: tuple[Rule, ...] = (
          "A quota refused work (`quota.exhausted` audit entries); value: refusals in the window",
          "SEV2", window_s=3600, escalate={"SEV1": 100}),
     Rule("kill-switch-pulled", "kill_switch",
-         "An emergency switch is on: pause-all, disable-generated-agents, disable-evolution (or admin rollback v1)",
+         "An emergency switch is on: pause-all, disable-generated-agents, disable-evolution, single-tenant-mode "
+         "(or an admin rollback)",
          "SEV3", window_s=0, facets={"pause_all": "SEV2", "disable_generated_agents": "SEV3",
                                      "disable_evolution": "SEV3", "rollback": "SEV3"}),
     Rule("sandbox-escape-attempt", "sandbox_escape",

@@ -1,5 +1,5 @@
-"""The rollout plan's health dashboards (MVP, v1.0, v2.0): plain functions computing each figure from the
-run store and the traces, judged against the plan's thresholds. ``aigentflow dashboards`` prints them;
+"""The rollout plan's health dashboards (MVP, v1.0, v2.0, Enterprise): plain functions computing each figure
+from the run store and the traces, judged against the plan's thresholds. ``aigentflow dashboards`` prints them;
 ``aigentflow ui`` shows them.
 
 Nothing is imported here at import time: `aigentflow --help` imports ``evolution.dashboards.cli`` (and so
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from evolution.dashboards.data import ProjectData
     from evolution.dashboards.figure import Figure
 
-PHASES = ("MVP", "v1.0", "v2.0")
+PHASES = ("MVP", "v1.0", "v2.0", "Enterprise")
 
 
 def load(paths: ProjectPaths, now: datetime | None = None) -> ProjectData:
@@ -28,6 +28,7 @@ def load(paths: ProjectPaths, now: datetime | None = None) -> ProjectData:
 
 def compute(data: ProjectData, latency_ms: list[float] | None = None) -> dict[str, list[Figure]]:
     """Every figure, by phase; ``latency_ms``: timed CLI commands (``latency.measure``), or None for "no data"."""
-    from evolution.dashboards import mvp, v1, v2
+    from evolution.dashboards import enterprise, mvp, v1, v2
 
-    return {"MVP": mvp.figures(data, latency_ms), "v1.0": v1.figures(data), "v2.0": v2.figures(data)}
+    return {"MVP": mvp.figures(data, latency_ms), "v1.0": v1.figures(data), "v2.0": v2.figures(data),
+            "Enterprise": enterprise.figures(data)}

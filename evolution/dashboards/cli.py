@@ -18,7 +18,8 @@ def dashboards(
     = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The rollout plan's health dashboards (MVP, v1.0, v2.0): each figure, its threshold, ok or failing."""
+    """The rollout plan's health dashboards (MVP, v1.0, v2.0, Enterprise): each figure, its threshold, ok or
+    failing."""
     from evolution.dashboards import compute, load
     from evolution.dashboards.data import project_paths
     from evolution.dashboards.latency import measure

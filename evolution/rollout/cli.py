@@ -144,25 +144,6 @@ def enable() -> None:
     echo("self-evolution enabled" if enable_evolution(locate_project().root) else "self-evolution was not disabled")
 
 
-@reports_errors
-def admin_rollback(
-    phase: Annotated[str, typer.Argument(help="The phase to go back to: v1 (v2.0's self-evolution rolled back).")],
-    json_out: Json = False,
-) -> None:
-    """Phase rollback to v1.0 behaviour: export the tournament, canary and shadow state (the file is printed),
-    disable self-evolution, stop generated agents, clear that state, restore the built-in role versions;
-    audited; safe to run again."""
-    from aigentflow.cli.plain import echo
-    from aigentflow.project.paths import locate_project
-    from evolution.rollout import v1
-
-    done = v1.rollback(locate_project(), phase)
-    if json_out:
-        print_json(done)
-        return
-    for line in v1.describe(done):
-        echo(line)
-
-
-SUBCOMMANDS = {"admin": {"rollback": admin_rollback}}
-"""What evolution adds to aigentflow's own command groups (``aigentflow.cli.plugins``): ``admin rollback``."""
+ROLLBACK_PHASES = {"v2.0": "evolution.rollout.v1"}
+"""The phase rollback evolution contributes to aigentflow's ``admin rollback`` (``aigentflow.rollback``): the
+v2.0 phase's (``v1`` is its alias), a module with ``rollback``, ``undo`` and ``describe``."""

@@ -4,6 +4,7 @@ Pages: ``/`` the runs, ``/runs/<id>`` one run's spans as a waterfall, ``/runs/<i
 span's details, ``/dashboards`` the health dashboards, ``/findings`` the pattern miner's findings,
 ``/leaderboard`` the tournament ratings with each role's promotion and rollout (shadow, canary) stage,
 ``/compliance`` the SOC 2 controls' states and the compliance score (as `aigentflow compliance status`).
+Every page shows a banner of the emergency switches that are on (``aigentflow admin emergency``).
 A request from htmx (``HX-Request`` header) gets the fragment it swaps in; any other the whole page.
 An unknown run, span or address is a 404 page that says what was not found.
 """
@@ -49,6 +50,7 @@ def create_app(paths: ProjectPaths) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("switches", views.emergency_switches(state.paths))
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment_wanted(request: Request) -> bool:

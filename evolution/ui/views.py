@@ -38,6 +38,25 @@ def open_store(paths: ProjectPaths) -> Any:
     return SQLiteRunStore(paths.database, readonly=True)
 
 
+def emergency_switches(paths: ProjectPaths) -> list[dict[str, str]]:
+    """The emergency switches that are on (``aigentflow admin emergency``), for the banner every page shows:
+    {"key", "text"} each; none when the store cannot be read (the pages say why elsewhere)."""
+    from aigentflow import emergency
+    from aigentflow.exceptions import AigentflowError
+
+    try:
+        store = open_store(paths)
+    except AigentflowError:
+        return []
+    try:
+        state = emergency.read(store, paths.state_dir)
+    finally:
+        store.close()
+    keys = [key for key in emergency.SWITCHES if state.get(key)]
+    return [{"key": key, "text": text} for key, text in zip(keys, emergency.describe(state, only_on=True),
+                                                             strict=True)]
+
+
 def duration_text(seconds: float | None) -> str:
     """1.234 -> "1.23 s", 95 -> "1 min 35 s", None -> "-"."""
     if seconds is None:
