@@ -115,3 +115,24 @@ def test_web_ui_shows_a_banner_of_the_switches_that_are_on(sample_repo: Path) ->
             assert "--multi-tenant-mode" in html and "--resume-all" in html
         assert aigentflow("admin", "emergency", "--resume-all", "--multi-tenant-mode", cwd=sample_repo).returncode == 0
         assert 'id="emergency-switches"' not in page("/")
+
+
+def test_pause_all_stops_every_tenants_runs_not_only_the_operators(sample_repo: Path) -> None:
+    """The switches are the operator's: set once, they hold for runs of every tenant."""
+    from tests.test_engine import drive
+
+    assert aigentflow("tenants", "create", "acme", cwd=sample_repo).returncode == 0
+    paths, run, spec = start(sample_repo, **{"run.tenant": "acme"})
+    assert run.tenant_id == "acme"
+    done = aigentflow("admin", "emergency", "--pause-all", cwd=sample_repo)
+    assert done.returncode == 0, done.stderr
+    from aigentflow.exceptions import RunPaused
+
+    with pytest.raises(RunPaused, match="emergency pause-all is on"):
+        drive(paths, run, spec)
+    with SQLiteRunStore(ProjectPaths(sample_repo).database) as store:
+        assert store.get_run(run.id).state == "PAUSED"
+        reasons = [t.reason or "" for t in store.transitions(run.id)]
+    assert any("emergency pause-all" in reason for reason in reasons)
+    resumed = aigentflow("resume", run.id, cwd=sample_repo)
+    assert resumed.returncode != 0 and "pause-all is on" in resumed.stderr + resumed.stdout

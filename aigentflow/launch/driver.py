@@ -92,12 +92,13 @@ def resume_run(paths: ProjectPaths, run_id: str, *, address: str | None = None,
     from aigentflow.run.engine import PAUSE_ALL
     from aigentflow.run.statemachine import State, is_terminal
     from aigentflow.store.sqlite import SQLiteRunStore
+    from aigentflow.tenants.mode import DEFAULT_TENANT
 
     console = console or Console()
     store = SQLiteRunStore(paths.database)
     try:
         run = store.get_run(store.resolve_run_id(run_id))
-        paused_all = store.get_control(PAUSE_ALL, False, tenant_id=run.tenant_id)
+        paused_all = store.get_control(PAUSE_ALL, False, tenant_id=DEFAULT_TENANT)
         if not is_terminal(State(run.state)) and not paused_all:
             from aigentflow.tenants.quotas import admit
 

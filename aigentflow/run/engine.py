@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 PAUSE_ALL = "emergency.pause_all"
 DISABLE_GENERATED = "emergency.disable_generated_agents"
 """The kill switch for generated role versions (`aigentflow admin emergency --disable-generated-agents`)."""
+OPERATOR = "default"
+"""The tenant whose controls hold the emergency switches: they stop every tenant's runs, not one tenant's
+(``aigentflow.tenants.mode.DEFAULT_TENANT``)."""
 NEEDS_APPROVAL = "needs_approval"
 """``AgentResult.error_kind`` of a step that stops for a human (a conflict it could not resolve, ...)."""
 TESTS_FAILED = "tests_failed"
@@ -88,7 +91,7 @@ class EngineOptions:
 
 def pause_reason(store: RunStore, run: RunRecord) -> str | None:
     """Why the run must stop at this boundary, if it must: the emergency switch or a pause request."""
-    if store.get_control(PAUSE_ALL, False, tenant_id=run.tenant_id):
+    if store.get_control(PAUSE_ALL, False, tenant_id=OPERATOR):
         return "emergency pause-all is on (`aigentflow admin emergency --resume-all` lifts it)"
     if run.pause_requested:
         return "a pause was requested (Ctrl-C)"
@@ -500,7 +503,7 @@ def generated_policy(paths: ProjectPaths, flags: Any = None, tenant_id: str = "d
     if paths.database.exists():
         store = SQLiteRunStore(paths.database)
         try:
-            disabled = bool(store.get_control(DISABLE_GENERATED, False, tenant_id=tenant_id))
+            disabled = bool(store.get_control(DISABLE_GENERATED, False, tenant_id=OPERATOR))
         finally:
             store.close()
     return {"require_approval": bool((flags or {}).get("evolution.requireApproval", True)),
