@@ -210,3 +210,28 @@ def test_refusal_messages_and_their_status() -> None:
     assert refusal_status("unknown model 'x'") == 409
     assert error_message("", 1) == "`aigentflow run` exited with status 1 and said nothing"
     assert error_message("Traceback\n  boom\nValueError: x\n", 1).endswith("ValueError: x")
+
+
+def test_a_run_whose_ray_cannot_be_reached_is_refused_and_a_slow_one_is_504(sample_repo: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from aigentflow.api.app import create_app
+    from aigentflow.api.submit import Submitter
+
+    paths = ProjectPaths(sample_repo)
+    _, token = new_token(paths, "acme")
+    nowhere = TestClient(create_app(paths, Submitter(paths, address="127.0.0.1:1")))
+    refused = nowhere.post("/v1/runs", headers=auth(token), json={"request": "Add due dates", "model": "replay/demo"})
+    assert refused.status_code == 409 and "nothing answers at the Ray address 127.0.0.1:1" in refused.json()["detail"]
+    impatient = Submitter(paths, address="127.0.0.1:1", timeout_s=0.2)
+    slow = TestClient(create_app(paths, impatient)).post("/v1/runs", headers=auth(token), json={"request": "x"})
+    assert slow.status_code == 504 and "was not recorded within" in slow.json()["detail"]
+    run_id = slow.json()["id"]
+    log = paths.state_dir / "api" / "submissions" / f"{run_id}.log"
+    deadline = time.monotonic() + 60
+    while "nothing answers" not in log.read_text():  # the run's process goes on, and refuses it itself
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    impatient.reap()
+    with SQLiteRunStore(paths.database) as store:
+        assert store.list_runs() == []

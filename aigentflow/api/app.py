@@ -46,6 +46,9 @@ def create_app(paths: ProjectPaths, submitter: Submitter | None = None) -> FastA
                   description="Submit and follow a project's runs; read their steps, audit and costs. "
                               "Every call but this document needs `Authorization: Bearer <token>` "
                               "(`aigentflow tokens create TENANT`).")
+    from aigentflow.tenants.tokens import TokenStore
+
+    TokenStore(paths.database).close()  # the schema up to date before the first request (the auth reads tokens)
     app.add_middleware(BearerAuth, database=paths.database)
     runs = submitter or Submitter(paths)
 

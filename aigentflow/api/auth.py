@@ -45,7 +45,7 @@ def identify(database: Path, token: str) -> tuple[int, str | None]:
     from aigentflow.tenants.mode import DEFAULT_TENANT, single_tenant_mode
     from aigentflow.tenants.tokens import TokenStore
 
-    with TokenStore(database) as tokens:
+    with TokenStore(database, migrate=False) as tokens:  # `aigentflow serve` migrated the database at its start
         record = tokens.authenticate(token)
     if record is None:
         return 401, None

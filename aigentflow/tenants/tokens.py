@@ -83,8 +83,9 @@ class TokenStore:
     """The ``api_tokens`` table of the state database at ``path`` (migrated on open, as the run store is).
     One connection per instance (the API opens one per request)."""
 
-    def __init__(self, path: Path | str) -> None:
-        SQLiteRunStore(path).close()  # says clearly when there is no database; applies migrations
+    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
+        if migrate:  # says clearly when there is no database; applies migrations (the server did at its start)
+            SQLiteRunStore(path).close()
         self.path = Path(path)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                      check_same_thread=False)
@@ -175,9 +176,11 @@ class TokenStore:
             return None
         record = _record(row)
         if _stale(record.last_used_at):
-            stamp = now_iso()
-            with self._write() as conn:
-                conn.execute("UPDATE api_tokens SET last_used_at=? WHERE id=?", (stamp, record.id))
+            try:
+                with self._write() as conn:
+                    conn.execute("UPDATE api_tokens SET last_used_at=? WHERE id=?", (now_iso(), record.id))
+            except sqlite3.OperationalError:
+                pass  # the database is busy: when a token was last used is a hint, not worth failing a request for
         return record
 
 
