@@ -26,9 +26,9 @@ def create_token(repo: Path, tenant: str) -> str:
 
 
 @contextmanager
-def serving(repo: Path, *args: str) -> Iterator[tuple[str, Path]]:
+def serving(repo: Path, *args: str, port: int | None = None) -> Iterator[tuple[str, Path]]:
     """`aigentflow serve --port N` in ``repo`` until the block ends: (its base URL, its output file)."""
-    port = _free_port()
+    port = port or _free_port()
     output = repo.parent / f"serve-{port}.log"
     with output.open("wb") as sink:
         server = subprocess.Popen([_bin("aigentflow"), "serve", "--port", str(port), *args], cwd=repo,
@@ -98,19 +98,23 @@ def test_run_id_option_is_checked_before_anything_is_recorded(sample_repo: Path)
 
 def test_serve_over_real_http_logs_paths_but_never_a_token(sample_repo: Path) -> None:
     token = create_token(sample_repo, "acme")
-    with serving(sample_repo) as (base, output):
+    # The client outlives the server: the server closes the kept-alive connection first, so that connection's
+    # TIME_WAIT is on the server's port when it is started again below.
+    with httpx.Client(timeout=30) as http, serving(sample_repo) as (base, output):
         port = base.rsplit(":", 1)[1]
-        with httpx.Client(base_url=base, timeout=30) as http:
-            listed = http.get("/v1/runs", headers={"Authorization": f"Bearer {token}"})
-            assert listed.status_code == 200 and listed.json() == {"runs": [], "count": 0}
-            in_query = http.get(f"/v1/runs?access_token={token}")
-            assert in_query.status_code == 401 and in_query.headers["www-authenticate"] == "Bearer"
-            assert http.get("/v1/runs/nope", headers={"Authorization": f"Bearer {token}"}).status_code == 404
-            assert http.get("/v1/openapi.json").json()["info"]["title"] == "aigentflow"
-            assert "server" not in listed.headers
+        http.base_url = httpx.URL(base)
+        listed = http.get("/v1/runs", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200 and listed.json() == {"runs": [], "count": 0}
+        in_query = http.get(f"/v1/runs?access_token={token}")
+        assert in_query.status_code == 401 and in_query.headers["www-authenticate"] == "Bearer"
+        assert http.get("/v1/runs/nope", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+        assert http.get("/v1/openapi.json").json()["info"]["title"] == "aigentflow"
+        assert "server" not in listed.headers
         busy = aigentflow("serve", "--port", port, cwd=sample_repo, timeout=60)
         assert busy.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in busy.stderr and "--port" in busy.stderr
     log = output.read_text()
+    with serving(sample_repo, port=int(port)) as (again, _):  # at once: its old connections do not hold the port
+        assert httpx.get(f"{again}/v1/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert f"aigentflow API for {sample_repo}: {base}/v1" in log
     assert '"GET /v1/runs HTTP/1.1" 200' in log and '"GET /v1/runs HTTP/1.1" 401' in log
     assert token not in log and token.split("_", 2)[2] not in log and "access_token" not in log
