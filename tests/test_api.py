@@ -147,6 +147,8 @@ def test_malformed_bodies_get_422_saying_what_is_wrong(project: ProjectPaths) ->
          "build.test_command cannot be set through the API"),
         ({"json": {"request": "x", "set": {"flags.agents.tester": ["x"]}}}, "set.flags.agents.tester"),
         ({"json": {"request": 7}}, "request: Input should be a valid string"),
+        ({"json": {"request": "x", "model": "--record=/tmp/x"}}, "model: String should match pattern"),
+        ({"json": {"request": "x", "set": {"flags.a=b": "1"}}}, "a key is dotted words"),
     ]
     for kwargs, said in cases:
         response = api.post("/v1/runs", headers={**auth(token), **kwargs.pop("headers", {})}, **kwargs)

@@ -157,8 +157,9 @@ def test_a_run_posted_over_http_is_followed_to_completed(sample_repo: Path, ray_
         assert detail["steps"] and all(s["status"] == "completed" for s in detail["steps"])
         assert detail["costs"]["model_calls"] == detail["model_calls"] > 0
         assert [r["id"] for r in http.get("/v1/runs", headers=mine).json()["runs"]] == [run_id]
-        assert "run.created" in [e["event"] for e in http.get(f"/v1/runs/{run_id}/audit", headers=mine).json()[
-            "entries"]]
+        audit = http.get(f"/v1/runs/{run_id}/audit", headers=mine).json()["entries"]
+        assert {"run.created", "api.run.submitted"} <= {e["event"] for e in audit}
+        assert [e["data"] for e in audit if e["event"] == "api.run.submitted"] == [{"token_id": token.split("_")[1]}]
         assert http.get(f"/v1/runs/{run_id}", headers=theirs).status_code == 404
         assert http.get("/v1/runs", headers=theirs).json() == {"runs": [], "count": 0}
     assert (sample_repo / ".aigentflow" / "runs" / run_id / "research.md").is_file()

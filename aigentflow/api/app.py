@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from aigentflow.api import schemas
-from aigentflow.api.auth import BearerAuth, caller_tenant
+from aigentflow.api.auth import TOKEN_ID_KEY, BearerAuth, caller_tenant
 from aigentflow.api.reads import NotFound, TenantReads, open_reads
 from aigentflow.api.submit import Submitter, refusal_status
 from aigentflow.exceptions import StoreError
@@ -96,6 +96,8 @@ def create_app(paths: ProjectPaths, submitter: Submitter | None = None) -> FastA
             return JSONResponse({"detail": f"run {submission.run_id} was not recorded within {runs.timeout_s:.0f} s; "
                                            f"it may still start: GET /v1/runs/{submission.run_id}",
                                  "id": submission.run_id}, status_code=504)
+        await run_in_threadpool(_audit_submission, paths, tenant, submission.run_id,
+                                str(request.scope.get(TOKEN_ID_KEY, "")))
         run = await read(tenant, lambda r: r.get_run(submission.run_id))
         url = f"/{API_VERSION}/runs/{run.id}"
         return JSONResponse(schemas.Submitted(id=run.id, state=run.state, url=url, events=f"{url}/events")
@@ -167,6 +169,14 @@ def create_app(paths: ProjectPaths, submitter: Submitter | None = None) -> FastA
         return schemas.Costs(by=by, total=_sum(rows), rows=rows)
 
     return app
+
+
+def _audit_submission(paths: ProjectPaths, tenant: str, run_id: str, token_id: str) -> None:
+    """``api.run.submitted``: which token started the run (beside the run's own ``run.created``)."""
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    with SQLiteRunStore(paths.database) as store:
+        store.append_audit("api.run.submitted", run_id, {"token_id": token_id}, tenant_id=tenant)
 
 
 def _exists(reads: TenantReads, run_id: str) -> bool:

@@ -19,6 +19,8 @@ from starlette.responses import JSONResponse
 PUBLIC_PATHS = frozenset({"/v1/openapi.json"})
 TENANT_KEY = "aigentflow.tenant"
 """Where the middleware leaves the caller's tenant in the ASGI scope (``caller_tenant`` reads it)."""
+TOKEN_ID_KEY = "aigentflow.token_id"
+"""And the id of the token it came with (what the audit names: never the token)."""
 UNAUTHORIZED = {"detail": "unauthorized: send a valid API token as `Authorization: Bearer <token>`"}
 SINGLE_TENANT = ("single-tenant mode is on (`aigentflow admin emergency --single-tenant-mode`): only the operator "
                  "tenant's tokens are served until it is lifted; retry later.")
@@ -39,8 +41,8 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return token
 
 
-def identify(database: Path, token: str) -> tuple[int, str | None]:
-    """(200, tenant) for an active token; (503, None) if its tenant is not served now; (401, None) else."""
+def identify(database: Path, token: str) -> tuple[int, Any]:
+    """(200, its record) for an active token; (503, None) if its tenant is not served now; (401, None) else."""
     from aigentflow.store.sqlite import SQLiteRunStore
     from aigentflow.tenants.mode import DEFAULT_TENANT, single_tenant_mode
     from aigentflow.tenants.tokens import TokenStore
@@ -53,7 +55,7 @@ def identify(database: Path, token: str) -> tuple[int, str | None]:
         with SQLiteRunStore(database, readonly=True) as store:
             if single_tenant_mode(store):
                 return 503, None
-    return 200, record.tenant_id
+    return 200, record
 
 
 class BearerAuth:
@@ -68,13 +70,13 @@ class BearerAuth:
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope.get("headers", []))
-        status, tenant = (401, None) if token is None else await run_in_threadpool(identify, self.database, token)
+        status, record = (401, None) if token is None else await run_in_threadpool(identify, self.database, token)
         if status == 401:
             response = JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         elif status == 503:
             response = JSONResponse({"detail": SINGLE_TENANT}, status_code=503, headers={"Retry-After": "60"})
         else:
-            scope[TENANT_KEY] = tenant
+            scope[TENANT_KEY], scope[TOKEN_ID_KEY] = record.tenant_id, record.id
             await self.app(scope, receive, send)
             return
         await response(scope, receive, send)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aigentflow.api.submit import SETTABLE_KEYS, SETTABLE_PREFIXES, settable
+
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+")
 
 
 class RunSubmission(BaseModel):
@@ -15,7 +18,7 @@ class RunSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     request: str = Field(min_length=1, description="The feature request, in plain words.")
-    model: str | None = Field(None, min_length=1, max_length=200,
+    model: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
                               description="litellm model name (default: the project's model.name).")
     settings: dict[str, str | int | float | bool] = Field(
         default_factory=dict, alias="set",
@@ -31,6 +34,9 @@ class RunSubmission(BaseModel):
     @field_validator("settings")
     @classmethod
     def _settable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        malformed = sorted(key for key in value if not KEY_PATTERN.fullmatch(key))
+        if malformed:
+            raise ValueError(f"{', '.join(map(repr, malformed))}: a key is dotted words, e.g. flags.agents.tester")
         if "run.tenant" in value:
             raise ValueError("run.tenant cannot be set: a run belongs to the tenant of the token that submits it")
         refused = sorted(key for key in value if not settable(key))

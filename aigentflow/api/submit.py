@@ -59,13 +59,13 @@ class Submitter:
     _children: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def command(self, run_id: str, tenant_id: str, model: str | None, sets: dict[str, str]) -> list[str]:
-        args = [sys.executable, "-m", "aigentflow", "run", "--file", "-", "--run-id", run_id]
-        for key, value in {**sets, **self.overrides, "run.tenant": tenant_id}.items():
-            args += ["--set", f"{key}={value}"]
+        # every value joined to its option (``--model=X``): a value is never read as an option of its own
+        args = [sys.executable, "-m", "aigentflow", "run", "--file=-", f"--run-id={run_id}"]
+        args += [f"--set={key}={value}" for key, value in {**sets, **self.overrides, "run.tenant": tenant_id}.items()]
         if model:
-            args += ["--model", model]
+            args.append(f"--model={model}")
         if self.address:
-            args += ["--address", self.address]
+            args.append(f"--address={self.address}")
         return args
 
     def start(self, tenant_id: str, request: str, model: str | None, sets: dict[str, str]) -> Submission:
