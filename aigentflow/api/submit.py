@@ -114,7 +114,6 @@ class Submitter:
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    env.pop("AIGENTFLOW_API_TOKEN", None)  # a client's token, if the operator had one set, is not the run's
     return env
 
 
