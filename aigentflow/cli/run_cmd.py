@@ -126,15 +126,36 @@ def _retention_after_run(paths: ProjectPaths) -> None:
             typer.echo(f"Retention: removed {removed}", err=True)
 
 
-def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None) -> None:
+def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None,
+              run_id: str | None = None) -> None:
     """Check the run, connect to Ray, record the run, drive it (``aigentflow.launch``). Nothing is
     recorded if a check fails or Ray cannot be reached."""
     from aigentflow.launch.driver import start_run as launch
     from aigentflow.project.paths import locate_project
 
     paths = locate_project(root)
-    outcome = launch(paths, request, overrides, record=record, console=cli_console())  # type: ignore[arg-type]
+    if run_id is not None:
+        _check_new_run_id(paths, run_id)
+    outcome = launch(paths, request, overrides, record=record, console=cli_console(),  # type: ignore[arg-type]
+                     run_id=run_id)
     _finish(outcome, paths, lenient=outcome.lenient)
+
+
+def _check_new_run_id(paths: ProjectPaths, run_id: str) -> None:
+    """``--run-id``: an id of the form runs get (``YYMMDD-HHMMSS-xxxx``) that no run has yet."""
+    import re
+
+    from aigentflow.exceptions import UnknownRun, UsageError
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    if not re.fullmatch(r"\d{6}-\d{6}-[0-9a-f]{4}", run_id):
+        raise UsageError(f"--run-id {run_id!r} is not a run id (YYMMDD-HHMMSS-xxxx, xxxx hex digits).")
+    with SQLiteRunStore(paths.database) as store:
+        try:
+            store.get_run(run_id)
+        except UnknownRun:
+            return
+    raise UsageError(f"--run-id {run_id}: a run with that id exists already; leave --run-id out for a new id.")
 
 
 def _request_text(request: str | None, request_file: Path | None) -> str:
@@ -164,10 +185,13 @@ def run(
     record: Annotated[str | None, typer.Option(
         "--record", help="Write the model's replies to this cassette file as the run goes.")] = None,
     sets: SetOption = None,
+    run_id: Annotated[str | None, typer.Option(
+        "--run-id", hidden=True, help="Record the run under this new id (the HTTP API picks its runs' ids).")] = None,
 ) -> None:
     """Carry a feature request through the agent team; outputs go to .aigentflow/runs/<run_id>/."""
     text = _request_text(request, request_file)
-    start_run(Path.cwd(), text, _overrides(model, address, sets), record=os.path.abspath(record) if record else None)
+    start_run(Path.cwd(), text, _overrides(model, address, sets), record=os.path.abspath(record) if record else None,
+              run_id=run_id)
 
 
 @reports_errors

@@ -67,12 +67,13 @@ class Console:
 
 
 def start_run(paths: ProjectPaths, request: str, overrides: dict[str, str], *, record: str | None = None,
-              console: Console | None = None) -> Outcome:
-    """Check the run, connect to Ray, record the run, drive it to a stop."""
+              console: Console | None = None, run_id: str | None = None) -> Outcome:
+    """Check the run, connect to Ray, record the run (under ``run_id``, if given), drive it to a stop."""
     from aigentflow.models.spec import LENIENT_NOTICE
 
     console = console or Console()
     plan = plan_run(paths, request, overrides, record=record)
+    plan.run_id = run_id
     address = plan.settings.run.ray_address or os.environ.get("RAY_ADDRESS") or None
     if plan.spec.lenient:
         console.warn(f"warning: {LENIENT_NOTICE}.")

@@ -98,6 +98,8 @@ class RunPlan:
     """The flags its context decided (a targeting rule, an A/B split, a rollout): their variant and reason."""
     tenant: str = "default"
     """The tenant it goes under: ``run.tenant``, or 'default' in single-tenant mode (``aigentflow.tenants``)."""
+    run_id: str | None = None
+    """The id to record the run under (``aigentflow run --run-id``, which the HTTP API uses); none: a new one."""
 
 
 def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) -> None:
@@ -192,7 +194,7 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
         settings = plan.settings.model_dump(mode="json")
         # A cassette marked lenient makes the run lenient: recorded, so every later output can say so.
         settings["model"]["replay_lenient"] = bool(plan.spec.lenient)
-        run_id = new_run_id()
+        run_id = plan.run_id or new_run_id()
         canary: dict[str, str] = {}
         if plan.roles is not None:  # every role's version, so that a resume uses the same ones
             settings["agents"] = plan.roles.versions()

@@ -258,6 +258,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX steps_by_tenant
         ON steps(tenant_id, finished_at, input_tokens, output_tokens, cost_usd, model_calls);
     """,
+    # 8: the HTTP API's bearer tokens
+    # (`aigentflow tokens`, aigentflow/tenants/tokens.py). Only a token's sha256 is kept, never the token.
+    """
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT,
+        last_used_at TEXT
+    );
+    CREATE INDEX api_tokens_by_tenant ON api_tokens(tenant_id, created_at);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -4,4 +4,5 @@
 ``registry``: tenant ids, status and quotas, audited. ``quotas``: usage per period, the refusals.
 ``ratelimit``: the Model Gateway's calls-per-minute buckets. ``scope``: ``TenantView``, tenant-scoped reads.
 ``isolation``: the tenant isolation score.
+``tokens``: the HTTP API's bearer tokens, one tenant each (``aigentflow tokens``; stored as hashes only).
 """

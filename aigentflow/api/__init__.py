@@ -1,0 +1,1 @@
+"""The authenticated HTTP API of a project (``aigentflow serve``); see README.md in this folder."""
