@@ -50,7 +50,10 @@ def record_run(paths: ProjectPaths, tenant: str, request: str, *, cost: float = 
 
 
 def new_token(paths: ProjectPaths, tenant: str, name: str = "") -> tuple[str, str]:
-    """(token id, token) of a new token of ``tenant``."""
+    """(token id, token) of a new token of ``tenant`` (registered first if it is not yet)."""
+    with SQLiteRunStore(paths.database) as store:
+        if store.get_tenant(tenant) is None:
+            store.create_tenant(tenant, tenant)
     with TokenStore(paths.database) as tokens:
         record, token = tokens.create(tenant, name)
     return record.id, token

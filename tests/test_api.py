@@ -237,3 +237,20 @@ def test_a_run_whose_ray_cannot_be_reached_is_refused_and_a_slow_one_is_504(samp
     impatient.reap()
     with SQLiteRunStore(paths.database) as store:
         assert store.list_runs() == []
+
+
+def test_a_tenant_over_its_quota_is_refused_429_with_what_remains_and_when_it_resets(sample_repo: Path) -> None:
+    from tests.conftest import aigentflow
+
+    paths = ProjectPaths(sample_repo)
+    _, token = new_token(paths, "acme")
+    quota = aigentflow("tenants", "quota", "set", "acme", "--runs", "0", "--period", "day", cwd=sample_repo)
+    assert quota.returncode == 0, quota.stderr
+    refused = client(paths).post("/v1/runs", headers=auth(token), json={"request": "Add due dates"})
+    assert refused.status_code == 429, refused.text
+    detail = refused.json()["detail"]
+    assert "quota exhausted for tenant acme" in detail and "runs 0/0" in detail and "resets at" in detail
+    with SQLiteRunStore(paths.database) as store:
+        assert store.list_runs() == [], "a refused run is never recorded"
+        assert [e.event for e in store.audit(tenant_id="acme") if e.event.startswith("quota")] == [
+            "quota.set", "quota.exhausted"]

@@ -19,7 +19,15 @@ import pytest
 from tests.conftest import DEMO_REQUEST, _bin, _free_port, aigentflow, cli_env
 
 
+def register(repo: Path, *tenants: str) -> None:
+    for tenant in tenants:
+        made = aigentflow("tenants", "create", tenant, cwd=repo, timeout=60)
+        assert made.returncode == 0 or "already exists" in made.stderr, made.stderr
+
+
 def create_token(repo: Path, tenant: str) -> str:
+    if tenant != "default":
+        register(repo, tenant)
     created = aigentflow("tokens", "create", tenant, cwd=repo, timeout=60)
     assert created.returncode == 0, created.stderr
     return created.stdout.strip()
@@ -53,6 +61,10 @@ def serving(repo: Path, *args: str, port: int | None = None) -> Iterator[tuple[s
 
 
 def test_tokens_create_list_revoke(sample_repo: Path) -> None:
+    unregistered = aigentflow("tokens", "create", "acme", cwd=sample_repo)
+    assert unregistered.returncode == 2 and "no tenant 'acme' is registered" in unregistered.stderr
+    assert "aigentflow tenants create acme" in unregistered.stderr and "agf_" not in unregistered.stdout
+    register(sample_repo, "acme", "globex")
     created = aigentflow("tokens", "create", "acme", "--name", "ci bot", "--json", cwd=sample_repo)
     assert created.returncode == 0, created.stderr
     record = json.loads(created.stdout)
@@ -74,7 +86,7 @@ def test_tokens_create_list_revoke(sample_repo: Path) -> None:
     unknown = aigentflow("tokens", "revoke", "deadbeef", cwd=sample_repo)
     assert unknown.returncode == 2 and "no API token 'deadbeef'" in unknown.stderr and "tokens list" in unknown.stderr
     bad = aigentflow("tokens", "create", "two words", cwd=sample_repo)
-    assert bad.returncode == 2 and "is not a tenant id" in bad.stderr
+    assert bad.returncode == 2 and "is not a lowercase slug" in bad.stderr
     audit = json.loads(aigentflow("audit", "--event", "token.", "--json", cwd=sample_repo).stdout)
     assert [(e["event"], e["tenant_id"]) for e in audit] == [
         ("token.created", "acme"), ("token.created", "globex"), ("token.revoked", "acme")]

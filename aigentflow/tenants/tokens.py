@@ -29,11 +29,11 @@ from typing import Any
 from aigentflow.exceptions import UsageError
 from aigentflow.store.rows import now_iso
 from aigentflow.store.sqlite import BUSY_TIMEOUT_MS, SQLiteRunStore
+from aigentflow.tenants.registry import check_id
 
 PREFIX = "agf_"
 """How a token begins: recognisable in a leaked file or a secret scanner's rules."""
 TOKEN_PATTERN = re.compile(r"agf_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
-TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_NAME_CHARS = 100
 LAST_USED_EVERY = timedelta(seconds=60)
 """``last_used_at`` is refreshed at most this often: a busy client must not write the database per request."""
@@ -65,13 +65,6 @@ class TokenRecord:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def check_tenant(tenant_id: str) -> str:
-    if not TENANT_PATTERN.fullmatch(tenant_id):
-        raise UsageError(f"tenant {tenant_id!r} is not a tenant id: use 1-64 letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit.")
-    return tenant_id
 
 
 def _record(row: sqlite3.Row) -> TokenRecord:
@@ -119,10 +112,13 @@ class TokenStore:
 
     def create(self, tenant_id: str, name: str = "") -> tuple[TokenRecord, str]:
         """A new token for ``tenant_id``: its record and the token itself, which is never shown again."""
-        check_tenant(tenant_id)
+        check_id(tenant_id)
         if len(name) > MAX_NAME_CHARS:
             raise UsageError(f"--name is {len(name)} characters; keep it under {MAX_NAME_CHARS}.")
         with self._write() as conn:
+            if conn.execute("SELECT 1 FROM tenants WHERE id=?", (tenant_id,)).fetchone() is None:
+                raise UsageError(f"no tenant {tenant_id!r} is registered in this project; register it with "
+                                 f"`aigentflow tenants create {tenant_id}` first")
             while True:
                 token_id = secrets.token_hex(4)
                 if conn.execute("SELECT 1 FROM api_tokens WHERE id=?", (token_id,)).fetchone() is None:
