@@ -30,7 +30,7 @@ from aigentflow.tracing.spans import TASK_LANGUAGE
 class BuildWorkflow(Workflow):
     def __init__(self, orchestrator: Any, call: AgentCall) -> None:
         super().__init__(orchestrator, call, "developer")
-        from actors.project_manager import WorkBreakdown, topological_order
+        from aigentflow.roles.outputs import WorkBreakdown, topological_order
 
         self.plan = WorkBreakdown.model_validate(call.inputs["plan"])
         self.order = topological_order(self.plan) or []
