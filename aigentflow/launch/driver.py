@@ -18,13 +18,13 @@ from typing import Any
 
 from aigentflow.exceptions import AigentflowError, UsageError
 from aigentflow.project.paths import ProjectPaths
+from aigentflow.run.progress import ProgressWatcher
 from aigentflow.run.runner import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PAUSED,
     Outcome,
-    ProgressWatcher,
     _store_call,
     engine_options,
     force_pause,
@@ -50,7 +50,11 @@ class NotStarted(AigentflowError):
 
 
 class Console:
-    """What a run's driver tells its user: plain lines by default (``jobs/run.py``); the CLI's adds a spinner."""
+    """What a run's driver tells its user: plain lines by default (``jobs/run.py``); the CLI's add a live
+    display or JSON lines (``aigentflow.genui``)."""
+
+    observer: Callable[[dict[str, Any]], None] | None = None
+    """Given every progress event (``aigentflow.run.progress``) as the run goes, when set."""
 
     def say(self, message: str) -> None:
         print(message, flush=True)
@@ -189,12 +193,13 @@ def run_host() -> Any:
 def follow(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool,
            console: Console | None = None) -> Outcome:
     """Drive the run in the node's run host, showing progress as ``console`` does."""
-    with (console or Console()).following() as (show, on_state):
-        return drive(paths, run, options, resume=resume, show=show, on_state=on_state)
+    console = console or Console()
+    with console.following() as (show, on_state):
+        return drive(paths, run, options, resume=resume, show=show, on_state=on_state, on_event=console.observer)
 
 
 def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None,
-          on_state: Any = None) -> Outcome:
+          on_state: Any = None, on_event: Any = None) -> Outcome:
     """Hand the run to this node's run host and wait for it, showing progress; handles Ctrl-C."""
     import ray
 
@@ -205,7 +210,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     model_gateway_actor(options.agent_resource)
     host = run_host()
     pending = host.drive.remote(str(paths.root), run.id, options, resume)
-    watcher = ProgressWatcher(paths, run.id, show, on_state)
+    watcher = ProgressWatcher(paths, run.id, show, on_state, on_event)
     interrupts = 0
     result: dict[str, Any] | None = None
     sigterm = _SigtermAsInterrupt()
