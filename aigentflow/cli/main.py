@@ -52,6 +52,7 @@ COMMANDS: dict[str, str] = {
     "compliance": "compliance_cmd:app",
     "models": "models_cmd:app",
     "costs": "costs_cmd:costs",
+    "schema": "schema_cmd:app",
 }
 """Command name -> ``module:attribute`` in ``aigentflow.cli``: a command function or a ``typer.Typer``
 (a command group). In this order in ``--help``."""
