@@ -64,6 +64,10 @@ class Console:
 
         print(message, file=sys.stderr, flush=True)
 
+    def begin(self, run: RunRecord) -> None:
+        """Called once the run is recorded (or found, to resume), before it is followed: a console may
+        choose its display by the run's flags (``platform.genUIOutput``)."""
+
     @contextmanager
     def following(self) -> Iterator[tuple[Callable[[str], None] | None, Callable[[str], None] | None]]:
         """While the run is driven: (a line per transition and step, what to call on each new state)."""
@@ -194,6 +198,7 @@ def follow(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool,
            console: Console | None = None) -> Outcome:
     """Drive the run in the node's run host, showing progress as ``console`` does."""
     console = console or Console()
+    console.begin(run)
     with console.following() as (show, on_state):
         return drive(paths, run, options, resume=resume, show=show, on_state=on_state, on_event=console.observer)
 
