@@ -54,6 +54,7 @@ def cli_console(events: IO[str] | None = None) -> object:
             from aigentflow.genui.render import use_rich
 
             self.live = use_rich(run.flags)
+            self.event_lines = not self.live
 
         @contextmanager
         def following(self):  # type: ignore[no-untyped-def]
@@ -66,8 +67,8 @@ def cli_console(events: IO[str] | None = None) -> object:
                 from aigentflow.genui.live import LiveRun
 
                 state = LiveRun()
-                with Live(state, console=rich, refresh_per_second=8, transient=False) as live:
-                    self.observer = lambda event: (state.apply(event), live.refresh())
+                with Live(state, console=rich, refresh_per_second=8, transient=False):
+                    self.observer = state.apply  # drawn at the next refresh
                     try:
                         yield (lambda line: rich.print(line, markup=False)), None
                     finally:

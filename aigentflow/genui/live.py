@@ -35,6 +35,10 @@ class LiveRun:
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                              TextColumn("{task.fields[phase]}"), auto_refresh=False)
         self._bar_ids: dict[str, Any] = {}
+        from rich.spinner import Spinner
+
+        self.spinner = Spinner("dots")
+        """Kept across frames: a spinner made anew each frame would never turn."""
 
     def apply(self, event: dict[str, Any]) -> None:
         """Take one event into the state."""
@@ -69,7 +73,6 @@ class LiveRun:
 
     def __rich__(self) -> Any:
         from rich.console import Group
-        from rich.spinner import Spinner
         from rich.tree import Tree
 
         header = text(f"Run {self.run_id}", "bold")
@@ -77,7 +80,8 @@ class LiveRun:
         header.append(self.state, style="bold cyan")
         if self.reason:
             header.append(f"  ({' '.join(self.reason.split())[:120]})", style="dim")
-        shown: list[Any] = [header if self.state in FINAL else Spinner("dots", text=header)]
+        self.spinner.update(text=header)
+        shown: list[Any] = [header if self.state in FINAL else self.spinner]
         tree = Tree(text("Steps", "bold"), guide_style="dim")
         for step in self.steps.values():
             mark, colour = MARKS.get(step["status"], ("?", ""))

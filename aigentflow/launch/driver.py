@@ -55,6 +55,9 @@ class Console:
 
     observer: Callable[[dict[str, Any]], None] | None = None
     """Given every progress event (``aigentflow.run.progress``) as the run goes, when set."""
+    event_lines = True
+    """Whether ``following``'s line function gets a line per event (False: only messages, for a console
+    whose observer draws the events itself)."""
 
     def say(self, message: str) -> None:
         print(message, flush=True)
@@ -200,11 +203,12 @@ def follow(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool,
     console = console or Console()
     console.begin(run)
     with console.following() as (show, on_state):
-        return drive(paths, run, options, resume=resume, show=show, on_state=on_state, on_event=console.observer)
+        return drive(paths, run, options, resume=resume, show=show, on_state=on_state, on_event=console.observer,
+                     event_lines=console.event_lines)
 
 
 def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None,
-          on_state: Any = None, on_event: Any = None) -> Outcome:
+          on_state: Any = None, on_event: Any = None, event_lines: bool = True) -> Outcome:
     """Hand the run to this node's run host and wait for it, showing progress; handles Ctrl-C."""
     import ray
 
@@ -215,7 +219,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     model_gateway_actor(options.agent_resource)
     host = run_host()
     pending = host.drive.remote(str(paths.root), run.id, options, resume)
-    watcher = ProgressWatcher(paths, run.id, show, on_state, on_event)
+    watcher = ProgressWatcher(paths, run.id, show, on_state, on_event, lines=event_lines)
     interrupts = 0
     result: dict[str, Any] | None = None
     sigterm = _SigtermAsInterrupt()

@@ -11,10 +11,10 @@ run; the build workflow's per-task progress arrives as ``task.progress`` audit e
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aigentflow.project.paths import ProjectPaths
+from aigentflow.store.rows import now_iso
 from aigentflow.store.sqlite import SQLiteRunStore
 
 EVENTS_VERSION = 1
@@ -34,7 +34,7 @@ Event = dict[str, Any]
 
 def event(kind: str, run_id: str, at: str | None = None, **fields: Any) -> Event:
     """One event: its type, the schema version, the run, when (UTC, ISO 8601), its own fields."""
-    return {"type": kind, "v": EVENTS_VERSION, "run_id": run_id, "at": at or datetime.now(UTC).isoformat(), **fields}
+    return {"type": kind, "v": EVENTS_VERSION, "run_id": run_id, "at": at or now_iso(), **fields}
 
 
 def plain_line(item: Event) -> str | None:
@@ -57,8 +57,11 @@ class ProgressWatcher:
 
     def __init__(self, paths: ProjectPaths, run_id: str, show: Callable[[str], None] | None,
                  on_state: Callable[[str], None] | None = None,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None, *, lines: bool = True) -> None:
+        """``lines`` False: ``show`` gets only messages (``say``), not a line per event (a live display
+        draws the events itself)."""
         self.paths = paths
+        self.lines = lines
         self.run_id = run_id
         self.show = show
         self.on_state = on_state
@@ -82,7 +85,7 @@ class ProgressWatcher:
         finally:
             store.close()
         for item in [*steps, *warnings, *moves]:  # lines in the order they always came: steps, warnings, moves
-            line = plain_line(item)
+            line = plain_line(item) if self.lines else None
             if line is not None:
                 self.say(line)
             if item["type"] == STATE_CHANGED and self.on_state:
