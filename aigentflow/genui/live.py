@@ -10,6 +10,7 @@ recording console. ``JsonLines`` writes each event as one line.
 from __future__ import annotations
 
 import json
+import threading
 from typing import IO, Any
 
 from aigentflow.genui.render import MARKS, TASK_STYLES, text
@@ -37,11 +38,16 @@ class LiveRun:
         self._bar_ids: dict[str, Any] = {}
         from rich.spinner import Spinner
 
+        self.lock = threading.Lock()
         self.spinner = Spinner("dots")
         """Kept across frames: a spinner made anew each frame would never turn."""
 
     def apply(self, event: dict[str, Any]) -> None:
-        """Take one event into the state."""
+        """Take one event into the state (a live display draws it meanwhile, on its own thread)."""
+        with self.lock:
+            self._apply(event)
+
+    def _apply(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "run.started":
             self.run_id, self.request, self.model, self.state = (event["run_id"], event["request"], event["model"],
@@ -72,6 +78,10 @@ class LiveRun:
                          total=max(event["total"], 1), phase=phase)
 
     def __rich__(self) -> Any:
+        with self.lock:
+            return self._draw()
+
+    def _draw(self) -> Any:
         from rich.console import Group
         from rich.tree import Tree
 
