@@ -81,7 +81,8 @@ class ProgressWatcher:
             return
         store = SQLiteRunStore(self.paths.database, readonly=True)
         try:
-            steps, warnings, moves = self._new_events(store)
+            with store.snapshot():  # a step's end and its transition are one commit: seen in the same poll
+                steps, warnings, moves = self._new_events(store)
         finally:
             store.close()
         for item in [*steps, *warnings, *moves]:  # lines in the order they always came: steps, warnings, moves
