@@ -105,3 +105,12 @@ def test_piped_status_imports_neither_pydantic_nor_rich(sample_repo: Path) -> No
     for args in (["status", run_id], ["status", run_id, "--json"], ["runs"]):
         modules = imported_by(args, sample_repo)
         assert "pydantic" not in modules and "rich" not in modules, args
+
+
+def test_bad_input_with_json_prints_no_event_and_says_what_was_wrong(sample_repo: Path) -> None:
+    for args, says in ((["run", "   ", "--json"], "the feature request is empty"),
+                       (["resume", "nope", "--json"], "nope"),
+                       (["demo", "--dir", str(sample_repo), "--json"], "is not empty")):
+        result = aigentflow(*args, cwd=sample_repo)
+        assert result.returncode == 2 and result.stdout == "" and says in result.stderr, args
+    assert json.loads(aigentflow("runs", "--json", cwd=sample_repo).stdout) == [], "nothing was recorded"
