@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from actors.base import BaseAgent
+from aigentflow.roles.outputs import AnalystNotes, Research
 from aigentflow.run.protocol import AgentCall
-
-
-class AnalystNotes(BaseModel):
-    """What the model adds to the deterministic research."""
-
-    summary: str = Field(min_length=1, description="What the request asks for, in the project's terms.")
-    relevant_files: list[str] = Field(default_factory=list, description="Repository paths the request touches.")
-    constraints: list[str] = Field(default_factory=list, description="What the change must respect.")
-    risks: list[str] = Field(default_factory=list, description="What could go wrong.")
-    open_questions: list[str] = Field(default_factory=list, description="What a human should decide.")
-
-
-class Research(BaseModel):
-    """The Analyst's output: facts found in the repository and the model's notes on the request."""
-
-    request: str
-    languages: dict[str, int]
-    primary_language: str | None
-    frameworks: list[str]
-    package_manager: str | None
-    test_command: str | None
-    entry_points: list[str]
-    file_count: int
-    notes: AnalystNotes
-    unknown_files: list[str] = Field(
-        default_factory=list, description="Files the model named that the repository does not have."
-    )
 
 
 class Analyst(BaseAgent):

@@ -4,30 +4,11 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from actors.base import BaseAgent
+from aigentflow.roles.outputs import ArchitectureRecommendations
 from aigentflow.run.protocol import AgentCall
-
-
-class Alternative(BaseModel):
-    option: str = Field(min_length=1)
-    why_not: str = Field(min_length=1)
-
-
-class Decision(BaseModel):
-    title: str = Field(min_length=1)
-    decision: str = Field(min_length=1)
-    rationale: str = Field(min_length=1)
-    alternatives: list[Alternative] = Field(min_length=1)
-    tasks: list[str] = Field(default_factory=list, description="Work breakdown task ids this decision shapes.")
-
-
-class ArchitectureRecommendations(BaseModel):
-    overview: str = Field(min_length=1)
-    decisions: list[Decision] = Field(min_length=1)
-    affected_components: list[str] = Field(default_factory=list)
-    risks: list[str] = Field(default_factory=list)
 
 
 class Architect(BaseAgent):

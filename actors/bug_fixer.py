@@ -8,19 +8,10 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, Field
-
 from actors.base import BaseAgent
 from actors.developer import task_text
-from aigentflow.checks.edits import FileEdit
+from aigentflow.roles.outputs import Fix
 from aigentflow.run.protocol import AgentCall
-
-
-class Fix(BaseModel):
-    diagnosis: str = Field(min_length=1, description="Why the tests fail.")
-    summary: str = Field(min_length=1, description="What the fix changes.")
-    edits: list[FileEdit] = Field(min_length=1, description="Whole contents of each file changed.")
-    commit_message: str = Field(min_length=1, max_length=200, description="First line (conventional: fix: ...).")
 
 
 class BugFixer(BaseAgent):

@@ -12,18 +12,9 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, Field
-
 from actors.base import BaseAgent
-from aigentflow.checks.edits import FileEdit
+from aigentflow.roles.outputs import TaskChange
 from aigentflow.run.protocol import AgentCall
-
-
-class TaskChange(BaseModel):
-    summary: str = Field(min_length=1, description="What the change does, in a sentence or two.")
-    edits: list[FileEdit] = Field(min_length=1, description="Whole-file contents of each file created or changed.")
-    commit_message: str = Field(min_length=1, max_length=200,
-                                description="First line of the commit message (conventional commits: feat: ...).")
 
 
 def render_files(files: dict[str, str]) -> str:

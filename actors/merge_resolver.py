@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, Field
-
 from actors.base import BaseAgent
 from actors.developer import render_files
-from aigentflow.checks.edits import FileEdit
+from aigentflow.roles.outputs import Resolution
 from aigentflow.run.protocol import AgentCall
-
-
-class Resolution(BaseModel):
-    resolved: bool = Field(description="Whether every conflict is resolved by these edits.")
-    explanation: str = Field(min_length=1, description="How each conflict was resolved and why.")
-    edits: list[FileEdit] = Field(default_factory=list, description="Whole resolved contents of conflicted files.")
 
 
 class MergeResolver(BaseAgent):

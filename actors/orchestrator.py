@@ -51,6 +51,8 @@ class Orchestrator:
         self.handles: dict[str, Any] = {}
         self._controls_lock = threading.Lock()
         self._controls_store: SQLiteRunStore | None = None
+        self._progress_lock = threading.Lock()
+        self._progress_store: SQLiteRunStore | None = None
         self._recorded_run: tuple[dict[str, Any], Settings] | None = None
         self._project_facts: dict[str, Any] | None = None
         self._equip_lock = threading.Lock()
@@ -406,6 +408,23 @@ class Orchestrator:
             if self._controls_store is not None:
                 self._controls_store.close()
                 self._controls_store = None
+        with self._progress_lock:
+            if self._progress_store is not None:
+                self._progress_store.close()
+                self._progress_store = None
+
+    def task_progress(self, data: dict[str, Any]) -> None:
+        """Record the phase a build task reached (a ``task.progress`` audit entry), for whoever follows the
+        run: the driver reads it from the store for its live display and JSON lines. Called from the build's
+        task threads; a run stopped at once writes nothing more."""
+        from aigentflow.run.progress import TASK_PROGRESS
+
+        if self.stopped.is_set():
+            return
+        with self._progress_lock:
+            if self._progress_store is None:
+                self._progress_store = SQLiteRunStore(self.paths.database)
+            self._progress_store.append_audit(TASK_PROGRESS, self.run_id, data, tenant_id=self.settings.run.tenant)
 
     def check_controls(self, run_id: str) -> str | None:
         """Why agents of this run must not call their model now, or None. Reads the store afresh."""

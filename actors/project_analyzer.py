@@ -12,16 +12,9 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, Field
-
 from actors.base import BaseAgent
+from aigentflow.roles.outputs import ProjectSummary
 from aigentflow.run.protocol import AgentCall
-
-
-class ProjectSummary(BaseModel):
-    summary: str = Field(min_length=1, description="What the project is and how it is built, for other agents.")
-    conventions: list[str] = Field(default_factory=list, description="Style, layout and testing habits to follow.")
-    risks: list[str] = Field(default_factory=list, description="What is fragile or easy to break.")
 
 
 class ProjectAnalyzer(BaseAgent):

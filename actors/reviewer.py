@@ -8,25 +8,10 @@ says. Request-changes sends the task back to its developer (at most ``MAX_REVIEW
 from __future__ import annotations
 
 import json
-from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from actors.base import BaseAgent
+from aigentflow.roles.outputs import Review
 from aigentflow.run.protocol import AgentCall
-
-
-class ReviewComment(BaseModel):
-    path: str = Field(min_length=1)
-    line: int = Field(ge=0, description="1-based line in the new version of the file (0: the whole file).")
-    body: str = Field(min_length=1)
-    severity: Literal["blocker", "major", "minor", "nit"] = "minor"
-
-
-class Review(BaseModel):
-    verdict: Literal["approve", "request_changes"]
-    summary: str = Field(min_length=1)
-    comments: list[ReviewComment] = Field(default_factory=list)
 
 
 class Reviewer(BaseAgent):

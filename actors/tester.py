@@ -7,19 +7,10 @@ already passes is flagged as a TDD violation on the task) and pass after the imp
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
 from actors.base import BaseAgent
 from actors.developer import task_text
-from aigentflow.checks.edits import FileEdit
+from aigentflow.roles.outputs import TestPlan
 from aigentflow.run.protocol import AgentCall
-
-
-class TestPlan(BaseModel):
-    __test__ = False  # not a pytest test class
-
-    summary: str = Field(min_length=1, description="What the tests check, criterion by criterion.")
-    edits: list[FileEdit] = Field(min_length=1, description="Whole contents of the test files created or changed.")
 
 
 class Tester(BaseAgent):

@@ -9,30 +9,11 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from actors.base import BaseAgent
+from aigentflow.roles.outputs import UIDesign
 from aigentflow.run.protocol import AgentCall, AgentResult
-
-
-class ComponentSpec(BaseModel):
-    name: str = Field(min_length=1)
-    purpose: str = Field(min_length=1)
-    states: list[str] = Field(min_length=1, description="Empty, loading, error, filled, disabled, ...")
-
-
-class ScreenSpec(BaseModel):
-    task: str = Field(pattern=r"^T\d+$", description="The front-end task this screen belongs to.")
-    name: str = Field(min_length=1)
-    layout: str = Field(min_length=1, description="What is where, in words.")
-    components: list[ComponentSpec] = Field(min_length=1)
-    accessibility: list[str] = Field(min_length=1, description="Labels, focus order, contrast, keyboard use.")
-
-
-class UIDesign(BaseModel):
-    summary: str = Field(min_length=1)
-    screens: list[ScreenSpec] = Field(default_factory=list)
-
 
 FRONTEND = "frontend"
 

@@ -14,11 +14,12 @@ from pydantic import ValidationError
 from actors.analyst import Analyst
 from actors.architect import Architect
 from actors.base import BaseAgent
-from actors.project_manager import ProjectManager, WorkBreakdown, topological_order
+from actors.project_manager import ProjectManager
 from aigentflow.exceptions import RunPaused
 from aigentflow.models.spec import ModelSpec
 from aigentflow.project.facts import detect_facts, render_facts, snapshot_repository
 from aigentflow.prompts.compose import load_layers
+from aigentflow.roles.outputs import WorkBreakdown, topological_order
 from aigentflow.run.protocol import AgentCall, AgentResult
 from tests.conftest import make_sample_repo
 

@@ -30,7 +30,7 @@ from aigentflow.tracing.spans import TASK_LANGUAGE
 class BuildWorkflow(Workflow):
     def __init__(self, orchestrator: Any, call: AgentCall) -> None:
         super().__init__(orchestrator, call, "developer")
-        from actors.project_manager import WorkBreakdown, topological_order
+        from aigentflow.roles.outputs import WorkBreakdown, topological_order
 
         self.plan = WorkBreakdown.model_validate(call.inputs["plan"])
         self.order = topological_order(self.plan) or []
@@ -45,6 +45,8 @@ class BuildWorkflow(Workflow):
         self.merge_lock = threading.Lock()
         """One merge into the feature (and its conflict resolution) at a time."""
         self.baseline: dict[str, Any] | None = None
+        self.done_phases: dict[str, int] = {}
+        """How many of each task's planned phases (``_phases``) it has finished, for its progress."""
 
     def run(self) -> AgentResult:
         import ray
@@ -62,6 +64,9 @@ class BuildWorkflow(Workflow):
                 self.outcomes[task_id] = {"task_id": task_id, "status": "passed", "merged": True,
                                           "commit": state["commit"], "detail": "merged before this attempt"}
                 self.merged_at[task_id] = 0.0
+                self.progress(task_id, "merged", status="merged")
+            else:
+                self.progress(task_id, "waiting", status="pending")
         running: dict[Future[str | None], str] = {}
         stop: str | None = None
         with ThreadPoolExecutor(max_workers=max(len(self.order), 1), thread_name_prefix="task") as pool:
@@ -82,6 +87,25 @@ class BuildWorkflow(Workflow):
                         self.outcomes[task_id]["detail"] = f"{type(exc).__name__}: {str(exc)[:1000]}"
                         stop = stop or f"task {task_id} crashed: {type(exc).__name__}: {str(exc)[:500]}"
         return self._result(stop)
+
+    def _phases(self, task_id: str) -> list[str]:
+        """The phases a task is planned to go through (a fix attempt or a rework round is part of one)."""
+        flags = self.orch.flags
+        tdd = flags.get("agents.tester", False) and flags.get("features.tddWorkflow", False)
+        review = flags.get("agents.reviewer", False) and flags.get("features.codeReview", False)
+        return [*(["tests"] if tdd and self.tasks[task_id].type in CODE_TASKS else []), "implement",
+                *(["review"] if review else []), "merge"]
+
+    def progress(self, task_id: str, phase: str, status: str = "running") -> None:
+        """Tell whoever follows the run which phase the task is in (``Orchestrator.task_progress``): a
+        planned phase reached counts the ones before it done; a task merged has done them all."""
+        phases = self._phases(task_id)
+        if phase in phases:
+            self.done_phases[task_id] = max(self.done_phases.get(task_id, 0), phases.index(phase))
+        if status == "merged":
+            self.done_phases[task_id] = len(phases)
+        self.orch.task_progress({"task": task_id, "title": self.tasks[task_id].title, "phase": phase,
+                                 "done": self.done_phases.get(task_id, 0), "total": len(phases), "status": status})
 
     def _ready(self, running: set[str]) -> list[str]:
         return [t for t in self.order if t not in self.outcomes and t not in running
@@ -156,6 +180,7 @@ class BuildWorkflow(Workflow):
                 record.update(status="blocked", detail="; ".join(f["detail"] for f in findings["findings"]
                                                                  if f["blocking"])[:500])
                 return self._done(record, f"task {task_id}: the Compliance Agent blocks the merge: {record['detail']}")
+        self.progress(task_id, "merge")
         with self.merge_lock:
             merged = ray.get(self.git.merge.remote(self.feature, worktree["branch"], f"Merge {task_id}: {task.title}",
                                                    self.trailers(**{"Aigentflow-Task": task_id}), "merge"))
@@ -177,6 +202,7 @@ class BuildWorkflow(Workflow):
         if not (flags.get("agents.reviewer", False) and flags.get("features.codeReview", False)):
             return outcome, None
         for round_number in range(1, MAX_REVIEW_ROUNDS + 2):
+            self.progress(task_id, "review")
             review = self._review(task_id, worktree, round_number)
             reviews.append(review)
             if review["verdict"] == "approve":
@@ -219,6 +245,8 @@ class BuildWorkflow(Workflow):
 
     def _done(self, record: dict[str, Any], stop: str | None) -> str | None:
         record["ended_ns"] = time.time_ns()
+        self.progress(record["task_id"], "merged" if record.get("merged") else "stopped",
+                      status="merged" if record.get("merged") else str(record["status"]))
         self.collector.span(self.call, f"build_task {record['task_id']}", "task", record["started_ns"],
                             record["ended_ns"], "error" if stop else "ok",
                             {"aigentflow.task.id": record["task_id"], "aigentflow.task.status": record["status"],
@@ -232,6 +260,9 @@ class BuildWorkflow(Workflow):
 
     def _step(self, task_id: str, worktree: dict[str, Any], role: str, step: str, kind: str,
               extra: dict[str, Any], record: dict[str, Any]) -> TaskOutcome:
+        phase = step.split("/")[0]  # test/T1, build/T1, fix/T1/2, build/T1/rework-1
+        self.progress(task_id, {"test": "tests", "build": "rework" if "rework" in step else "implement"}.get(
+            phase, phase))
         return self.edit_step(self.tasks[task_id].model_dump(mode="json"), worktree, role, step, kind, extra, record)
 
     def _tdd_check(self, red: TaskOutcome) -> dict[str, Any]:

@@ -55,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "costs": "costs_cmd:costs",
     "serve": "serve_cmd:serve",
     "tokens": "tokens_cmd:app",
+    "schema": "schema_cmd:app",
 }
 """Command name -> ``module:attribute`` in ``aigentflow.cli``: a command function or a ``typer.Typer``
 (a command group). In this order in ``--help``."""

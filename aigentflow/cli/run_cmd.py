@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,27 +27,55 @@ SetOption = Annotated[list[str] | None, typer.Option(
     "--set", "-c", help="Override a config key: KEY=VALUE (repeatable).")]
 
 
-def cli_console() -> object:
-    """The launch's console for a terminal: messages through typer, live progress (a line per
-    transition and step, a spinner on the state) through rich."""
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print the run's progress as JSON lines on stdout, one event a line (`aigentflow schema show "
+                   "events`); messages go to stderr.")]
+
+
+def cli_console(events: IO[str] | None = None) -> object:
+    """The launch's console. ``events``: a JSON line for every progress event goes there (``--json``),
+    messages to stderr. Else, on a terminal with the run's ``platform.genUIOutput`` flag on, a live display
+    of the run (its state, steps and, in BUILDING, a progress bar per task: ``aigentflow.genui.live``);
+    otherwise a line per transition and step with a spinner on the state (plain lines off a terminal)."""
     from contextlib import contextmanager
 
     from aigentflow.launch.driver import Console
 
     class TerminalConsole(Console):
+        live = False
+
         def say(self, message: str) -> None:
             typer.echo(message)
 
         def warn(self, message: str) -> None:
             typer.echo(message, err=True)
 
+        def begin(self, run) -> None:  # type: ignore[no-untyped-def]
+            from aigentflow.genui.render import use_rich
+
+            self.live = use_rich(run.flags)
+            self.event_lines = not self.live
+
         @contextmanager
         def following(self):  # type: ignore[no-untyped-def]
             from rich.console import Console as Rich
 
-            from aigentflow.run.statemachine import STATES, State
-
             rich = Rich(highlight=False)
+            if self.live:
+                from rich.live import Live
+
+                from aigentflow.genui.live import LiveRun
+
+                state = LiveRun()
+                with Live(state, console=rich, refresh_per_second=8, transient=False):
+                    self.observer = state.apply  # drawn at the next refresh
+                    try:
+                        yield (lambda line: rich.print(line, markup=False)), None
+                    finally:
+                        self.observer = None
+                return
+
+            from aigentflow.run.statemachine import STATES, State
 
             def describe(state: str) -> str:
                 step = STATES[State(state)].step
@@ -54,7 +84,45 @@ def cli_console() -> object:
             with rich.status("Starting the orchestrator...") as spinner:
                 yield rich.print, (lambda state: spinner.update(describe(state)))
 
-    return TerminalConsole()
+    class JsonConsole(Console):
+        def __init__(self, out: IO[str]) -> None:
+            from aigentflow.genui.live import JsonLines
+
+            self.observer = JsonLines(out)
+
+        def say(self, message: str) -> None:
+            typer.echo(message, err=True)
+
+        def warn(self, message: str) -> None:
+            typer.echo(message, err=True)
+
+        @contextmanager
+        def following(self):  # type: ignore[no-untyped-def]
+            yield self.say, None
+
+    return JsonConsole(events) if events is not None else TerminalConsole()
+
+
+@contextmanager
+def machine_stdout(wanted: bool) -> Iterator[IO[str] | None]:
+    """With ``wanted`` (``--json``): the real stdout for the JSON lines, while file descriptor 1 points at
+    stderr (whatever Python, Ray or a library prints meanwhile, and every message, goes there)."""
+    if not wanted:
+        yield None
+        return
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    out = os.fdopen(os.dup(saved), "w", buffering=1)
+    try:
+        yield out
+    finally:
+        sys.stdout.flush()
+        out.close()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _overrides(model: str | None, address: str | None, sets: list[str] | None) -> dict[str, str]:
@@ -91,8 +159,15 @@ def lenient_warning(lenient: bool) -> None:
         typer.echo(f"warning: {LENIENT_NOTICE}.", err=True)
 
 
-def _finish(outcome: Outcome, paths: ProjectPaths, *, lenient: bool = False) -> None:
-    """Say how the run ended and where its outputs are; exit with the outcome's code."""
+def _finish(outcome: Outcome, paths: ProjectPaths, *, lenient: bool = False, events: IO[str] | None = None) -> None:
+    """Say how the run ended and where its outputs are (with ``events``: as the last JSON line too); exit
+    with the outcome's code."""
+    if events is not None:
+        from aigentflow.genui.live import JsonLines
+        from aigentflow.run.progress import RUN_RESULT, event
+
+        JsonLines(events)(event(RUN_RESULT, outcome.run_id, state=outcome.state, exit_code=outcome.exit_code,
+                                error=outcome.error, outputs=str(paths.run_dir(outcome.run_id)), lenient=lenient))
     lenient_warning(lenient)
     _retention_after_run(paths)
     if outcome.exit_code == 0:
@@ -127,18 +202,18 @@ def _retention_after_run(paths: ProjectPaths) -> None:
 
 
 def start_run(root: Path, request: str, overrides: dict[str, str], record: str | None = None,
-              run_id: str | None = None) -> None:
+              run_id: str | None = None, events: IO[str] | None = None) -> None:
     """Check the run, connect to Ray, record the run, drive it (``aigentflow.launch``). Nothing is
-    recorded if a check fails or Ray cannot be reached."""
+    recorded if a check fails or Ray cannot be reached. ``events``: where the JSON lines go (``--json``)."""
     from aigentflow.launch.driver import start_run as launch
     from aigentflow.project.paths import locate_project
 
     paths = locate_project(root)
     if run_id is not None:
         _check_new_run_id(paths, run_id)
-    outcome = launch(paths, request, overrides, record=record, console=cli_console(),  # type: ignore[arg-type]
+    outcome = launch(paths, request, overrides, record=record, console=cli_console(events),  # type: ignore[arg-type]
                      run_id=run_id)
-    _finish(outcome, paths, lenient=outcome.lenient)
+    _finish(outcome, paths, lenient=outcome.lenient, events=events)
 
 
 def _check_new_run_id(paths: ProjectPaths, run_id: str) -> None:
@@ -187,24 +262,29 @@ def run(
     sets: SetOption = None,
     run_id: Annotated[str | None, typer.Option(
         "--run-id", hidden=True, help="Record the run under this new id (the HTTP API picks its runs' ids).")] = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Carry a feature request through the agent team; outputs go to .aigentflow/runs/<run_id>/."""
     text = _request_text(request, request_file)
-    start_run(Path.cwd(), text, _overrides(model, address, sets), record=os.path.abspath(record) if record else None,
-              run_id=run_id)
+    with machine_stdout(json_out) as events:
+        start_run(Path.cwd(), text, _overrides(model, address, sets),
+                  record=os.path.abspath(record) if record else None, run_id=run_id, events=events)
 
 
 @reports_errors
 def resume(
     run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix.")],
     address: AddressOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Continue an interrupted or paused run from its last committed step."""
     from aigentflow.launch.driver import resume_run
     from aigentflow.project.paths import locate_project
 
     paths = locate_project()
-    _finish(resume_run(paths, run_id, address=address, console=cli_console()), paths)  # type: ignore[arg-type]
+    with machine_stdout(json_out) as events:
+        outcome = resume_run(paths, run_id, address=address, console=cli_console(events))  # type: ignore[arg-type]
+        _finish(outcome, paths, events=events)
 
 
 @reports_errors
@@ -212,8 +292,14 @@ def demo(
     directory: Annotated[Path | None, typer.Option(
         "--dir", help="Where to create the sample project (default: a new temp dir).")] = None,
     address: AddressOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Create a small sample project and run a real feature request on it, offline (replay model)."""
+    with machine_stdout(json_out) as events:
+        _demo(directory, address, events)
+
+
+def _demo(directory: Path | None, address: str | None, events: IO[str] | None) -> None:
     from aigentflow.cli.project_cmd import initialise
     from aigentflow.demo import create_sample_project, demo_settings
     from aigentflow.exceptions import UsageError
@@ -235,4 +321,4 @@ def demo(
 
     if (reason := unconfined_reason()) is not None:
         typer.echo(f"Sandbox: {reason}.")
-    start_run(target, DEMO_REQUEST, {**demo_settings(), **_overrides("replay/demo", address, None)})
+    start_run(target, DEMO_REQUEST, {**demo_settings(), **_overrides("replay/demo", address, None)}, events=events)

@@ -140,7 +140,54 @@ def status(
     if json_out:
         print_json(report)
         return
+    from aigentflow.genui.render import use_rich
+
+    if use_rich(report["run"]["flags"]):  # a terminal, and the run's platform.genUIOutput flag
+        from aigentflow.genui.render import print_report
+
+        print_report(report, result_line, notices(report))
+        return
     _print_report(report)
+
+
+def notices(report: dict[str, Any]) -> list[str]:
+    """What `status` says of a run besides its steps, as plain sentences: how a replay was answered,
+    generated agents, the emergency switch, withheld variables, unconfined commands, the v1.0 metrics."""
+    said = []
+    replay = report.get("replay")
+    if replay and replay["lenient"]:
+        from aigentflow.models.spec import LENIENT_NOTICE
+
+        said.append(f"{LENIENT_NOTICE}.")
+    elif replay:
+        said.append(replay_line(replay))
+    if report.get("generated_agents"):
+        said.append("Generated agents: " + ", ".join(f"{role}@{g['version']} ({g['approval'] or 'not approved'})"
+                                                     for role, g in report["generated_agents"].items()))
+    if report["emergency_pause_all"]:
+        said.append("Emergency pause-all is ON: no run moves until `aigentflow admin emergency --resume-all`.")
+    said += withheld_lines(report)
+    if "unconfined" in (report.get("sandbox") or {}).get("filesystem", []):
+        said.append(UNCONFINED_NOTICE)
+    if line := metrics_line(report.get("metrics") or {}):
+        said.append(line)
+    return said
+
+
+def metrics_line(metrics: dict[str, Any]) -> str:
+    """The v1.0 figures in a line ("" when none was measured)."""
+    if not any(v is not None for v in metrics.values()):
+        return ""
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.0f}%"
+
+    coverage = metrics.get("coverage_percent")
+    delta = metrics.get("coverage_delta")
+    return (f"v1.0 metrics: agent success {pct(metrics.get('agent_success_rate'))}, build pass "
+            f"{pct(metrics.get('build_pass_rate'))}, review approval {pct(metrics.get('review_approval_rate'))}"
+            f", coverage {'-' if coverage is None else f'{coverage:g}%'}"
+            f"{'' if delta is None else f' ({delta:+g} points)'}")
 
 
 def equipment_line(output: dict[str, Any]) -> str:
@@ -278,17 +325,8 @@ def _print_report(report: dict[str, Any]) -> None:
         echo(style(line, "yellow"))
     if "unconfined" in (report.get("sandbox") or {}).get("filesystem", []):
         echo(style(UNCONFINED_NOTICE, "yellow"))
-    metrics = report.get("metrics") or {}
-    if any(v is not None for v in metrics.values()):
-        def pct(value: float | None) -> str:
-            return "-" if value is None else f"{100 * value:.0f}%"
-
-        coverage = metrics.get("coverage_percent")
-        delta = metrics.get("coverage_delta")
-        echo(f"v1.0 metrics: agent success {pct(metrics.get('agent_success_rate'))}, build pass "
-             f"{pct(metrics.get('build_pass_rate'))}, review approval {pct(metrics.get('review_approval_rate'))}"
-             f", coverage {'-' if coverage is None else f'{coverage:g}%'}"
-             f"{'' if delta is None else f' ({delta:+g} points)'}")
+    if line := metrics_line(report.get("metrics") or {}):
+        echo(line)
     for s in report["steps"]:
         if s["error"]:
             echo(f"{style(s['step'] + ' (' + s['role'] + ') failed:', 'red')} {s['error']}")

@@ -12,12 +12,13 @@ DEMO_REQUEST = "Add due dates to tasks and a command that lists overdue tasks"
 
 def demo_settings() -> dict[str, str]:
     """What the demo turns on beyond the MVP: building in worktrees with tests first, the fix loop,
-    review, coverage and the merge. The sample's tests run with this interpreter (it has pytest)."""
+    review, coverage and the merge, and on a terminal the live display of the run (GenUI output). The
+    sample's tests run with this interpreter (it has pytest)."""
     import sys
 
     flags = ("agents.backendDev", "agents.tester", "agents.bugFixer", "agents.reviewer", "agents.gitAgent",
              "agents.mergeResolver", "features.gitWorktrees", "features.tddWorkflow", "features.bugFixLoop",
-             "features.codeReview", "features.coverageTracking")
+             "features.codeReview", "features.coverageTracking", "platform.genUIOutput")
     settings = {**{f"flags.{flag}": "true" for flag in flags}, "build.test_command": f"{sys.executable} -m pytest -q",
                 "build.task_cpus": "0.5"}
     if unconfined_reason():

@@ -18,13 +18,13 @@ from typing import Any
 
 from aigentflow.exceptions import AigentflowError, UsageError
 from aigentflow.project.paths import ProjectPaths
+from aigentflow.run.progress import ProgressWatcher
 from aigentflow.run.runner import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PAUSED,
     Outcome,
-    ProgressWatcher,
     _store_call,
     engine_options,
     force_pause,
@@ -50,7 +50,14 @@ class NotStarted(AigentflowError):
 
 
 class Console:
-    """What a run's driver tells its user: plain lines by default (``jobs/run.py``); the CLI's adds a spinner."""
+    """What a run's driver tells its user: plain lines by default (``jobs/run.py``); the CLI's add a live
+    display or JSON lines (``aigentflow.genui``)."""
+
+    observer: Callable[[dict[str, Any]], None] | None = None
+    """Given every progress event (``aigentflow.run.progress``) as the run goes, when set."""
+    event_lines = True
+    """Whether ``following``'s line function gets a line per event (False: only messages, for a console
+    whose observer draws the events itself)."""
 
     def say(self, message: str) -> None:
         print(message, flush=True)
@@ -59,6 +66,10 @@ class Console:
         import sys
 
         print(message, file=sys.stderr, flush=True)
+
+    def begin(self, run: RunRecord) -> None:
+        """Called once the run is recorded (or found, to resume), before it is followed: a console may
+        choose its display by the run's flags (``platform.genUIOutput``)."""
 
     @contextmanager
     def following(self) -> Iterator[tuple[Callable[[str], None] | None, Callable[[str], None] | None]]:
@@ -195,12 +206,15 @@ def run_host() -> Any:
 def follow(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool,
            console: Console | None = None) -> Outcome:
     """Drive the run in the node's run host, showing progress as ``console`` does."""
-    with (console or Console()).following() as (show, on_state):
-        return drive(paths, run, options, resume=resume, show=show, on_state=on_state)
+    console = console or Console()
+    console.begin(run)
+    with console.following() as (show, on_state):
+        return drive(paths, run, options, resume=resume, show=show, on_state=on_state, on_event=console.observer,
+                     event_lines=console.event_lines)
 
 
 def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, show: Any = None,
-          on_state: Any = None) -> Outcome:
+          on_state: Any = None, on_event: Any = None, event_lines: bool = True) -> Outcome:
     """Hand the run to this node's run host and wait for it, showing progress; handles Ctrl-C."""
     import ray
 
@@ -211,7 +225,7 @@ def drive(paths: ProjectPaths, run: RunRecord, options: Any, *, resume: bool, sh
     model_gateway_actor(options.agent_resource)
     host = run_host()
     pending = host.drive.remote(str(paths.root), run.id, options, resume)
-    watcher = ProgressWatcher(paths, run.id, show, on_state)
+    watcher = ProgressWatcher(paths, run.id, show, on_state, on_event, lines=event_lines)
     interrupts = 0
     result: dict[str, Any] | None = None
     sigterm = _SigtermAsInterrupt()

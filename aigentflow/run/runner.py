@@ -1,7 +1,7 @@
 """A run before and around Ray, through the store only: check it, record it, pause it, follow it.
 
 ``plan_run`` checks everything a run needs and ``record_run`` records it (CREATED); ``force_pause``
-moves a run whose owner is gone to PAUSED; ``ProgressWatcher`` reads the store to report progress.
+moves a run whose owner is gone to PAUSED (``progress.ProgressWatcher`` reads the store to report progress).
 Nothing here imports Ray or ``actors/``: ``aigentflow.launch`` connects, hands the run to its node's
 run host and follows it with these.
 """
@@ -289,47 +289,3 @@ def _store_call(paths: ProjectPaths, action: Callable[[RunStore], Any]) -> Any:
         return action(store)
     finally:
         store.close()
-
-
-class ProgressWatcher:
-    """Reads the store (never Ray) and reports each new transition and finished step."""
-
-    def __init__(self, paths: ProjectPaths, run_id: str, show: Any, on_state: Any = None) -> None:
-        self.paths = paths
-        self.run_id = run_id
-        self.show = show
-        self.on_state = on_state
-        self.seen_seq = 0
-        self.seen_audit = 0
-        self.seen_steps: set[tuple[str, int]] = set()
-
-    def say(self, message: str) -> None:
-        if self.show:
-            self.show(message)
-
-    def poll(self) -> None:
-        if not self.show:
-            return
-        store = SQLiteRunStore(self.paths.database, readonly=True)
-        try:
-            for step in store.steps(self.run_id):
-                if step.status != "started" and (step.step, step.attempt) not in self.seen_steps:
-                    self.seen_steps.add((step.step, step.attempt))
-                    self.say(f"  {step.role} {step.status} {step.step}: {step.input_tokens} tokens in, "
-                             f"{step.output_tokens} out, ${step.cost_usd:.4f}")
-            for entry in store.audit(self.run_id):
-                if entry.seq > self.seen_audit:
-                    self.seen_audit = entry.seq
-                    if entry.data.get("warning"):
-                        self.say(f"  warning: {entry.data['warning']}")
-                    elif entry.event == "hook.failed":
-                        self.say(f"  warning: hook {entry.data.get('hook')} failed: {entry.data.get('message')}")
-            for transition in store.transitions(self.run_id):
-                if transition.seq > self.seen_seq:
-                    self.seen_seq = transition.seq
-                    note = f" ({transition.reason})" if transition.reason else ""
-                    self.say(f"{transition.from_state or '-'} -> {transition.to_state}{note}")
-                    if self.on_state:
-                        self.on_state(transition.to_state)
-        finally:
-            store.close()

@@ -126,6 +126,20 @@ class SQLiteRunStore(TenantTables):
         except sqlite3.DatabaseError as exc:
             raise self._explain(exc) from None
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the database (a read transaction): rows another process commits
+        meanwhile are all seen by the next snapshot, none by this one (``ProgressWatcher`` reads steps,
+        audit and transitions together so)."""
+        try:
+            self._conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise self._explain(exc) from None
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
+
     def migrate(self) -> int:
         """Apply the migrations this database lacks; returns the schema version."""
         with self._write() as conn:

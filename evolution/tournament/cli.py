@@ -54,6 +54,17 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def _live(root: Any) -> bool:
+    """Live bars: stdout is a terminal and the project's platform.genUIOutput flag is on."""
+    from aigentflow.genui.render import use_rich
+
+    if not use_rich():
+        return False
+    from aigentflow.config.loader import load_config
+
+    return use_rich(load_config(root).flags)
+
+
 @app.command()
 @reports_errors
 def run(
@@ -79,16 +90,21 @@ def run(
         raise UsageError(f"self-evolution is disabled ({reason}); no tournament was started. Lift it with "
                          "`aigentflow canary enable-evolution`.")
 
+    from evolution.tournament.progress import MatchBars, match_line
+
     def said(match: dict[str, Any]) -> None:
         if not json_out:
-            winner = {"a": match["version_a"], "b": match["version_b"]}.get(match["outcome"], "draw")
-            echo(f"match {match['number'] + 1}: {match['task_id']}: {match['version_a']} {match['score_a']:.2f} vs "
-                 f"{match['version_b']} {match['score_b']:.2f} -> {winner}")
+            echo(match_line(match))
 
     options = Options(role=role, versions=_versions(versions), matches=matches, tasks=_versions(tasks), model=model,
                       address=address, on_match=said, stop=lambda: evolution_disabled(paths.root))
     if json_out:  # stdout holds the JSON document only: whatever Ray or a library prints meanwhile goes to stderr
         with _stdout_to_stderr():
+            summary = run_tournament(paths, options)
+    elif _live(paths.root):  # a terminal: a progress bar per match batch (a pair of versions)
+        bars = MatchBars()
+        options.on_match, options.on_schedule = bars.match, bars.schedule
+        with bars.progress:
             summary = run_tournament(paths, options)
     else:
         summary = run_tournament(paths, options)

@@ -37,6 +37,14 @@ class Options:
     on_match: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
     stop: Callable[[], str | None] | None = field(default=None, repr=False)
     """Asked between matches: a reason to stop (the evolution kill switch), or None."""
+    on_schedule: Callable[[dict[str, dict[str, int]]], None] | None = field(default=None, repr=False)
+    """Told before the matches are played: each batch (a pair of versions, ``batch_of``) with its
+    ``planned`` matches and those ``recorded`` already (a resumed tournament)."""
+
+
+def batch_of(version_a: str, version_b: str) -> str:
+    """The batch a match belongs to: its pair of versions, whichever side each played."""
+    return " vs ".join(sorted((version_a, version_b)))
 
 
 def model_spec(name: str, paths: Any) -> Any:
@@ -142,7 +150,16 @@ def run_tournament(paths: Any, options: Options) -> dict[str, Any]:
                              "restore them to resume it")
         tasks = [by_id[t] for t in resumed["tasks"]]
     done = store.recorded_keys(paths.root, tournament_id)
-    plans = [p for p in schedule(tournament_id, role, versions, tasks, planned, specs) if p.key not in done]
+    every = schedule(tournament_id, role, versions, tasks, planned, specs)
+    plans = [p for p in every if p.key not in done]
+    if options.on_schedule is not None:
+        batches: dict[str, dict[str, int]] = {}
+        for plan in every:
+            batch = batches.setdefault(batch_of(plan.spec_a.version, plan.spec_b.version),
+                                       {"planned": 0, "recorded": 0})
+            batch["planned"] += 1
+            batch["recorded"] += plan.key in done
+        options.on_schedule(batches)
     return _play_all(paths, tournament_id, plans, len(done), planned, model, versions_known.layers, limits,
                      play_remote, options)
 
