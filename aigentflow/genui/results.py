@@ -134,6 +134,16 @@ class GeneratedAgent(Closed):
     approval: str = Field(description="pending, approved, rejected, or empty.")
 
 
+class Emergency(Closed):
+    """The operator's four emergency switches (`aigentflow admin emergency`), as `status` shows them."""
+
+    pause_all: bool
+    disable_generated_agents: bool
+    disable_evolution: bool
+    evolution_disabled_reason: str | None
+    single_tenant_mode: bool
+
+
 class RunReport(Closed):
     """`aigentflow status [RUN] --json`: one run's state, history, steps, outputs and costs."""
 
@@ -148,6 +158,7 @@ class RunReport(Closed):
     costs: Costs
     totals: Totals
     emergency_pause_all: bool
+    emergency: Emergency
     generated_agents: dict[str, GeneratedAgent]
 
 
