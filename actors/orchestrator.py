@@ -419,12 +419,17 @@ class Orchestrator:
         task threads; a run stopped at once writes nothing more."""
         from aigentflow.run.progress import TASK_PROGRESS
 
+        self.record(TASK_PROGRESS, data)
+
+    def record(self, event: str, data: dict[str, Any]) -> None:
+        """Append an audit entry of this run from a workflow's threads (``task.progress``; ``secret.withheld``:
+        files kept out of a prompt because they hold what looks like a secret, by path, never the text)."""
         if self.stopped.is_set():
             return
         with self._progress_lock:
             if self._progress_store is None:
                 self._progress_store = SQLiteRunStore(self.paths.database)
-            self._progress_store.append_audit(TASK_PROGRESS, self.run_id, data, tenant_id=self.settings.run.tenant)
+            self._progress_store.append_audit(event, self.run_id, data, tenant_id=self.settings.run.tenant)
 
     def check_controls(self, run_id: str) -> str | None:
         """Why agents of this run must not call their model now, or None. Reads the store afresh."""

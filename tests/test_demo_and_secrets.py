@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_REQUEST, aigentflow, cli_env
+from tests.conftest import DEMO_REQUEST, aigentflow, cli_env, git
 
 pytestmark = pytest.mark.ray
 
 ENV_CANARY = "sk-canaryOPENAIkey0123456789abcdefABCDEF"
 TOKEN_CANARY = "canary-service-token-9f8e7d6c5b4a"
 REQUEST_CANARY = "ghp_" + "C4n4ryT0k3n" * 3 + "abc"
+FILE_CANARY = "ghp_" + "F1l3C4n4ry" * 3 + "xyz"
 
 
 def test_demo_runs_end_to_end_offline(tmp_path: Path, user_config: Path) -> None:
@@ -74,13 +75,31 @@ def test_planted_secrets_reach_no_store_trace_output_prompt_or_log(sample_repo: 
     demo_cassette = json.loads(package_dir.joinpath("cassettes", "demo.json").read_text())
     (sample_repo / ".aigentflow" / "cassettes").mkdir(exist_ok=True)
     (sample_repo / ".aigentflow" / "cassettes" / "demo.json").write_text(json.dumps(demo_cassette))
-    # Lenient: the planted token makes every prompt one the demo cassette was not recorded for.
+    # A tracked file holding a token: withheld from every prompt (by path, audited), never redacted into one.
+    (sample_repo / "deploy_settings.py").write_text(f'GITHUB_TOKEN = "{FILE_CANARY}"\n')
+    git(sample_repo, "add", "deploy_settings.py")
+    git(sample_repo, "commit", "-qm", "Add deploy settings")
+    # Lenient: the planted token makes every prompt one the demo cassette was not recorded for. The demo's
+    # flags: the run builds in worktrees, where the developers are shown the project's files.
+    from aigentflow.demo import demo_settings
+
+    building = [part for key, value in demo_settings().items() for part in ("--set", f"{key}={value}")]
     result = aigentflow("run", request, "--model", "replay/demo", "--address", ray_address,
-                        "--set", "model.replay_lenient=true", "--record", str(recorded), cwd=sample_repo, env=env)
+                        "--set", "model.replay_lenient=true", "--record", str(recorded), *building,
+                        cwd=sample_repo, env=env)
     assert result.returncode == 0, result.stderr + result.stdout
     needles = [ENV_CANARY, TOKEN_CANARY, REQUEST_CANARY]
     assert _files_containing(sample_repo / ".aigentflow", needles) == []
     assert _files_containing(recorded.parent, needles) == [], "the recorded cassette shows what the model saw"
+    assert FILE_CANARY not in recorded.read_text(), "the file holding a token reached no prompt"
+    audit = json.loads(aigentflow("audit", "--event", "secret.withheld", "--json", cwd=sample_repo, env=env).stdout)
+    assert audit and all("deploy_settings.py" in entry["data"]["paths"] for entry in audit), [e["data"] for e in audit]
+    assert FILE_CANARY not in json.dumps(audit)
+    detected = aigentflow("incidents", "detect", "--json", cwd=sample_repo, env=env)
+    assert detected.returncode == 0, detected.stderr
+    found = json.loads(aigentflow("incidents", "list", "--rule", "secret-found", "--json", cwd=sample_repo,
+                                  env=env).stdout)
+    assert [i["severity"] for i in found] == ["SEV4"], "withheld from a prompt: the secret-found incident, SEV4"
     assert not any(n in result.stdout + result.stderr for n in needles)
     report = aigentflow("status", "--json", cwd=sample_repo, env=env)
     assert "[REDACTED]" in json.loads(report.stdout)["run"]["request"]

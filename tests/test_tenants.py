@@ -190,6 +190,7 @@ def test_single_tenant_mode_records_every_new_run_under_default(sample_repo: Pat
     routed, _ = start(sample_repo, "acme")
     unknown, _ = start(sample_repo, "initech")  # routing is off: an unregistered tenant's run goes to default too
     assert (routed.tenant_id, unknown.tenant_id) == ("default", "default")
+    assert routed.settings["run"]["tenant"] == "default", "what the run's parts read is where it was routed"
     with store_of(sample_repo) as store:
         set_single_tenant_mode(store, False)
     with pytest.raises(QuotaExhausted):

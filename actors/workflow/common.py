@@ -300,6 +300,8 @@ class Workflow:
         task_id, title = task["id"], task["title"]
         head, snapshot = ray.get([self.git.head.remote(worktree["branch"]), self.git.snapshot.remote(worktree["path"])])
         files, withheld = self.without_secrets(snapshot)
+        if withheld:
+            self.orch.record("secret.withheld", {"task": task_id, "step": step, "role": role, "paths": withheld})
         call = self.agent_call(step, {"task": task, "files": files, "withheld": withheld,
                                       "architecture": self.call.inputs.get("architecture"), **extra})
         clock = time.perf_counter()
@@ -355,6 +357,7 @@ class Workflow:
         record["scratch_worktree"] = scratch["path"]
         files, withheld = self.without_secrets(scratch["files"])
         if withheld:
+            self.orch.record("secret.withheld", {"step": "resolve", "paths": withheld})
             record["detail"] = f"conflicted files hold what looks like a secret, not shown to a model: {withheld}"
             return self._conflict_done(record, started)
         call = self.agent_call(f"resolve/{label}", {"source": source, "target": target, "hunks": evidence["hunks"],

@@ -192,6 +192,7 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
 
         tenant = admit(store, paths.root, plan.settings.run.tenant, new_run=True)  # again: it may have moved since
         settings = plan.settings.model_dump(mode="json")
+        settings["run"]["tenant"] = tenant  # where it was routed (single-tenant mode): what every part of it reads
         # A cassette marked lenient makes the run lenient: recorded, so every later output can say so.
         settings["model"]["replay_lenient"] = bool(plan.spec.lenient)
         run_id = plan.run_id or new_run_id()
