@@ -44,8 +44,9 @@ def find(connection: Any, project_root: Path, since_ns: int | None = None,
     connection.execute(queries.MACROS)
     timings = {"load": round(time.perf_counter() - started, 3)}
     found: list[dict[str, Any]] = []
-    for name in [tenant] if tenant is not None else sources.tenants(connection):
-        sources.scope(connection, name)
+    present = sources.tenants(connection)
+    for name in [tenant] if tenant is not None else present:
+        sources.scope(connection, name, alone=present == [name])
         connection.execute("""
             CREATE OR REPLACE TEMP TABLE run_total AS
             SELECT greatest(1, coalesce(nullif((SELECT count(*) FROM runs), 0),

@@ -97,13 +97,15 @@ def tenants(connection: Any) -> list[str]:
     return [row[0] for row in rows]
 
 
-def scope(connection: Any, tenant: str) -> None:
-    """Point ``spans``, ``repeated_model_calls``, ``runs``, ``transitions`` and ``steps`` at ``tenant``'s rows."""
+def scope(connection: Any, tenant: str, *, alone: bool = False) -> None:
+    """Point ``spans``, ``repeated_model_calls``, ``runs``, ``transitions`` and ``steps`` at ``tenant``'s rows;
+    ``alone``: every row loaded is that tenant's (``tenants`` found no other), so no filter is needed."""
     from aigentflow.tenants.registry import check_id
 
     literal = check_id(tenant)  # a slug: safe inside the SQL text
+    where = "" if alone else f" WHERE tenant_id = '{literal}'"
     for name in SCOPED:
-        connection.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM all_{name} WHERE tenant_id = '{literal}'")
+        connection.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM all_{name}{where}")
 
 
 def known_tenants(project_root: Path) -> set[str]:
