@@ -1,7 +1,7 @@
 """Span facts: the typed columns the miner needs, extracted once from each trace segment.
 
 A span's attributes are a JSON string; parsing ten million of them takes far longer than the mining
-itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v3/
+itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v4/
 batch-*.parquet`` (one file per mining run that found new segments, each row naming its segment). Spans
 of the compacted ``traces.duckdb`` that no batch holds are added the same way when that file changes.
 The model calls whose (run, prompt hash) was sent more than once are also kept apart, in
