@@ -289,6 +289,64 @@ def test_a_candidate_broken_by_hand_is_named(fresh_demo: Path) -> None:
     assert json.loads(spec_path.read_text())["approval"] == "pending"
 
 
+def test_a_candidate_records_the_tenant_of_its_finding(fresh_demo: Path) -> None:
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    findings = json.loads(aigentflow("patterns", "list", "--json", cwd=fresh_demo).stdout)["findings"]
+    finding = next(f for f in findings if f["details"].get("role") == "backend_developer")
+    assert finding["tenant_id"] == "default"  # the demo's runs are the operator's
+    made = aigentflow("evolve", "generate", "--pattern", finding["id"], "--tenant", "default",
+                      "--model", "replay/evolve-demo", "--json", cwd=fresh_demo)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["tenant_id"] == "default"
+    spec = json.loads((fresh_demo / ".aigentflow/agents/backend_developer/1.0.0+gen.1.json").read_text())
+    assert (spec["tenant"], spec["origin"], spec["approval"]) == ("default", "generated", "pending")
+    evidence = _evidence(fresh_demo, CANDIDATE)
+    assert evidence["tenant_id"] == "default" and evidence["finding"]["id"] == finding["id"]
+    listed = json.loads(aigentflow("evolve", "list", "--json", cwd=fresh_demo).stdout)["candidates"]
+    assert [(c["id"], c["tenant_id"]) for c in listed] == [(CANDIDATE, "default")]
+    table = aigentflow("evolve", "list", cwd=fresh_demo).stdout.splitlines()
+    assert "tenant" in table[1] and "default" in next(line for line in table if CANDIDATE in line)
+    assert f"{CANDIDATE} (pending)" in aigentflow("evolve", "show", CANDIDATE, cwd=fresh_demo).stdout
+    assert "for tenant default" in aigentflow("evolve", "show", CANDIDATE, cwd=fresh_demo).stdout
+    agents = json.loads(aigentflow("agents", "list", "--json", cwd=fresh_demo).stdout)
+    assert agents["problems"] == [], "the spec with its tenant is a valid agent spec"
+    with SQLiteRunStore(ProjectPaths(fresh_demo).database) as store:
+        generated = [e for e in store.audit(tenant_id="default") if e.event == "evolve.generated"]
+    assert [e.data["id"] for e in generated] == [CANDIDATE]
+
+
+def test_a_generation_reads_only_its_tenants_finding_and_runs(fresh_demo: Path) -> None:
+    from aigentflow.store.sqlite import SQLiteRunStore
+    from aigentflow.tenants import registry
+    from evolution.generate.generate import load_context
+    from evolution.generate.regression import build_cases
+    from evolution.patterns.store import read_findings, write_findings
+
+    paths = ProjectPaths(fresh_demo)
+    with SQLiteRunStore(paths.database) as store:
+        registry.create(store, "acme")
+    ours = next(f for f in read_findings(fresh_demo) if f["details"].get("role") == "backend_developer")
+    write_findings(fresh_demo, [{**ours, "tenant_id": "acme"}], partial=False)  # the same pattern, seen at acme
+    (theirs,) = read_findings(fresh_demo, tenant="acme")
+    assert theirs["id"] != ours["id"] and theirs["key"] == ours["key"]
+
+    for args, says in ((("--pattern", ours["id"], "--tenant", "acme"), "is tenant default's, not acme's"),
+                       (("--role", "backend_developer", "--tenant", "nope"), "there is no tenant 'nope'"),
+                       (("--role", "backend_developer", "--tenant", "Acme"), "is not a lowercase slug")):
+        refused = aigentflow("evolve", "generate", *args, "--model", "replay/evolve-demo", cwd=fresh_demo)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+    assert _registry_files(fresh_demo) == []
+
+    # acme's finding: none of the demo's (default's) traced calls nor build calls are its cases
+    acme = load_context(paths, None, theirs["id"])
+    assert (acme["tenant"], acme["finding"]["id"], acme["inputs"].cases) == ("acme", theirs["id"], [])
+    assert build_cases(paths, "backend_developer", "acme") == []
+    default = load_context(paths, "backend_developer", None, "default")
+    assert default["tenant"] == "default" and default["finding"]["id"] == ours["id"] and default["inputs"].cases
+    assert build_cases(paths, "backend_developer", "default")
+
+
 def test_constitution_names_rule_and_field() -> None:
     from aigentflow.roles.registry import load_registry
     from evolution.generate.constitution import validate

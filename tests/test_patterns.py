@@ -30,6 +30,7 @@ def test_mining_a_corpus_finds_the_planted_patterns_and_nothing_else(sample_repo
     assert measured["precision"] >= 0.9, measured["false_positives"]
     kinds = {f["kind"] for f in report["findings"]}
     assert kinds == {"failure", "intervention", "capability_gap", "routing"}
+    assert report["tenants"] == ["default"] and {f["tenant_id"] for f in report["findings"]} == {"default"}
     for finding in report["findings"]:
         assert finding["count"] >= 2 and finding["first_seen"] <= finding["last_seen"]
         assert finding["evidence"]["run_ids"], finding
@@ -45,7 +46,8 @@ def test_mining_a_corpus_finds_the_planted_patterns_and_nothing_else(sample_repo
     listed = aigentflow("patterns", "list", "--json", cwd=sample_repo)
     assert listed.returncode == 0, listed.stderr
     stored = json.loads(listed.stdout)["findings"]
-    assert {(f["kind"], f["key"]) for f in stored} == {(f["kind"], f["key"]) for f in report["findings"]}
+    assert {(f["tenant_id"], f["kind"], f["key"]) for f in stored} == \
+        {(f["tenant_id"], f["kind"], f["key"]) for f in report["findings"]}
     assert read_findings(sample_repo, "routing") == [f for f in stored if f["kind"] == "routing"]
     table = aigentflow("patterns", "list", cwd=sample_repo)
     assert "frontend tasks succeed" in table.stdout

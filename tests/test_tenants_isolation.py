@@ -98,7 +98,7 @@ def test_the_isolation_score_probes_every_pair_of_tenants_and_finds_a_planted_le
     # (run list, costs, get_run, steps, transitions, artifacts) and 1 for the audit
     own = sum(len(r) for r in runs.values()) + audit_rows
     pairs = sum(6 * len(runs[other]) + 1 for mine in runs for other in runs if other != mine)
-    assert clean == {"checked": own + pairs, "leaks": 0, "score": 1.0, "tenants": 3}
+    assert clean == {"checked": own + pairs, "leaks": 0, "score": 1.0, "tenants": 3, "findings": 0}
 
     leaked = runs["globex"][0]  # a row written under the wrong tenant: acme's costs now show globex's run
     with sqlite3.connect(database) as raw:
@@ -108,4 +108,4 @@ def test_the_isolation_score_probes_every_pair_of_tenants_and_finds_a_planted_le
 
 
 def test_a_project_of_one_tenant_has_nothing_to_leak(sample_repo: Path) -> None:
-    assert measure(sample_repo) == {"checked": 0, "leaks": 0, "score": 1.0, "tenants": 1}
+    assert measure(sample_repo) == {"checked": 0, "leaks": 0, "score": 1.0, "tenants": 1, "findings": 0}

@@ -225,30 +225,50 @@ def test_findings_page_before_any_mining_says_how_to_mine(server) -> None:
 
 @needs_chromium
 def test_findings_page_shows_what_the_miner_stored_with_its_evidence(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
     from evolution.patterns.corpus import generate
     from evolution.patterns.store import read_findings
 
     with user_config_env(tmp_path / "user-config"):
         repo = new_project(tmp_path / "mined")
     generate(repo, runs=24, seed=5)
+    generate(repo, runs=24, seed=6, tenant="acme", scenarios=("schema", "loops"))
     mined = aigentflow("patterns", "mine", "--json", cwd=repo)
     assert mined.returncode == 0, mined.stderr
     stored = read_findings(repo)
     assert stored, "the corpus plants recurring patterns"
-    gaps = {f["details"]["dimension"] for f in stored if f["kind"] == "capability_gap"}
+    gaps = {f["details"]["dimension"] for f in stored if f["kind"] == "capability_gap" and f["tenant_id"] == "default"}
     assert gaps == {"task_type", "language", "tool_refused", "skill_missing"}
+    assert {f["tenant_id"] for f in stored} == {"default", "acme"}
     with ui_server(repo) as url:
         page = parse(dump_dom(url + "/findings"))
         image = screenshot(url + "/findings", tmp_path / "findings.png")
+        with urllib.request.urlopen(url + "/findings?tenant=acme", timeout=30) as response:
+            acme = parse(response.read().decode())
+        with urllib.request.urlopen(url + "/findings?tenant=globex", timeout=30) as response:
+            none = parse(response.read().decode())
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(url + "/findings?tenant=Acme%3B--", timeout=30)
     rows = page.by_id("findings").find_all("tbody")[0].find_all("tr")
     assert len(rows) == len(stored)
     for row, finding in zip(rows, stored, strict=True):
         cells = [td.text for td in row.find_all("td")]
-        assert cells[0] == finding["kind"].replace("_", " ")
-        assert finding["title"][:60] in cells[1] and cells[2] == str(finding["count"])
+        assert cells[0] == finding["tenant_id"] and cells[1] == finding["kind"].replace("_", " ")
+        assert finding["title"][:60] in cells[2] and cells[3] == str(finding["count"])
         links = [a.attrs["href"] for a in row.find_all("a")]
         assert links and all(link.removeprefix("/runs/") in finding["evidence"]["run_ids"] for link in links)
+    assert "/findings?tenant=acme" in [a.attrs["href"] for a in page.by_id("tenants").find_all("a")]
     assert not_blank(image)
+
+    mine = [f for f in stored if f["tenant_id"] == "acme"]
+    shown = acme.by_id("findings").find_all("tbody")[0].find_all("tr")
+    assert [row.attrs["data-id"] for row in shown] == [f["id"] for f in mine]
+    assert {row.find_all("td")[0].text for row in shown} == {"acme"}
+    assert "Findings of tenant acme" in acme.find_all("h1")[0].text
+    assert "No findings stored for tenant globex" in none.find_all("main")[0].text
+    assert bad.value.code == 400 and "is not a lowercase slug" in bad.value.read().decode()
 
 
 @needs_chromium

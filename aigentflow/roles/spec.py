@@ -59,6 +59,8 @@ class AgentSpec(BaseModel):
                                "`aigentflow evolve generate` (then it runs only once approved).")
     approval: Literal["pending", "approved", "rejected"] | None = Field(
         None, description="A generated version's human decision (`aigentflow evolve approve|reject`).")
+    tenant: str | None = Field(
+        None, description="A generated version's tenant: the one whose finding (and runs) it was generated from.")
 
     @field_validator("name")
     @classmethod
@@ -77,6 +79,15 @@ class AgentSpec(BaseModel):
     def _class_path(cls, value: str | None) -> str | None:
         if value is not None and not IMPLEMENTATION.fullmatch(value):
             raise ValueError(f'{value!r} is not a class path: write "module:Class"')
+        return value
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, value: str | None) -> str | None:
+        from aigentflow.tenants.registry import TENANT_ID
+
+        if value is not None and not TENANT_ID.match(value):
+            raise ValueError(f"{value!r} is not a tenant id (a lowercase slug such as acme or acme-eu)")
         return value
 
     @field_validator("tools")

@@ -8,22 +8,35 @@ from typing import Any
 KINDS = ("failure", "intervention", "capability_gap", "routing")
 
 
-def load_findings(project_root: Path) -> list[dict[str, Any]]:
-    """Every stored finding, highest score first; empty when nothing was mined yet."""
+def load_findings(project_root: Path, tenant: str | None = None) -> list[dict[str, Any]]:
+    """Every stored finding (of one ``tenant``: a UsageError for an id that is not a tenant slug), highest
+    score first; empty when nothing was mined yet."""
     from evolution.patterns.store import read_findings
 
-    return read_findings(project_root)
+    if tenant is not None:
+        from aigentflow.tenants.registry import check_id
+
+        check_id(tenant)
+    return read_findings(project_root, tenant=tenant)
+
+
+def tenants(project_root: Path) -> list[str]:
+    """The tenants that have findings, for the page's filter."""
+    from evolution.patterns.store import finding_tenants
+
+    return sorted(finding_tenants(project_root))
 
 
 def rows(findings: list[dict[str, Any]], shown_runs: int = 3) -> list[dict[str, Any]]:
-    """What the findings table shows of each: kind, title, count, score, when, and its evidence (a few
-    runs to open, how many runs and spans in all)."""
+    """What the findings table shows of each: its tenant, kind, title, count, score, when, and its evidence
+    (a few runs to open, how many runs and spans in all)."""
     table = []
     for finding in findings:
         evidence = finding.get("evidence") or {}
         run_ids = list(evidence.get("run_ids") or [])
         table.append({
-            "id": finding.get("id"), "kind": finding.get("kind", ""), "title": finding.get("title", ""),
+            "id": finding.get("id"), "tenant": finding.get("tenant_id", "default"), "kind": finding.get("kind", ""),
+            "title": finding.get("title", ""),
             "count": finding.get("count", 0), "score": finding.get("score", 0.0),
             "first_seen": (finding.get("first_seen") or "")[:19].replace("T", " "),
             "last_seen": (finding.get("last_seen") or "")[:19].replace("T", " "),

@@ -6,7 +6,10 @@ A candidate ``<role>@<version>`` (version: the incumbent's plus ``+gen.N``) is t
   candidates and scores, the chosen one, the DSPy program's state as JSON, the validation, the decisions);
 - ``.aigentflow/agents/<role>/<version>.md``: its instructions (prompt layer ``agents/<role>/<version>.md``);
 - ``.aigentflow/agents/<role>/<version>.json``: its spec, ``origin = "generated"``, ``approval`` pending,
-  approved or rejected. Written last: the registry sees a version only once everything else is there.
+  approved or rejected, ``tenant``. Written last: the registry sees a version only once everything else is there.
+
+A candidate belongs to the tenant of the finding it came from (``tenant`` in its spec, ``tenant_id`` in its
+evidence); one written before candidates had a tenant is ``default``'s (the only tenant there was).
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def next_version(paths: Any, role: str, incumbent_version: str) -> str:
     return f"{base}+gen.{max(taken, default=0) + 1}"
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -48,16 +52,23 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def tenant_of(spec: dict[str, Any], evidence: dict[str, Any]) -> str:
+    """The candidate's tenant (see the module docstring)."""
+    return str(spec.get("tenant") or evidence.get("tenant_id") or "default")
+
+
 def list_candidates(paths: Any) -> list[dict[str, Any]]:
-    """Every generated version's spec file (origin generated), with its key and evidence summary, by key."""
+    """Every generated version's spec file (origin generated), with its key, tenant and evidence summary, by
+    key."""
     found = []
     for spec_file in sorted(paths.agents_dir.glob("*/*.json")) if paths.agents_dir.is_dir() else ():
-        data = _read(spec_file)
+        data = read_json(spec_file)
         if data is None or data.get("origin") != "generated":
             continue
         key = f"{spec_file.parent.name}@{spec_file.stem}"
-        evidence = _read(evidence_path(paths, key)) or {}
-        found.append({"id": key, "role": spec_file.parent.name, "version": spec_file.stem,
+        evidence = read_json(evidence_path(paths, key)) or {}
+        found.append({"id": key, "tenant_id": tenant_of(data, evidence), "role": spec_file.parent.name,
+                      "version": spec_file.stem,
                       "approval": data.get("approval"), "file": str(spec_file),
                       "finding": (evidence.get("finding") or {}).get("id"),
                       "score": (evidence.get("chosen") or {}).get("score"),
@@ -80,7 +91,7 @@ def split_key(key: str) -> tuple[str, str]:
 def spec_file(paths: Any, key: str) -> Path:
     role, version = split_key(key)
     path = paths.agents_dir / role / f"{version}.json"
-    data = _read(path) if path.is_file() else None
+    data = read_json(path) if path.is_file() else None
     if path.is_file() and data is None and evidence_path(paths, key).is_file():
         raise UsageError(f"the spec file of {key} ({path}) is not a JSON object any more (edited by hand?); "
                          "nothing was changed. Restore it, or delete it and its .md to drop the candidate.")
@@ -117,9 +128,9 @@ def write_candidate(paths: Any, role: str, version: str, spec: dict[str, Any], i
 def set_approval(paths: Any, key: str, decision: str, note: str = "") -> dict[str, Any]:
     """Record ``decision`` (approved or rejected) in the spec file and the evidence; returns the spec."""
     path = spec_file(paths, key)
-    spec = _read(path) or {}
+    spec = read_json(path) or {}
     spec["approval"] = decision
-    evidence = _read(evidence_path(paths, key)) or {}
+    evidence = read_json(evidence_path(paths, key)) or {}
     from evolution.patterns.store import now_iso
 
     evidence.setdefault("decisions", []).append({"decision": decision, "at": now_iso(), "note": note})

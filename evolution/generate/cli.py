@@ -26,6 +26,8 @@ def generate(
     role: Annotated[str | None, typer.Option(help="The role to improve (its top finding, if any, is used).")] = None,
     pattern: Annotated[str | None, typer.Option(help="The finding to fix, by id (`aigentflow patterns list --json`).")]
     = None,
+    tenant: Annotated[str | None, typer.Option(
+        help="Generate from this tenant's findings and runs only (default: the finding's tenant).")] = None,
     optimizer: Annotated[str, typer.Option(help="The DSPy optimizer: bootstrap (BootstrapFewShot), mipro "
                                                  "(MIPROv2) or gepa (GEPA).")] = "bootstrap",
     model: Annotated[str | None, typer.Option(help="The model (litellm name; replay/evolve-demo offline); default: "
@@ -39,16 +41,16 @@ def generate(
 
     if (role is None) == (pattern is None) and pattern is None:
         raise UsageError("give --role ROLE or --pattern ID (a finding from `aigentflow patterns list`).")
-    evidence = run(locate_project(), role=role, pattern=pattern, optimizer=optimizer, model=model)
+    evidence = run(locate_project(), role=role, pattern=pattern, optimizer=optimizer, model=model, tenant=tenant)
     if json_out:
-        print_json({k: evidence.get(k) for k in ("id", "status", "chosen", "candidates", "validation", "model_calls",
-                                                 "role_model_calls", "sandbox_runs", "seconds", "finding", "optimizer",
-                                                 "model", "programs", "critique", "tests")})
+        print_json({k: evidence.get(k) for k in ("id", "tenant_id", "status", "chosen", "candidates", "validation",
+                                                 "model_calls", "role_model_calls", "sandbox_runs", "seconds",
+                                                 "finding", "optimizer", "model", "programs", "critique", "tests")})
         return
     chosen = evidence["chosen"]
     typer.echo(f"{evidence['id']}: {evidence['status']} (`aigentflow evolve show {evidence['id']}`, then "
                f"`aigentflow evolve approve {evidence['id']}` or `reject`)")
-    typer.echo(f"  finding: {evidence['finding']['title']}")
+    typer.echo(f"  tenant: {evidence['tenant_id']}; finding: {evidence['finding']['title']}")
     typer.echo(f"  chosen: {chosen['source']}, score {chosen['score']:.2f} of {len(evidence['candidates'])} "
                f"candidates; {chosen['summary']}")
     typer.echo(f"  critique: complies; regression tests: {evidence['tests']['why']}")
@@ -60,7 +62,7 @@ def generate(
 @app.command("list")
 @reports_errors
 def list_candidates(json_out: JsonOption = False) -> None:
-    """The generated versions, their approval and score."""
+    """The generated versions, their tenant, approval and score."""
     from aigentflow.cli.plain import echo, table
     from aigentflow.project.paths import locate_project
     from evolution.generate.candidates import list_candidates as found
@@ -72,9 +74,10 @@ def list_candidates(json_out: JsonOption = False) -> None:
     if not rows:
         echo("no generated versions (`aigentflow evolve generate --role ROLE`)")
         return
-    echo(table(("id", "approval", "score", "finding", "summary"),
-               [(r["id"], str(r["approval"]), "" if r["score"] is None else f"{r['score']:.2f}", r["finding"] or "",
-                 r["summary"]) for r in rows], title=f"{len(rows)} generated versions", flexible=(4,)))
+    echo(table(("id", "tenant", "approval", "score", "finding", "summary"),
+               [(r["id"], r["tenant_id"], str(r["approval"]), "" if r["score"] is None else f"{r['score']:.2f}",
+                 r["finding"] or "", r["summary"]) for r in rows], title=f"{len(rows)} generated versions",
+               flexible=(5,)))
 
 
 @app.command()
@@ -96,7 +99,8 @@ def show(candidate: Annotated[str, typer.Argument(help="role@version")], json_ou
     if json_out:
         print_json({"spec": spec, "instructions": instructions, "evidence": evidence})
         return
-    typer.echo(f"{candidate} ({spec.get('approval')}), generated from {evidence.get('incumbent', '?')}")
+    typer.echo(f"{candidate} ({spec.get('approval')}), generated from {evidence.get('incumbent', '?')} for tenant "
+               f"{candidates.tenant_of(spec, evidence)}")
     typer.echo(f"spec: {spec_path}\n{json.dumps(spec, indent=2)}")
     typer.echo(f"validation: {'passed' if evidence.get('validation', {}).get('passed') else 'see evidence'}")
     if critique := evidence.get("critique"):
@@ -136,7 +140,8 @@ def _decide(candidate: str, decision: str, note: str) -> dict[str, Any]:
             raise UsageError(f"{candidate} cannot be approved; it is not valid any more:\n  {listed}\n"
                              "Nothing was changed; reject it or generate another.")
     spec = candidates.set_approval(paths, candidate, decision, note)
-    audit(paths, f"evolve.{decision}", {"id": candidate, "note": note})
+    evidence = candidates.read_json(candidates.evidence_path(paths, candidate)) or {}
+    audit(paths, f"evolve.{decision}", {"id": candidate, "note": note}, candidates.tenant_of(spec, evidence))
     return spec
 
 

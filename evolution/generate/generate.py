@@ -2,7 +2,8 @@
 
 1. Refuse while the self-evolution kill switch is on. Read the finding (``evolution.patterns.store``), the
    role's incumbent (its active version) and its instructions, and cases from the role's traces
-   (``cases.py``, redacted) and its past build calls (``regression.build_cases``: store + git).
+   (``cases.py``, redacted) and its past build calls (``regression.build_cases``: store + git), both only
+   of the finding's tenant (a candidate is generated from one tenant's work, and records that tenant).
 2. Compile the DSPy program (``program.py``) with the optimizer on the model (``dspy.LM`` over the same
    litellm names runs use; ``replay/<cassette>`` offline), the metric running the role on the cases, and
    choose the best proposal.
@@ -33,8 +34,9 @@ class GenerationError(AigentflowError):
     """The model or the optimizer failed, or the proposal broke the constitution (exit 1)."""
 
 
-def load_context(paths: Any, role: str | None, pattern: str | None) -> dict[str, Any]:
-    """The finding, the incumbent, its instructions and the cases; UsageError for an unknown role/pattern."""
+def load_context(paths: Any, role: str | None, pattern: str | None, tenant: str | None = None) -> dict[str, Any]:
+    """The finding, its tenant, the incumbent, its instructions and the cases (the tenant's alone); UsageError
+    for an unknown role, pattern or tenant, or a pattern of another tenant than ``tenant``."""
     from aigentflow.config.loader import load_config
     from aigentflow.prompts.compose import load_layers
     from aigentflow.redact import Redactor
@@ -45,7 +47,17 @@ def load_context(paths: Any, role: str | None, pattern: str | None) -> dict[str,
     registry = project_registry(paths).require_valid()
     if role is not None and role not in registry.roles():
         raise UsageError(f"there is no role {role!r}; roles are: {', '.join(registry.roles())}. Nothing was generated.")
-    finding = cases.pick_finding(read_findings(paths.root), pattern, role)
+    findings = read_findings(paths.root)
+    if tenant is not None:
+        from evolution.patterns.miner import check_tenant
+
+        check_tenant(paths.root, tenant, "nothing was generated", also={f["tenant_id"] for f in findings})
+    finding = cases.pick_finding([f for f in findings if tenant is None or f["tenant_id"] == tenant or pattern],
+                                 pattern, role)
+    if finding is not None and tenant is not None and finding["tenant_id"] != tenant:
+        raise UsageError(f"finding {pattern} is tenant {finding['tenant_id']}'s, not {tenant}'s; nothing was "
+                         "generated. Give its own tenant, or leave --tenant out.")
+    owner = finding["tenant_id"] if finding is not None else tenant or "default"
     if role is None:
         role = cases.finding_role(finding or {})
         if role not in registry.roles():
@@ -57,18 +69,19 @@ def load_context(paths: Any, role: str | None, pattern: str | None) -> dict[str,
     layers = load_layers(paths.prompts_dir, paths.agents_dir)
     redactor = Redactor.from_environment()
     instructions = "\n\n".join(layers[name].strip() for name in incumbent.role_layers)
-    finding = finding or {"id": None, "kind": "role", "title": f"improve {role} from its traces", "count": 0,
-                          "details": {"role": role}}
-    traced = cases.role_cases(read_spans(paths.traces_dir), role) if paths.traces_dir.exists() else []
+    finding = finding or {"id": None, "tenant_id": owner, "kind": "role", "title": f"improve {role} from its traces",
+                          "count": 0, "details": {"role": role}}
+    spans = read_spans(paths.traces_dir) if paths.traces_dir.exists() else []
+    traced = cases.role_cases([s for s in spans if (s.get("tenant_id") or "default") == owner], role)
     inputs = cases.Inputs(
         role=role, current_spec=redactor.redact_text(cases.spec_view(incumbent)),
         current_instructions=redactor.redact_text(instructions),
         finding=redactor.redact_text(cases.finding_view(finding)),
         cases=redactor.redact(traced), finding_id=str(finding["id"]),
         cue=str(finding["details"].get("step_kind") or ""))
-    return {"role": role, "finding": finding, "incumbent": incumbent, "inputs": inputs, "redactor": redactor,
-            "flags": config.flags, "model": config.settings.model.name, "constitution": layers["constitution.md"],
-            "layers": layers, "settings": config.settings}
+    return {"role": role, "tenant": owner, "finding": finding, "incumbent": incumbent, "inputs": inputs,
+            "redactor": redactor, "flags": config.flags, "model": config.settings.model.name,
+            "constitution": layers["constitution.md"], "layers": layers, "settings": config.settings}
 
 
 def role_model_spec(name: str, paths: Any) -> Any:
@@ -104,7 +117,8 @@ def case_runner(paths: Any, context: dict[str, Any], spec: Any, model: Any) -> A
     from aigentflow.checks.build import limits_from_settings
     from evolution.generate import regression
 
-    return regression.CaseRunner(paths, regression.build_cases(paths, context["role"]), spec, context["layers"],
+    return regression.CaseRunner(paths, regression.build_cases(paths, context["role"], context["tenant"]), spec,
+                                 context["layers"],
                                  model, limits_from_settings(context["settings"].build), project_context(paths))
 
 
@@ -128,13 +142,13 @@ def model_lm(name: str, paths: Any) -> Any:
     return dspy.LM(f"replay/{key}", cache=False, num_retries=0, temperature=0.0)
 
 
-def checker(incumbent: Any, role: str, version: str, redactor: Any) -> Any:
+def checker(incumbent: Any, role: str, version: str, redactor: Any, tenant: str = "default") -> Any:
     """proposal -> its violations (a proposal whose fields do not even make a spec is one, too)."""
     from pydantic import ValidationError
 
     def check(proposal: Any) -> list[constitution.Violation]:
         try:
-            spec = candidate_spec(incumbent, role, version, proposal)
+            spec = candidate_spec(incumbent, role, version, proposal, tenant)
         except (ValidationError, TypeError, ValueError) as exc:
             return [constitution.Violation("spec", "skills/budget", f"does not make a valid spec: {exc}")]
         return constitution.validate(spec, incumbent, str(proposal.instructions), redactor=redactor)
@@ -142,12 +156,12 @@ def checker(incumbent: Any, role: str, version: str, redactor: Any) -> Any:
     return check
 
 
-def candidate_spec(incumbent: Any, role: str, version: str, proposal: Any) -> Any:
+def candidate_spec(incumbent: Any, role: str, version: str, proposal: Any, tenant: str = "default") -> Any:
     from aigentflow.roles.spec import AgentSpec
 
     skills = proposal.skills if isinstance(proposal.skills, list | tuple) else None
     return AgentSpec.model_validate({
-        **incumbent.model_dump(), "version": version, "origin": "generated", "approval": "pending",
+        **incumbent.model_dump(), "version": version, "origin": "generated", "approval": "pending", "tenant": tenant,
         "prompt_layers": (f"agents/{role}/{version}.md",), "skills": skills, "budget": proposal.budget,
         "description": incumbent.description})
 
@@ -155,7 +169,7 @@ def candidate_spec(incumbent: Any, role: str, version: str, proposal: Any) -> An
 def spec_file_data(spec: Any, incumbent: Any) -> dict[str, Any]:
     """What the candidate's spec file holds: the fields that differ from the incumbent, and its marks."""
     data, base = spec.model_dump(mode="json"), incumbent.model_dump(mode="json")
-    keep = {"name", "version", "origin", "approval", "prompt_layers"}
+    keep = {"name", "version", "origin", "approval", "tenant", "prompt_layers"}
     return {k: v for k, v in data.items() if k in keep or v != base.get(k)}
 
 
@@ -191,8 +205,10 @@ def _model_step(step: Any, what: str) -> Any:
 
 
 def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: str = "bootstrap",
-             model: str | None = None, lm: Any = None, role_model: Any = None) -> dict[str, Any]:
-    """Generate one candidate; returns its evidence. ``lm``: a DSPy LM to use instead of ``model``;
+             model: str | None = None, lm: Any = None, role_model: Any = None,
+             tenant: str | None = None) -> dict[str, Any]:
+    """Generate one candidate; returns its evidence. ``tenant``: pick the finding among that tenant's only (a
+    ``pattern`` must then be its); ``lm``: a DSPy LM to use instead of ``model``;
     ``role_model``: the ``ModelSpec`` of the candidate's role calls in its tests (default: ``model``'s)."""
     from evolution.patterns.store import now_iso
     from evolution.rollout.switches import refuse_if_disabled
@@ -201,8 +217,9 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
     refuse_if_disabled(paths.root, "nothing was generated")
     if optimizer not in OPTIMIZERS:
         raise UsageError(f"--optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}; nothing was generated.")
-    context = load_context(paths, role, pattern)
+    context = load_context(paths, role, pattern, tenant)
     role, incumbent, inputs, flags = context["role"], context["incumbent"], context["inputs"], context["flags"]
+    tenant = context["tenant"]
     if not flags.get("evolution.agentGeneration", False):
         raise UsageError("agent generation is off (evolution.agentGeneration); turn it on with "
                          "`aigentflow config set flags.evolution.agentGeneration true` or the v2 preset.")
@@ -212,16 +229,18 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
                          f"evolution.maxGeneratedAgents ({limit}): reject one first (`aigentflow evolve list`).")
     version = candidates.next_version(paths, role, incumbent.version)
     key = f"{role}@{version}"
-    check = checker(incumbent, role, version, context["redactor"])
+    check = checker(incumbent, role, version, context["redactor"], tenant)
     model_name = model or context["model"]
     if lm is None:
         lm = model_lm(model_name, paths)
-    shape = candidate_spec(incumbent, role, version, SimpleNamespace(skills=incumbent.skills, budget=incumbent.budget))
+    shape = candidate_spec(incumbent, role, version, SimpleNamespace(skills=incumbent.skills, budget=incumbent.budget),
+                           tenant)
     runner = case_runner(paths, context, shape, role_model or role_model_spec(model_name, paths))
     outcome = run_optimizer(inputs, lm, check, optimizer, runner)
     chosen = outcome.chosen
     evidence: dict[str, Any] = {
-        "id": key, "role": role, "version": version, "incumbent": incumbent.key, "created_at": now_iso(),
+        "id": key, "tenant_id": tenant, "role": role, "version": version, "incumbent": incumbent.key,
+        "created_at": now_iso(),
         "finding": context["finding"], "cases": inputs.cases, "optimizer": optimizer, "model": model_name,
         "model_calls": outcome.model_calls, "candidates": outcome.candidates, "chosen": chosen,
         "program_state": outcome.program_state, "seconds": None, "decisions": []}
@@ -233,7 +252,7 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
             concerns = "; ".join(evidence["critique"]["concerns"]) or evidence["critique"]["reasoning"]
             violations = [constitution.Violation("critique", "instructions", f"the model's critique: {concerns}")]
     evidence["programs"] = outcome.programs
-    spec = candidate_spec(incumbent, role, version, _proposal(chosen)) if not violations else None
+    spec = candidate_spec(incumbent, role, version, _proposal(chosen), tenant) if not violations else None
     if spec is not None:
         before = runner.model_calls
         runner.spec = spec
@@ -259,7 +278,7 @@ def generate(paths: Any, *, role: str | None, pattern: str | None, optimizer: st
     evidence["seconds"] = round(time.monotonic() - started, 2)
     candidates.write_candidate(paths, role, version, spec_file_data(spec, incumbent), chosen["instructions"], evidence)
     audit(paths, "evolve.generated", {"id": key, "finding": context["finding"]["id"], "score": chosen["score"],
-                                      "optimizer": optimizer, "model_calls": evidence["model_calls"]})
+                                      "optimizer": optimizer, "model_calls": evidence["model_calls"]}, tenant)
     return evidence
 
 
@@ -270,12 +289,13 @@ def _proposal(candidate: dict[str, Any]) -> Any:
 
 
 
-def audit(paths: Any, event: str, data: dict[str, Any]) -> None:
+def audit(paths: Any, event: str, data: dict[str, Any], tenant: str = "default") -> None:
+    """Append ``event`` to the store's audit log under ``tenant`` (the candidate's)."""
     from aigentflow.store.sqlite import SQLiteRunStore
 
     store = SQLiteRunStore(paths.database)
     try:
-        store.append_audit(event, None, data)
+        store.append_audit(event, None, data, tenant_id=tenant)
     finally:
         store.close()
 

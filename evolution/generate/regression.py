@@ -36,15 +36,16 @@ def _git(root: Path, *args: str) -> str:
     return done.stdout
 
 
-def build_cases(paths: Any, role: str) -> list[dict[str, Any]]:
-    """The role's build calls in the project's finished runs (failed ones first), as regression cases."""
+def build_cases(paths: Any, role: str, tenant: str = "default") -> list[dict[str, Any]]:
+    """The role's build calls in the finished runs of the project's ``tenant`` (failed ones first), as
+    regression cases."""
     from aigentflow.store.sqlite import SQLiteRunStore
 
     if not paths.database.exists():
         return []
     store = SQLiteRunStore(paths.database)
     try:
-        runs = [(run, store.steps(run.id)) for run in store.list_runs(limit=20)]
+        runs = [(run, store.steps(run.id, tenant_id=tenant)) for run in store.list_runs(limit=20, tenant_id=tenant)]
     finally:
         store.close()
     cases = []

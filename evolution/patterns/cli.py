@@ -41,18 +41,24 @@ def _print(findings: list[dict[str, Any]], heading: str) -> None:
     if not findings:
         echo("no findings")
         return
-    rows = [(f["kind"], str(f["count"]), f"{f['score']:.2f}", f["last_seen"][:16].replace("T", " "), f["title"])
-            for f in findings]
-    echo(table(("kind", "count", "score", "last seen", "finding"), rows, title=heading, flexible=(4,)))
+    rows = [(f["tenant_id"], f["kind"], str(f["count"]), f"{f['score']:.2f}", f["last_seen"][:16].replace("T", " "),
+             f["title"]) for f in findings]
+    echo(table(("tenant", "kind", "count", "score", "last seen", "finding"), rows, title=heading, flexible=(5,)))
+
+
+TenantOption = Annotated[str | None, typer.Option(
+    help="Only this tenant's findings (default: every tenant's, each mined from its own runs alone).")]
 
 
 @app.command()
 @reports_errors
 def mine(
     since: Annotated[str | None, typer.Option(help="Only what happened from this date (YYYY-MM-DD, UTC) on.")] = None,
+    tenant: TenantOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the findings and timings as JSON.")] = False,
 ) -> None:
-    """Mine the traces and run store of the project here; store the findings in .aigentflow/evolution.db."""
+    """Mine the traces and run store of the project here, each tenant's separately; store the findings
+    (each its tenant's) in .aigentflow/evolution.db."""
     from aigentflow.project.paths import locate_project
     from evolution.patterns.miner import mine as run_miner
 
@@ -61,7 +67,7 @@ def mine(
 
     paths = locate_project()
     refuse_if_disabled(paths.root, "nothing was mined")
-    report = run_miner(paths.root, since_ns)
+    report = run_miner(paths.root, since_ns, tenant)
     if json_out:
         print_json(report)
         return
@@ -74,16 +80,21 @@ def mine(
 @reports_errors
 def list_findings(
     kind: Annotated[str | None, typer.Option(help=f"Only findings of this kind: {', '.join(KINDS)}.")] = None,
+    tenant: TenantOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the stored findings as JSON.")] = False,
 ) -> None:
     """Show the findings stored by earlier `patterns mine` runs, highest score first."""
     from aigentflow.exceptions import UsageError
     from aigentflow.project.paths import locate_project
-    from evolution.patterns.store import read_findings
+    from evolution.patterns.miner import check_tenant
+    from evolution.patterns.store import finding_tenants, read_findings
 
     if kind is not None and kind not in KINDS:
         raise UsageError(f"--kind {kind!r} is not a kind of finding; use one of {', '.join(KINDS)}.")
-    findings = read_findings(locate_project().root, kind)
+    root = locate_project().root
+    if tenant is not None:
+        check_tenant(root, tenant, "nothing was listed", also=finding_tenants(root))
+    findings = read_findings(root, kind, tenant)
     if json_out:
         print_json({"findings": findings})
         return

@@ -6,7 +6,8 @@ Noise: ordinary runs (tasks that pass, sometimes after one fix), one-off errors 
 in words, not just numbers, retries of a prompt (two calls, not a loop), costs that vary around their
 medians, one pause and one wait for a human with their own causes.
 
-``generate(root, runs=60, seed=7)`` returns the ground truth (the planted scenarios' expected findings).
+``generate(root, runs=60, seed=7)`` returns the ground truth (the planted scenarios' expected findings);
+``tenant`` records the runs (store rows and spans) under another tenant, ``scenarios`` plants only some.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class _Run:
             run_id = new_run_id()
         gen.run_ids.add(run_id)
         self.run = self.store.create_run(project_id=gen.project, request=f"feature {index}", model=MODEL,
-                                         settings={}, flags={}, run_id=run_id)
+                                         settings={}, flags={}, run_id=run_id, tenant_id=gen.tenant)
         self.id = self.run.id
         self.clock = gen.clock = max(time.time_ns(), gen.clock)  # the store's clock: its rows say "now"
         self.started = self.clock
@@ -207,18 +208,44 @@ def _latest_span_ns(trace_dir: Path) -> int:
         return int(connection.execute("SELECT max(end_ns) FROM read_parquet(?)", [segments]).fetchone()[0] or 0)
 
 
-class Generator:
-    """Writes a corpus into ``root/.aigentflow`` (``state.db`` and ``traces/segments``)."""
+class _TenantWriter:
+    """A ``SegmentWriter`` whose spans are all recorded under one tenant."""
 
-    def __init__(self, root: Path, seed: int = 7) -> None:
+    def __init__(self, writer: SegmentWriter, tenant: str) -> None:
+        self.writer, self.tenant = writer, tenant
+
+    def add(self, span: Any) -> None:
+        self.writer.add({**span, "tenant_id": self.tenant})
+
+    def extend(self, spans: Any) -> None:
+        for span in spans:
+            self.add(span)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Generator:
+    """Writes a corpus into ``root/.aigentflow`` (``state.db`` and ``traces/segments``), every run under
+    ``tenant`` (registered first if it is not)."""
+
+    def __init__(self, root: Path, seed: int = 7, tenant: str = "default") -> None:
         self.root = Path(root)
         self.rng = random.Random(seed)
+        self.tenant = tenant
         state = self.root / ".aigentflow"
         state.mkdir(parents=True, exist_ok=True)
         self.store = SQLiteRunStore(state / "state.db", create=True)
+        if tenant not in {t.id for t in self.store.tenants()}:
+            from aigentflow.tenants import registry
+
+            registry.create(self.store, tenant)
         self.project = self.store.upsert_project("corpus", {})
         self.run_ids = {run.id for run in self.store.list_runs(limit=1_000_000)}
-        self.writer = SegmentWriter(state / "traces", None, flush_every=1_000_000)
+        self.writer = _TenantWriter(SegmentWriter(state / "traces", None, flush_every=1_000_000), tenant)
         self.clock = max(time.time_ns(), _latest_span_ns(state / "traces"))  # runs added later come later
         self.noise_errors = 0
 
@@ -340,17 +367,19 @@ class Generator:
             r.task(parent, task_id, "passed", fixes, language=language)
 
 
-def generate(root: Path, runs: int = 60, seed: int = 7) -> list[dict[str, Any]]:
-    """Write ``runs`` runs into the project at ``root``; the expected findings (each with ``scenario``).
+def generate(root: Path, runs: int = 60, seed: int = 7, *, tenant: str = "default",
+             scenarios: tuple[str, ...] = SCENARIOS) -> list[dict[str, Any]]:
+    """Write ``runs`` runs into the project at ``root`` under ``tenant``; the expected findings (each with
+    ``scenario``).
 
-    Run ``n`` plants ``SCENARIOS[n % 12]`` when ``n % 12 < 9``; the others are noise only. Every
-    scenario needs at least two runs (``runs >= 21``) to be a recurring pattern."""
-    generator = Generator(root, seed)
+    Run ``n`` plants ``SCENARIOS[n % 12]`` when ``n % 12 < 9`` and it is one of ``scenarios``; the others
+    are noise only. Every scenario needs at least two runs (``runs >= 21``) to be a recurring pattern."""
+    generator = Generator(root, seed, tenant)
     planted: set[str] = set()
     try:
         for index in range(runs):
             slot = index % 12
-            scenario = SCENARIOS[slot] if slot < len(SCENARIOS) else None
+            scenario = SCENARIOS[slot] if slot < len(SCENARIOS) and SCENARIOS[slot] in scenarios else None
             if scenario:
                 planted.add(scenario)
             generator.write_run(index, scenario, pause=index == 10, coverage_wait=index == 11)

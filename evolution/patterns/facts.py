@@ -1,7 +1,7 @@
 """Span facts: the typed columns the miner needs, extracted once from each trace segment.
 
 A span's attributes are a JSON string; parsing ten million of them takes far longer than the mining
-itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v3/
+itself, so each segment (immutable once written) is parsed once, into ``.aigentflow/evolution/facts-v4/
 batch-*.parquet`` (one file per mining run that found new segments, each row naming its segment). Spans
 of the compacted ``traces.duckdb`` that no batch holds are added the same way when that file changes.
 The model calls whose (run, prompt hash) was sent more than once are also kept apart, in
@@ -23,7 +23,7 @@ from typing import Any
 
 from aigentflow.tracing.writer import DATABASE_FILENAME, list_segments, sql_literal
 
-FACTS_DIRNAME = "facts-v3"
+FACTS_DIRNAME = "facts-v4"
 """Bump when the columns change: facts are then extracted again from the segments."""
 MAX_BATCHES = 24
 """More batch files than this: the small ones are merged into one (reading many small files is slow)."""
@@ -41,7 +41,7 @@ _ATTRIBUTES = (
 _PATHS = "[" + ", ".join(f"'$.\"{name}\"'" for name in _ATTRIBUTES) + "]"
 
 FACT_COLUMNS = """
-    span_id, parent_id, run_id, kind, name, start_ns, end_ns, status,
+    span_id, parent_id, run_id, coalesce(tenant_id, 'default') AS tenant_id, kind, name, start_ns, end_ns, status,
     CASE WHEN status = 'error' THEN coalesce(error, 'error') END AS error,
     coalesce(a[1], a[2]) AS role,
     a[3] AS step,
@@ -66,8 +66,8 @@ FACT_COLUMNS = """
 """One row per span; ``loop_key`` (run, prompt hash), ``task_key`` (run, task: of a task span, or of an
 agent's build step), ``sid`` and ``pid`` (span and parent id) are hashed so that grouping, windows and
 joins work on integers rather than strings; ``step_kind`` is computed
-once. A batch is sorted by kind and status, so that a query for one kind (or for errors) reads only
-the row groups that hold it."""
+once. A batch is sorted by tenant, kind and status, so that a query for one tenant's spans of one kind (or
+its errors) reads only the row groups that hold them (the miner asks its questions one tenant at a time)."""
 
 
 def facts_dir(project_root: Path) -> Path:
@@ -134,7 +134,7 @@ def update_facts(connection: Any, project_root: Path) -> dict[str, Any]:
             SELECT {FACT_COLUMNS}, parse_filename(filename) AS segment
             FROM (SELECT *, json_extract_string(attributes, {_PATHS}) AS a
                   FROM read_parquet(?, union_by_name := true, filename := true))
-            ORDER BY kind, status
+            ORDER BY tenant_id, kind, status
         """, [[str(p) for p in chunk]])
     spans += _compacted(connection, directory, trace_dir / DATABASE_FILENAME)
     written = [path for path in batches(directory) if path not in before]
@@ -187,7 +187,7 @@ def _compacted(connection: Any, directory: Path, database: Path) -> int:
             SELECT {FACT_COLUMNS}, NULL::VARCHAR AS segment
             FROM (SELECT *, json_extract_string(attributes, {_PATHS}) AS a FROM compacted.spans
                   WHERE span_id NOT IN ({known}))
-            ORDER BY kind, status
+            ORDER BY tenant_id, kind, status
         """, [])
     finally:
         connection.execute("DETACH compacted")
@@ -230,8 +230,8 @@ def _merge(connection: Any, directory: Path, prefix: str = "batch") -> None:
     old = [path for path in directory.glob(f"{prefix}-*.parquet") if path.stat().st_size < SMALL_BATCH_BYTES]
     if len(old) < 2:
         return
-    _write_batch(connection, directory, f"SELECT * FROM read_parquet({_parquet_list(old)}) ORDER BY kind, status",
-                 [], prefix=prefix)
+    merged = f"SELECT * FROM read_parquet({_parquet_list(old)}) ORDER BY tenant_id, kind, status"
+    _write_batch(connection, directory, merged, [], prefix=prefix)
     for path in old:
         path.unlink(missing_ok=True)
 

@@ -1,7 +1,8 @@
 """The web UI of one project: a FastAPI app of server-rendered pages (Jinja2), refreshed in parts by htmx.
 
 Pages: ``/`` the runs, ``/runs/<id>`` one run's spans as a waterfall, ``/runs/<id>/spans/<span>`` a
-span's details, ``/dashboards`` the health dashboards, ``/findings`` the pattern miner's findings,
+span's details, ``/dashboards`` the health dashboards, ``/findings`` the pattern miner's findings
+(``?tenant=T``: one tenant's),
 ``/leaderboard`` the tournament ratings with each role's promotion and rollout (shadow, canary) stage,
 ``/compliance`` the SOC 2 controls' states and the compliance score (as `aigentflow compliance status`).
 Every page shows a banner of the emergency switches that are on (``aigentflow admin emergency``).
@@ -115,10 +116,16 @@ def create_app(paths: ProjectPaths) -> FastAPI:
         return page(request, "figure.html", figure=cli_latency(samples))
 
     @app.get("/findings", response_class=HTMLResponse)
-    def findings_page(request: Request) -> HTMLResponse:
-        from evolution.dashboards.findings import load_findings, rows
+    def findings_page(request: Request, tenant: str | None = None) -> HTMLResponse:
+        from aigentflow.exceptions import UsageError
+        from evolution.dashboards.findings import load_findings, rows, tenants
 
-        return page(request, "findings.html", findings=rows(load_findings(state.paths.root)), title="Findings")
+        try:
+            found = load_findings(state.paths.root, tenant or None)
+        except UsageError as exc:
+            return page(request, "not_found.html", status_code=400, message=str(exc), title="Bad request")
+        return page(request, "findings.html", findings=rows(found), tenant=tenant or None,
+                    tenants=tenants(state.paths.root), title="Findings")
 
     @app.get("/leaderboard", response_class=HTMLResponse)
     def leaderboard_page(request: Request) -> HTMLResponse:
