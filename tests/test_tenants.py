@@ -32,8 +32,9 @@ def ok_json(repo: Path, *args: str) -> object:
     return json.loads(out)
 
 
-def start(repo: Path, tenant: str):
-    return create_run(ProjectPaths(repo), DEMO_REQUEST, {"model.name": "replay/demo", "run.tenant": tenant})
+def start(repo: Path, tenant: str, **overrides: str):
+    return create_run(ProjectPaths(repo), DEMO_REQUEST,
+                      {"model.name": "replay/demo", "run.tenant": tenant, **overrides})
 
 
 def store_of(repo: Path) -> SQLiteRunStore:
@@ -195,3 +196,26 @@ def test_single_tenant_mode_records_every_new_run_under_default(sample_repo: Pat
         set_single_tenant_mode(store, False)
     with pytest.raises(QuotaExhausted):
         start(sample_repo, "acme")
+
+
+def test_a_role_version_of_one_tenant_serves_only_that_tenants_runs(sample_repo: Path) -> None:
+    """A version generated from acme's runs (its spec names acme) is refused for another tenant's run,
+    before anything is recorded; acme's runs may use it."""
+    from tests.test_roles import spec_file, terse_analyst
+
+    terse_analyst(sample_repo)
+    spec_file(sample_repo, "analyst", "1.1.0.toml",
+              'description = "A terser analyst"\ntenant = "acme"\n'
+              'prompt_layers = ["roles/analyst.md", "agents/analyst/terse.md"]\n')
+    cli(sample_repo, "tenants", "create", "acme")
+    cli(sample_repo, "tenants", "create", "globex")
+    listing = aigentflow("agents", "list", cwd=sample_repo, env=ENV)
+    assert "tenant acme" in listing.stdout
+    refused = aigentflow("run", "Add due dates", "--model", "replay/demo", "--set", "agents.analyst.version=1.1.0",
+                         "--set", "run.tenant=globex", cwd=sample_repo, env=ENV)
+    assert refused.returncode == 2 and "generated from another tenant's runs: analyst 1.1.0 (tenant acme)" in \
+        refused.stderr
+    with store_of(sample_repo) as store:
+        assert store.list_runs() == []
+    run, _ = start(sample_repo, "acme", **{"agents.analyst.version": "1.1.0"})
+    assert run.tenant_id == "acme" and run.settings["agents"]["analyst"]["version"] == "1.1.0"

@@ -54,7 +54,7 @@ def list_agents(as_json: JsonOption = False) -> None:
     active = _active(registry, _choices(paths))
     rows = [{"role": role, "version": entry.spec.version, "active": entry.spec.version == active[role],
              "source": entry.source, "origin": entry.spec.origin, "approval": entry.spec.approval,
-             "steps": list(entry.spec.steps), "helps": list(entry.spec.helps),
+             "tenant": entry.spec.tenant, "steps": list(entry.spec.steps), "helps": list(entry.spec.helps),
              "implementation": entry.spec.implementation}
             for role in registry.roles() for entry in registry.versions(role)]
     if as_json:
@@ -65,7 +65,8 @@ def list_agents(as_json: JsonOption = False) -> None:
     echo(table(["ROLE", "VERSION", "ACTIVE", "STEPS", "ORIGIN", "SOURCE"],
                [[r["role"], r["version"], "*" if r["active"] else "",
                  ", ".join(r["steps"] + [f"({h})" for h in r["helps"]]) or "-",
-                 r["origin"] + (f" ({r['approval']})" if r["approval"] else ""), r["source"]] for r in rows]))
+                 r["origin"] + (f" ({r['approval']})" if r["approval"] else "")
+                 + (f", tenant {r['tenant']}" if r["tenant"] else ""), r["source"]] for r in rows]))
     for role, version in sorted(active.items()):
         if version not in {e.spec.version for e in registry.versions(role)}:
             echo(f"agents.{role}.version = {version!r} names no version of {role} (`aigentflow agents validate`)")

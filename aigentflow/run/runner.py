@@ -102,6 +102,17 @@ class RunPlan:
     """The id to record the run under (``aigentflow run --run-id``, which the HTTP API uses); none: a new one."""
 
 
+def preflight_role_tenants(roles: Any, tenant: str) -> None:
+    """A role version generated from one tenant's runs (its spec's ``tenant``) serves only that tenant: its
+    prompts came from that tenant's data, and its traces would hold the other's."""
+    foreign = sorted(f"{role} {spec.version} (tenant {spec.tenant})" for role, spec in roles.specs.items()
+                     if spec.tenant not in (None, tenant))
+    if foreign:
+        raise UsageError(f"run of tenant {tenant!r} would use role versions generated from another tenant's runs: "
+                         f"{', '.join(foreign)}; choose another with `aigentflow config set agents.<role>.version "
+                         "V` (`aigentflow agents list` shows each version's tenant).")
+
+
 def preflight_git(paths: ProjectPaths, settings: Any, flags: Mapping[str, Any]) -> None:
     """A run that builds or merges needs git 2.38+ and an existing integration branch: say so up front."""
     if not {State.BUILDING, State.MERGING} & enabled_states(flags):
@@ -168,6 +179,7 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
     flags, decided = resolve_run_flags(paths, config)
     # Every broken spec file, an unknown role or version, a generated version not approved: refused here.
     roles = active_roles(paths, settings.agents, flags)
+    preflight_role_tenants(roles, tenant)
     preflight_agents(flags, roles)
     preflight_role_models(paths, settings, roles)
     preflight_git(paths, settings, flags)
@@ -199,7 +211,7 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
         canary: dict[str, str] = {}
         if plan.roles is not None:  # every role's version, so that a resume uses the same ones
             settings["agents"] = plan.roles.versions()
-            canary = _canary_picks(paths, run_id, settings["agents"])
+            canary = _canary_picks(paths, run_id, settings["agents"], tenant)
             settings["agents"].update({role: {"version": version} for role, version in canary.items()})
         run = store.create_run(
             project_id=project["id"], request=plan.request, model=plan.spec.name,
@@ -214,7 +226,8 @@ def record_run(paths: ProjectPaths, plan: RunPlan) -> RunRecord:
     return run
 
 
-def _canary_picks(paths: ProjectPaths, run_id: str, versions: dict[str, dict[str, Any]]) -> dict[str, str]:
+def _canary_picks(paths: ProjectPaths, run_id: str, versions: dict[str, dict[str, Any]],
+                  tenant: str) -> dict[str, str]:
     """The candidate versions this run gets from active canaries (``aigentflow.roles.canary``)."""
     from aigentflow.roles.canary import active_canaries, canary_picks
 
@@ -223,7 +236,9 @@ def _canary_picks(paths: ProjectPaths, run_id: str, versions: dict[str, dict[str
     from aigentflow.roles.registry import project_registry
 
     registry = project_registry(paths)
-    known = {role: {e.spec.version for e in registry.versions(role)} for role in registry.roles()}
+    # A version generated from one tenant's runs is that tenant's: no other tenant's run is a canary of it.
+    known = {role: {e.spec.version for e in registry.versions(role) if e.spec.tenant in (None, tenant)}
+             for role in registry.roles()}
     return canary_picks(paths.state_dir, run_id, versions, known)
 
 
