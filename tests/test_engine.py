@@ -325,7 +325,7 @@ def test_a_run_recorded_by_an_older_version_resumes_with_defaults_for_what_it_la
     config = resumed.config
     assert (config.model.max_calls_per_run, config.run.step_timeout_s, config.git.merge_style) == (50, 333.0, "ff")
     assert config.model.max_transient_retries == 3 and config.run.agent_start_timeout_s == 120.0
-    assert config.trace.flush_every_spans == 256 and config.tools.max_rounds == 4 and config.skills.limit == 3
+    assert config.trace.flush_every_spans == 1024 and config.tools.max_rounds == 4 and config.skills.limit == 3
     assert config.build.timeout_s == 600.0 and config.compliance.denied_licenses == ["AGPL-3.0", "GPL-3.0", "SSPL-1.0"]
     assert [h.command for h in config.hooks] == [older["hooks"][0]["command"]]
 

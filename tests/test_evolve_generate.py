@@ -90,7 +90,7 @@ def test_generate_validate_approve_and_kill_switch(demo_project: Path, ray_addre
     agents = json.loads(aigentflow("agents", "list", "--json", cwd=demo_project).stdout)
     assert agents["problems"] == [] and any(a["version"] == "1.0.0+gen.1" for a in agents["agents"])
 
-    from aigentflow.run.engine import active_roles
+    from aigentflow.run.versions import active_roles
 
     paths = ProjectPaths(demo_project)
     pick = {"backend_developer": {"version": "1.0.0+gen.1"}}

@@ -136,8 +136,8 @@ def test_a_run_routes_the_analyst_to_a_provider_and_stores_its_cost_per_model(sa
 
     from actors import agent_class
     from actors.orchestrator import Orchestrator
-    from aigentflow.run.engine import active_roles
     from aigentflow.run.runner import engine_options
+    from aigentflow.run.versions import active_roles
     from tests.test_engine import drive, start, store_of
 
     demo = json.loads((resources.files("aigentflow") / "cassettes" / "demo.json").read_text())

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aigentflow import faults
 from aigentflow.cluster import metrics
+from aigentflow.emergency import OPERATOR_TENANT, PAUSE_ALL
 from aigentflow.exceptions import RunAbandoned, RunFailure, RunPaused, UsageError
 from aigentflow.faults import FaultPlan
 from aigentflow.project.paths import ProjectPaths
@@ -25,6 +26,7 @@ from aigentflow.redact import Redactor
 from aigentflow.roles.registry import ActiveRoles
 from aigentflow.run import hooks
 from aigentflow.run.artifacts import render_summary, write_artifact
+from aigentflow.run.inputs import StepInputs
 from aigentflow.run.protocol import AgentCall, AgentResult
 from aigentflow.run.shadow import SHADOW_AUDIT, ShadowPlayer
 from aigentflow.run.statemachine import (
@@ -37,8 +39,8 @@ from aigentflow.run.statemachine import (
     enabled_states,
     fire,
     is_terminal,
-    round_of,
 )
+from aigentflow.run.versions import active_roles
 from aigentflow.store.records import ModelUsage, RunRecord, StepUsage
 from aigentflow.store.sqlite import SQLiteRunStore
 from aigentflow.tracing import spans
@@ -49,12 +51,7 @@ if TYPE_CHECKING:
     from aigentflow.store.protocol import RunStore
     from aigentflow.tracing.protocol import TraceSink
 
-PAUSE_ALL = "emergency.pause_all"
-DISABLE_GENERATED = "emergency.disable_generated_agents"
-"""The kill switch for generated role versions (`aigentflow admin emergency --disable-generated-agents`)."""
-OPERATOR = "default"
-"""The tenant whose controls hold the emergency switches: they stop every tenant's runs, not one tenant's
-(``aigentflow.tenants.mode.DEFAULT_TENANT``)."""
+
 NEEDS_APPROVAL = "needs_approval"
 """``AgentResult.error_kind`` of a step that stops for a human (a conflict it could not resolve, ...)."""
 TESTS_FAILED = "tests_failed"
@@ -91,7 +88,7 @@ class EngineOptions:
 
 def pause_reason(store: RunStore, run: RunRecord) -> str | None:
     """Why the run must stop at this boundary, if it must: the emergency switch or a pause request."""
-    if store.get_control(PAUSE_ALL, False, tenant_id=OPERATOR):
+    if store.get_control(PAUSE_ALL, False, tenant_id=OPERATOR_TENANT):
         return "emergency pause-all is on (`aigentflow admin emergency --resume-all` lifts it)"
     if run.pause_requested:
         return "a pause was requested (Ctrl-C)"
@@ -110,7 +107,7 @@ class RunEngine:
         self.options = options
         self.store: RunStore = SQLiteRunStore(paths.database)
         self.transitions_made = 0
-        self._cache: dict[str, Any] = {}
+        self.inputs = StepInputs(paths, self.store, run_id)
         self._stop_flushing = threading.Event()
         run = self.store.get_run(run_id)
         self.enabled = enabled_states(run.flags)
@@ -299,8 +296,8 @@ class RunEngine:
         budget = run.config.model.max_calls_per_run - run.model_calls
         call = AgentCall(
             run_id=run.id, step=step_name, attempt=step.attempt, request=run.request,
-            project_context=self._project_context(), layers=self._layers(), model=self.options.model_spec,
-            inputs=self._inputs(step_name), parent_span_id=state_span[0], budget=max(budget, 0),
+            project_context=self.inputs.project_context(), layers=self.inputs.layers(), model=self.options.model_spec,
+            inputs=self.inputs.for_step(step_name), parent_span_id=state_span[0], budget=max(budget, 0),
             tenant_id=run.tenant_id, timeout_s=run.config.run.step_timeout_s, quota=quota,
         )
         self.emit(hooks.AGENT_STARTED, run, role=role, step=step_name, attempt=step.attempt)
@@ -431,60 +428,6 @@ class RunEngine:
 
     # -- what agents get --------------------------------------------------------------------------
 
-    def _project_context(self) -> str:
-        """The facts `init` recorded, and the Project Analyzer's analysis once ANALYZING has it."""
-        analysis = next((s.output.get("project") for s in self.store.steps(self.run_id)
-                         if s.step == "analyze" and s.status == "completed" and s.output), None)
-        key = f"context:{bool(analysis)}"
-        if key not in self._cache:
-            from aigentflow.project.facts import ProjectFacts, render_facts
-
-            project = self.store.get_project() or {"facts": {"name": self.paths.root.name}}
-            self._cache[key] = render_facts(ProjectFacts.model_validate(project["facts"])) + (
-                analysis.get("context", "") if analysis else "")
-        return self._cache[key]
-
-    def _layers(self) -> dict[str, str]:
-        if "layers" not in self._cache:
-            from aigentflow.prompts.compose import load_layers
-
-            self._cache["layers"] = load_layers(self.paths.prompts_dir, self.paths.agents_dir)
-        return self._cache["layers"]
-
-    def _inputs(self, step: str) -> dict[str, Any]:
-        completed = [s for s in self.store.steps(self.run_id) if s.status == "completed"]
-        outputs = {s.step: _for_agents(s.output) for s in completed}
-        rounds = {kind: [s.output for s in sorted((s for s in completed if base_step(s.step) == kind),
-                                                  key=lambda s: round_of(s.step))] for kind in ("test", "fix")}
-        step = base_step(step)
-        if step == "analyze":
-            from aigentflow.project.facts import snapshot_repository
-
-            project = self.store.get_project() or {"facts": {}}
-            return {"facts": project["facts"],
-                    "snapshot": snapshot_repository(self.paths.root).model_dump(mode="json"),
-                    **self._build_inputs(outputs)}
-        inputs: dict[str, Any] = {"research": outputs.get("analyze")}
-        if step != "plan":
-            inputs["plan"] = outputs.get("plan")
-        if step == "design":
-            inputs["architecture"] = outputs.get("architect")
-        if step in ("build", "test", "fix", "review", "merge"):
-            inputs.update(self._build_inputs(outputs))
-        if step in ("test", "fix"):  # what the earlier rounds of TESTING and FIXING found and did
-            inputs.update(test_rounds=rounds["test"], fix_rounds=rounds["fix"])
-        return inputs
-
-    def _build_inputs(self, outputs: dict[str, Any]) -> dict[str, Any]:
-        config = self.store.get_run(self.run_id).config
-        build = config.build
-        if not build.test_command:
-            build = build.with_detected_test_command((self.store.get_project() or {"facts": {}})["facts"])
-        return {"architecture": outputs.get("architect"), "build": outputs.get("build"),
-                "design": outputs.get("design"),
-                "settings": {"git": config.git.model_dump(mode="json"), "build": build.model_dump(mode="json"),
-                             "compliance": config.compliance.model_dump(mode="json")}}
-
     def _record_cassette(self, result: AgentResult) -> None:
         if not self.options.record_path or not result.calls:
             return
@@ -494,37 +437,6 @@ class RunEngine:
 
         entries = [self.redactor.redact(entry) for entry in result.calls]
         append_entries(Path(self.options.record_path), entries, model=self.options.model_spec.name)
-
-
-def generated_policy(paths: ProjectPaths, flags: Any = None, tenant_id: str = "default") -> dict[str, bool]:
-    """How generated role versions are treated: ``evolution.requireApproval`` (default on) and the emergency
-    switch that disables them all (read from the store's controls; off when there is no store yet)."""
-    disabled = False
-    if paths.database.exists():
-        store = SQLiteRunStore(paths.database)
-        try:
-            disabled = bool(store.get_control(DISABLE_GENERATED, False, tenant_id=OPERATOR))
-        finally:
-            store.close()
-    return {"require_approval": bool((flags or {}).get("evolution.requireApproval", True)),
-            "disable_generated": disabled}
-
-
-def active_roles(paths: ProjectPaths, choices: Any = None, flags: Any = None) -> ActiveRoles:
-    """The role versions ``choices`` (a run's recorded ``agents`` settings) name, from the project's registry
-    (generated versions as ``generated_policy`` allows)."""
-    from aigentflow.roles.registry import project_registry
-
-    return project_registry(paths).require_valid().resolve(choices, **generated_policy(paths, flags))
-
-
-RECORD_ONLY = ("skills", "tool_calls", "git")
-"""Keys of a step's stored output that are its record (what it was given, what it cost), not its result:
-later agents do not get them."""
-
-
-def _for_agents(output: dict[str, Any] | None) -> dict[str, Any] | None:
-    return {k: v for k, v in output.items() if k not in RECORD_ONLY} if output else output
 
 
 def _state_or_none(value: str | None) -> State | None:

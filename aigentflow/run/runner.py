@@ -173,7 +173,7 @@ def plan_run(paths: ProjectPaths, request: str, overrides: Mapping[str, str], *,
 
         check_consent(paths.database, paths.state_dir, text, settings.gdpr.consent_purpose)
     from aigentflow.flags.provider import resolve_run_flags
-    from aigentflow.run.engine import active_roles
+    from aigentflow.run.versions import active_roles
 
     # through the OpenFeature provider, in the run's context (tenant, project, user, each flag's role)
     flags, decided = resolve_run_flags(paths, config)
@@ -269,7 +269,7 @@ def engine_options(run: RunRecord, spec: Any, record: str | None = None) -> Any:
 def spec_for_existing_run(paths: ProjectPaths, run: RunRecord) -> Any:
     from aigentflow import faults
     from aigentflow.models.names import build_model_spec
-    from aigentflow.run.engine import active_roles
+    from aigentflow.run.versions import active_roles
 
     faults.from_environment()  # a malformed AIGENTFLOW_FAULTS stops here, before Ray
     # Refuses, before Ray, a model whose key is gone since the run started, or a role version gone or broken.
