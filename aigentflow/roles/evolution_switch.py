@@ -13,9 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aigentflow.emergency import DISABLE_EVOLUTION
 from aigentflow.roles.canary import DISABLED_FILE
-
-DISABLE_EVOLUTION = "emergency.disable_evolution"
 
 
 def _store(state_dir: Path) -> Any:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-DEFAULT_TENANT = "default"
-SINGLE_TENANT_MODE = "emergency.single_tenant_mode"
+from aigentflow.emergency import OPERATOR_TENANT as DEFAULT_TENANT
+from aigentflow.emergency import SINGLE_TENANT_MODE
+
+__all__ = ["DEFAULT_TENANT", "SINGLE_TENANT_MODE", "routed_tenant", "set_single_tenant_mode", "single_tenant_mode"]
 
 
 def single_tenant_mode(store: Any) -> bool:

@@ -95,7 +95,9 @@ def _read_store(data: ProjectData) -> None:
             data.steps[run.id] = store.steps(run.id)
             data.transitions[run.id] = store.transitions(run.id)
         data.audit = store.audit()
-        data.pause_all = bool(store.get_control("emergency.pause_all", False))
+        from aigentflow.emergency import OPERATOR_TENANT, PAUSE_ALL
+
+        data.pause_all = bool(store.get_control(PAUSE_ALL, False, tenant_id=OPERATOR_TENANT))
     except (AigentflowError, sqlite3.Error) as exc:
         data.store_problem = f"{data.paths.database} could not be read: {exc}"
     finally:
