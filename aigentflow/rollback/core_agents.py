@@ -24,7 +24,6 @@ REASON = "admin rollback v1.0"
 
 def rollback(paths: Any) -> dict[str, Any]:
     from aigentflow.store.rows import now_iso
-    from aigentflow.store.sqlite import SQLiteRunStore
 
     changing = exports.flags_to_turn_off(paths, V1_FLAGS_OFF)
     export = None
@@ -35,26 +34,17 @@ def rollback(paths: Any) -> dict[str, Any]:
     done = {"phase": PHASE, "export": str(export) if export else None, "flags_off": sorted(changing),
             "flags_left_on": left, "core_agents": ["analyst", "project_manager", "architect"],
             "changed": bool(changing)}
-    store = SQLiteRunStore(paths.database)
-    try:
-        store.append_audit("admin.rollback", None, done)
-    finally:
-        store.close()
+    exports.audit(paths, "admin.rollback", done)
     return done
 
 
 def undo(paths: Any, path: Path) -> dict[str, Any]:
-    from aigentflow.store.sqlite import SQLiteRunStore
 
     data = exports.read(path, PHASE)
     restored = exports.flags_restore(paths, data.get("flags") or {}, REASON)
     exports.mark_undone(path, data)
     done = {"phase": PHASE, "undo": True, "export": str(path), "flags_restored": restored}
-    store = SQLiteRunStore(paths.database)
-    try:
-        store.append_audit("admin.rollback.undone", None, done)
-    finally:
-        store.close()
+    exports.audit(paths, "admin.rollback.undone", done)
     return done
 
 

@@ -70,6 +70,14 @@ def latest(paths: Any, phase: str) -> Path:
     return max(found)[1]
 
 
+def audit(paths: Any, event: str, done: dict[str, Any]) -> None:
+    """Record what a rollback (``admin.rollback``) or its undo (``admin.rollback.undone``) did."""
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    with SQLiteRunStore(paths.database) as store:
+        store.append_audit(event, None, done)
+
+
 def mark_undone(path: Path, data: dict[str, Any]) -> None:
     write_json_atomic(path, {**data, "undone_at": now_iso()})
 

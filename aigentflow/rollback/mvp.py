@@ -91,7 +91,6 @@ def rollback(paths: Any) -> dict[str, Any]:
 
 
 def undo(paths: Any, path: Path) -> dict[str, Any]:
-    from aigentflow.store.sqlite import SQLiteRunStore
 
     data = exports.read(path, PHASE)
     archive = Path(data["archive"])
@@ -107,11 +106,7 @@ def undo(paths: Any, path: Path) -> dict[str, Any]:
         tar.extractall(state_dir, filter="data")
     exports.mark_undone(path, data)
     done = {"phase": PHASE, "undo": True, "export": str(path), "archive": str(archive), "entries": data["entries"]}
-    store = SQLiteRunStore(paths.database)
-    try:
-        store.append_audit("admin.rollback.undone", None, done)
-    finally:
-        store.close()
+    exports.audit(paths, "admin.rollback.undone", done)
     return done
 
 
