@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from actors import agent_class
 from aigentflow.cli.main import app
+from aigentflow.emergency import PAUSE_ALL
 from aigentflow.exceptions import RunFailure, RunPaused, UsageError
 from aigentflow.project.paths import ProjectPaths
-from aigentflow.run.engine import PAUSE_ALL, RunEngine
+from aigentflow.run.engine import RunEngine
 from aigentflow.run.runner import create_run, engine_options
 from aigentflow.store.sqlite import SQLiteRunStore
 from tests.conftest import DEMO_REQUEST

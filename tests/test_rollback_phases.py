@@ -101,6 +101,7 @@ def test_v1_0_rollback_falls_back_to_the_core_agents_and_undo_restores_the_flags
 def test_enterprise_rollback_exports_each_tenant_goes_single_tenant_and_undo_lifts_it(sample_repo: Path) -> None:
     ok("config", "set", "flags.preset", "enterprise", cwd=sample_repo)
     paths, own, _ = start(sample_repo)
+    ok("tenants", "create", "acme", cwd=sample_repo)
     _, acme, _ = start(sample_repo, **{"run.tenant": "acme"})
     store = SQLiteRunStore(paths.database)
     try:

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from aigentflow.config.loader import load_config
+from aigentflow.emergency import DISABLE_GENERATED
 from aigentflow.project.paths import ProjectPaths
-from aigentflow.run.engine import DISABLE_GENERATED
 from aigentflow.store.sqlite import SQLiteRunStore
 from evolution.tournament import store as evolution_store
 from tests.conftest import aigentflow

@@ -101,7 +101,7 @@ def resume_run(paths: ProjectPaths, run_id: str, *, address: str | None = None,
                console: Console | None = None) -> Outcome:
     """Check that the run may continue (not final, not paused by the emergency switch, not driven by a
     live process), connect to Ray, drive it on from its last committed step."""
-    from aigentflow.run.engine import PAUSE_ALL
+    from aigentflow.emergency import PAUSE_ALL
     from aigentflow.run.statemachine import State, is_terminal
     from aigentflow.store.sqlite import SQLiteRunStore
     from aigentflow.tenants.mode import DEFAULT_TENANT
