@@ -295,6 +295,9 @@ def test_a_candidate_records_the_tenant_of_its_finding(fresh_demo: Path) -> None
     findings = json.loads(aigentflow("patterns", "list", "--json", cwd=fresh_demo).stdout)["findings"]
     finding = next(f for f in findings if f["details"].get("role") == "backend_developer")
     assert finding["tenant_id"] == "default"  # the demo's runs are the operator's
+    with SQLiteRunStore(ProjectPaths(fresh_demo).database) as store:
+        # the copied demo's log may hold other tests' generations (the module's demo is shared): only what follows
+        before = max((e.seq for e in store.audit()), default=0)
     made = aigentflow("evolve", "generate", "--pattern", finding["id"], "--tenant", "default",
                       "--model", "replay/evolve-demo", "--json", cwd=fresh_demo)
     assert made.returncode == 0, made.stderr
@@ -312,7 +315,7 @@ def test_a_candidate_records_the_tenant_of_its_finding(fresh_demo: Path) -> None
     agents = json.loads(aigentflow("agents", "list", "--json", cwd=fresh_demo).stdout)
     assert agents["problems"] == [], "the spec with its tenant is a valid agent spec"
     with SQLiteRunStore(ProjectPaths(fresh_demo).database) as store:
-        generated = [e for e in store.audit(tenant_id="default") if e.event == "evolve.generated"]
+        generated = [e for e in store.audit(tenant_id="default") if e.event == "evolve.generated" and e.seq > before]
     assert [e.data["id"] for e in generated] == [CANDIDATE]
 
 
