@@ -43,15 +43,18 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 def identify(database: Path, token: str) -> tuple[int, Any]:
     """(200, its record) for an active token; (503, None) if its tenant is not served now; (401, None) else."""
+    from aigentflow.store.sqlite import SQLiteRunStore
     from aigentflow.tenants.mode import DEFAULT_TENANT, single_tenant_mode
     from aigentflow.tenants.tokens import TokenStore
 
-    with TokenStore(database) as tokens:  # one connection for the token and the switch
+    with TokenStore(database, migrate=False) as tokens:  # `aigentflow serve` migrated the database at its start
         record = tokens.authenticate(token)
-        if record is None:
-            return 401, None
-        if record.tenant_id != DEFAULT_TENANT and single_tenant_mode(tokens.store):
-            return 503, None
+    if record is None:
+        return 401, None
+    if record.tenant_id != DEFAULT_TENANT:
+        with SQLiteRunStore(database, readonly=True) as store:
+            if single_tenant_mode(store):
+                return 503, None
     return 200, record
 
 

@@ -39,7 +39,13 @@ def rollback(paths: Any) -> dict[str, Any]:
 
 
 def undo(paths: Any, path: Path) -> dict[str, Any]:
-    return exports.finish_undo(paths, path, exports.read(path, PHASE), PHASE, REASON)
+
+    data = exports.read(path, PHASE)
+    restored = exports.flags_restore(paths, data.get("flags") or {}, REASON)
+    exports.mark_undone(path, data)
+    done = {"phase": PHASE, "undo": True, "export": str(path), "flags_restored": restored}
+    exports.audit(paths, "admin.rollback.undone", done)
+    return done
 
 
 def describe(done: dict[str, Any]) -> list[str]:

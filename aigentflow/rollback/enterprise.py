@@ -80,7 +80,20 @@ def rollback(paths: Any) -> dict[str, Any]:
 
 
 def undo(paths: Any, path: Path) -> dict[str, Any]:
-    return exports.finish_undo(paths, path, exports.read(path, PHASE), PHASE, REASON)
+    from aigentflow.store.sqlite import SQLiteRunStore
+
+    data = exports.read(path, PHASE)
+    restored = exports.flags_restore(paths, data.get("flags") or {}, REASON)
+    store = SQLiteRunStore(paths.database)
+    try:
+        lifted = exports.switches_off(paths, store, list(data.get("switches_on") or []), f"undo {REASON}")
+        exports.mark_undone(path, data)
+        done = {"phase": PHASE, "undo": True, "export": str(path), "flags_restored": restored,
+                "switches_lifted": lifted}
+        store.append_audit("admin.rollback.undone", None, done)
+    finally:
+        store.close()
+    return done
 
 
 def describe(done: dict[str, Any]) -> list[str]:

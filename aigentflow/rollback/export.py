@@ -78,23 +78,6 @@ def audit(paths: Any, event: str, done: dict[str, Any]) -> None:
         store.append_audit(event, None, done)
 
 
-def finish_undo(paths: Any, path: Path, data: dict[str, Any], phase: str, reason: str,
-                **restored: Any) -> dict[str, Any]:
-    """What every phase's undo ends with, once its own data is back (``restored``: what it put back): the
-    export's flags restored, the switches the rollback turned on lifted (``switches_on``), the export marked
-    undone, and ``admin.rollback.undone`` audited. Returns what was done."""
-    from aigentflow.store.sqlite import SQLiteRunStore
-
-    flags = flags_restore(paths, data.get("flags") or {}, reason)
-    with SQLiteRunStore(paths.database) as store:
-        lifted = switches_off(paths, store, list(data.get("switches_on") or []), f"undo {reason}")
-        mark_undone(path, data)
-        done = {"phase": phase, "undo": True, "export": str(path), **restored, "flags_restored": flags,
-                "switches_lifted": lifted}
-        store.append_audit("admin.rollback.undone", None, done)
-    return done
-
-
 def mark_undone(path: Path, data: dict[str, Any]) -> None:
     write_json_atomic(path, {**data, "undone_at": now_iso()})
 

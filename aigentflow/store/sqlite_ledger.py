@@ -14,14 +14,6 @@ from aigentflow.store.records import COST_GROUPS, AuditRecord, ReleaseRecord, co
 from aigentflow.store.rows import now_iso
 
 
-def insert_audit(conn: sqlite3.Connection, event: str, run_id: str | None, data: dict[str, Any], tenant_id: str,
-                 at: str | None = None) -> None:
-    """One audit row, inside the caller's write transaction (``append_audit``'s, or one that changes other
-    tables with it, as an API token's creation does)."""
-    conn.execute("INSERT INTO audit (tenant_id, run_id, event, at, data_json) VALUES (?,?,?,?,?)",
-                 (tenant_id, run_id, event, at or now_iso(), dumps(data)))
-
-
 class LedgerTables:
     """``audit``, ``controls``, ``releases`` and the cost reports over ``steps`` and ``model_usage``; mixed
     into ``SQLiteRunStore`` (whose ``_write`` and ``_query`` it uses)."""
@@ -37,7 +29,10 @@ class LedgerTables:
     def append_audit(self, event: str, run_id: str | None, data: dict[str, Any], *, at: str | None = None,
                      tenant_id: str = "default") -> None:
         with self._write() as conn:
-            insert_audit(conn, event, run_id, data, tenant_id, at)
+            conn.execute(
+                "INSERT INTO audit (tenant_id, run_id, event, at, data_json) VALUES (?,?,?,?,?)",
+                (tenant_id, run_id, event, at or now_iso(), dumps(data)),
+            )
 
     def audit(self, run_id: str | None = None, tenant_id: str | None = None) -> list[AuditRecord]:
         where = [clause for clause, value in (("run_id=?", run_id), ("tenant_id=?", tenant_id)) if value]

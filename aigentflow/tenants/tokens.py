@@ -19,16 +19,16 @@ import hmac
 import re
 import secrets
 import sqlite3
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aigentflow.exceptions import StoreError, UsageError
+from aigentflow.exceptions import UsageError
 from aigentflow.store.rows import now_iso
-from aigentflow.store.sqlite import SQLiteRunStore
-from aigentflow.store.sqlite_ledger import insert_audit
+from aigentflow.store.sqlite import BUSY_TIMEOUT_MS, SQLiteRunStore
 from aigentflow.tenants.registry import check_id
 
 PREFIX = "agf_"
@@ -73,19 +73,20 @@ def _record(row: sqlite3.Row) -> TokenRecord:
 
 
 class TokenStore:
-    """The ``api_tokens`` table of the state database at ``path``, through the run store (which migrates the
-    schema on open and explains a locked or broken database). One connection per instance (the API opens
-    one per request)."""
+    """The ``api_tokens`` table of the state database at ``path`` (migrated on open, as the run store is).
+    One connection per instance (the API opens one per request)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.store = SQLiteRunStore(path)
-        """The run store it works through (``single_tenant_mode(tokens.store)`` reads a switch on the same
-        connection)."""
-        self.path = self.store.path
-        self._conn = self.store._conn
+    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
+        if migrate:  # says clearly when there is no database; applies migrations (the server did at its start)
+            SQLiteRunStore(path).close()
+        self.path = Path(path)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                     check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def close(self) -> None:
-        self.store.close()
+        self._conn.close()
 
     def __enter__(self) -> TokenStore:
         return self
@@ -93,12 +94,21 @@ class TokenStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self.store._write()
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
-    @staticmethod
-    def _audit(conn: sqlite3.Connection, event: str, token: TokenRecord) -> None:
-        insert_audit(conn, event, None, {"token_id": token.id, "name": token.name}, token.tenant_id)
+    def _audit(self, conn: sqlite3.Connection, event: str, token: TokenRecord) -> None:
+        from aigentflow.store.records import dumps
+
+        conn.execute("INSERT INTO audit (tenant_id, run_id, event, at, data_json) VALUES (?,?,?,?,?)",
+                     (token.tenant_id, None, event, now_iso(), dumps({"token_id": token.id, "name": token.name})))
 
     def create(self, tenant_id: str, name: str = "") -> tuple[TokenRecord, str]:
         """A new token for ``tenant_id``: its record and the token itself, which is never shown again."""
@@ -165,7 +175,7 @@ class TokenStore:
             try:
                 with self._write() as conn:
                     conn.execute("UPDATE api_tokens SET last_used_at=? WHERE id=?", (now_iso(), record.id))
-            except StoreError:
+            except sqlite3.OperationalError:
                 pass  # the database is busy: when a token was last used is a hint, not worth failing a request for
         return record
 

@@ -129,6 +129,7 @@ def undo(paths: Any, path: Path) -> dict[str, Any]:
     import sqlite3
 
     from aigentflow.config.loader import set_value
+    from aigentflow.store.sqlite import SQLiteRunStore
 
     data = exports.read(path, PHASE)
     state_dir = Path(paths.state_dir)
@@ -154,9 +155,18 @@ def undo(paths: Any, path: Path) -> dict[str, Any]:
         target.write_text(text, encoding="utf-8")
     for role, version in (data.get("role_versions") or {}).items():
         set_value(paths.config_file, f"agents.{role}.version", version)
-    return exports.finish_undo(paths, path, data, PHASE, REASON, rows_restored=rows,
-                               files_restored=sorted(data.get("files") or {}),
-                               role_versions=data.get("role_versions") or {})
+    flags = exports.flags_restore(paths, data.get("flags") or {}, REASON)
+    store = SQLiteRunStore(paths.database)
+    try:
+        lifted = exports.switches_off(paths, store, list(data.get("switches_on") or []), f"undo {REASON}")
+        exports.mark_undone(path, data)
+        done = {"phase": PHASE, "undo": True, "export": str(path), "rows_restored": rows,
+                "files_restored": sorted(data.get("files") or {}), "role_versions": data.get("role_versions") or {},
+                "flags_restored": flags, "switches_lifted": lifted}
+        store.append_audit("admin.rollback.undone", None, done)
+    finally:
+        store.close()
+    return done
 
 
 def describe(done: dict[str, Any]) -> list[str]:
